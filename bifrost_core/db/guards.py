@@ -1,0 +1,28 @@
+"""Checks shared by every service: uniqueness with a readable message."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import Session
+
+from bifrost_core.errors import Conflict, InvalidInput
+
+
+def ensure_absent(session: Session, *conditions: ColumnElement[bool], message: str) -> None:
+    """Refuse a duplicate before the insert, so the caller gets a sentence, not an IntegrityError."""
+    if session.scalar(select(exists().where(*conditions))):
+        raise Conflict(message)
+
+
+def apply_changes(entity: object, update: dict[str, object]) -> dict[str, object]:
+    """Set the fields of a partial update; a null for a required column is refused."""
+    columns = entity.__table__.columns  # type: ignore[attr-defined]
+    for name, value in update.items():
+        if value is None and not columns[name].nullable:
+            raise InvalidInput(f"{name} cannot be null")
+    for name, value in update.items():
+        setattr(entity, name, value)
+    return {
+        name: value if isinstance(value, int | str | bool | None) else str(value)
+        for name, value in update.items()
+    }

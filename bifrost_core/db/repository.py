@@ -1,0 +1,73 @@
+"""A generic repository: scoped lookups and keyset-paginated lists for one model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Session
+
+from bifrost_core.errors import NotFound
+from bifrost_core.scope import SYSTEM, Actor
+
+MAX_PAGE = 1000
+M = TypeVar("M")
+
+
+class Repository(Generic[M]):
+    """Subclasses set `model` and `label`; `scope_column` names the column holding the project id."""
+
+    model: type[M]
+    label: str
+    scope_column: str = "project_id"
+
+    def __init__(self, session: Session, actor: Actor = SYSTEM) -> None:
+        self.session = session
+        self.actor = actor
+
+    def _scoped(self, stmt: Select) -> Select:
+        project_ids = self.actor.project_ids
+        if project_ids is None:
+            return stmt
+        return stmt.where(getattr(self.model, self.scope_column).in_(project_ids))
+
+    def select(self) -> Select:
+        return self._scoped(select(self.model))
+
+    def get(self, entity_id: int) -> M:
+        found = self.session.scalars(self.select().where(self.model.id == entity_id)).first()
+        if found is None:
+            raise NotFound(f"{self.label} {entity_id} not found")
+        return found
+
+    def first(self, *conditions: ColumnElement[bool]) -> M | None:
+        return self.session.scalars(self.select().where(*conditions).limit(1)).first()
+
+    def list(
+        self,
+        *conditions: ColumnElement[bool],
+        filters: Mapping[str, Any] | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[M]:
+        """Rows in id order; `after` is the keyset cursor (the last id of the previous page)."""
+        stmt = self.select().where(*conditions)
+        for name, value in (filters or {}).items():
+            if value is not None:
+                stmt = stmt.where(getattr(self.model, name) == value)
+        if after is not None:
+            stmt = stmt.where(self.model.id > after)
+        stmt = stmt.order_by(self.model.id)
+        if limit is not None:
+            stmt = stmt.limit(min(limit, MAX_PAGE))
+        return list(self.session.scalars(stmt))
+
+    def add(self, entity: M) -> M:
+        self.session.add(entity)
+        self.session.flush()
+        return entity
+
+    def add_all(self, entities: Iterable[M]) -> None:
+        self.session.add_all(list(entities))
+        self.session.flush()

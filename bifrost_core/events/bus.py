@@ -1,0 +1,31 @@
+"""In-process subscribers to committed events (cache invalidation, search indexing, ...).
+
+Handlers run after the transaction commits, never before; the events table stays the
+durable log that out-of-process consumers read with an id cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bifrost_core.events.schemas import EventRead
+
+Handler = Callable[[EventRead], None]
+_handlers: list[Handler] = []
+
+
+def subscribe(handler: Handler) -> Handler:
+    if handler not in _handlers:
+        _handlers.append(handler)
+    return handler
+
+
+def unsubscribe(handler: Handler) -> None:
+    if handler in _handlers:
+        _handlers.remove(handler)
+
+
+def deliver(events: list[EventRead]) -> None:
+    for handler in list(_handlers):
+        for event in events:
+            handler(event)

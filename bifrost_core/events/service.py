@@ -1,0 +1,47 @@
+"""Recording events: one row per change, delivered to subscribers after commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bifrost_core.db.uow import after_commit
+from bifrost_core.events import bus
+from bifrost_core.events.models import Event
+from bifrost_core.events.schemas import EventRead
+from bifrost_core.scope import Actor
+
+_QUEUED = "bifrost_events"
+
+
+def record(
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    entity_type: str,
+    entity_id: int | None,
+    project_id: int | None,
+    payload: dict[str, Any] | None = None,
+) -> Event:
+    event = Event(
+        kind=kind,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        project_id=project_id,
+        actor_id=actor.user_id,
+        payload=payload or {},
+    )
+    session.add(event)
+    queued = session.info.get(_QUEUED)
+    if queued is None:
+        # One delivery per transaction, whatever the number of events.
+        queued = session.info[_QUEUED] = []
+        after_commit(session, lambda: bus.deliver(_snapshot(session.info.pop(_QUEUED, []))))
+    queued.append(event)
+    return event
+
+
+def _snapshot(events: list[Event]) -> list[EventRead]:
+    return [EventRead.model_validate(event) for event in events]

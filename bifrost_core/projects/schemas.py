@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from bifrost_core.schemas import Code, InputSchema, ReadSchema
+
+ProjectStatus = Literal["active", "closed", "archived"]
+ShotStatus = Literal["active", "on_hold", "omitted"]
+Fps = Decimal
+
+
+class ProjectCreate(InputSchema):
+    code: Code = Field(max_length=32)
+    name: str = Field(min_length=1, max_length=200)
+    fps: Fps = Field(default=Decimal("24"), gt=0, le=1000)
+    resolution_width: int = Field(default=1920, gt=0, le=65536)
+    resolution_height: int = Field(default=1080, gt=0, le=65536)
+    frame_padding: int = Field(default=4, ge=1, le=10)
+    storage_tiers: dict[str, str] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProjectUpdate(InputSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    fps: Fps | None = Field(default=None, gt=0, le=1000)
+    resolution_width: int | None = Field(default=None, gt=0, le=65536)
+    resolution_height: int | None = Field(default=None, gt=0, le=65536)
+    frame_padding: int | None = Field(default=None, ge=1, le=10)
+    status: ProjectStatus | None = None
+    storage_tiers: dict[str, str] | None = None
+    config: dict[str, Any] | None = None
+
+
+class ProjectRead(ReadSchema):
+    id: int
+    code: str
+    name: str
+    fps: Decimal
+    resolution_width: int
+    resolution_height: int
+    frame_padding: int
+    status: str
+    storage_tiers: dict[str, Any]
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class EpisodeCreate(InputSchema):
+    code: Code
+    name: str = Field(default="", max_length=200)
+
+
+class EpisodeUpdate(InputSchema):
+    name: str | None = Field(default=None, max_length=200)
+
+
+class EpisodeRead(ReadSchema):
+    id: int
+    project_id: int
+    code: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SequenceCreate(InputSchema):
+    code: Code
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    episode_id: int | None = None
+
+
+class SequenceUpdate(InputSchema):
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    episode_id: int | None = None
+
+
+class SequenceRead(ReadSchema):
+    id: int
+    project_id: int
+    episode_id: int | None
+    code: str
+    name: str
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class _ShotFrames(InputSchema):
+    frame_in: int | None = None
+    frame_out: int | None = None
+    handles_in: int | None = Field(default=None, ge=0, le=100_000)
+    handles_out: int | None = Field(default=None, ge=0, le=100_000)
+    cut_in: int | None = None
+    cut_out: int | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.frame_in is not None and self.frame_out is not None and self.frame_in > self.frame_out:
+            raise ValueError(f"frame in ({self.frame_in}) is after frame out ({self.frame_out})")
+        if self.cut_in is not None and self.cut_out is not None and self.cut_in > self.cut_out:
+            raise ValueError(f"cut in ({self.cut_in}) is after cut out ({self.cut_out})")
+        return self
+
+
+class ShotCreate(_ShotFrames):
+    code: Code
+    description: str = Field(default="", max_length=10_000)
+    status: ShotStatus = "active"
+    frame_in: int = 1001
+    frame_out: int = 1100
+    handles_in: int = Field(default=0, ge=0, le=100_000)
+    handles_out: int = Field(default=0, ge=0, le=100_000)
+    fps: Fps | None = Field(default=None, gt=0, le=1000)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class ShotUpdate(_ShotFrames):
+    description: str | None = Field(default=None, max_length=10_000)
+    status: ShotStatus | None = None
+    fps: Fps | None = Field(default=None, gt=0, le=1000)
+    meta: dict[str, Any] | None = None
+
+
+class ShotRead(ReadSchema):
+    id: int
+    project_id: int
+    sequence_id: int
+    code: str
+    description: str
+    status: str
+    frame_in: int
+    frame_out: int
+    handles_in: int
+    handles_out: int
+    cut_in: int | None
+    cut_out: int | None
+    fps: Decimal | None
+    meta: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,187 @@
+"""Users, project memberships, API tokens and turning a token back into an Actor."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bifrost_core.db.base import utcnow
+from bifrost_core.db.guards import apply_changes, ensure_absent
+from bifrost_core.errors import PermissionDenied, Unauthenticated
+from bifrost_core.events.service import record
+from bifrost_core.projects.repository import ProjectRepository
+from bifrost_core.schemas import changes
+from bifrost_core.scope import Actor
+from bifrost_core.users.models import ApiToken, ProjectMembership, User
+from bifrost_core.users.repository import MembershipRepository, TokenRepository, UserRepository
+from bifrost_core.users.schemas import (
+    MembershipCreate,
+    TokenCreate,
+    TokenIssued,
+    TokenRead,
+    UserCreate,
+    UserUpdate,
+)
+
+TOKEN_PREFIX = "bft_"
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _require_admin(actor: Actor, what: str) -> None:
+    if not actor.is_admin:
+        raise PermissionDenied(f"only an admin can {what}")
+
+
+def create_user(session: Session, *, actor: Actor, data: UserCreate) -> User:
+    _require_admin(actor, "create users")
+    ensure_absent(session, User.username == data.username, message=f"user {data.username!r} already exists")
+    user = UserRepository(session, actor).add(User(**data.model_dump()))
+    record(
+        session,
+        actor=actor,
+        kind="user.created",
+        entity_type="user",
+        entity_id=user.id,
+        project_id=None,
+        payload={"username": user.username},
+    )
+    return user
+
+
+def update_user(session: Session, *, actor: Actor, user_id: int, data: UserUpdate) -> User:
+    _require_admin(actor, "change users")
+    user = UserRepository(session, actor).get(user_id)
+    changed = apply_changes(user, changes(data))
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="user.updated",
+        entity_type="user",
+        entity_id=user.id,
+        project_id=None,
+        payload=changed,
+    )
+    return user
+
+
+def set_membership(
+    session: Session, *, actor: Actor, project_id: int, data: MembershipCreate
+) -> ProjectMembership:
+    """Add a user to a project with a role, or change the role they have."""
+    ProjectRepository(session, actor).get(project_id)
+    UserRepository(session, actor).get(data.user_id)
+    repository = MembershipRepository(session, actor)
+    membership = repository.first(
+        ProjectMembership.project_id == project_id, ProjectMembership.user_id == data.user_id
+    )
+    if membership is None:
+        membership = repository.add(ProjectMembership(project_id=project_id, **data.model_dump()))
+    else:
+        membership.role = data.role
+        session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="membership.set",
+        entity_type="membership",
+        entity_id=membership.id,
+        project_id=project_id,
+        payload={"user_id": data.user_id, "role": data.role},
+    )
+    return membership
+
+
+def remove_membership(session: Session, *, actor: Actor, membership_id: int) -> None:
+    membership = MembershipRepository(session, actor).get(membership_id)
+    session.delete(membership)
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="membership.removed",
+        entity_type="membership",
+        entity_id=membership_id,
+        project_id=membership.project_id,
+        payload={"user_id": membership.user_id},
+    )
+
+
+def create_token(session: Session, *, actor: Actor, user_id: int, data: TokenCreate) -> TokenIssued:
+    if actor.user_id != user_id:
+        _require_admin(actor, "create tokens for other users")
+    user = UserRepository(session, actor).get(user_id)
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=data.name,
+        token_hash=hash_token(secret),
+        prefix=secret[:12],
+        expires_at=utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
+    )
+    TokenRepository(session, actor).add(token)
+    record(
+        session,
+        actor=actor,
+        kind="token.created",
+        entity_type="token",
+        entity_id=token.id,
+        project_id=None,
+        payload={"user_id": user.id, "prefix": token.prefix},
+    )
+    return TokenIssued(**TokenRead.model_validate(token).model_dump(), token=secret)
+
+
+def revoke_token(session: Session, *, actor: Actor, token_id: int) -> ApiToken:
+    token = TokenRepository(session, actor).get(token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+        record(
+            session,
+            actor=actor,
+            kind="token.revoked",
+            entity_type="token",
+            entity_id=token.id,
+            project_id=None,
+            payload={"user_id": token.user_id, "prefix": token.prefix},
+        )
+    return token
+
+
+def actor_for_user(session: Session, user: User) -> Actor:
+    roles = dict(
+        session.execute(
+            select(ProjectMembership.project_id, ProjectMembership.role).where(
+                ProjectMembership.user_id == user.id
+            )
+        ).tuples()
+    )
+    return Actor(user_id=user.id, username=user.username, is_admin=user.is_admin, roles=roles)
+
+
+def authenticate(session: Session, secret: str) -> tuple[Actor, ApiToken]:
+    """The actor behind a bearer token; one message for every failure so nothing leaks."""
+    row = session.execute(
+        select(ApiToken, User)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(secret))
+    ).first()
+    now = utcnow()
+    if row is None:
+        raise Unauthenticated("invalid or expired token")
+    token, user = row
+    expires_at = token.expires_at
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=now.tzinfo)
+    if token.revoked_at is not None or not user.is_active or (expires_at and expires_at <= now):
+        raise Unauthenticated("invalid or expired token")
+    token.last_used_at = now
+    return actor_for_user(session, user), token

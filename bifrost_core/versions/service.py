@@ -1,0 +1,125 @@
+"""Publishing versions: gapless numbers per (task, variant), immutable content, review status."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bifrost_core.errors import InvalidInput
+from bifrost_core.events.service import record
+from bifrost_core.scope import Actor
+from bifrost_core.storage.models import Blob
+from bifrost_core.tasks.repository import TaskRepository
+from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
+from bifrost_core.versions.repository import VersionRepository
+from bifrost_core.versions.schemas import VersionCreate, VersionUpdate
+from bifrost_core.workflow import service as workflow
+
+
+def allocate_number(session: Session, *, task_id: int, variant: str) -> int:
+    """Next version number for (task, variant).
+
+    One upsert that increments the counter row: PostgreSQL holds the row lock until the
+    transaction ends and SQLite holds its write lock, so concurrent publishes queue
+    here and a rolled-back publish gives its number back (no gaps, no duplicates).
+    """
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(VersionCounter)
+        .values(task_id=task_id, variant=variant, last_number=1)
+        .on_conflict_do_update(
+            index_elements=[VersionCounter.task_id, VersionCounter.variant],
+            set_={"last_number": VersionCounter.last_number + 1},
+        )
+        .returning(VersionCounter.last_number)
+    )
+    return session.execute(stmt).scalar_one()
+
+
+def _blob_ids(session: Session, hashes: set[str]) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    ordered = sorted(hashes)
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).tuples())
+    missing = hashes - ids.keys()
+    if missing:
+        raise InvalidInput(f"{len(missing)} file(s) point at content that is not stored, e.g. {min(missing)}")
+    return ids
+
+
+def create_version(session: Session, *, actor: Actor, data: VersionCreate) -> Version:
+    task = TaskRepository(session, actor).get(data.task_id)
+    blob_ids = _blob_ids(session, {file.blob_hash for rep in data.representations for file in rep.files})
+    version = Version(
+        project_id=task.project_id,
+        task_id=task.id,
+        shot_id=task.shot_id,
+        asset_id=task.asset_id,
+        variant=data.variant,
+        number=allocate_number(session, task_id=task.id, variant=data.variant),
+        author_id=actor.user_id,
+        comment=data.comment,
+        source=data.source,
+        meta=data.meta,
+        status=workflow.initial_status(session, project_id=task.project_id, kind="version"),
+    )
+    session.add(version)
+    session.flush()
+    for rep in data.representations:
+        representation = Representation(
+            version_id=version.id,
+            **rep.model_dump(exclude={"files"}),
+        )
+        session.add(representation)
+        session.flush()
+        session.add_all(
+            RepresentationFile(
+                representation_id=representation.id,
+                blob_id=blob_ids[file.blob_hash],
+                name=file.name,
+                frame=file.frame,
+            )
+            for file in rep.files
+        )
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="version.created",
+        entity_type="version",
+        entity_id=version.id,
+        project_id=version.project_id,
+        payload={"task_id": task.id, "variant": version.variant, "number": version.number},
+    )
+    return version
+
+
+def update_version(session: Session, *, actor: Actor, version_id: int, data: VersionUpdate) -> Version:
+    version = VersionRepository(session, actor).get(version_id)
+    payload: dict[str, object] = {}
+    if data.status is not None and data.status != version.status:
+        workflow.check_transition(
+            session,
+            project_id=version.project_id,
+            kind="version",
+            from_code=version.status,
+            to_code=data.status,
+        )
+        payload["status"] = [version.status, data.status]
+        version.status = data.status
+    if data.comment is not None:
+        version.comment = data.comment
+        payload["comment"] = data.comment
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="version.updated",
+        entity_type="version",
+        entity_id=version.id,
+        project_id=version.project_id,
+        payload=payload,
+    )
+    return version

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from bifrost_core.schemas import Code, InputSchema, ReadSchema
+
+Kind = Literal["task", "version"]
+
+
+class StatusIn(InputSchema):
+    code: Code
+    name: str = Field(min_length=1, max_length=100)
+    is_initial: bool = False
+    is_final: bool = False
+
+
+class TransitionIn(InputSchema):
+    from_code: Code
+    to_code: Code
+
+
+class WorkflowUpdate(InputSchema):
+    """Replaces the whole workflow of one kind; exactly one status is initial."""
+
+    statuses: list[StatusIn] = Field(min_length=1)
+    transitions: list[TransitionIn] = Field(default_factory=list)
+
+
+class StatusRead(ReadSchema):
+    code: str
+    name: str
+    is_initial: bool
+    is_final: bool
+
+
+class TransitionRead(ReadSchema):
+    from_code: str
+    to_code: str
+
+
+class WorkflowRead(ReadSchema):
+    kind: str
+    statuses: list[StatusRead]
+    transitions: list[TransitionRead]

@@ -1,0 +1,136 @@
+"""Status workflows: each project has one for tasks and one for versions, enforced here."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bifrost_core.errors import InvalidInput, InvalidTransition
+from bifrost_core.workflow.models import Status, Transition
+from bifrost_core.workflow.schemas import Kind, StatusIn, TransitionIn, WorkflowRead, WorkflowUpdate
+
+DEFAULT_WORKFLOWS: dict[str, WorkflowUpdate] = {
+    "task": WorkflowUpdate(
+        statuses=[
+            StatusIn(code="wtg", name="Waiting to start", is_initial=True),
+            StatusIn(code="ready", name="Ready to start"),
+            StatusIn(code="ip", name="In progress"),
+            StatusIn(code="review", name="Pending review"),
+            StatusIn(code="retake", name="Retake"),
+            StatusIn(code="approved", name="Approved", is_final=True),
+            StatusIn(code="omit", name="Omitted", is_final=True),
+        ],
+        transitions=[
+            TransitionIn(from_code=a, to_code=b)
+            for a, b in [
+                ("wtg", "ready"),
+                ("wtg", "ip"),
+                ("wtg", "omit"),
+                ("ready", "ip"),
+                ("ready", "omit"),
+                ("ip", "review"),
+                ("ip", "omit"),
+                ("review", "approved"),
+                ("review", "retake"),
+                ("retake", "ip"),
+                ("retake", "review"),
+                ("approved", "retake"),
+                ("omit", "wtg"),
+            ]
+        ],
+    ),
+    "version": WorkflowUpdate(
+        statuses=[
+            StatusIn(code="pending_review", name="Pending review", is_initial=True),
+            StatusIn(code="approved", name="Approved", is_final=True),
+            StatusIn(code="changes_requested", name="Changes requested"),
+            StatusIn(code="on_hold", name="On hold"),
+            StatusIn(code="rejected", name="Rejected", is_final=True),
+        ],
+        transitions=[
+            TransitionIn(from_code=a, to_code=b)
+            for a, b in [
+                ("pending_review", "approved"),
+                ("pending_review", "changes_requested"),
+                ("pending_review", "on_hold"),
+                ("pending_review", "rejected"),
+                ("on_hold", "pending_review"),
+                ("changes_requested", "pending_review"),
+                ("approved", "changes_requested"),
+            ]
+        ],
+    ),
+}
+
+
+def set_workflow(session: Session, *, project_id: int, kind: Kind, workflow: WorkflowUpdate) -> None:
+    codes = [status.code for status in workflow.statuses]
+    if len(set(codes)) != len(codes):
+        raise InvalidInput(f"{kind} workflow: status codes must be unique")
+    if sum(status.is_initial for status in workflow.statuses) != 1:
+        raise InvalidInput(f"{kind} workflow: exactly one status must be initial")
+    for transition in workflow.transitions:
+        for code in (transition.from_code, transition.to_code):
+            if code not in codes:
+                raise InvalidInput(f"{kind} workflow: transition names unknown status {code!r}")
+    session.execute(delete(Status).where(Status.project_id == project_id, Status.kind == kind))
+    session.execute(delete(Transition).where(Transition.project_id == project_id, Transition.kind == kind))
+    session.add_all(
+        Status(project_id=project_id, kind=kind, sort_order=index, **status.model_dump())
+        for index, status in enumerate(workflow.statuses)
+    )
+    session.add_all(
+        Transition(project_id=project_id, kind=kind, **transition.model_dump())
+        for transition in {(t.from_code, t.to_code): t for t in workflow.transitions}.values()
+    )
+    session.flush()
+
+
+def install_defaults(session: Session, *, project_id: int) -> None:
+    for kind, workflow in DEFAULT_WORKFLOWS.items():
+        set_workflow(session, project_id=project_id, kind=kind, workflow=workflow)
+
+
+def get_workflow(session: Session, *, project_id: int, kind: Kind) -> WorkflowRead:
+    statuses = session.scalars(
+        select(Status).where(Status.project_id == project_id, Status.kind == kind).order_by(Status.sort_order)
+    ).all()
+    transitions = session.scalars(
+        select(Transition)
+        .where(Transition.project_id == project_id, Transition.kind == kind)
+        .order_by(Transition.id)
+    ).all()
+    return WorkflowRead(kind=kind, statuses=statuses, transitions=transitions)
+
+
+def initial_status(session: Session, *, project_id: int, kind: Kind) -> str:
+    code = session.scalar(
+        select(Status.code).where(Status.project_id == project_id, Status.kind == kind, Status.is_initial)
+    )
+    if code is None:
+        raise InvalidInput(f"the project has no initial {kind} status")
+    return code
+
+
+def check_status(session: Session, *, project_id: int, kind: Kind, code: str) -> None:
+    known = session.scalar(
+        select(Status.id).where(Status.project_id == project_id, Status.kind == kind, Status.code == code)
+    )
+    if known is None:
+        raise InvalidInput(f"unknown {kind} status {code!r}")
+
+
+def check_transition(session: Session, *, project_id: int, kind: Kind, from_code: str, to_code: str) -> None:
+    if from_code == to_code:
+        return
+    check_status(session, project_id=project_id, kind=kind, code=to_code)
+    allowed = session.scalar(
+        select(Transition.id).where(
+            Transition.project_id == project_id,
+            Transition.kind == kind,
+            Transition.from_code == from_code,
+            Transition.to_code == to_code,
+        )
+    )
+    if allowed is None:
+        raise InvalidTransition(f"{kind} status cannot go from {from_code!r} to {to_code!r}")

@@ -1,0 +1,130 @@
+"""Shared fixtures: databases (SQLite and the real PostgreSQL), settings and homes.
+
+Service-backed tests skip on a laptop without the service and fail under CI
+(`CI=true` or `BIFROST_REQUIRE_SERVICES=1`), so a missing server never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from bifrost_core.db import migrate
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.models import Base
+
+PG_SERVER = os.environ.get("BIFROST_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BIFROST_TEST_REDIS", "redis://127.0.0.1:6379/15")
+SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("BIFROST_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(what: str, reason: str) -> None:
+    if SERVICES_REQUIRED:
+        pytest.fail(f"{what} is required here but unreachable: {reason}", pytrace=False)
+    pytest.skip(f"{what} unreachable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    try:
+        with psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3):
+            pass
+    except psycopg.OperationalError as exc:
+        service_missing("PostgreSQL", str(exc).strip())
+    return f"{PG_SERVER}/postgres"
+
+
+@pytest.fixture(scope="session")
+def make_pg_database(pg_admin_url: str) -> Iterator:
+    """Creates throwaway PostgreSQL databases; all are dropped at the end of the session."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"bifrost_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"postgresql+psycopg://{PG_SERVER.split('://', 1)[1]}/{name}"
+
+    yield make
+    with psycopg.connect(pg_admin_url, autocommit=True) as connection:
+        for name in created:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated(make_pg_database) -> Iterator[Database]:
+    database = Database(make_pg_database(), pool_size=10)
+    migrate.upgrade(database)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    database = Database(f"sqlite:///{path}")
+    migrate.upgrade(database)
+    # Closing the last connection checkpoints the WAL, so the one file is the whole database.
+    database.dispose()
+    return path
+
+
+def _truncate_all(database: Database) -> None:
+    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+    with database.engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty database: every test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "bifrost.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        database = Database(f"sqlite:///{path}")
+        yield database
+        database.dispose()
+    else:
+        database = request.getfixturevalue("_pg_migrated")
+        _truncate_all(database)
+        yield database
+
+
+@pytest.fixture
+def uow(database: Database) -> Iterator[UnitOfWork]:
+    with UnitOfWork(database) as unit:
+        yield unit
+
+
+@pytest.fixture
+def session(uow: UnitOfWork):
+    return uow.session
+
+
+@pytest.fixture
+def bifrost_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh BIFROST_HOME with the embedded defaults, and no stray BIFROST_* settings."""
+    for name in list(os.environ):
+        if (
+            name.startswith("BIFROST_")
+            and not name.startswith("BIFROST_TEST_")
+            and name != "BIFROST_REQUIRE_SERVICES"
+        ):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    monkeypatch.setenv("BIFROST_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    from bifrost_core.config import get_settings
+
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
