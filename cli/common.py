@@ -1,0 +1,221 @@
+"""Shared helpers for every `bifrost` command: settings, one unit of work, output, errors.
+
+Exit codes (one scheme for every command):
+
+  0  success
+  1  unexpected failure
+  2  usage error (unknown option, missing argument)
+  3  not found
+  4  conflict: duplicate code, disallowed status transition
+  5  invalid input: a value out of range, frame in after frame out
+  6  not allowed: unauthenticated or forbidden
+  7  configuration: invalid BIFROST_* setting, schema behind (run `bifrost init`)
+  8  unavailable: the database or the storage cannot be reached
+
+Expected failures print one line on stderr (`error: ...`) and never a traceback;
+nothing is committed, because each command commits only once, at its end.
+
+Auto-initialisation: on the embedded default (no BIFROST_DATABASE_URL) any
+command creates the home and migrates the SQLite file on first use, so a newcomer
+never has to run `bifrost init` first. It does not create the first admin, so a
+later `bifrost init` still prints that admin's token once. A configured server
+database is never changed behind the operator's back: it needs `bifrost init`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+from typer.core import TyperGroup
+
+from bifrost_core.errors import (
+    BifrostError,
+    ConfigError,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+    Unauthenticated,
+)
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from bifrost_core.config import Settings
+    from bifrost_core.db.database import Database
+    from bifrost_core.db.uow import UnitOfWork
+
+EXIT_UNEXPECTED = 1
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_INVALID = 5
+EXIT_FORBIDDEN = 6
+EXIT_CONFIG = 7
+EXIT_UNAVAILABLE = 8
+
+# Most specific first: InvalidTransition is a Conflict, so it maps to EXIT_CONFLICT.
+_EXIT_CODES: tuple[tuple[type[BifrostError], int], ...] = (
+    (NotFound, EXIT_NOT_FOUND),
+    (Conflict, EXIT_CONFLICT),
+    (InvalidInput, EXIT_INVALID),
+    (Unauthenticated, EXIT_FORBIDDEN),
+    (PermissionDenied, EXIT_FORBIDDEN),
+    (ConfigError, EXIT_CONFIG),
+    (DatabaseUnavailable, EXIT_UNAVAILABLE),
+    (StorageError, EXIT_UNAVAILABLE),
+)
+
+
+def exit_code(error: BifrostError) -> int:
+    for kind, code in _EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_UNEXPECTED
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _validation_line(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `field: message; other: message`."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}" if field else message)
+    return "; ".join(parts)
+
+
+def _database_line(exc: Any) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return reason[0] if reason else type(exc).__name__
+
+
+class BifrostGroup(TyperGroup):
+    """The root command group: turns every expected failure of any subcommand into one line.
+
+    Sitting on the root group means command modules added by others get the same
+    handling without doing anything.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        from pydantic import ValidationError
+        from sqlalchemy.exc import IntegrityError, OperationalError
+
+        try:
+            return super().invoke(ctx)
+        except BifrostError as exc:
+            raise fail(str(exc), exit_code(exc)) from None
+        except ValidationError as exc:
+            raise fail(_validation_line(exc), EXIT_INVALID) from None
+        except IntegrityError as exc:
+            # A concurrent writer won a race the service's own checks could not see.
+            raise fail(f"conflicting write: {_database_line(exc)}", EXIT_CONFLICT) from None
+        except OperationalError as exc:
+            raise fail(f"database error: {_database_line(exc)}", EXIT_UNAVAILABLE) from None
+
+
+def settings() -> Settings:
+    from bifrost_core.config import load_settings
+
+    return load_settings()
+
+
+def open_database(config: Settings | None = None) -> Database:
+    """Open the configured database; the embedded default migrates itself on first use."""
+    from bifrost_core import bootstrap
+    from bifrost_core.db import migrate
+
+    config = config or settings()
+    if config.database_url:
+        return bootstrap.open_database(config)
+    config.home.mkdir(parents=True, exist_ok=True)
+    database = bootstrap.open_database(config, require_schema=False)
+    if not migrate.is_up_to_date(database):
+        migrate.upgrade(database)
+    return database
+
+
+@contextmanager
+def unit_of_work() -> Iterator[UnitOfWork]:
+    """One transaction per command: the command calls `uow.commit()` last; anything else rolls back."""
+    from bifrost_core.db.uow import UnitOfWork
+
+    database = open_database()
+    try:
+        with UnitOfWork(database) as uow:
+            yield uow
+    finally:
+        database.dispose()
+
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON (and nothing else).")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def dump(schema: type[BaseModel], rows: Iterable[Any]) -> list[dict[str, Any]]:
+    return [schema.model_validate(row).model_dump(mode="json") for row in rows]
+
+
+def render_list(
+    rows: Sequence[Any],
+    schema: type[BaseModel],
+    columns: Sequence[tuple[str, Callable[[Any], Any]]],
+    *,
+    as_json: bool,
+    title: str,
+) -> None:
+    """A list as JSON (the Read schema) or as a rich table with the given columns."""
+    if as_json:
+        print_json(dump(schema, rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for header, _ in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(_cell(value(row)) for _, value in columns))
+    Console().print(table)
+
+
+def render_one(row: Any, schema: type[BaseModel], *, as_json: bool, title: str) -> None:
+    """One entity as JSON (the Read schema) or as a two-column rich table."""
+    data = schema.model_validate(row).model_dump(mode="json")
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        table.add_row(key, _cell(value))
+    Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str) if value else ""
+    return str(value)
+
+
+def done(message: str) -> None:
+    """A one-line confirmation of a write, on stdout."""
+    typer.echo(message)

@@ -1,0 +1,21 @@
+"""`bifrost init`: create the home, migrate the database to head, and make the first admin."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import settings
+
+
+def init() -> None:
+    """Set up Bifrost: create BIFROST_HOME, migrate the database to head, create the first admin."""
+    from bifrost_core import bootstrap
+
+    config = settings()
+    result = bootstrap.initialise(config)
+    safe_url = result.database.engine.url.render_as_string(hide_password=True)
+    result.database.dispose()
+    typer.echo(f"database ready at {safe_url} (schema at head)")
+    if result.admin_token is not None:
+        typer.echo("created the first admin user 'admin'; its API token is shown only once, keep it safe:")
+        typer.echo(result.admin_token.token)

@@ -1,0 +1,29 @@
+"""bifrost — the command line of the Bifrost pipeline.
+
+Each command group lives in its own module under `cli/` and is registered here
+with one line. Modules import heavy libraries (Prefect, FastAPI, uvicorn) only
+inside the commands that need them, so `bifrost --help` stays fast.
+Exit codes and the auto-initialisation of the embedded default: see `cli/common.py`.
+"""
+
+import typer
+
+from cli import init
+from cli.common import BifrostGroup
+
+app = typer.Typer(
+    name="bifrost",
+    cls=BifrostGroup,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Bifrost: the production pipeline. Exit codes: 0 ok, 1 unexpected, 2 usage, 3 not found, "
+    "4 conflict, 5 invalid input, 6 not allowed, 7 configuration, 8 database or storage unavailable.",
+)
+
+
+@app.callback()
+def main() -> None:
+    """Bifrost: the production pipeline (see `bifrost COMMAND --help`)."""
+
+
+app.command()(init.init)
