@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -11,6 +13,8 @@ from bifrost_core.errors import DatabaseUnavailable
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # pysqlite's own transaction handling is off: SQLAlchemy's "begin" hook below starts them.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -29,16 +33,9 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            from pathlib import Path
-
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-
-        @event.listens_for(engine, "connect")
-        def _no_pysqlite_transactions(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None
-
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     if parsed.drivername == "postgresql":
