@@ -46,6 +46,7 @@ from bifrost_core.errors import (
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from sqlalchemy.orm import Session
 
     from bifrost_core.config import Settings
     from bifrost_core.db.database import Database
@@ -219,3 +220,89 @@ def _cell(value: Any) -> str:
 def done(message: str) -> None:
     """A one-line confirmation of a write, on stdout."""
     typer.echo(message)
+
+
+# Entities are referenced by code on the command line; these turn codes into rows
+# (NotFound -> "error: project 'XYZ' not found", exit 3).
+
+
+def project_by_code(session: Session, code: str) -> Any:
+    from bifrost_core.projects.repository import ProjectRepository
+    from bifrost_core.scope import SYSTEM
+
+    return ProjectRepository(session, SYSTEM).by_code(code)
+
+
+def sequence_by_code(session: Session, project_id: int, code: str) -> Any:
+    from bifrost_core.projects.repository import SequenceRepository
+    from bifrost_core.scope import SYSTEM
+
+    return SequenceRepository(session, SYSTEM).by_code(project_id, code)
+
+
+def shot_by_code(session: Session, project_id: int, sequence_code: str, code: str) -> Any:
+    from bifrost_core.projects.repository import ShotRepository
+    from bifrost_core.scope import SYSTEM
+
+    sequence = sequence_by_code(session, project_id, sequence_code)
+    return ShotRepository(session, SYSTEM).by_code(sequence.id, code)
+
+
+def asset_by_code(session: Session, project_id: int, code: str) -> Any:
+    from bifrost_core.assets.repository import AssetRepository
+    from bifrost_core.scope import SYSTEM
+
+    return AssetRepository(session, SYSTEM).by_code(project_id, code)
+
+
+ENTITY_HELP = "A shot as SEQUENCE/SHOT (e.g. SQ010/SH010) or an asset by its code."
+
+
+def entity_by_ref(session: Session, project_id: int, ref: str) -> tuple[str, Any]:
+    """`SEQ/SHOT` names a shot, anything else an asset (asset codes cannot contain '/')."""
+    if "/" in ref:
+        sequence_code, _, shot_code = ref.partition("/")
+        return "shot", shot_by_code(session, project_id, sequence_code, shot_code)
+    return "asset", asset_by_code(session, project_id, ref)
+
+
+def task_by_ref(session: Session, project_id: int, entity_ref: str, name: str) -> Any:
+    from bifrost_core.errors import NotFound
+    from bifrost_core.scope import SYSTEM
+    from bifrost_core.tasks.models import Task
+    from bifrost_core.tasks.repository import TaskRepository
+
+    kind, entity = entity_by_ref(session, project_id, entity_ref)
+    column = Task.shot_id if kind == "shot" else Task.asset_id
+    task = TaskRepository(session, SYSTEM).first(column == entity.id, Task.name == name)
+    if task is None:
+        raise NotFound(f"task {name!r} not found on {kind} {entity_ref!r}")
+    return task
+
+
+def shot_refs(session: Session, shot_ids: Iterable[int]) -> dict[int, str]:
+    """`SEQ/SHOT` for each shot id, in one query, for list output."""
+    from sqlalchemy import select
+
+    from bifrost_core.projects.models import Sequence, Shot
+
+    ids = set(shot_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Shot.id, Sequence.code, Shot.code)
+        .join(Sequence, Sequence.id == Shot.sequence_id)
+        .where(Shot.id.in_(ids))
+    )
+    return {shot_id: f"{sequence_code}/{shot_code}" for shot_id, sequence_code, shot_code in rows}
+
+
+def asset_codes(session: Session, asset_ids: Iterable[int]) -> dict[int, str]:
+    from sqlalchemy import select
+
+    from bifrost_core.assets.models import Asset
+
+    ids = set(asset_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_(ids))).tuples().all())

@@ -8,7 +8,7 @@ Exit codes and the auto-initialisation of the embedded default: see `cli/common.
 
 import typer
 
-from cli import init
+from cli import assets, casting, episodes, init, projects, sequences, shots, tasks, versions, workflow
 from cli.common import BifrostGroup
 
 app = typer.Typer(
@@ -27,3 +27,12 @@ def main() -> None:
 
 
 app.command()(init.init)
+app.add_typer(projects.app, name="project")
+app.add_typer(episodes.app, name="episode")
+app.add_typer(sequences.app, name="sequence")
+app.add_typer(shots.app, name="shot")
+app.add_typer(assets.app, name="asset")
+app.add_typer(casting.app, name="casting")
+app.add_typer(tasks.app, name="task")
+app.add_typer(versions.app, name="version")
+app.add_typer(workflow.app, name="workflow")

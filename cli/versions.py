@@ -1,0 +1,114 @@
+"""`bifrost version`: published versions (immutable, numbered per entity, task and variant)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import (
+    ENTITY_HELP,
+    JsonOption,
+    asset_codes,
+    entity_by_ref,
+    project_by_code,
+    render_list,
+    render_one,
+    shot_refs,
+    task_by_ref,
+    unit_of_work,
+)
+
+app = typer.Typer(help="Versions: numbered publishes of a task's output.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    project: Annotated[str, typer.Argument(help="Project code")],
+    entity: Annotated[str | None, typer.Option(help=f"Only versions of this entity. {ENTITY_HELP}")] = None,
+    task: Annotated[str | None, typer.Option(help="Only versions of tasks with this name")] = None,
+    variant: Annotated[str | None, typer.Option(help="Only this variant")] = None,
+    status: Annotated[str | None, typer.Option(help="Only versions with this status")] = None,
+    as_json: bool = JsonOption,
+) -> None:
+    """List the versions of a project, with filters."""
+    from sqlalchemy import select
+
+    from bifrost_core.scope import SYSTEM
+    from bifrost_core.tasks.models import Task
+    from bifrost_core.versions.models import Version
+    from bifrost_core.versions.repository import VersionRepository
+    from bifrost_core.versions.schemas import VersionRead
+
+    with unit_of_work() as uow:
+        project_row = project_by_code(uow.session, project)
+        conditions = [Version.project_id == project_row.id]
+        if entity is not None:
+            kind, entity_row = entity_by_ref(uow.session, project_row.id, entity)
+            conditions.append((Version.shot_id if kind == "shot" else Version.asset_id) == entity_row.id)
+        if task is not None:
+            conditions.append(
+                Version.task_id.in_(
+                    select(Task.id).where(Task.project_id == project_row.id, Task.name == task)
+                )
+            )
+        if variant is not None:
+            conditions.append(Version.variant == variant)
+        if status is not None:
+            conditions.append(Version.status == status)
+        rows = VersionRepository(uow.session, SYSTEM).list(*conditions)
+        shots = shot_refs(uow.session, (v.shot_id for v in rows if v.shot_id))
+        assets = asset_codes(uow.session, (v.asset_id for v in rows if v.asset_id))
+        task_names = dict(
+            uow.session.execute(select(Task.id, Task.name).where(Task.id.in_({v.task_id for v in rows})))
+            .tuples()
+            .all()
+        )
+        render_list(
+            rows,
+            VersionRead,
+            [
+                ("entity", lambda v: shots[v.shot_id] if v.shot_id else assets[v.asset_id]),
+                ("task", lambda v: task_names[v.task_id]),
+                ("variant", lambda v: v.variant),
+                ("version", lambda v: f"v{v.number:03d}"),
+                ("status", lambda v: v.status),
+                ("representations", lambda v: ", ".join(r.name for r in v.representations)),
+                ("comment", lambda v: v.comment),
+            ],
+            as_json=as_json,
+            title=f"Versions of {project}",
+        )
+
+
+@app.command("show")
+def show(
+    project: Annotated[str, typer.Argument(help="Project code")],
+    entity: Annotated[str, typer.Argument(help=ENTITY_HELP)],
+    task: Annotated[str, typer.Argument(help="Task name")],
+    number: Annotated[int | None, typer.Argument(help="Version number (the latest when omitted)")] = None,
+    variant: Annotated[str, typer.Option(help="Variant name")] = "main",
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one version with its representations."""
+    from bifrost_core.errors import NotFound
+    from bifrost_core.scope import SYSTEM
+    from bifrost_core.versions.models import Version
+    from bifrost_core.versions.repository import VersionRepository
+    from bifrost_core.versions.schemas import VersionRead
+
+    with unit_of_work() as uow:
+        project_row = project_by_code(uow.session, project)
+        task_row = task_by_ref(uow.session, project_row.id, entity, task)
+        versions = VersionRepository(uow.session, SYSTEM)
+        if number is None:
+            version = versions.latest(task_row.id, variant)
+        else:
+            version = versions.first(
+                Version.task_id == task_row.id, Version.variant == variant, Version.number == number
+            )
+        if version is None:
+            which = "no versions" if number is None else f"no version {number}"
+            raise NotFound(f"{which} of task {task!r} on {entity!r} (variant {variant!r})")
+        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
+        render_one(version, VersionRead, as_json=as_json, title=title)
