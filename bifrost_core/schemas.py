@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 Code = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
 ]
+# Frames live in INTEGER columns: a larger number would be a 500 from PostgreSQL, not a 422.
+Frame = Annotated[int, Field(ge=-(2**31) + 1, le=2**31 - 1)]
 
 
 class InputSchema(BaseModel):

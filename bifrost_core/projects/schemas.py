@@ -6,7 +6,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from bifrost_core.schemas import Code, InputSchema, ReadSchema
+from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 ProjectStatus = Literal["active", "closed", "archived"]
 ShotStatus = Literal["active", "on_hold", "omitted"]
@@ -93,12 +93,12 @@ class SequenceRead(ReadSchema):
 
 
 class _ShotFrames(InputSchema):
-    frame_in: int | None = None
-    frame_out: int | None = None
+    frame_in: Frame | None = None
+    frame_out: Frame | None = None
     handles_in: int | None = Field(default=None, ge=0, le=100_000)
     handles_out: int | None = Field(default=None, ge=0, le=100_000)
-    cut_in: int | None = None
-    cut_out: int | None = None
+    cut_in: Frame | None = None
+    cut_out: Frame | None = None
 
     @model_validator(mode="after")
     def _ranges(self) -> Self:
@@ -113,8 +113,8 @@ class ShotCreate(_ShotFrames):
     code: Code
     description: str = Field(default="", max_length=10_000)
     status: ShotStatus = "active"
-    frame_in: int = 1001
-    frame_out: int = 1100
+    frame_in: Frame = 1001
+    frame_out: Frame = 1100
     handles_in: int = Field(default=0, ge=0, le=100_000)
     handles_out: int = Field(default=0, ge=0, le=100_000)
     fps: Fps | None = Field(default=None, gt=0, le=1000)

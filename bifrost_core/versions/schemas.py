@@ -5,7 +5,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from bifrost_core.schemas import Code, InputSchema, ReadSchema
+from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 RepresentationKind = Literal["frames", "movie", "proxy", "thumbnail", "file"]
 
@@ -13,14 +13,14 @@ RepresentationKind = Literal["frames", "movie", "proxy", "thumbnail", "file"]
 class FileIn(InputSchema):
     name: str = Field(min_length=1, max_length=1024)
     blob_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    frame: int | None = None
+    frame: Frame | None = None
 
 
 class RepresentationIn(InputSchema):
     name: Code
     kind: RepresentationKind
-    frame_in: int | None = None
-    frame_out: int | None = None
+    frame_in: Frame | None = None
+    frame_out: Frame | None = None
     frame_padding: int | None = Field(default=None, ge=1, le=10)
     missing_frames: str = Field(default="", max_length=4096)
     meta: dict[str, Any] = Field(default_factory=dict)
