@@ -8,7 +8,7 @@ Exit codes and the auto-initialisation of the embedded default: see `cli/common.
 
 import typer
 
-from cli import assets, casting, episodes, init, projects, sequences, shots, tasks, versions, workflow
+from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
 from cli.common import BifrostGroup
 
 app = typer.Typer(
@@ -36,3 +36,4 @@ app.add_typer(casting.app, name="casting")
 app.add_typer(tasks.app, name="task")
 app.add_typer(versions.app, name="version")
 app.add_typer(workflow.app, name="workflow")
+app.command()(demo.demo)
