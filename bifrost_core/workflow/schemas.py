@@ -1,24 +1,26 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from bifrost_core.schemas import Code, InputSchema, ReadSchema
 
 Kind = Literal["task", "version"]
+# Status codes are stored in 32-character columns (statuses, transitions, tasks, versions).
+StatusCode = Annotated[Code, Field(max_length=32)]
 
 
 class StatusIn(InputSchema):
-    code: Code
+    code: StatusCode
     name: str = Field(min_length=1, max_length=100)
     is_initial: bool = False
     is_final: bool = False
 
 
 class TransitionIn(InputSchema):
-    from_code: Code
-    to_code: Code
+    from_code: StatusCode
+    to_code: StatusCode
 
 
 class WorkflowUpdate(InputSchema):

@@ -1,0 +1,140 @@
+"""Per-project status workflows for tasks and versions."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bifrost_core.errors import InvalidInput, InvalidTransition
+from bifrost_core.scope import SYSTEM
+from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.schemas import TaskUpdate
+from bifrost_core.versions import service as versions
+from bifrost_core.versions.schemas import VersionCreate, VersionUpdate
+from bifrost_core.workflow import service as workflow
+from bifrost_core.workflow.schemas import StatusIn, TransitionIn, WorkflowUpdate
+
+
+def test_default_workflows(session, build):
+    project = build.project("P1")
+    task_flow = workflow.get_workflow(session, project_id=project.id, kind="task")
+    assert [s.code for s in task_flow.statuses] == [
+        "wtg",
+        "ready",
+        "ip",
+        "review",
+        "retake",
+        "approved",
+        "omit",
+    ]
+    assert workflow.initial_status(session, project_id=project.id, kind="task") == "wtg"
+    assert workflow.initial_status(session, project_id=project.id, kind="version") == "pending_review"
+    version_flow = workflow.get_workflow(session, project_id=project.id, kind="version")
+    assert {(t.from_code, t.to_code) for t in version_flow.transitions} >= {("pending_review", "approved")}
+    assert {s.code for s in version_flow.statuses if s.is_final} == {"approved", "rejected"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "from_code", "to_code"),
+    [("task", "wtg", "ip"), ("task", "review", "retake"), ("version", "pending_review", "approved")],
+)
+def test_allowed_transitions(session, build, kind, from_code, to_code):
+    project = build.project("P1")
+    workflow.check_transition(session, project_id=project.id, kind=kind, from_code=from_code, to_code=to_code)
+
+
+@pytest.mark.parametrize(
+    ("kind", "from_code", "to_code"),
+    [("task", "wtg", "approved"), ("task", "approved", "ip"), ("version", "rejected", "approved")],
+)
+def test_disallowed_transitions(session, build, kind, from_code, to_code):
+    project = build.project("P1")
+    with pytest.raises(InvalidTransition):
+        workflow.check_transition(
+            session, project_id=project.id, kind=kind, from_code=from_code, to_code=to_code
+        )
+
+
+def test_version_status_follows_the_workflow(session, build):
+    _, _, task = build.shot_task()
+    version = versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    assert version.status == "pending_review"
+    versions.update_version(
+        session, actor=SYSTEM, version_id=version.id, data=VersionUpdate(status="rejected")
+    )
+    with pytest.raises(InvalidTransition, match="version status cannot go from 'rejected' to 'approved'"):
+        versions.update_version(
+            session, actor=SYSTEM, version_id=version.id, data=VersionUpdate(status="approved")
+        )
+    with pytest.raises(InvalidInput, match="unknown version status"):
+        versions.update_version(
+            session, actor=SYSTEM, version_id=version.id, data=VersionUpdate(status="wtg")
+        )
+    assert version.status == "rejected"
+
+
+def _simple(*codes: str, transitions: list[tuple[str, str]]) -> WorkflowUpdate:
+    return WorkflowUpdate(
+        statuses=[StatusIn(code=code, name=code.title(), is_initial=i == 0) for i, code in enumerate(codes)],
+        transitions=[TransitionIn(from_code=a, to_code=b) for a, b in transitions],
+    )
+
+
+def test_custom_workflow_replaces_the_default_for_one_project(session, build):
+    project, shot, _ = build.shot_task("P1")
+    other_project, other_shot, _ = build.shot_task("P2")
+    custom = _simple("todo", "doing", "done", transitions=[("todo", "doing"), ("doing", "done")])
+    workflow.set_workflow(session, project_id=project.id, kind="task", workflow=custom)
+    assert [s.code for s in workflow.get_workflow(session, project_id=project.id, kind="task").statuses] == [
+        "todo",
+        "doing",
+        "done",
+    ]
+    fresh = build.task(shot=shot, task_type="light")
+    assert fresh.status == "todo"
+    tasks.update_task(session, actor=SYSTEM, task_id=fresh.id, data=TaskUpdate(status="doing"))
+    with pytest.raises(InvalidTransition):
+        tasks.update_task(session, actor=SYSTEM, task_id=fresh.id, data=TaskUpdate(status="todo"))
+    with pytest.raises(InvalidInput, match="unknown task status 'ip'"):
+        tasks.update_task(session, actor=SYSTEM, task_id=fresh.id, data=TaskUpdate(status="ip"))
+    # The other project keeps the default workflow.
+    assert build.task(shot=other_shot, task_type="light").status == "wtg"
+    assert workflow.initial_status(session, project_id=other_project.id, kind="task") == "wtg"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "transitions", "message"),
+    [
+        ([("a", True), ("a", False)], [], "status codes must be unique"),
+        ([("a", False), ("b", False)], [], "exactly one status must be initial"),
+        ([("a", True), ("b", True)], [], "exactly one status must be initial"),
+        ([("a", True), ("b", False)], [("a", "c")], "unknown status 'c'"),
+    ],
+)
+def test_set_workflow_validates(session, build, statuses, transitions, message):
+    project = build.project("P1")
+    update = WorkflowUpdate(
+        statuses=[StatusIn(code=code, name=code, is_initial=initial) for code, initial in statuses],
+        transitions=[TransitionIn(from_code=a, to_code=b) for a, b in transitions],
+    )
+    with pytest.raises(InvalidInput, match=message):
+        workflow.set_workflow(session, project_id=project.id, kind="task", workflow=update)
+    # A refused workflow leaves the old one in place.
+    assert workflow.initial_status(session, project_id=project.id, kind="task") == "wtg"
+
+
+def test_workflow_input_is_validated():
+    with pytest.raises(ValidationError):
+        WorkflowUpdate(statuses=[])
+    with pytest.raises(ValidationError):
+        StatusIn(code="x" * 33, name="too long for the 32-character column")
+    with pytest.raises(ValidationError):
+        TransitionIn(from_code="a", to_code="y" * 33)
+
+
+def test_duplicate_transitions_are_stored_once(session, build):
+    project = build.project("P1")
+    update = _simple("a", "b", transitions=[("a", "b"), ("a", "b")])
+    workflow.set_workflow(session, project_id=project.id, kind="version", workflow=update)
+    read = workflow.get_workflow(session, project_id=project.id, kind="version")
+    assert [(t.from_code, t.to_code) for t in read.transitions] == [("a", "b")]
