@@ -22,7 +22,7 @@ def register_blobs(session: Session, blobs: Iterable[BlobIn]) -> dict[str, int]:
     hashes = list(wanted)
     for start in range(0, len(hashes), 500):
         chunk = hashes[start : start + 500]
-        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).tuples())
+        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).all())
     new = [Blob(hash=blob.hash, size=blob.size) for h, blob in wanted.items() if h not in ids]
     session.add_all(new)
     session.flush()
@@ -35,7 +35,7 @@ def register_blobs(session: Session, blobs: Iterable[BlobIn]) -> dict[str, int]:
         located.update(
             session.execute(
                 select(BlobLocation.blob_id, BlobLocation.tier).where(BlobLocation.blob_id.in_(chunk))
-            ).tuples()
+            ).all()
         )
     session.add_all(
         BlobLocation(blob_id=ids[h], tier=blob.tier, url=blob.url)

@@ -162,7 +162,7 @@ def actor_for_user(session: Session, user: User) -> Actor:
             select(ProjectMembership.project_id, ProjectMembership.role).where(
                 ProjectMembership.user_id == user.id
             )
-        ).tuples()
+        ).all()
     )
     return Actor(user_id=user.id, username=user.username, is_admin=user.is_admin, roles=roles)
 

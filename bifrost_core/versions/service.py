@@ -42,7 +42,8 @@ def _blob_ids(session: Session, hashes: set[str]) -> dict[str, int]:
     ordered = sorted(hashes)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
-        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).tuples())
+        # .all(), not .tuples(): a 2.1 Result has keys(), so dict.update() would treat it as a mapping.
+        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).all())
     missing = hashes - ids.keys()
     if missing:
         raise InvalidInput(f"{len(missing)} file(s) point at content that is not stored, e.g. {min(missing)}")
