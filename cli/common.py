@@ -305,4 +305,4 @@ def asset_codes(session: Session, asset_ids: Iterable[int]) -> dict[int, str]:
     ids = set(asset_ids)
     if not ids:
         return {}
-    return dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_(ids))).tuples().all())
+    return dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_(ids))).all())

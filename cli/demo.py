@@ -339,16 +339,12 @@ def summarise(demo: Demo) -> None:
                 select(Casting.shot_id, func.sum(Casting.count))
                 .where(Casting.project_id == project_id)
                 .group_by(Casting.shot_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         tasks = dict(
             session.execute(
                 select(Task.shot_id, func.count()).where(Task.project_id == project_id).group_by(Task.shot_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         columns = [
             *shot_columns(sequence_codes),

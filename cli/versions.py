@@ -60,9 +60,9 @@ def list_(
         shots = shot_refs(uow.session, (v.shot_id for v in rows if v.shot_id))
         assets = asset_codes(uow.session, (v.asset_id for v in rows if v.asset_id))
         task_names = dict(
-            uow.session.execute(select(Task.id, Task.name).where(Task.id.in_({v.task_id for v in rows})))
-            .tuples()
-            .all()
+            uow.session.execute(
+                select(Task.id, Task.name).where(Task.id.in_({v.task_id for v in rows}))
+            ).all()
         )
         render_list(
             rows,
