@@ -3,6 +3,7 @@
 from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.db.base import Base
 from bifrost_core.events.models import Event
+from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.reviews.models import Note
@@ -22,6 +23,7 @@ __all__ = [
     "Casting",
     "Episode",
     "Event",
+    "IdempotencyKey",
     "IngestFile",
     "IngestRecord",
     "Note",

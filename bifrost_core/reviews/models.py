@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bifrost_core.db.base import Base, BigId, IdMixin, utcnow
@@ -23,4 +23,6 @@ class Note(IdMixin, Base):
     )
     author_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     body: Mapped[str] = mapped_column(Text)
+    # "internal" notes stay in the studio; "client" notes are shared with client reviewers.
+    visibility: Mapped[str] = mapped_column(String(16), default="internal", server_default="internal")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

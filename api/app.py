@@ -1,0 +1,88 @@
+"""The FastAPI application: `create_app(settings)` builds it, `factory()` serves it.
+
+`uvicorn --factory api.app:factory` (what `bifrost serve` runs in each worker) reads
+the settings from the environment. Routes are sync functions on purpose: services
+use the synchronous SQLAlchemy session, and FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
+
+from api import errors
+from api.auth import Authenticator
+from api.deps import ApiState
+from api.middleware import JsonLogFormatter, RequestMiddleware
+from api.routers import assets, bulk, events, ops, people, production, tasks, versions
+from bifrost_core.bootstrap import open_database
+from bifrost_core.cache.backends import Cache, open_cache
+from bifrost_core.cache.entities import Invalidator
+from bifrost_core.config import Settings, get_settings
+from bifrost_core.db.database import Database
+
+# Set by `bifrost serve` when it runs several workers: an in-process cache would then
+# serve one worker's stale entities after another worker's change.
+WORKERS_ENV = "BIFROST_API_WORKERS"
+
+
+def create_app(
+    settings: Settings | None = None, *, database: Database | None = None, cache: Cache | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    owns_database = database is None
+    database = database or open_database(settings)
+    cache = cache or open_cache(settings.redis_url)
+    workers = int(os.environ.get(WORKERS_ENV, "1") or 1)
+    state = ApiState(
+        settings=settings,
+        database=database,
+        cache=cache,
+        authenticator=Authenticator(database, cache),
+        entity_cache=cache.kind == "redis" or workers <= 1,
+    )
+    invalidator = Invalidator(cache).install()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        invalidator.uninstall()
+        cache.close()
+        if owns_database:
+            database.dispose()
+
+    app = FastAPI(
+        title="Bifrost",
+        version="1",
+        summary="Production data, flows and reviews of the Bifrost pipeline",
+        lifespan=lifespan,
+        responses=errors.ERROR_RESPONSES,
+    )
+    app.state.bifrost = state
+    errors.install(app)
+    app.include_router(ops.router)
+    for module in (production, assets, tasks, versions, people, events, bulk):
+        app.include_router(module.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("bifrost")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def factory() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

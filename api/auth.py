@@ -1,0 +1,80 @@
+"""Bearer tokens to Actors, with the lookup cached (Redis or in-process).
+
+A cached entry is trusted until the auth generation moves (any token, user or
+membership change bumps it, after commit) or until AUTH_TTL passes; on a miss the
+token is authenticated against the database, which also writes its last-used time.
+So last_used_at is exact to within AUTH_TTL seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from bifrost_core.cache.backends import Cache
+from bifrost_core.cache.entities import AUTH_GENERATION, AUTH_TTL, token_key
+from bifrost_core.db.base import utcnow
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import Unauthenticated
+from bifrost_core.scope import Actor
+from bifrost_core.users import service as users
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    actor: Actor
+    token_id: int
+
+
+class Authenticator:
+    def __init__(self, database: Database, cache: Cache) -> None:
+        self.database = database
+        self.cache = cache
+
+    def caller(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+        scheme, _, secret = authorization.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret or len(secret) > 256:
+            raise Unauthenticated("invalid or expired token")
+        token_hash = users.hash_token(secret)
+        key = token_key(token_hash)
+        cached, generation = self.cache.get_many([key, AUTH_GENERATION])
+        generation = int(generation or 0)
+        if cached is not None:
+            entry = json.loads(cached)
+            if entry["gen"] == generation:
+                return _caller_from(entry)
+        with UnitOfWork(self.database) as uow:
+            actor, token = users.authenticate(uow.session, secret)
+            uow.commit()
+        entry = {
+            "gen": generation,
+            "token_id": token.id,
+            "user_id": actor.user_id,
+            "username": actor.username,
+            "is_admin": actor.is_admin,
+            "roles": [[project_id, role] for project_id, role in actor.roles.items()],
+        }
+        ttl = AUTH_TTL
+        if token.expires_at is not None:
+            expires_at = token.expires_at
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
+            # Never serve a token from the cache past its expiry.
+            ttl = min(ttl, int((expires_at - utcnow()).total_seconds()))
+        if ttl > 0:
+            self.cache.set(key, json.dumps(entry).encode(), ttl)
+        return Caller(actor=actor, token_id=token.id)
+
+
+def _caller_from(entry: dict) -> Caller:
+    actor = Actor(
+        user_id=entry["user_id"],
+        username=entry["username"],
+        is_admin=entry["is_admin"],
+        roles={project_id: role for project_id, role in entry["roles"]},
+    )
+    return Caller(actor=actor, token_id=entry["token_id"])

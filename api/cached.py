@@ -1,0 +1,50 @@
+"""Hot entity reads through the cache (Redis or in-process), keyed by type and id.
+
+An entry is `<generation>:<project id>:<json>`. The generation is read together with
+the entry in one round trip; see `bifrost_core.cache.entities.generation_key`.
+The project id lets a cached answer go through the same scope and role checks as an
+uncached one: another project's id is still a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from api.deps import Ctx
+from bifrost_core.cache.entities import ENTITY_TTL, entity_key, generation_key
+from bifrost_core.errors import NotFound
+
+
+def read(
+    ctx: Ctx,
+    entity_type: str,
+    entity_id: int,
+    *,
+    action: str,
+    schema: type[BaseModel],
+    load: Callable[[], Any],
+) -> Response:
+    if not ctx.state.entity_cache:
+        entity = load()
+        ctx.require(action, entity.project_id)
+        return ctx.respond(schema.model_validate(entity))
+    cache = ctx.state.cache
+    key = entity_key(entity_type, entity_id)
+    raw, generation = cache.get_many([key, generation_key(entity_type, entity_id)])
+    generation = generation or b"0"
+    if raw is not None:
+        stored_generation, project_id, body = raw.split(b":", 2)
+        if stored_generation == generation:
+            if not ctx.actor.can_see(int(project_id)):
+                raise NotFound(f"{entity_type} {entity_id} not found")
+            ctx.require(action, int(project_id))
+            return ctx.respond(body)
+    entity = load()
+    ctx.require(action, entity.project_id)
+    body = schema.model_validate(entity).model_dump_json().encode()
+    cache.set(key, b"%s:%d:%s" % (generation, entity.project_id, body), ENTITY_TTL)
+    return ctx.respond(body)

@@ -1,0 +1,148 @@
+"""Per-request dependencies: the caller, the rate limit, the unit of work, idempotency.
+
+`Ctx` is everything a route needs: one session (one transaction per request), the
+actor, and the two ways to answer — `respond` for reads and `done` for writes, which
+stores the idempotent answer and commits. Anything not committed rolls back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
+
+from api.auth import Authenticator, Caller
+from bifrost_core.cache.backends import Cache
+from bifrost_core.config import Settings
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import BifrostError, RateLimited
+from bifrost_core.idempotency import service as idempotency
+from bifrost_core.projects.models import Project
+from bifrost_core.projects.repository import ProjectRepository
+from bifrost_core.scope import Actor
+from bifrost_core.users import permissions
+
+RATE_WINDOW = 60
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    database: Database
+    cache: Cache
+    authenticator: Authenticator
+    entity_cache: bool
+
+
+class BadRequest(BifrostError):
+    status_code = 400
+    code = "bad_request"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    key: str
+    request_hash: str
+
+
+async def _idempotency(request: Request) -> IdempotencyClaim | None:
+    """Read the key and hash the raw body (async: the body is read once and cached)."""
+    if request.method != "POST":
+        return None
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable characters")
+    digest = hashlib.sha256(request.url.path.encode() + b"\0" + await request.body()).hexdigest()
+    return IdempotencyClaim(key=key, request_hash=digest)
+
+
+def state_of(request: Request) -> ApiState:
+    return request.app.state.bifrost
+
+
+def _check_rate(state: ApiState, caller: Caller) -> None:
+    limit = state.settings.api_rate_limit
+    if not limit:
+        return
+    window = int(time.time() // RATE_WINDOW)
+    count = state.cache.incr(f"rl:{caller.token_id}:{window}", ttl=RATE_WINDOW + 1)
+    if count > limit:
+        retry = RATE_WINDOW - int(time.time()) % RATE_WINDOW
+        raise RateLimited(f"rate limit of {limit} requests per minute exceeded", retry_after=retry)
+
+
+class Ctx:
+    __slots__ = ("_claim_id", "_uow", "actor", "request", "session", "state")
+
+    def __init__(self, state: ApiState, actor: Actor, uow: UnitOfWork, request: Request) -> None:
+        self.state = state
+        self.actor = actor
+        self._uow = uow
+        self.session: Session = uow.session
+        self.request = request
+        self._claim_id: int | None = None
+
+    def require(self, action: str, project_id: int) -> None:
+        permissions.require(self.actor, action, project_id)
+
+    def project(self, project_id: int, action: str) -> Project:
+        """The project, if visible (else 404), once the caller's role allows `action` in it."""
+        project = ProjectRepository(self.session, self.actor).get(project_id)
+        self.require(action, project_id)
+        return project
+
+    def require_admin(self, what: str) -> None:
+        permissions.require_admin(self.actor, what)
+
+    def respond(self, body: BaseModel | bytes, status: int = 200) -> Response:
+        content = body if isinstance(body, bytes) else body.model_dump_json().encode()
+        return Response(content, status_code=status, media_type="application/json")
+
+    def done(self, body: BaseModel | None, status: int = 200) -> Response:
+        """Finish a write: record the idempotent answer, commit, answer."""
+        content = b"" if body is None else body.model_dump_json().encode()
+        if self._claim_id is not None:
+            idempotency.complete(
+                self.session, claim_id=self._claim_id, status_code=status, body=content.decode()
+            )
+        self._uow.commit()
+        if body is None:
+            return Response(status_code=status)
+        return Response(content, status_code=status, media_type="application/json")
+
+
+def get_ctx(
+    request: Request, claim: Annotated[IdempotencyClaim | None, Depends(_idempotency)]
+) -> Iterator[Ctx]:
+    state = state_of(request)
+    caller = state.authenticator.caller(request.headers.get("authorization"))
+    request.state.user_id = caller.actor.user_id
+    _check_rate(state, caller)
+    with UnitOfWork(state.database) as uow:
+        ctx = Ctx(state, caller.actor, uow, request)
+        if claim is not None:
+            ctx._claim_id = idempotency.claim(
+                uow.session,
+                user_id=caller.actor.user_id,  # type: ignore[arg-type]
+                key=claim.key,
+                request_hash=claim.request_hash,
+            )
+        yield ctx
+
+
+CtxDep = Annotated[Ctx, Depends(get_ctx)]
+
+
+def dump(value: Any) -> bytes:
+    """JSON bytes of a pydantic model (used for cached entity reads)."""
+    return value.model_dump_json().encode()

@@ -1,0 +1,123 @@
+"""Plain ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
+
+One layer does three things: gives each request an id (echoed in `X-Request-ID`),
+refuses bodies over the size limit with 413, and writes one JSON access-log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+access_log = logging.getLogger("bifrost.api.access")
+
+_TOO_LARGE = json.dumps(
+    {"error": {"code": "too_large", "message": "request body too large", "details": {}}}
+).encode()
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        status = 500
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await _send_too_large(send, request_id)
+            self._log(scope, 413, started, request_id)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    # Chunked bodies have no Content-Length: the limit holds while reading too.
+                    raise HTTPException(413, "request body too large")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._log(scope, status, started, request_id)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        state = scope.get("state") or {}
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": state.get("user_id"),
+                    "client": scope["client"][0] if scope.get("client") else None,
+                }
+            )
+        )
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            # Keep a caller's id for tracing across services, if it is a sane one.
+            text = value.decode("latin-1")[:64]
+            if text.isprintable() and text:
+                return text
+    return uuid.uuid4().hex
+
+
+async def _send_too_large(send: Send, request_id: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_TOO_LARGE)).encode()),
+                (b"x-request-id", request_id.encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _TOO_LARGE})
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Access lines are JSON already; other records become JSON with level and logger."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.name == access_log.name:
+            return message
+        entry = {"level": record.levelname, "logger": record.name, "message": message}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)

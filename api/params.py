@@ -1,0 +1,41 @@
+"""Path and query parameters shared by the routers, all bounded so no value reaches the
+database that it cannot store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Path, Query
+from pydantic import BaseModel
+
+from bifrost_core.db.repository import MAX_PAGE
+
+MAX_ID = 2**63 - 1
+T = TypeVar("T")
+
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+OptionalId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="Cursor: the next_cursor of the previous page")
+]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}")]
+Status = Annotated[str | None, Query(min_length=1, max_length=64)]
+UpdatedSince = Annotated[datetime | None, Query(description="Only rows changed at or after this time")]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list in id order; pass next_cursor as `after` to get the next page."""
+
+    items: list[T]
+    next_cursor: int | None
+
+
+def utc(value: datetime) -> datetime:
+    # Naive times are taken as UTC; stored times are UTC, so compare like with like.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def page(schema: type[BaseModel], rows: list, limit: int) -> Page:
+    items = [schema.model_validate(row) for row in rows]
+    return Page[schema](items=items, next_cursor=rows[-1].id if len(rows) == limit else None)  # type: ignore[valid-type]

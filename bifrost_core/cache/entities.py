@@ -1,0 +1,60 @@
+"""What is cached and when it stops being true: entity reads and token lookups.
+
+Invalidation listens to the event bus, which delivers only after a commit, so a
+reader never repopulates the cache with data from a transaction still in flight and
+a rolled-back change never evicts anything.
+"""
+
+from __future__ import annotations
+
+from bifrost_core.cache.backends import Cache
+from bifrost_core.events import bus
+from bifrost_core.events.schemas import EventRead
+
+ENTITY_TTL = 300
+# Also how often a cached token's last-used time is written back.
+AUTH_TTL = 60
+AUTH_GENERATION = "auth:gen"
+# Far longer than any entry lives, so a generation never restarts under a live entry.
+GENERATION_TTL = 86400
+# Changes that alter who a token belongs to or what it may see.
+_AUTH_EVENTS = ("token.", "user.", "membership.")
+
+
+def entity_key(entity_type: str, entity_id: int) -> str:
+    return f"e:{entity_type}:{entity_id}"
+
+
+def generation_key(entity_type: str, entity_id: int) -> str:
+    """Bumped on every change: an entry stored with an older generation is never served.
+
+    This closes the read-then-store race (a reader that loaded the row before a change
+    committed cannot store a stale entry that later readers trust).
+    """
+    return f"g:{entity_type}:{entity_id}"
+
+
+def token_key(token_hash: str) -> str:
+    return f"auth:tok:{token_hash}"
+
+
+class Invalidator:
+    """Subscribes to committed events and drops the cache entries they make stale."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.cache = cache
+
+    def __call__(self, event: EventRead) -> None:
+        if event.entity_id is not None:
+            self.cache.incr(generation_key(event.entity_type, event.entity_id), ttl=GENERATION_TTL)
+            self.cache.delete(entity_key(event.entity_type, event.entity_id))
+        if event.kind.startswith(_AUTH_EVENTS):
+            # One counter for all tokens: cheaper than finding each token of a user.
+            self.cache.incr(AUTH_GENERATION, ttl=GENERATION_TTL)
+
+    def install(self) -> Invalidator:
+        bus.subscribe(self)
+        return self
+
+    def uninstall(self) -> None:
+        bus.unsubscribe(self)
