@@ -35,8 +35,9 @@ class InitResult:
 
 def initialise(settings: Settings) -> InitResult:
     """Create the home folders, migrate to head and, on a new database, the first admin."""
-    settings.home.mkdir(parents=True, exist_ok=True)
+    # Reach the database first, so an unreachable server leaves no home behind.
     database = open_database(settings, require_schema=False)
+    settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(database)
     admin_token = None
     with UnitOfWork(database) as uow:

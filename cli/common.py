@@ -18,8 +18,9 @@ nothing is committed, because each command commits only once, at its end.
 Auto-initialisation: on the embedded default (no BIFROST_DATABASE_URL) any
 command creates the home and migrates the SQLite file on first use, so a newcomer
 never has to run `bifrost init` first. It does not create the first admin, so a
-later `bifrost init` still prints that admin's token once. A configured server
-database is never changed behind the operator's back: it needs `bifrost init`.
+later `bifrost init` still prints that admin's token once. A database named by
+BIFROST_DATABASE_URL (a shared server) is never migrated behind the operator's
+back: until `bifrost init` has run, commands stop with exit 7.
 """
 
 from __future__ import annotations
@@ -130,12 +131,12 @@ def settings() -> Settings:
     return load_settings()
 
 
-def open_database(config: Settings | None = None) -> Database:
+def open_database() -> Database:
     """Open the configured database; the embedded default migrates itself on first use."""
     from bifrost_core import bootstrap
     from bifrost_core.db import migrate
 
-    config = config or settings()
+    config = settings()
     if config.database_url:
         return bootstrap.open_database(config)
     config.home.mkdir(parents=True, exist_ok=True)

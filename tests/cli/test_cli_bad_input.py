@@ -1,0 +1,106 @@
+"""Bad input: one `error: ...` line on stderr, a documented non-zero exit, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
+
+SHOT = ("shot", "create", "DEMO", "SQ010", "SH020")
+
+CASES = [
+    # duplicate codes
+    (("project", "create", "DEMO"), EXIT_CONFLICT, "project 'DEMO' already exists"),
+    (("sequence", "create", "DEMO", "SQ010"), EXIT_CONFLICT, "sequence 'SQ010' already exists"),
+    (
+        ("shot", "create", "DEMO", "SQ010", "SH010"),
+        EXIT_CONFLICT,
+        "shot 'SH010' already exists in sequence 'SQ010'",
+    ),
+    (("asset", "create", "DEMO", "hero", "--type", "prop"), EXIT_CONFLICT, "asset 'hero' already exists"),
+    (("task", "create", "DEMO", "SQ010/SH010", "anim"), EXIT_CONFLICT, "task 'anim' already exists on shot"),
+    # unknown project / sequence / entity
+    (("shot", "list", "XYZ"), EXIT_NOT_FOUND, "project 'XYZ' not found"),
+    (("sequence", "create", "XYZ", "SQ020"), EXIT_NOT_FOUND, "project 'XYZ' not found"),
+    (("shot", "create", "DEMO", "SQ999", "SH020"), EXIT_NOT_FOUND, "sequence 'SQ999' not found"),
+    (("shot", "show", "DEMO", "SQ010", "SH999"), EXIT_NOT_FOUND, "shot 'SH999' not found"),
+    (("casting", "cast", "DEMO", "SQ010", "SH010", "ghost"), EXIT_NOT_FOUND, "asset 'ghost' not found"),
+    (("casting", "uncast", "DEMO", "SQ010", "SH010", "nope"), EXIT_NOT_FOUND, "asset 'nope' not found"),
+    (
+        ("task", "create", "DEMO", "SQ010/SH010", "comp", "--assignee", "nobody"),
+        EXIT_NOT_FOUND,
+        "user 'nobody'",
+    ),
+    (("task", "show", "DEMO", "SQ010/SH010", "comp"), EXIT_NOT_FOUND, "task 'comp' not found on shot"),
+    (("version", "show", "DEMO", "SQ010/SH010", "anim"), EXIT_NOT_FOUND, "no versions of task 'anim'"),
+    # values out of range
+    (
+        (*SHOT, "--frame-in", "1100", "--frame-out", "1001"),
+        EXIT_INVALID,
+        "frame in (1100) is after frame out (1001)",
+    ),
+    ((*SHOT, "--handles", "-8"), EXIT_INVALID, "handles_in: Input should be greater than or equal to 0"),
+    ((*SHOT, "--handles-out", "-1"), EXIT_INVALID, "handles_out: Input should be greater than or equal to 0"),
+    ((*SHOT, "--cut-in", "50", "--cut-out", "10"), EXIT_INVALID, "cut in (50) is after cut out (10)"),
+    (("project", "create", "bad code!"), EXIT_INVALID, "code: String should match pattern"),
+    (("project", "create", "NEW", "--fps", "fast"), EXIT_INVALID, "fps: Input should be a valid decimal"),
+    (
+        ("task", "create", "DEMO", "hero", "model", "--due", "someday"),
+        EXIT_INVALID,
+        "due_date: Input should be",
+    ),
+    (("casting", "list", "DEMO", "--shot", "SH010"), EXIT_INVALID, "--shot takes SEQUENCE/SHOT"),
+    # workflow
+    (
+        ("task", "set-status", "DEMO", "SQ010/SH010", "anim", "approved"),
+        EXIT_CONFLICT,
+        "from 'wtg' to 'approved'",
+    ),
+    (
+        ("task", "set-status", "DEMO", "SQ010/SH010", "anim", "bogus"),
+        EXIT_INVALID,
+        "unknown task status 'bogus'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), CASES, ids=[" ".join(case[0]) for case in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(production, row_counts, args, code, message) -> None:
+    before = row_counts()
+    result = production(*args, code=code)
+    assert result.stderr.startswith("error: ")
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert result.stdout == ""
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "message"),
+    [
+        ("mysql://user@localhost/bifrost", EXIT_CONFIG, "BIFROST_DATABASE_URL: unsupported database 'mysql'"),
+        ("garbage", EXIT_CONFIG, "BIFROST_DATABASE_URL: not a database URL: 'garbage'"),
+        ("postgresql+psycopg://postgres@127.0.0.1:1/x", EXIT_UNAVAILABLE, "cannot reach the database at"),
+    ],
+)
+@pytest.mark.parametrize("command", [("init",), ("project", "list"), ("project", "create", "NEW"), ("demo",)])
+def test_bad_database_settings_fail_before_anything_is_written(
+    bifrost, bifrost_env, monkeypatch, url, code, message, command
+) -> None:
+    monkeypatch.setenv("BIFROST_DATABASE_URL", url)
+    result = bifrost(*command, code=code)
+    assert result.stderr.startswith(f"error: {message}")
+    assert result.stderr.count("\n") == 1
+    assert not bifrost_env.exists()
+
+
+def test_an_invalid_setting_names_its_variable(bifrost, bifrost_env, monkeypatch) -> None:
+    monkeypatch.setenv("BIFROST_DB_POOL_SIZE", "lots")
+    result = bifrost("project", "list", code=EXIT_CONFIG)
+    assert result.stderr.startswith("error: BIFROST_DB_POOL_SIZE: ")
+    assert not bifrost_env.exists()
+
+
+def test_usage_errors_exit_2(bifrost) -> None:
+    bifrost("shot", "create", "DEMO", code=2)
+    bifrost("workflow", "show", "DEMO", "--kind", "render", code=2)
