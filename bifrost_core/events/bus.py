@@ -6,10 +6,12 @@ durable log that out-of-process consumers read with an id cursor.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from bifrost_core.events.schemas import EventRead
 
+log = logging.getLogger(__name__)
 Handler = Callable[[EventRead], None]
 _handlers: list[Handler] = []
 
@@ -28,4 +30,8 @@ def unsubscribe(handler: Handler) -> None:
 def deliver(events: list[EventRead]) -> None:
     for handler in list(_handlers):
         for event in events:
-            handler(event)
+            try:
+                handler(event)
+            except Exception:
+                # One broken subscriber (say, search indexing) must not starve the others.
+                log.exception("event handler %r failed on event %s", handler, event.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.uow import after_commit
@@ -36,12 +37,14 @@ def record(
     session.add(event)
     queued = session.info.get(_QUEUED)
     if queued is None:
-        # One delivery per transaction, whatever the number of events.
+        # One delivery per transaction, whatever the number of events. It belongs to the whole
+        # transaction: events of a rolled-back savepoint are filtered out when it runs.
         queued = session.info[_QUEUED] = []
-        after_commit(session, lambda: bus.deliver(_snapshot(session.info.pop(_QUEUED, []))))
+        after_commit(session, lambda: bus.deliver(_snapshot(session.info.pop(_QUEUED, []))), outermost=True)
     queued.append(event)
     return event
 
 
 def _snapshot(events: list[Event]) -> list[EventRead]:
-    return [EventRead.model_validate(event) for event in events]
+    # A rolled-back savepoint leaves its inserted events transient: they never happened.
+    return [EventRead.model_validate(event) for event in events if inspect(event).persistent]
