@@ -1,0 +1,105 @@
+"""`bifrost demo`: builds the DEMO production, and a second run leaves exactly the same one."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bifrost_core.assets.models import Asset, AssetType, Casting
+from bifrost_core.projects.models import Project, Sequence, Shot
+from bifrost_core.tasks.models import Task
+from cli import demo
+
+
+def production(session) -> dict[str, list[tuple]]:
+    """The production by codes, independent of ids and timestamps."""
+    shots = {
+        shot_id: f"{sequence}/{shot}"
+        for shot_id, sequence, shot in session.execute(
+            select(Shot.id, Sequence.code, Shot.code).join(Sequence, Sequence.id == Shot.sequence_id)
+        )
+    }
+    assets = dict(session.execute(select(Asset.id, Asset.code)).all())
+    return {
+        "projects": sorted(
+            session.execute(
+                select(Project.code, Project.fps, Project.resolution_width, Project.resolution_height)
+            ).all()
+        ),
+        "sequences": sorted(session.scalars(select(Sequence.code)).all()),
+        "shots": sorted(
+            (shots[s.id], s.frame_in, s.frame_out, s.handles_in, s.handles_out)
+            for s in session.scalars(select(Shot))
+        ),
+        "assets": sorted(
+            session.execute(
+                select(Asset.code, AssetType.code).join(AssetType, AssetType.id == Asset.asset_type_id)
+            )
+        ),
+        "casting": sorted(
+            (shots[c.shot_id], assets[c.asset_id], c.count) for c in session.scalars(select(Casting))
+        ),
+        "tasks": sorted(
+            (
+                shots[t.shot_id] if t.shot_id else assets[t.asset_id],
+                t.name,
+                t.status,
+                tuple(sorted(u.username for u in t.assignees)),
+            )
+            for t in session.scalars(select(Task))
+        ),
+    }
+
+
+def test_demo_twice_leaves_the_same_production(bifrost, bifrost_env, peek, row_counts) -> None:
+    first = bifrost("demo")
+    assert "shown only once" in first.stdout
+    assert "Shots of DEMO" in first.stdout
+    with peek() as session:
+        built = production(session)
+    counts = row_counts()
+
+    second = bifrost("demo")
+    assert "bft_" not in second.stdout
+    assert "10 shots (0 new)" in second.stdout
+    with peek() as session:
+        assert production(session) == built
+    # Not one row more anywhere, events included: a rerun finds everything done.
+    assert row_counts() == counts
+
+    assert (bifrost_env / "bifrost.db").exists()
+    assert len(built["sequences"]) == 2
+    assert len(built["shots"]) == 10
+    assert len(built["assets"]) == 5
+    assert len({asset_type for _, asset_type in built["assets"]}) == 3
+    assert len(built["casting"]) == sum(len(cast) for cast in demo.CASTING.values())
+    assert {task for _, task, _, _ in built["tasks"]} == {"layout", "anim", "comp", "model", "rig"}
+    assert ("SQ010/SH010", "anim", "wtg", ("bob",)) in built["tasks"]
+    assert built["projects"][0][0] == "DEMO"
+    assert all(handles_in == handles_out == demo.HANDLES for *_, handles_in, handles_out in built["shots"])
+
+
+def test_demo_completes_a_production_built_by_hand(bifrost, peek) -> None:
+    bifrost("project", "create", "DEMO")
+    bifrost("sequence", "create", "DEMO", "SQ010")
+    bifrost(
+        "shot", "create", "DEMO", "SQ010", "SH010", "--frame-in", 1001, "--frame-out", 1048, "--handles", 8
+    )
+    out = bifrost("demo").stdout
+    assert "project DEMO already there" in out
+    assert "10 shots (9 new)" in out
+    with peek() as session:
+        assert len(production(session)["shots"]) == 10
+
+
+def test_demo_steps_run_in_order_and_can_be_extended(bifrost, monkeypatch) -> None:
+    seen: list[int] = []
+
+    def count_shots(context: demo.Demo) -> str:
+        with context.session() as session:
+            seen.append(len(session.scalars(select(Shot.id)).all()))
+        return "counted"
+
+    monkeypatch.setattr(demo, "STEPS", [*demo.STEPS, ("extra", count_shots)])
+    out = bifrost("demo").stdout
+    assert "extra: counted" in out
+    assert seen == [10]
