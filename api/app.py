@@ -22,7 +22,7 @@ from api.middleware import JsonLogFormatter, RequestMiddleware
 from api.routers import assets, bulk, events, ops, people, production, tasks, versions
 from bifrost_core.bootstrap import open_database
 from bifrost_core.cache.backends import Cache, open_cache
-from bifrost_core.cache.entities import Invalidator
+from bifrost_core.cache.entities import Invalidator, invalidate_on_commit
 from bifrost_core.config import Settings, get_settings
 from bifrost_core.db.database import Database
 
@@ -46,12 +46,18 @@ def create_app(
         authenticator=Authenticator(database, cache),
         entity_cache=cache.kind == "redis" or workers <= 1,
     )
-    invalidator = Invalidator(cache).install()
+    if cache.kind == "redis" and settings.redis_url:
+        # Shared with the rest of the process (see bifrost_core.bootstrap.open_database).
+        invalidate_on_commit(settings.redis_url)
+        invalidator = None
+    else:
+        invalidator = Invalidator(cache).install()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        invalidator.uninstall()
+        if invalidator is not None:
+            invalidator.uninstall()
         cache.close()
         if owns_database:
             database.dispose()

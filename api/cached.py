@@ -30,7 +30,7 @@ def read(
 ) -> Response:
     if not ctx.state.entity_cache:
         entity = load()
-        ctx.require(action, entity.project_id)
+        ctx.require(action, _project_id(entity_type, entity))
         return ctx.respond(schema.model_validate(entity))
     cache = ctx.state.cache
     key = entity_key(entity_type, entity_id)
@@ -44,7 +44,12 @@ def read(
             ctx.require(action, int(project_id))
             return ctx.respond(body)
     entity = load()
-    ctx.require(action, entity.project_id)
+    project_id = _project_id(entity_type, entity)
+    ctx.require(action, project_id)
     body = schema.model_validate(entity).model_dump_json().encode()
-    cache.set(key, b"%s:%d:%s" % (generation, entity.project_id, body), ENTITY_TTL)
+    cache.set(key, b"%s:%d:%s" % (generation, project_id, body), ENTITY_TTL)
     return ctx.respond(body)
+
+
+def _project_id(entity_type: str, entity: Any) -> int:
+    return entity.id if entity_type == "project" else entity.project_id

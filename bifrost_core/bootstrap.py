@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from bifrost_core.cache.entities import invalidate_on_commit
 from bifrost_core.config import Settings
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
@@ -21,6 +22,7 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
     """Connect, check the server answers, and refuse to run on a schema that is behind."""
     database = Database(settings.database, pool_size=settings.db_pool_size)
     database.check()
+    invalidate_on_commit(settings.redis_url)
     if require_schema and not migrate.is_up_to_date(database):
         database.dispose()
         raise ConfigError("the database schema is not up to date: run `bifrost init`")

@@ -10,6 +10,8 @@ import typer
 
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
 from cli.common import BifrostGroup
+from cli.serve import serve
+from cli.tokens import app as token_app
 
 app = typer.Typer(
     name="bifrost",
@@ -37,3 +39,5 @@ app.add_typer(tasks.app, name="task")
 app.add_typer(versions.app, name="version")
 app.add_typer(workflow.app, name="workflow")
 app.command()(demo.demo)
+app.command()(serve)
+app.add_typer(token_app, name="token")

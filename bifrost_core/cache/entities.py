@@ -58,3 +58,18 @@ class Invalidator:
 
     def uninstall(self) -> None:
         bus.unsubscribe(self)
+
+
+_shared: dict[str, Invalidator] = {}
+
+
+def invalidate_on_commit(redis_url: str) -> None:
+    """Make this process's commits evict the shared Redis cache (once per URL).
+
+    Every process that writes (API workers, CLI, flows) calls this when it opens the
+    database, so a change made anywhere is visible on the API's next read.
+    """
+    if redis_url and redis_url not in _shared:
+        from bifrost_core.cache.backends import RedisCache
+
+        _shared[redis_url] = Invalidator(RedisCache(redis_url)).install()

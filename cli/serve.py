@@ -1,0 +1,39 @@
+"""`bifrost serve`: the HTTP API under uvicorn (`api.app:factory` in each worker)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs, health at /healthz and /readyz)."""
+    import uvicorn
+
+    from cli.common import open_database, settings
+
+    config = settings()
+    # Fail here with one line (bad URL, unreachable server, schema behind), not in N workers.
+    open_database().dispose()
+    # Tells each worker how many siblings it has (see api.app.WORKERS_ENV).
+    os.environ["BIFROST_API_WORKERS"] = str(workers)
+    uvicorn.run(
+        "api.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # the app writes its own JSON access lines, with request ids
+        log_level=config.log_level.lower(),
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    typer.run(serve)
