@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from bifrost_core.projects import service as projects_service
 from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
 
 SHOT = ("shot", "create", "DEMO", "SQ010", "SH020")
@@ -104,3 +106,32 @@ def test_an_invalid_setting_names_its_variable(bifrost, bifrost_env, monkeypatch
 def test_usage_errors_exit_2(bifrost) -> None:
     bifrost("shot", "create", "DEMO", code=2)
     bifrost("workflow", "show", "DEMO", "--kind", "render", code=2)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "line"),
+    [
+        (IntegrityError("INSERT", {}, Exception("duplicate key value")), EXIT_CONFLICT, "conflicting write"),
+        (
+            OperationalError("SELECT", {}, Exception("server closed the connection")),
+            EXIT_UNAVAILABLE,
+            "database",
+        ),
+    ],
+)
+def test_database_errors_mid_command_become_one_line(
+    bifrost, row_counts, monkeypatch, error, code, line
+) -> None:
+    # A concurrent writer or a dropped connection, after the service's own checks passed.
+    bifrost("init")
+    before = row_counts()
+
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(projects_service, "create_project", fail)
+    result = bifrost("project", "create", "RACE", code=code)
+    assert result.stderr.startswith(f"error: {line}")
+    assert str(error.orig) in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert row_counts() == before
