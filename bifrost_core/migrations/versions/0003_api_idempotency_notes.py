@@ -32,7 +32,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_idempotency_keys_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
-        sa.UniqueConstraint("user_id", "key", name=op.f("uq_idempotency_keys_user_id")),
+        sa.UniqueConstraint("user_id", "key", name=op.f("uq_idempotency_keys_user_id_key")),
     )
     with op.batch_alter_table("notes", schema=None) as batch_op:
         batch_op.add_column(

@@ -1,0 +1,89 @@
+"""Migrations: up to head, down to base and up again, and the models match the migrated schema.
+
+Written for any chain of revisions (heads are read from the scripts), so later migrations are
+covered without touching this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, Integer, MetaData, inspect
+
+from bifrost_core.bootstrap import open_database
+from bifrost_core.config import load_settings
+from bifrost_core.db import migrate
+from bifrost_core.db.database import Database
+from bifrost_core.errors import ConfigError
+from bifrost_core.models import Base
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    else:
+        database = Database(request.getfixturevalue("make_pg_database")())
+    yield database
+    database.dispose()
+
+
+def _tables(database: Database) -> set[str]:
+    return set(inspect(database.engine).get_table_names())
+
+
+def _differences(database: Database, metadata: MetaData) -> list:
+    with database.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, metadata)
+
+
+def test_upgrade_downgrade_upgrade(empty_database):
+    database = empty_database
+    model_tables = set(Base.metadata.tables)
+    assert migrate.current_revisions(database) == set()
+    assert not migrate.is_up_to_date(database)
+
+    migrate.upgrade(database)
+    assert migrate.current_revisions(database) == migrate.head_revisions()
+    assert migrate.is_up_to_date(database)
+    assert model_tables <= _tables(database)
+
+    migrate.downgrade(database)
+    assert migrate.current_revisions(database) == set()
+    # Only alembic's own bookkeeping table may stay behind.
+    assert _tables(database) <= {"alembic_version"}
+
+    migrate.upgrade(database)
+    assert migrate.is_up_to_date(database)
+    assert model_tables <= _tables(database)
+    assert _differences(database, Base.metadata) == []
+
+
+def test_models_match_the_migrated_schema(database):
+    # A model changed without a migration shows up here as a difference.
+    assert _differences(database, Base.metadata) == []
+
+
+def test_the_schema_comparison_notices_a_model_change(database):
+    # Proves the check above is able to fail: one column more than the migrations made.
+    changed = MetaData()
+    for table in Base.metadata.tables.values():
+        table.to_metadata(changed)
+    changed.tables["projects"].append_column(Column("not_migrated", Integer, nullable=True))
+    differences = _differences(database, changed)
+    assert [(d[0], d[3].name) for d in differences if d[0] == "add_column"] == [
+        ("add_column", "not_migrated")
+    ]
+
+
+def test_a_database_behind_head_is_refused(empty_database, bifrost_env):
+    settings = load_settings(database_url=empty_database.url)
+    with pytest.raises(ConfigError, match="not up to date: run `bifrost init`"):
+        open_database(settings)
+    migrate.upgrade(empty_database)
+    open_database(settings).dispose()
