@@ -18,6 +18,8 @@ from sqlalchemy.exc import ArgumentError
 from bifrost_core.errors import ConfigError
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
+# The synchronous drivers that are installed; any other one fails later with a traceback.
+SUPPORTED_DRIVERS = {"sqlite": ("pysqlite",), "postgresql": ("psycopg",)}
 
 
 class Settings(BaseSettings):
@@ -54,6 +56,11 @@ class Settings(BaseSettings):
             raise ValueError(f"not a database URL: {value!r}") from exc
         if url.get_backend_name() not in SUPPORTED_DATABASES:
             raise ValueError(f"unsupported database {url.get_backend_name()!r} (use sqlite or postgresql)")
+        if "+" in url.drivername and url.get_driver_name() not in SUPPORTED_DRIVERS[url.get_backend_name()]:
+            expected = " or ".join(
+                f"{url.get_backend_name()}+{d}" for d in SUPPORTED_DRIVERS[url.get_backend_name()]
+            )
+            raise ValueError(f"unsupported driver {url.get_driver_name()!r} (use {expected})")
         return value
 
     @property

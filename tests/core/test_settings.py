@@ -1,0 +1,113 @@
+"""Settings and reaching the database: bad values fail at start with one line naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from bifrost_core.bootstrap import initialise, open_database
+from bifrost_core.config import get_settings, load_settings
+from bifrost_core.db.database import Database
+from bifrost_core.errors import ConfigError, DatabaseUnavailable
+
+
+def test_defaults_live_in_the_home(bifrost_env):
+    settings = load_settings()
+    home = bifrost_env.resolve()
+    assert settings.home == home
+    assert settings.database == f"sqlite:///{home / 'bifrost.db'}"
+    assert settings.tier_roots == {
+        "hot": str(home / "storage" / "hot"),
+        "archive": str(home / "storage" / "archive"),
+    }
+
+
+def test_home_defaults_to_dot_bifrost_in_the_user_folder(bifrost_env, monkeypatch, tmp_path):
+    monkeypatch.delenv("BIFROST_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert load_settings().home == (tmp_path / "user" / ".bifrost").resolve()
+
+
+def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkeypatch):
+    # bifrost_env runs the test in a fresh folder, where a .env file is read.
+    (bifrost_env.parent / ".env").write_text("BIFROST_HOT_ROOT=s3://bucket/hot\nBIFROST_DB_POOL_SIZE=7\n")
+    monkeypatch.setenv("BIFROST_DB_POOL_SIZE", "9")  # the environment wins over .env
+    settings = load_settings()
+    assert settings.tier_roots["hot"] == "s3://bucket/hot"
+    assert settings.db_pool_size == 9
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("garbage", "not a database URL"),
+        ("mysql://user@host/db", "unsupported database 'mysql'"),
+        ("oracle://user@host/db", "unsupported database 'oracle'"),
+        # Drivers that are not installed or not synchronous would fail later with a traceback.
+        ("postgresql+asyncpg://user@host/db", "unsupported driver"),
+        ("postgresql+psycopg2://user@host/db", "unsupported driver"),
+        ("sqlite+aiosqlite:///x.db", "unsupported driver"),
+    ],
+)
+def test_invalid_database_url_names_the_variable(bifrost_env, monkeypatch, url, message):
+    monkeypatch.setenv("BIFROST_DATABASE_URL", url)
+    with pytest.raises(ConfigError) as failure:
+        load_settings()
+    text = str(failure.value)
+    assert text.startswith("BIFROST_DATABASE_URL: ")
+    assert message in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://u@h/db", "postgresql+psycopg://u@h/db", "sqlite:///x.db", "sqlite+pysqlite:///x.db"]
+)
+def test_supported_database_urls(bifrost_env, monkeypatch, url):
+    monkeypatch.setenv("BIFROST_DATABASE_URL", url)
+    assert load_settings().database == url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("BIFROST_DB_POOL_SIZE", "0"), ("BIFROST_DB_POOL_SIZE", "many"), ("BIFROST_LOG_LEVEL", "LOUD")],
+)
+def test_other_invalid_settings_name_their_variable(bifrost_env, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=f"^{variable}: "):
+        load_settings()
+
+
+def test_get_settings_is_cached(bifrost_env):
+    assert get_settings() is get_settings()
+
+
+def test_unreachable_postgresql_is_one_line(bifrost_env, monkeypatch):
+    monkeypatch.setenv("BIFROST_DATABASE_URL", "postgresql+psycopg://bifrost:s3cret@127.0.0.1:1/bifrost")
+    with pytest.raises(DatabaseUnavailable) as failure:
+        open_database(load_settings())
+    text = str(failure.value)
+    assert text.startswith(
+        "cannot reach the database at postgresql+psycopg://bifrost:***@127.0.0.1:1/bifrost"
+    )
+    assert "\n" not in text and "s3cret" not in text
+    assert failure.value.status_code == 503
+
+
+def test_sqlite_file_in_a_folder_that_cannot_exist_is_unavailable(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DatabaseUnavailable) as failure:
+        Database(f"sqlite:///{blocker / 'sub' / 'bifrost.db'}").check()
+    assert "\n" not in str(failure.value)
+
+
+def test_initialise_makes_the_home_and_the_first_admin_once(bifrost_env):
+    settings = load_settings()
+    first = initialise(settings)
+    try:
+        assert first.admin_token is not None and first.admin_token.token.startswith("bft_")
+        assert (bifrost_env / "bifrost.db").exists()
+    finally:
+        first.database.dispose()
+    second = initialise(settings)
+    second.database.dispose()
+    assert second.admin_token is None  # a rerun finds the admin and issues nothing new
