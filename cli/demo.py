@@ -282,7 +282,8 @@ def demo() -> None:
     config = settings()
     result = bootstrap.initialise(config)
     try:
-        console.print(f"Bifrost home: {config.home}")
+        safe_url = result.database.engine.url.render_as_string(hide_password=True)
+        console.print(f"Bifrost home: {config.home}\ndatabase: {safe_url}", highlight=False, soft_wrap=True)
         if result.admin_token is not None:
             console.print(
                 "created the first admin user 'admin'; its API token is shown only once, keep it safe:\n"
