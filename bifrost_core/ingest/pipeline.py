@@ -1,0 +1,328 @@
+"""The ingest machinery as plain functions over plain data: plan, store a batch, register.
+
+Prefect tasks wrap these one to one; the CLI and tests can also call them directly.
+Each function opens its own units of work: it gets a Database, never a session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from bifrost_core.config import Settings
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import BifrostError, InvalidInput
+from bifrost_core.ingest import progress, repository, service
+from bifrost_core.ingest.schemas import (
+    CreatedVersion,
+    IngestPlan,
+    IngestSummary,
+    PlannedVersion,
+    Problem,
+    SourceFile,
+    StoredBlob,
+)
+from bifrost_core.projects.models import Project
+from bifrost_core.projects.repository import ProjectRepository
+from bifrost_core.scope import SYSTEM, Actor
+from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.errors import PutFailed
+
+# One put_files call (one filesystem sync) per this many files or bytes: small enough for a
+# live progress bar, large enough that syncs stay a small share of the time.
+CHUNK_FILES = 500
+CHUNK_BYTES = 256 << 20
+STORE_WORKERS = 4
+
+_stores: dict[str, BlobStore] = {}
+
+
+def tier_root(settings: Settings, project: Project, tier: str) -> str:
+    """The root URL of a project's tier: the project's own setting, else the studio default."""
+    roots = {**settings.tier_roots, **(project.storage_tiers or {})}
+    if tier not in roots:
+        raise InvalidInput(f"project {project.code} has no storage tier {tier!r} (tiers: {', '.join(roots)})")
+    return str(roots[tier])
+
+
+def blob_store(root: str, tier: str) -> BlobStore:
+    """One store per root and process (an S3 client is worth reusing)."""
+    store = _stores.get(root)
+    if store is None:
+        store = _stores[root] = BlobStore(root, name=tier)
+    return store
+
+
+def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
+    with UnitOfWork(database) as uow:
+        found = ProjectRepository(uow.session).by_code(project)
+        return found.id, blob_store(tier_root(settings, found, tier), tier)
+
+
+def crash_point(name: str) -> None:
+    """Kill this process at a named point when the crash-safety tests ask for it.
+
+    BIFROST_TEST_KILL_AT is `stored` (blobs durable, nothing registered), `flushed` (a
+    version flushed, not committed) or `committed:N` (after N versions committed).
+    """
+    if os.environ.get("BIFROST_TEST_KILL_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def batches(
+    versions: Sequence[PlannedVersion], *, max_files: int, max_bytes: int
+) -> list[list[PlannedVersion]]:
+    """Whole versions grouped into batches of about max_files files or max_bytes bytes."""
+    out: list[list[PlannedVersion]] = []
+    files = size = 0
+    for version in versions:
+        if out and out[-1] and files + len(version.files) <= max_files and size + version.size <= max_bytes:
+            out[-1].append(version)
+            files += len(version.files)
+            size += version.size
+        else:
+            out.append([version])
+            files, size = len(version.files), version.size
+    return out
+
+
+def _chunks(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
+    out: list[list[SourceFile]] = []
+    count = size = 0
+    for file in files:
+        if not out or count >= CHUNK_FILES or size + file.size > CHUNK_BYTES:
+            out.append([])
+            count = size = 0
+        out[-1].append(file)
+        count += 1
+        size += file.size
+    return out
+
+
+def store_files(
+    database: Database, store: BlobStore, *, tier: str, files: Sequence[SourceFile]
+) -> tuple[dict[str, StoredBlob], list[Problem], int, int]:
+    """Make every file's content durable in the tier; a file whose content the tier already
+    records (known from its fingerprint) is not read again.
+
+    Returns path -> blob, the per-file problems, and the files and bytes copied.
+    """
+    blobs: dict[str, StoredBlob] = {}
+    known = [file.hash for file in files if file.hash]
+    with UnitOfWork(database) as uow:
+        located = repository.located(uow.session, known, tier)
+    todo: list[SourceFile] = []
+    for file in files:
+        if file.hash and file.hash in located:
+            blobs[file.path] = StoredBlob(hash=file.hash, size=file.size, url=located[file.hash])
+        else:
+            todo.append(file)
+    progress.advance(len(files) - len(todo), sum(f.size for f in files if f.path in blobs))
+
+    problems: list[Problem] = []
+    copied_files = copied_bytes = 0
+    for chunk in _chunks(todo):
+        try:
+            stored = store.put_files([file.path for file in chunk], workers=STORE_WORKERS)
+        except PutFailed as exc:
+            stored = exc.stored
+            problems.extend(Problem(path=failure.path, message=failure.reason) for failure in exc.failures)
+        for blob in stored:
+            blobs[str(blob.source)] = StoredBlob(hash=blob.digest, size=blob.size, url=blob.url)
+            if blob.new:
+                copied_files += 1
+                copied_bytes += blob.size
+        progress.advance(len(chunk), sum(file.size for file in chunk))
+    _check_unchanged(files, blobs, problems)
+    return blobs, problems, copied_files, copied_bytes
+
+
+def _check_unchanged(
+    files: Sequence[SourceFile], blobs: dict[str, StoredBlob], problems: list[Problem]
+) -> None:
+    """A file that moved since it was scanned is not what the plan describes: report it.
+
+    The store re-reads a file that changes during its copy; this catches a change between
+    the scan and the copy (and keeps the fingerprint honest).
+    """
+    for file in files:
+        if file.path not in blobs:
+            continue
+        try:
+            st = os.stat(file.path)
+        except OSError as exc:
+            del blobs[file.path]
+            problems.append(Problem(path=file.path, message=f"disappeared during ingest: {exc.strerror}"))
+            continue
+        if st.st_size != file.size or st.st_mtime_ns != file.mtime_ns or blobs[file.path].size != file.size:
+            del blobs[file.path]
+            problems.append(
+                Problem(path=file.path, message="changed while being ingested; run the ingest again")
+            )
+
+
+def register(
+    database: Database,
+    *,
+    actor: Actor,
+    project_id: int,
+    tier: str,
+    source: str,
+    versions: Sequence[PlannedVersion],
+    blobs: dict[str, StoredBlob],
+    problems: list[Problem],
+    comment: str = "",
+    meta: dict | None = None,
+) -> tuple[list[CreatedVersion], int]:
+    """One transaction per version; a version with any file problem is skipped whole.
+
+    Returns the versions created and how many were found already ingested (by a crashed
+    run that committed, or a concurrent one).
+    """
+    created: list[CreatedVersion] = []
+    known = 0
+    bad = {problem.path for problem in problems}
+    for planned in versions:
+        failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
+        if failed:
+            problems.append(
+                Problem(
+                    path=planned.representations[0].source,
+                    message=f"version {planned.target.label} not registered: {len(failed)} file(s) failed",
+                )
+            )
+            continue
+        try:
+            with UnitOfWork(database) as uow:
+                done = service.register_version(
+                    uow.session,
+                    actor=actor,
+                    project_id=project_id,
+                    planned=planned,
+                    blobs=blobs,
+                    tier=tier,
+                    source=source,
+                    comment=comment,
+                    meta=meta,
+                )
+                crash_point("flushed")
+                uow.commit()
+        except IntegrityError:
+            # A concurrent run committed the same content key first: that version exists.
+            known += 1
+            continue
+        except BifrostError as exc:
+            problems.append(Problem(path=planned.representations[0].source, message=str(exc)))
+            continue
+        if done is None:
+            known += 1
+        else:
+            created.append(done)
+            crash_point(f"committed:{len(created)}")
+    return created, known
+
+
+def run_batch(
+    database: Database,
+    settings: Settings,
+    *,
+    project: str,
+    tier: str,
+    source: str,
+    versions: Sequence[PlannedVersion],
+    actor: Actor = SYSTEM,
+    comment: str = "",
+    meta: dict | None = None,
+) -> IngestSummary:
+    """Store the files of a batch of versions (durable), then register each version."""
+    project_id, store = project_store(database, settings, project, tier)
+    files = [file for version in versions for file in version.files]
+    blobs, problems, copied_files, copied_bytes = store_files(database, store, tier=tier, files=files)
+    crash_point("stored")
+    created, known = register(
+        database,
+        actor=actor,
+        project_id=project_id,
+        tier=tier,
+        source=source,
+        versions=versions,
+        blobs=blobs,
+        problems=problems,
+        comment=comment,
+        meta=meta,
+    )
+    return IngestSummary(
+        project=project,
+        source=source,
+        tier=tier,
+        known=known,
+        created=created,
+        problems=problems,
+        files=len(files),
+        bytes=sum(file.size for file in files),
+        files_copied=copied_files,
+        bytes_copied=copied_bytes,
+    )
+
+
+def source_file(path: Path, *, name: str | None = None, frame: int | None = None) -> SourceFile:
+    """Stat one source file (following no further than the scanner already did)."""
+    st = path.stat()
+    return SourceFile(
+        path=str(path), name=name or path.name, size=st.st_size, mtime_ns=st.st_mtime_ns, frame=frame
+    )
+
+
+def summary_of(plan: IngestPlan, *, dry_run: bool) -> IngestSummary:
+    """The summary of a run before any batch: what the plan found."""
+    return IngestSummary(
+        project=plan.project,
+        source=plan.source,
+        tier=plan.tier,
+        dry_run=dry_run,
+        planned_new=plan.count("new"),
+        planned_changed=plan.count("changed"),
+        known=plan.count("known"),
+        unmatched=plan.unmatched,
+        problems=list(plan.problems),
+        files=sum(len(version.files) for version in plan.versions),
+        bytes=sum(version.size for version in plan.versions),
+        plan=plan if dry_run else None,
+    )
+
+
+def merge(summary: IngestSummary, batch: IngestSummary) -> None:
+    """Add one batch's outcome to the run's summary."""
+    summary.known += batch.known
+    summary.created.extend(batch.created)
+    summary.problems.extend(batch.problems)
+    summary.files_copied += batch.files_copied
+    summary.bytes_copied += batch.bytes_copied
+
+
+def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor = SYSTEM) -> None:
+    """The run's event (counts and created version ids), in its own transaction."""
+    with UnitOfWork(database) as uow:
+        project_id = ProjectRepository(uow.session, actor).by_code(summary.project).id
+        service.record_run(
+            uow.session,
+            actor=actor,
+            project_id=project_id,
+            summary={
+                "kind": kind,
+                "source": service.printable(summary.source),
+                "tier": summary.tier,
+                "created": [version.version_id for version in summary.created],
+                "known": summary.known,
+                "unmatched": len(summary.unmatched),
+                "problems": len(summary.problems),
+                "files_copied": summary.files_copied,
+                "bytes_copied": summary.bytes_copied,
+            },
+        )
+        uow.commit()

@@ -1,0 +1,166 @@
+"""Plain data that ingest passes between its steps (and Prefect passes between tasks).
+
+Everything here serialises to JSON: tasks exchange plans and results, never sessions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bifrost_core.schemas import InputSchema
+
+PlanStatus = Literal["new", "changed", "known"]
+
+
+class SourceFile(BaseModel):
+    """One source file as scanned: where it is, what stat() said, and its hash once known."""
+
+    model_config = ConfigDict(frozen=False)
+
+    path: str
+    name: str
+    size: int
+    mtime_ns: int
+    frame: int | None = None
+    hash: str | None = None
+
+
+class Target(BaseModel):
+    """What a version belongs to: a shot (sequence + shot) or an asset, a task and a variant."""
+
+    sequence: str | None = None
+    shot: str | None = None
+    asset: str | None = None
+    task: str
+    variant: str = "main"
+
+    @property
+    def label(self) -> str:
+        entity = f"{self.sequence}/{self.shot}" if self.shot else f"asset {self.asset}"
+        return f"{entity} {self.task} {self.variant}"
+
+
+class PlannedRepresentation(BaseModel):
+    name: str
+    kind: Literal["frames", "movie", "proxy", "thumbnail", "file"]
+    source: str
+    frame_in: int | None = None
+    frame_out: int | None = None
+    frame_padding: int | None = None
+    missing_frames: str = ""
+    files: list[SourceFile]
+
+
+class PlannedVersion(BaseModel):
+    target: Target
+    status: PlanStatus
+    representations: list[PlannedRepresentation]
+    # Set when every hash is known at planning time (a rerun): the content key and, if known, the version.
+    key: str | None = None
+    version_id: int | None = None
+    version_number: int | None = None
+
+    @property
+    def files(self) -> list[SourceFile]:
+        return [file for rep in self.representations for file in rep.files]
+
+    @property
+    def size(self) -> int:
+        return sum(file.size for file in self.files)
+
+
+class Problem(BaseModel):
+    """A path that could not be ingested, and why (one line)."""
+
+    path: str
+    message: str
+
+
+class IngestPlan(BaseModel):
+    project: str
+    source: str
+    tier: str
+    versions: list[PlannedVersion] = Field(default_factory=list)
+    unmatched: list[Problem] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+
+    def count(self, status: PlanStatus) -> int:
+        return sum(1 for version in self.versions if version.status == status)
+
+    @property
+    def pending(self) -> list[PlannedVersion]:
+        return [version for version in self.versions if version.status != "known"]
+
+
+class StoredBlob(BaseModel):
+    """A blob that is durable in a tier: safe to record."""
+
+    hash: str
+    size: int
+    url: str
+
+
+class StoreResult(BaseModel):
+    """The outcome of storing one batch: hashes per source path, and per-file failures."""
+
+    blobs: dict[str, StoredBlob] = Field(default_factory=dict)
+    problems: list[Problem] = Field(default_factory=list)
+    bytes_copied: int = 0
+    files_copied: int = 0
+
+
+class CreatedVersion(BaseModel):
+    version_id: int
+    target: str
+    number: int
+    representations: int
+    files: int
+    size: int
+
+
+class IngestSummary(BaseModel):
+    """What an ingest or publish run did, for the CLI, the API and the Prefect artifacts."""
+
+    project: str
+    source: str
+    tier: str
+    dry_run: bool = False
+    planned_new: int = 0
+    planned_changed: int = 0
+    known: int = 0
+    created: list[CreatedVersion] = Field(default_factory=list)
+    unmatched: list[Problem] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    files_copied: int = 0
+    bytes_copied: int = 0
+    plan: IngestPlan | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PublishFile(InputSchema):
+    path: str = Field(min_length=1)
+
+
+class PublishRequest(InputSchema):
+    """One version from an artist or a DCC tool: its files and what they are."""
+
+    project: str = Field(min_length=1, description="Project code")
+    sequence: str | None = Field(default=None, description="Sequence code (for a shot)")
+    shot: str | None = Field(default=None, description="Shot code")
+    asset: str | None = Field(default=None, description="Asset code (instead of a shot)")
+    task: str = Field(min_length=1, description="Task name, created on the entity if missing")
+    variant: str = Field(default="main")
+    comment: str = Field(default="", max_length=10_000)
+    files: list[str] = Field(min_length=1, description="Files or image-sequence frames to publish")
+    frame_in: int | None = Field(default=None, description="Expected first frame (checked)")
+    frame_out: int | None = Field(default=None, description="Expected last frame (checked)")
+    meta: dict[str, Any] = Field(default_factory=dict)
+    tier: str = Field(default="hot")
+    dry_run: bool = Field(default=False, description="Only plan: report what would be created")

@@ -1,0 +1,269 @@
+"""Ingest rules: classify planned versions against the database and register stored ones.
+
+The order that makes ingest safe to kill at any point:
+  1. bytes are copied into the blob store and made durable (one sync per batch);
+  2. then, one transaction per version: blobs, version, representations, files, the
+     ingest record (unique per project and content key) and the source fingerprints.
+A crash before 2 leaves only unrecorded blobs (found again by the rerun, or removed by
+`storage gc`); a crash inside 2 rolls the version back whole.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from blake3 import blake3
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from bifrost_core.assets.models import Asset
+from bifrost_core.errors import InvalidInput
+from bifrost_core.events.service import record
+from bifrost_core.ingest import repository
+from bifrost_core.ingest.models import IngestRecord
+from bifrost_core.ingest.schemas import (
+    CreatedVersion,
+    PlannedRepresentation,
+    PlannedVersion,
+    SourceFile,
+    StoredBlob,
+    Target,
+)
+from bifrost_core.projects.models import Sequence, Shot
+from bifrost_core.scope import Actor
+from bifrost_core.storage.schemas import BlobIn
+from bifrost_core.storage.service import register_blobs
+from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.models import Task
+from bifrost_core.tasks.schemas import TaskCreate
+from bifrost_core.versions.models import Version
+from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
+from bifrost_core.versions.service import create_version
+
+_NOT_CODE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def path_key(path: str) -> str:
+    return blake3(path.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def printable(path: str) -> str:
+    """A path as text any database accepts (undecodable bytes become escapes)."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def representation_name(stem: str, taken: set[str]) -> str:
+    """A representation name (a code) from a file stem: spaces and non-ASCII become `_`."""
+    base = _NOT_CODE.sub("_", stem).strip("_.-")[:56] or "file"
+    name, suffix = base, 2
+    while name in taken:
+        name, suffix = f"{base}-{suffix}", suffix + 1
+    taken.add(name)
+    return name
+
+
+def content_key(project_id: int, version: PlannedVersion) -> str:
+    """What makes two ingests the same version: target, representations, file names and hashes."""
+    manifest = {
+        "project": project_id,
+        "target": version.target.model_dump(),
+        "representations": sorted(
+            [
+                rep.name,
+                rep.kind,
+                rep.frame_in,
+                rep.frame_out,
+                sorted([file.name, file.frame, file.hash] for file in rep.files),
+            ]
+            for rep in version.representations
+        ),
+    }
+    return blake3(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+
+
+def apply_fingerprints(session: Session, project_id: int, files: Iterable[SourceFile]) -> int:
+    """Fill in the hash of every file whose size and mtime match an earlier run; returns how many."""
+    by_key = {path_key(file.path): file for file in files if file.hash is None}
+    known = repository.fingerprints(session, project_id, list(by_key))
+    filled = 0
+    for key, (size, mtime_ns, digest) in known.items():
+        file = by_key[key]
+        if file.size == size and file.mtime_ns == mtime_ns:
+            file.hash = digest
+            filled += 1
+    return filled
+
+
+def entity_ids(session: Session, project_id: int) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """(sequence, shot) -> shot id and asset code -> asset id for one project."""
+    shots = session.execute(
+        select(Sequence.code, Shot.code, Shot.id)
+        .join(Sequence, Sequence.id == Shot.sequence_id)
+        .where(Shot.project_id == project_id)
+    )
+    assets = session.execute(select(Asset.code, Asset.id).where(Asset.project_id == project_id))
+    return {(seq, shot): shot_id for seq, shot, shot_id in shots}, {
+        code: asset_id for code, asset_id in assets
+    }
+
+
+def unknown_entity(target: Target, shots: dict[tuple[str, str], int], assets: dict[str, int]) -> str | None:
+    if target.shot is not None:
+        if (target.sequence or "", target.shot) not in shots:
+            return f"shot {target.sequence}/{target.shot} is not in the project"
+        return None
+    if target.asset not in assets:
+        return f"asset {target.asset} is not in the project"
+    return None
+
+
+def _task(session: Session, target: Target, shot_id: int | None, asset_id: int | None) -> Task | None:
+    entity = Task.shot_id == shot_id if shot_id is not None else Task.asset_id == asset_id
+    return session.scalars(select(Task).where(entity, Task.name == target.task)).first()
+
+
+def classify(session: Session, *, project_id: int, versions: list[PlannedVersion]) -> None:
+    """Mark each planned version known (same content already ingested), changed or new.
+
+    Only versions whose every hash is known (from fingerprints) can be recognised here;
+    the others are re-checked by content key at registration, once hashed.
+    """
+    complete = [version for version in versions if all(file.hash for file in version.files)]
+    for version in complete:
+        version.key = content_key(project_id, version)
+    done = repository.records(session, project_id, [version.key for version in complete if version.key])
+    shots, assets = entity_ids(session, project_id)
+    for version in versions:
+        if version.key and version.key in done:
+            version.status = "known"
+            version.version_id, version.version_number = done[version.key]
+            continue
+        target = version.target
+        task = _task(
+            session,
+            target,
+            shots.get((target.sequence or "", target.shot or "")),
+            assets.get(target.asset or ""),
+        )
+        has_versions = task is not None and session.scalar(
+            select(exists().where(Version.task_id == task.id, Version.variant == target.variant))
+        )
+        version.status = "changed" if has_versions else "new"
+
+
+def register_version(
+    session: Session,
+    *,
+    actor: Actor,
+    project_id: int,
+    planned: PlannedVersion,
+    blobs: dict[str, StoredBlob],
+    tier: str,
+    source: str,
+    comment: str = "",
+    meta: dict[str, Any] | None = None,
+) -> CreatedVersion | None:
+    """Record one stored version; None when the same content was already ingested.
+
+    The caller commits (one transaction per version). `blobs` maps each source path to
+    its durable blob; a version with a file missing from it is refused whole.
+    """
+    missing = [file.path for file in planned.files if file.path not in blobs]
+    if missing:
+        raise InvalidInput(f"{printable(missing[0])} was not stored; version {planned.target.label} skipped")
+    for file in planned.files:
+        file.hash = blobs[file.path].hash
+    key = content_key(project_id, planned)
+    if session.scalar(select(exists().where(IngestRecord.project_id == project_id, IngestRecord.key == key))):
+        return None
+
+    shots, assets = entity_ids(session, project_id)
+    target = planned.target
+    problem = unknown_entity(target, shots, assets)
+    if problem:
+        raise InvalidInput(problem)
+    shot_id = shots.get((target.sequence or "", target.shot or "")) if target.shot else None
+    asset_id = assets.get(target.asset or "") if target.asset else None
+    task = _task(session, target, shot_id, asset_id) or tasks.create_task(
+        session,
+        actor=actor,
+        data=TaskCreate(shot_id=shot_id, asset_id=asset_id, task_type=target.task),
+    )
+
+    ids = register_blobs(
+        session,
+        [
+            BlobIn(hash=blob.hash, size=blob.size, tier=tier, url=blob.url)
+            for blob in {blob.hash: blob for blob in blobs.values() if blob.hash}.values()
+            if any(file.hash == blob.hash for file in planned.files)
+        ],
+    )
+    version = create_version(
+        session,
+        actor=actor,
+        data=VersionCreate(
+            task_id=task.id,
+            variant=target.variant,
+            comment=comment,
+            source=printable(source)[:1024],
+            meta={**(meta or {}), "ingest_key": key},
+            representations=[_representation_in(rep) for rep in planned.representations],
+        ),
+    )
+    session.add(IngestRecord(project_id=project_id, key=key, version_id=version.id, source=printable(source)))
+    repository.save_fingerprints(
+        session,
+        project_id,
+        [
+            {
+                "path_key": path_key(file.path),
+                "path": printable(file.path),
+                "size": file.size,
+                "mtime_ns": file.mtime_ns,
+                "blob_id": ids[file.hash],
+            }
+            for file in planned.files
+            if file.hash
+        ],
+    )
+    # The unique (project, key) constraint fires here if a concurrent run got there first.
+    session.flush()
+    return CreatedVersion(
+        version_id=version.id,
+        target=target.label,
+        number=version.number,
+        representations=len(planned.representations),
+        files=len(planned.files),
+        size=planned.size,
+    )
+
+
+def _representation_in(rep: PlannedRepresentation) -> RepresentationIn:
+    return RepresentationIn(
+        name=rep.name,
+        kind=rep.kind,
+        frame_in=rep.frame_in,
+        frame_out=rep.frame_out,
+        frame_padding=rep.frame_padding,
+        missing_frames=rep.missing_frames[:4096],
+        meta={"source": printable(rep.source)},
+        files=[
+            FileIn(name=printable(file.name), blob_hash=file.hash, frame=file.frame) for file in rep.files
+        ],
+    )
+
+
+def record_run(session: Session, *, actor: Actor, project_id: int, summary: dict[str, Any]) -> None:
+    """One event per ingest or publish run, with its counts (the per-version events come from versions)."""
+    record(
+        session,
+        actor=actor,
+        kind="ingest.finished",
+        entity_type="project",
+        entity_id=project_id,
+        project_id=project_id,
+        payload=summary,
+    )

@@ -1,0 +1,149 @@
+"""Storing and registering planned versions: one transaction per version, reruns find their work."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ingest_helpers import frames, write
+from sqlalchemy import func, select
+
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest import pipeline, service
+from bifrost_core.ingest.models import IngestFile, IngestRecord
+from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
+from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.models import Blob, BlobLocation
+from bifrost_core.versions.models import Representation, RepresentationFile, Version
+
+
+def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> PlannedVersion:
+    return PlannedVersion(
+        target=Target(sequence="sq010", shot=shot, task=task),
+        status="new",
+        representations=[
+            PlannedRepresentation(
+                name="plate",
+                kind="frames",
+                source=str(paths[0].parent / "plate.####.exr"),
+                frame_in=1001,
+                frame_out=1000 + len(paths),
+                frame_padding=4,
+                files=[pipeline.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
+            )
+        ],
+    )
+
+
+def counts(database) -> dict[str, int]:
+    with UnitOfWork(database) as uow:
+        return {
+            model.__tablename__: uow.session.scalar(select(func.count()).select_from(model))
+            for model in (
+                Version,
+                Representation,
+                RepresentationFile,
+                Blob,
+                BlobLocation,
+                IngestRecord,
+                IngestFile,
+            )
+        }
+
+
+def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, production, settings, tmp_path):
+    paths = frames(tmp_path / "src", "plate", 1001, 1004)
+    result = pipeline.run_batch(
+        database,
+        settings,
+        project="DEMO",
+        tier="hot",
+        source=str(tmp_path / "src"),
+        versions=[planned(paths)],
+    )
+    assert not result.problems
+    assert [(v.target, v.number, v.files) for v in result.created] == [("sq010/sh010 plate main", 1, 4)]
+    assert result.files_copied == 4
+    store = BlobStore(settings.tier_roots["hot"])
+    with UnitOfWork(database) as uow:
+        version = uow.session.get(Version, result.created[0].version_id)
+        files = version.representations[0].files
+        hashes = {uow.session.get(Blob, f.blob_id).hash for f in files}
+        assert [f.frame for f in files] == [1001, 1002, 1003, 1004]
+        assert version.meta["ingest_key"]
+    # Every recorded blob is in the tier with the right bytes.
+    assert all(store.rehash(h) == h for h in hashes)
+
+    again = planned(paths)
+    with UnitOfWork(database) as uow:
+        assert service.apply_fingerprints(uow.session, production.project_id, again.files) == 4
+        service.classify(uow.session, project_id=production.project_id, versions=[again])
+    assert again.status == "known"
+    before = counts(database)
+    rerun = pipeline.run_batch(
+        database,
+        settings,
+        project="DEMO",
+        tier="hot",
+        source=str(tmp_path / "src"),
+        versions=[planned(paths)],
+    )
+    assert (rerun.created, rerun.known, rerun.files_copied) == ([], 1, 0)
+    assert counts(database) == before
+
+
+def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
+    database, production, settings, tmp_path
+):
+    paths = frames(tmp_path / "src", "plate", 1001, 1003)
+    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="d1", versions=[planned(paths)])
+    write(paths[1], b"retouched frame")
+    second = planned(paths)
+    with UnitOfWork(database) as uow:
+        assert service.apply_fingerprints(uow.session, production.project_id, second.files) == 2
+        service.classify(uow.session, project_id=production.project_id, versions=[second])
+    assert second.status == "changed"
+    result = pipeline.run_batch(
+        database, settings, project="DEMO", tier="hot", source="d1", versions=[second]
+    )
+    assert [v.number for v in result.created] == [2]
+    assert result.files_copied == 1
+    assert counts(database)["blobs"] == 4
+
+
+def test_identical_content_in_two_places_is_stored_once(database, production, settings, tmp_path):
+    a = frames(tmp_path / "a", "plate", 1001, 1002)
+    b = frames(tmp_path / "b", "plate", 1001, 1002)
+    result = pipeline.run_batch(
+        database,
+        settings,
+        project="DEMO",
+        tier="hot",
+        source="two",
+        versions=[planned(a), planned(b, shot="sh020")],
+    )
+    assert len(result.created) == 2
+    assert counts(database)["blobs"] == 2
+    assert sum(1 for _ in BlobStore(settings.tier_roots["hot"]).iter_blobs()) == 2
+
+
+def test_unreadable_file_skips_its_whole_version_only(database, production, settings, tmp_path):
+    good = frames(tmp_path / "good", "plate", 1001, 1002)
+    bad = frames(tmp_path / "bad", "plate", 1001, 1003)
+    broken = planned(bad, shot="sh020")
+    # Root reads any mode bits, so "unreadable" here is a file gone and a FIFO in its place.
+    bad[1].unlink()
+    bad[2].unlink()
+    os.mkfifo(bad[2])
+    result = pipeline.run_batch(
+        database, settings, project="DEMO", tier="hot", source="s", versions=[planned(good), broken]
+    )
+    assert [v.target for v in result.created] == ["sq010/sh010 plate main"]
+    messages = [p.message for p in result.problems]
+    assert any("no such file" in m.lower() for m in messages), messages
+    assert any("not a regular file" in m for m in messages), messages
+    assert any("sq010/sh020 plate main not registered: 2 file(s) failed" in m for m in messages), messages
+    with UnitOfWork(database) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Version)) == 1
+        # The good frame of the broken version may be stored, but nothing points at it.
+        assert uow.session.scalar(select(func.count()).select_from(RepresentationFile)) == 2
