@@ -8,7 +8,10 @@ from cli.common import settings
 
 
 def init() -> None:
-    """Set up Bifrost: create BIFROST_HOME, migrate the database to head, create the first admin."""
+    """Set up Bifrost: create BIFROST_HOME, migrate the database to head, create the first admin.
+
+    Other commands set up the embedded SQLite default on first use; a BIFROST_DATABASE_URL needs init.
+    """
     from bifrost_core import bootstrap
 
     config = settings()
