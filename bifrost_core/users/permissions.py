@@ -29,7 +29,6 @@ ACTIONS: dict[str, str] = {
     "versions.create": "publish versions",
     "versions.review": "change a version's review status or comment",
     "notes.write": "write notes (a client's notes are always shared with clients)",
-    "flows.run": "start flows (ingest, publish) and read their runs",
 }
 
 _READ_ALL = {"production.read", "tasks.read", "versions.read", "notes.read_internal", "notes.read_shared"}
@@ -48,16 +47,13 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
             "versions.create",
             "versions.review",
             "notes.write",
-            "flows.run",
         }
     ),
     "artist": frozenset(
         _READ_ALL | {"events.read", "members.read", "tasks.status", "versions.create", "notes.write"}
     ),
     "client": frozenset({"production.read", "versions.read", "notes.read_shared", "notes.write"}),
-    "service": frozenset(
-        _READ_ALL | {"events.read", "tasks.status", "versions.create", "notes.write", "flows.run"}
-    ),
+    "service": frozenset(_READ_ALL | {"events.read", "tasks.status", "versions.create", "notes.write"}),
 }
 
 ROLES = tuple(ROLE_TABLE)
