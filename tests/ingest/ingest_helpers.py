@@ -14,8 +14,12 @@ def write(path: Path, content: bytes) -> Path:
 def frames(
     folder: Path, name: str, first: int, last: int, *, size: int = 2048, salt: bytes = b""
 ) -> list[Path]:
-    """An image-sequence-like set of files with distinct content per frame."""
+    """An image-sequence-like set of files of `size` bytes with distinct content per frame."""
     return [
-        write(folder / f"{name}.{frame:04d}.exr", (f"{name}{frame}".encode() + salt) * (size // 8))
+        write(folder / f"{name}.{frame:04d}.exr", content(f"{name}{frame}".encode() + salt, size))
         for frame in range(first, last + 1)
     ]
+
+
+def content(seed: bytes, size: int) -> bytes:
+    return (seed * (size // len(seed) + 1))[:size]
