@@ -22,12 +22,20 @@ from bifrost_core.errors import ConfigError
 from bifrost_core.models import Base
 
 
+@pytest.fixture(scope="module")
+def _pg_scratch_url(make_pg_database) -> str:
+    # One new PostgreSQL database for the module: each one costs a checkpoint when dropped.
+    return make_pg_database()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     if request.param == "sqlite":
         database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
     else:
-        database = Database(request.getfixturevalue("make_pg_database")())
+        database = Database(request.getfixturevalue("_pg_scratch_url"))
+        if migrate.current_revisions(database):
+            migrate.downgrade(database)  # left at head by the previous test
     yield database
     database.dispose()
 
