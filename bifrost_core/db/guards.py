@@ -23,6 +23,7 @@ def apply_changes(entity: object, update: dict[str, object]) -> dict[str, object
     for name, value in update.items():
         setattr(entity, name, value)
     return {
-        name: value if isinstance(value, int | str | bool | None) else str(value)
+        # JSON values stay JSON in the event payload; only Decimal, date and the like become text.
+        name: value if isinstance(value, int | float | str | bool | dict | list | None) else str(value)
         for name, value in update.items()
     }

@@ -181,3 +181,14 @@ def test_side_effects_of_a_session_closed_without_commit_never_run(database):
     session.commit()
     session.close()
     assert ran == []
+
+
+def test_update_payload_keeps_json_values(session, build):
+    shot = build.shot(build.sequence(build.project("P1")))
+    projects.update_shot(
+        session, actor=SYSTEM, shot_id=shot.id, data=ShotUpdate(meta={"lens": 35}, fps="23.976", cut_in=None)
+    )
+    session.flush()
+    event = session.scalars(select(Event).where(Event.kind == "shot.updated")).one()
+    # Consumers read the change as data (a dict), not as Python's repr of it.
+    assert event.payload == {"meta": {"lens": 35}, "fps": "23.976", "cut_in": None}
