@@ -12,6 +12,14 @@ from bifrost_core.errors import NotFound
 from bifrost_core.scope import SYSTEM, Actor
 
 MAX_PAGE = 1000
+# Ids are 64-bit integers: a bigger number names no row (and SQLite overflows binding it).
+MAX_ID = 2**63 - 1
+
+
+def valid_id(value: int) -> bool:
+    return -MAX_ID <= value <= MAX_ID
+
+
 M = TypeVar("M")
 
 
@@ -36,6 +44,8 @@ class Repository(Generic[M]):
         return self._scoped(select(self.model))
 
     def get(self, entity_id: int) -> M:
+        if not valid_id(entity_id):
+            raise NotFound(f"{self.label} {entity_id} not found")
         found = self.session.scalars(self.select().where(self.model.id == entity_id)).first()
         if found is None:
             raise NotFound(f"{self.label} {entity_id} not found")
@@ -57,7 +67,7 @@ class Repository(Generic[M]):
             if value is not None:
                 stmt = stmt.where(getattr(self.model, name) == value)
         if after is not None:
-            stmt = stmt.where(self.model.id > after)
+            stmt = stmt.where(self.model.id > max(min(after, MAX_ID), -MAX_ID))
         stmt = stmt.order_by(self.model.id)
         if limit is not None:
             stmt = stmt.limit(min(limit, MAX_PAGE))

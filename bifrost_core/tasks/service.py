@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.db.guards import ensure_absent
+from bifrost_core.db.repository import valid_id
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
@@ -47,7 +48,10 @@ def _assignees(session: Session, project_id: int, user_ids: list[int]) -> list[U
             ProjectMembership,
             (ProjectMembership.user_id == User.id) & (ProjectMembership.project_id == project_id),
         )
-        .where(User.id.in_(user_ids), (ProjectMembership.id.is_not(None)) | User.is_admin)
+        .where(
+            User.id.in_([i for i in user_ids if valid_id(i)]),
+            (ProjectMembership.id.is_not(None)) | User.is_admin,
+        )
     ).all()
     missing = sorted(set(user_ids) - {user.id for user in users})
     if missing:

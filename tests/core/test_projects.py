@@ -250,3 +250,12 @@ def test_shot_repository_lists_by_sequence(session, build):
     build.shot(sq2, "sh010")
     assert [s.id for s in ShotRepository(session).list(filters={"sequence_id": sq1.id})] == [a.id, b.id]
     assert [s.id for s in ShotRepository(session).list(Shot.code == "sh020")] == [b.id]
+
+
+def test_ids_beyond_64_bits_are_simply_not_found(session, build):
+    # An API path like /shots/99999999999999999999 must be a 404, not an overflow (SQLite) or a 500.
+    shot = build.shot(build.sequence(build.project("P1")))
+    with pytest.raises(NotFound, match=f"shot {2**70} not found"):
+        ShotRepository(session).get(2**70)
+    assert ShotRepository(session).list(after=2**70) == []
+    assert [s.id for s in ShotRepository(session).list(after=-(2**70))] == [shot.id]

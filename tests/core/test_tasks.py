@@ -109,3 +109,9 @@ def test_update_task_due_date_set_and_clear(session, build):
     assert task.due_date == date(2027, 1, 1)  # not sent, so not touched
     tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(due_date=None))
     assert (task.due_date, task.status) == (None, "ready")
+
+
+def test_assignee_ids_beyond_64_bits_are_unknown_users(session, build):
+    shot = build.shot(build.sequence(build.project("P1")))
+    with pytest.raises(InvalidInput, match="not members"):
+        build.task(shot=shot, assignee_ids=[2**70])
