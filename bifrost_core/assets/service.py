@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
 from bifrost_core.assets.schemas import AssetCreate, AssetTypeCreate, AssetUpdate, CastingCreate
-from bifrost_core.db.guards import apply_changes, ensure_absent
+from bifrost_core.db.guards import apply_changes, ensure_absent, get_or_create
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
@@ -27,11 +27,14 @@ def create_asset_type(session: Session, *, actor: Actor, project_id: int, data: 
 
 
 def asset_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> AssetType:
-    existing = AssetTypeRepository(session, actor).first(
-        AssetType.project_id == project_id, AssetType.code == code
-    )
-    return existing or create_asset_type(
-        session, actor=actor, project_id=project_id, data=AssetTypeCreate(code=code, name=code)
+    return get_or_create(
+        session,
+        lambda: AssetTypeRepository(session, actor).first(
+            AssetType.project_id == project_id, AssetType.code == code
+        ),
+        lambda: create_asset_type(
+            session, actor=actor, project_id=project_id, data=AssetTypeCreate(code=code, name=code)
+        ),
     )
 
 

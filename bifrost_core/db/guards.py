@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import Conflict, InvalidInput
+
+T = TypeVar("T")
+
+
+def get_or_create(session: Session, find: Callable[[], T | None], create: Callable[[], T]) -> T:
+    """Find a row or create it; another transaction creating it at the same time is no error.
+
+    The insert runs in a savepoint. On PostgreSQL a racing insert waits for the other
+    transaction and, once that commits, fails on the unique key: then its row is found.
+    """
+    found = find()
+    if found is not None:
+        return found
+    try:
+        with session.begin_nested():
+            return create()
+    except (IntegrityError, Conflict):
+        found = find()
+        if found is None:
+            raise
+        return found
 
 
 def ensure_absent(session: Session, *conditions: ColumnElement[bool], message: str) -> None:

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bifrost_core.assets.repository import AssetRepository
-from bifrost_core.db.guards import ensure_absent
+from bifrost_core.db.guards import ensure_absent, get_or_create
 from bifrost_core.db.repository import valid_id
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
@@ -31,11 +31,15 @@ def create_task_type(session: Session, *, actor: Actor, project_id: int, data: T
 
 
 def task_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> TaskType:
-    existing = TaskTypeRepository(session, actor).first(
-        TaskType.project_id == project_id, TaskType.code == code
-    )
-    return existing or create_task_type(
-        session, actor=actor, project_id=project_id, data=TaskTypeCreate(code=code, name=code)
+    # Concurrent ingests may each need the same new task type: get_or_create lets both win.
+    return get_or_create(
+        session,
+        lambda: TaskTypeRepository(session, actor).first(
+            TaskType.project_id == project_id, TaskType.code == code
+        ),
+        lambda: create_task_type(
+            session, actor=actor, project_id=project_id, data=TaskTypeCreate(code=code, name=code)
+        ),
     )
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.scope import SYSTEM
+from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.repository import TaskRepository, TaskTypeRepository
+from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.versions import service as versions
 from bifrost_core.versions.models import Version
 from bifrost_core.versions.schemas import VersionCreate
@@ -65,3 +69,55 @@ def test_concurrent_publishes_that_roll_back_leave_no_gap(database, uow, build):
     committed = sorted(n for n in numbers if n is not None)
     assert committed == list(range(1, 21))
     assert _stored_numbers(database, task_id) == list(range(1, 21))
+
+
+def test_two_transactions_creating_the_same_new_task_type_both_succeed(database, uow, build):
+    if database.dialect == "sqlite":
+        pytest.skip("SQLite serialises writers at BEGIN IMMEDIATE: there is no race to lose")
+    project = build.project("P1")
+    sequence = build.sequence(project)
+    first_shot, second_shot = build.shot(sequence, "sh010"), build.shot(sequence, "sh020")
+    uow.commit()
+    uow.session.close()
+    first_flushed = threading.Event()
+
+    def first() -> int:
+        with UnitOfWork(database) as unit:
+            task = tasks.create_task(
+                unit.session, actor=SYSTEM, data=TaskCreate(task_type="plate", shot_id=first_shot.id)
+            )
+            first_flushed.set()
+            # Commit only once the second transaction waits on our uncommitted task type row.
+            _wait_for_a_lock_wait(database)
+            unit.commit()
+            return task.task_type_id
+
+    def second() -> int:
+        first_flushed.wait()
+        with UnitOfWork(database) as unit:
+            task = tasks.create_task(
+                unit.session, actor=SYSTEM, data=TaskCreate(task_type="plate", shot_id=second_shot.id)
+            )
+            unit.commit()
+            return task.task_type_id
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        a, b = pool.submit(first), pool.submit(second)
+        assert a.result() == b.result()
+    with UnitOfWork(database) as check:
+        assert len(TaskTypeRepository(check.session).list()) == 1
+        assert len(TaskRepository(check.session).list()) == 2
+
+
+def _wait_for_a_lock_wait(database: Database) -> None:
+    """Poll pg_stat_activity until another backend of this database waits on a lock."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with database.engine.connect() as connection:
+        for _ in range(500):
+            if connection.execute(query).scalar():
+                return
+            threading.Event().wait(0.02)
+    raise AssertionError("the second transaction never blocked on the first one's insert")
