@@ -1,0 +1,1096 @@
+"""Content-addressed blob store over one storage tier: a local folder or any fsspec URL.
+
+A blob is addressed by the BLAKE3 hex digest of its bytes and lives at
+``blobs/<d[:2]>/<d[2:4]>/<d>`` under the tier root. Each source byte is read once: it is
+hashed in the same pass as it is copied.
+
+- Local tiers (a path or ``file://``): sources are copied to temporary files under
+  ``tmp/`` in the tier, made durable with one filesystem sync per batch, then renamed
+  into place, then the renames are synced. A crash leaves at most stale temporary files
+  (`purge_temp`), never a partial blob at its final path.
+- S3 (s3fs): small files are hashed in memory and PUT straight to their final key with a
+  Content-MD5 the store checks. Larger files stream to a temporary key (one PUT, or a
+  multipart upload above `multipart_threshold`), are verified against the ETag (the MD5,
+  computed in the same pass), then copied server-side to the final key.
+- Other fsspec stores: stream to a temporary path, verify by reading back, then move.
+
+Identical content is stored once: a blob that already exists is not written again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import hashlib
+import io
+import itertools
+import os
+import re
+import stat
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, NamedTuple
+
+import blake3
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from bifrost_core.errors import BifrostError
+from bifrost_core.storage.durability import start_writeback, sync_filesystem
+from bifrost_core.storage.errors import (
+    BlobNotFound,
+    InvalidDigest,
+    PutFailed,
+    SourceChanged,
+    SourceError,
+    SourceUnreadable,
+    StorageError,
+    StorageFull,
+    VerificationFailed,
+)
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+# Files up to this size are read whole and hashed before anything is written, so content
+# the tier already holds costs one read and no write.
+SMALL_FILE = 4 * MiB
+# Copy buffer of the streaming paths (one per worker thread).
+CHUNK = 4 * MiB
+# S3 refuses a single PUT or CopyObject above 5 GiB and more than 10,000 parts.
+_S3_MAX_SINGLE = 5 * GiB
+_S3_MAX_PARTS = 10_000
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+# O_NONBLOCK: opening a FIFO must fail the regular-file check, not hang waiting for a writer.
+_SOURCE_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+# Blobs are immutable, and published hard links share their inode: make them read-only.
+_BLOB_MODE = 0o444
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """The outcome of storing one source: its content address and where it now lives.
+
+    `source` is the path as given to the store; `new` is False when the tier already
+    held this content and nothing was written.
+    """
+
+    source: str
+    digest: str
+    size: int
+    url: str
+    new: bool
+
+
+class BlobInfo(NamedTuple):
+    """A blob found in a tier: digest, size in bytes, last write time (POSIX seconds)."""
+
+    digest: str
+    size: int
+    mtime: float
+
+
+def check_digest(digest: str) -> str:
+    """Return `digest` if it is a lowercase BLAKE3 hex digest, else raise InvalidDigest."""
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise InvalidDigest(digest)
+    return digest
+
+
+def blob_key(digest: str) -> str:
+    """The key of a blob relative to its tier root: ``blobs/ab/cd/abcd…``."""
+    check_digest(digest)
+    return f"blobs/{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+class BlobStore:
+    """Stores and retrieves blobs by BLAKE3 digest in one tier.
+
+    `root` is a local folder or an fsspec URL (``s3://bucket/prefix``, ``memory://x``, …);
+    `storage_options` go to the fsspec filesystem (for s3fs: ``endpoint_url``, ``key``,
+    ``secret``, ``client_kwargs``, ``config_kwargs``…). `name` labels the tier in messages
+    (default: the root). On S3, files above `multipart_threshold` bytes are uploaded in
+    parts of at least `part_size` bytes.
+
+    Thread-safe: one store may serve several batches at once.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        part_size: int = 16 * MiB,
+        multipart_threshold: int = 1 * GiB,
+    ) -> None:
+        url = os.fspath(root)
+        options = dict(storage_options or {})
+        if url.startswith(("s3://", "s3a://")):
+            options = _s3_defaults(options)
+        try:
+            fs, path = fsspec.core.url_to_fs(url, **options)
+        except (ImportError, ValueError) as exc:
+            raise StorageError(f"cannot open storage tier {url}: {exc}", tier=url) from exc
+        self.root = url
+        self.name = name or url
+        self._tier: _Tier
+        if isinstance(fs, LocalFileSystem):
+            self._tier = _LocalTier(path, self.name)
+        elif "s3" in _protocols(fs):
+            self._tier = _S3Tier(fs, path, self.name, part_size, multipart_threshold)
+        else:
+            self._tier = _ObjectTier(fs, path, self.name, part_size)
+
+    def __repr__(self) -> str:
+        return f"BlobStore({self.root!r})"
+
+    @property
+    def is_local(self) -> bool:
+        """True for a tier on a local (or mounted) filesystem, where blobs have paths."""
+        return isinstance(self._tier, _LocalTier)
+
+    def put_file(self, source: str | os.PathLike[str]) -> StoredBlob:
+        """Store one file and make it durable; see `put_files`.
+
+        Raises SourceUnreadable or SourceChanged (naming the file), StorageFull or
+        StorageError.
+        """
+        try:
+            return self.put_files([source], workers=1)[0]
+        except PutFailed as exc:
+            raise exc.failures[0] from None
+
+    def put_files(self, sources: Sequence[str | os.PathLike[str]], *, workers: int = 4) -> list[StoredBlob]:
+        """Store a batch of files, `workers` at a time; return one StoredBlob per source, in order.
+
+        Every blob returned is durable when this returns, so the caller may record it.
+        A source that cannot be read, or that changes while read (size or mtime moves,
+        twice), does not stop the others: once all are done, PutFailed is raised with the
+        blobs stored and the per-file errors. An error of the store itself (StorageFull,
+        StorageError) aborts the batch: pending work is dropped, temporary files removed,
+        and the error is raised.
+        """
+        paths = [os.fspath(s) for s in sources]
+        if not paths:
+            return []
+        results: list[StoredBlob | _Pending | SourceError | None] = [None] * len(paths)
+        abort = threading.Event()
+
+        def run(i: int) -> None:
+            if abort.is_set():
+                return
+            try:
+                results[i] = self._tier.put(paths[i])
+            except SourceError as exc:
+                results[i] = exc
+            except BaseException:
+                abort.set()
+                raise
+
+        try:
+            if workers <= 1 or len(paths) == 1:
+                for i in range(len(paths)):
+                    run(i)
+            else:
+                with ThreadPoolExecutor(min(workers, len(paths)), "blobstore") as pool:
+                    errors = [f.exception() for f in [pool.submit(run, i) for i in range(len(paths))]]
+                first = next((e for e in errors if e is not None), None)
+                if first is not None:
+                    raise first
+            pending = [r for r in results if isinstance(r, _Pending)]
+            placed = iter(self._tier.commit(pending))
+        except BaseException:
+            self._tier.discard([r for r in results if isinstance(r, _Pending)])
+            raise
+        stored = [next(placed) if isinstance(r, _Pending) else r for r in results]
+        failures = [r for r in stored if isinstance(r, SourceError)]
+        blobs = [r for r in stored if isinstance(r, StoredBlob)]
+        if failures:
+            raise PutFailed(blobs, failures)
+        return blobs
+
+    def exists(self, digest: str) -> bool:
+        """True if the tier holds a blob with this digest."""
+        return self._tier.exists(check_digest(digest))
+
+    def open(self, digest: str) -> BinaryIO:
+        """Open a blob for binary reading (a context manager); BlobNotFound if absent."""
+        return self._tier.open(check_digest(digest))
+
+    def url_for(self, digest: str) -> str:
+        """Where the blob lives (or would live): an absolute path on local tiers, else a URL."""
+        return self._tier.url(check_digest(digest))
+
+    def local_path(self, digest: str) -> Path | None:
+        """The blob's filesystem path on a local tier; None on an object store."""
+        check_digest(digest)
+        return Path(self._tier.url(digest)) if isinstance(self._tier, _LocalTier) else None
+
+    def rehash(self, digest: str) -> str | None:
+        """Hash the stored bytes again: the digest found (equal to `digest` unless the blob is
+        corrupt), or None if the blob is missing."""
+        return self._tier.rehash(check_digest(digest))
+
+    def delete(self, digest: str) -> bool:
+        """Remove a blob; True if it existed. Records pointing at it are the caller's affair."""
+        return self._tier.delete(check_digest(digest))
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        """Every blob in the tier (digest, size, mtime), for garbage collection and audits."""
+        return self._tier.iter_blobs()
+
+    def usage(self) -> int:
+        """Total bytes of all blobs in the tier."""
+        return sum(info.size for info in self._tier.iter_blobs())
+
+    def purge_temp(self, older_than: float = 24 * 3600.0) -> int:
+        """Remove temporary files (and unfinished S3 multipart uploads) left by crashed puts.
+
+        Only those older than `older_than` seconds, so running puts are not disturbed.
+        Returns how many were removed.
+        """
+        return self._tier.purge_temp(time.time() - older_than)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class _Source:
+    """One source file, open for a single read, able to tell whether it changed meanwhile."""
+
+    __slots__ = ("fd", "mtime_ns", "path", "size")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, _SOURCE_FLAGS)
+        except OSError as exc:
+            raise SourceUnreadable(path, f"cannot open: {_strerror(exc)}") from exc
+        try:
+            st = os.fstat(self.fd)
+            if not stat.S_ISREG(st.st_mode):
+                kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+                raise SourceUnreadable(path, f"cannot store: {kind}")
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.size = st.st_size
+        self.mtime_ns = st.st_mtime_ns
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+    def read_all(self) -> bytes:
+        """The whole file, in (usually) one read of size + 1 bytes so growth shows."""
+        try:
+            first = os.read(self.fd, self.size + 1)
+            parts, got = [first], len(first)
+            while 0 < got <= self.size:  # a short read: keep going until EOF or past size
+                more = os.read(self.fd, self.size + 1 - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+        except OSError as exc:
+            raise SourceUnreadable(self.path, f"cannot read: {_strerror(exc)}") from exc
+        return first if len(parts) == 1 else b"".join(parts)
+
+    def readinto(self, buf: memoryview) -> int:
+        try:
+            return os.readv(self.fd, [buf])
+        except OSError as exc:
+            raise SourceUnreadable(self.path, f"cannot read: {_strerror(exc)}") from exc
+
+    def chunks(self, buf: memoryview) -> Iterator[memoryview]:
+        """The file a buffer at a time, up to its size at open: growth is caught by
+        `changed`, not followed."""
+        left = self.size
+        while left > 0:
+            n = self.readinto(buf[: min(len(buf), left)])
+            if not n:
+                return
+            left -= n
+            yield buf[:n]
+
+    def fill(self, buf: memoryview) -> int:
+        """Read until `buf` is full or EOF; the number of bytes read."""
+        got = 0
+        while got < len(buf):
+            n = self.readinto(buf[got:])
+            if not n:
+                break
+            got += n
+        return got
+
+    def changed(self, bytes_read: int) -> bool:
+        """True if the file is not what it was when opened: size or mtime moved, or the bytes
+        read do not add up to the size."""
+        st = os.fstat(self.fd)
+        return bytes_read != self.size or st.st_size != self.size or st.st_mtime_ns != self.mtime_ns
+
+    def rewind(self) -> None:
+        """Start over on the file as it is now."""
+        st = os.fstat(self.fd)
+        self.size, self.mtime_ns = st.st_size, st.st_mtime_ns
+        os.lseek(self.fd, 0, os.SEEK_SET)
+
+    def gave_up(self) -> SourceChanged:
+        return SourceChanged(self.path, "changed while being read (size or modification time moved), twice")
+
+
+def _strerror(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _store_error(tier: str, action: str, exc: BaseException) -> StorageError:
+    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+        return StorageFull(f"storage tier {tier} is full: {action}: {_strerror(exc)}", tier=tier)
+    detail = _strerror(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+    return StorageError(f"storage tier {tier}: {action}: {detail}", tier=tier)
+
+
+class _Pending(NamedTuple):
+    """A local blob written to a temporary file, waiting for the batch sync to be placed.
+
+    `checked`: the final path was found empty just before writing (small files), so only
+    a duplicate within the batch can be there now.
+    """
+
+    source: str
+    digest: str
+    size: int
+    tmp: str
+    final: str
+    checked: bool
+
+
+class _Tier:
+    """What a tier backend provides; see BlobStore for the meaning of each method."""
+
+    def put(self, path: str) -> StoredBlob | _Pending:
+        raise NotImplementedError
+
+    def commit(self, pending: list[_Pending]) -> list[StoredBlob]:
+        return []
+
+    def discard(self, pending: list[_Pending]) -> None:
+        return None
+
+    def exists(self, digest: str) -> bool:
+        raise NotImplementedError
+
+    def open(self, digest: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def url(self, digest: str) -> str:
+        raise NotImplementedError
+
+    def rehash(self, digest: str) -> str | None:
+        raise NotImplementedError
+
+    def delete(self, digest: str) -> bool:
+        raise NotImplementedError
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        raise NotImplementedError
+
+    def purge_temp(self, cutoff: float) -> int:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- local tier
+
+
+class _LocalTier(_Tier):
+    def __init__(self, root: str, name: str) -> None:
+        self.root = os.path.abspath(root)
+        self.blobs = os.path.join(self.root, "blobs")
+        self.tmp = os.path.join(self.root, "tmp")
+        self.name = name
+        self._dirs: set[str] = set()
+        self._local = threading.local()
+        # Temporary names: unique per process and store, cheaper than a uuid per file.
+        self._temp_prefix = f"{self.tmp}/{os.getpid()}-{uuid.uuid4().hex[:12]}-"
+        self._temp_count = itertools.count()
+
+    def url(self, digest: str) -> str:
+        return f"{self.blobs}/{digest[:2]}/{digest[2:4]}/{digest}"
+
+    def put(self, path: str) -> StoredBlob | _Pending:
+        self._ensure_dir(self.tmp)
+        with _Source(path) as src:
+            for _attempt in range(2):
+                put = self._put_small if src.size <= SMALL_FILE else self._put_streamed
+                result = put(src)
+                if result is not None:
+                    return result
+                src.rewind()
+            raise src.gave_up()
+
+    def _put_small(self, src: _Source) -> StoredBlob | _Pending | None:
+        data = src.read_all()
+        if src.changed(len(data)):
+            return None
+        digest = blake3.blake3(data).hexdigest()
+        final = self.url(digest)
+        if _file_size(final) == len(data):
+            return StoredBlob(src.path, digest, len(data), final, False)
+        tmp = self._new_temp()
+        fd = self._create(tmp, src.path)
+        try:
+            self._write(fd, memoryview(data), tmp, src.path)
+        except BaseException:
+            _close_and_unlink(fd, tmp)
+            raise
+        os.close(fd)
+        return _Pending(src.path, digest, len(data), tmp, final, True)
+
+    def _put_streamed(self, src: _Source) -> _Pending | None:
+        buf = self._buffer()
+        tmp = self._new_temp()
+        fd = self._create(tmp, src.path)
+        try:
+            hasher = blake3.blake3()
+            total = 0
+            for chunk in src.chunks(buf):
+                hasher.update(chunk)
+                self._write(fd, chunk, tmp, src.path)
+                start_writeback(fd, total, len(chunk))
+                total += len(chunk)
+            if src.changed(total):
+                _close_and_unlink(fd, tmp)
+                return None
+        except BaseException:
+            _close_and_unlink(fd, tmp)
+            raise
+        os.close(fd)
+        digest = hasher.hexdigest()
+        return _Pending(src.path, digest, total, tmp, self.url(digest), False)
+
+    def commit(self, pending: list[_Pending]) -> list[StoredBlob]:
+        # Data first, then names: a blob at its final path is always complete on disk.
+        # The sync runs even when nothing is pending: a deduplicated blob may have been
+        # placed by a crashed process whose rename never reached the disk.
+        self._sync("syncing new blobs")
+        done: list[StoredBlob] = []
+        placed: set[str] = set()
+        try:
+            for p in pending:
+                done.append(StoredBlob(p.source, p.digest, p.size, p.final, self._place(p, placed)))
+        except OSError as exc:
+            self.discard(pending[len(done) :])
+            raise _store_error(self.name, f"placing blob {pending[len(done)].digest}", exc) from exc
+        if pending:
+            self._sync("syncing blob names")
+        return done
+
+    def discard(self, pending: list[_Pending]) -> None:
+        for p in pending:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(p.tmp)
+
+    def _place(self, p: _Pending, placed: set[str]) -> bool:
+        """Rename a synced temporary file to its content path, unless that blob is there."""
+        if p.digest in placed or (not p.checked and _file_size(p.final) == p.size):
+            os.unlink(p.tmp)
+            return False
+        try:
+            os.replace(p.tmp, p.final)
+        except FileNotFoundError:  # first blob of its directory
+            self._ensure_dir(os.path.dirname(p.final))
+            os.replace(p.tmp, p.final)
+        placed.add(p.digest)
+        return True
+
+    def _sync(self, action: str) -> None:
+        try:
+            sync_filesystem(self.root)
+        except OSError as exc:
+            raise _store_error(self.name, action, exc) from exc
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(CHUNK))
+        return buf
+
+    def _new_temp(self) -> str:
+        return f"{self._temp_prefix}{next(self._temp_count)}"
+
+    def _ensure_dir(self, path: str) -> None:
+        if path not in self._dirs:
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError as exc:
+                raise _store_error(self.name, f"creating {path}", exc) from exc
+            self._dirs.add(path)
+
+    def _create(self, tmp: str, source: str) -> int:
+        try:
+            return os.open(tmp, _TEMP_FLAGS, _BLOB_MODE)
+        except OSError as exc:
+            raise _store_error(self.name, f"storing {source}", exc) from exc
+
+    def _write(self, fd: int, data: memoryview, tmp: str, source: str) -> None:
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError as exc:
+            raise _store_error(self.name, f"storing {source}", exc) from exc
+
+    def exists(self, digest: str) -> bool:
+        return os.path.isfile(self.url(digest))
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.url(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(digest, self.name) from None
+
+    def rehash(self, digest: str) -> str | None:
+        path = self.url(digest)
+        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+        try:
+            hasher.update_mmap(path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _store_error(self.name, f"reading blob {digest}", exc) from exc
+        return hasher.hexdigest()
+
+    def delete(self, digest: str) -> bool:
+        try:
+            os.unlink(self.url(digest))
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _store_error(self.name, f"deleting blob {digest}", exc) from exc
+        return True
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        for level1 in _sorted_dirs(self.blobs):
+            for level2 in _sorted_dirs(level1):
+                with os.scandir(level2) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+                for entry in entries:
+                    if _DIGEST.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        yield BlobInfo(entry.name, st.st_size, st.st_mtime)
+
+    def purge_temp(self, cutoff: float) -> int:
+        try:
+            with os.scandir(self.tmp) as it:
+                entries = list(it)
+        except FileNotFoundError:
+            return 0
+        removed = 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):  # placed meanwhile
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+
+def _file_size(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+
+
+def _close_and_unlink(fd: int, path: str) -> None:
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _sorted_dirs(path: str) -> list[str]:
+    try:
+        with os.scandir(path) as it:
+            return sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
+    except FileNotFoundError:
+        return []
+
+
+# --------------------------------------------------------------------------- object tiers
+
+
+def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    """Tune s3fs for streaming uploads unless the caller chose otherwise.
+
+    Without these, botocore reads each body twice over plain HTTP (to sign its SHA-256)
+    and adds its own checksum pass; the store verifies uploads by MD5/ETag instead.
+    """
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("request_checksum_calculation", "when_required")
+    config["s3"] = {"payload_signing_enabled": False, **(config.get("s3") or {})}
+    return {**options, "config_kwargs": config}
+
+
+class _ObjectTier(_Tier):
+    """Any fsspec filesystem: stream to a temporary path, read back to verify, then move."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, path: str, name: str, part_size: int) -> None:
+        self.fs = fs
+        self.base = path.rstrip("/")
+        self.name = name
+        self.part_size = part_size
+        self._local = threading.local()
+
+    def path(self, digest: str) -> str:
+        return f"{self.base}/{blob_key(digest)}"
+
+    def _tmp_path(self) -> str:
+        return f"{self.base}/tmp/{uuid.uuid4().hex}"
+
+    def url(self, digest: str) -> str:
+        return self.fs.unstrip_protocol(self.path(digest))
+
+    def _buffer(self) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = memoryview(bytearray(CHUNK))
+        return buf
+
+    def _guard(self, action: str) -> _Guard:
+        return _Guard(self.name, action)
+
+    def put(self, path: str) -> StoredBlob:
+        with _Source(path) as src:
+            for _attempt in range(2):
+                result = self._put_streamed(src)
+                if result is not None:
+                    return result
+                src.rewind()
+            raise src.gave_up()
+
+    def _put_streamed(self, src: _Source) -> StoredBlob | None:
+        buf = self._buffer()
+        tmp = self._tmp_path()
+        hasher = blake3.blake3()
+        total = 0
+        try:
+            with (
+                self._guard(f"storing {src.path}"),
+                self.fs.open(tmp, "wb", block_size=self.part_size) as out,
+            ):
+                for chunk in src.chunks(buf):
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    total += len(chunk)
+            if src.changed(total):
+                self._remove(tmp)
+                return None
+            digest = hasher.hexdigest()
+            if self._rehash_path(tmp) != digest:
+                raise VerificationFailed(
+                    f"storage tier {self.name}: {src.path} read back differently after upload",
+                    tier=self.name,
+                )
+            final = self.path(digest)
+            with self._guard(f"storing {src.path}"):
+                new = not self._exists_path(final)
+                if new:
+                    self.fs.mv(tmp, final)
+        except BaseException:
+            self._remove(tmp)
+            raise
+        if not new:
+            self._remove(tmp)
+        return StoredBlob(src.path, digest, total, self.fs.unstrip_protocol(final), new)
+
+    def _remove(self, path: str) -> None:
+        with contextlib.suppress(OSError):  # best effort; purge_temp collects leftovers
+            self.fs.rm_file(path)
+
+    def _exists_path(self, path: str) -> bool:
+        self.fs.invalidate_cache(path)
+        return bool(self.fs.exists(path))
+
+    def exists(self, digest: str) -> bool:
+        with self._guard(f"looking up blob {digest}"):
+            return self._exists_path(self.path(digest))
+
+    def open(self, digest: str) -> BinaryIO:
+        path = self.path(digest)
+        self.fs.invalidate_cache(path)
+        try:
+            with self._guard(f"opening blob {digest}"):
+                return self.fs.open(path, "rb", block_size=CHUNK)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                raise BlobNotFound(digest, self.name) from None
+            raise
+
+    def _rehash_path(self, path: str) -> str | None:
+        hasher = blake3.blake3()
+        buf = self._buffer()
+        self.fs.invalidate_cache(path)
+        try:
+            with self._guard(f"reading {path}"), self.fs.open(path, "rb", block_size=CHUNK) as f:
+                while n := f.readinto(buf):
+                    hasher.update(buf[:n])
+        except StorageError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return None
+            raise
+        return hasher.hexdigest()
+
+    def rehash(self, digest: str) -> str | None:
+        return self._rehash_path(self.path(digest))
+
+    def delete(self, digest: str) -> bool:
+        if not self.exists(digest):
+            return False
+        with self._guard(f"deleting blob {digest}"):
+            self.fs.rm_file(self.path(digest))
+        return True
+
+    def _listing(self, prefix: str) -> list[dict[str, Any]]:
+        path = f"{self.base}/{prefix}"
+        self.fs.invalidate_cache(path)
+        with self._guard(f"listing {prefix}"):
+            found = self.fs.find(path, detail=True)
+        self.fs.invalidate_cache(path)
+        return [found[k] for k in sorted(found)]
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        for info in self._listing("blobs"):
+            name = info["name"].rsplit("/", 1)[-1]
+            if _DIGEST.fullmatch(name):
+                yield BlobInfo(name, int(info["size"]), _mtime(info))
+
+    def purge_temp(self, cutoff: float) -> int:
+        stale = [i["name"] for i in self._listing("tmp") if _mtime(i) < cutoff]
+        for path in stale:
+            self._remove(path)
+        return len(stale)
+
+
+def _mtime(info: Mapping[str, Any]) -> float:
+    """Modification time of an fsspec listing entry, whatever the backend calls it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return 0.0
+
+
+class _Guard:
+    """Turns any failure of the store (not of a source) into a StorageError naming the tier."""
+
+    __slots__ = ("action", "tier")
+
+    def __init__(self, tier: str, action: str) -> None:
+        self.tier = tier
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, BifrostError) or not isinstance(exc, Exception):
+            return
+        raise _store_error(self.tier, self.action, exc) from exc
+
+
+class _HashingReader(io.RawIOBase):
+    """The body of a streaming upload: reads the source once, hashing (BLAKE3 and MD5) what
+    it hands to the HTTP client. A rewind to the start (a retry) restarts both hashes.
+
+    It never hands out more than the size announced in Content-Length; a source that
+    shrinks raises, so the request fails at once instead of waiting for missing bytes.
+    """
+
+    def __init__(self, src: _Source) -> None:
+        super().__init__()
+        self.src = src
+        self.error: SourceError | None = None
+        self._restart()
+
+    def _restart(self) -> None:
+        os.lseek(self.src.fd, 0, os.SEEK_SET)
+        self.blake = blake3.blake3()
+        self.md5 = hashlib.md5()
+        self.pos = 0
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        target = offset + (0, self.pos, self.src.size)[whence]
+        if target == 0:
+            self._restart()
+        elif target == self.src.size and self.total == 0:
+            self.pos = target  # a length probe (seek to end, tell, seek back)
+        elif target != self.pos:
+            raise io.UnsupportedOperation("a streaming upload body can only rewind to its start")
+        return self.pos
+
+    def readinto(self, buf: Any) -> int:
+        view = memoryview(buf).cast("B")[: self.src.size - self.pos]
+        if not view:
+            return 0
+        try:
+            n = self.src.readinto(view)
+            if n == 0:
+                raise SourceChanged(self.src.path, "shrank while being uploaded")
+        except SourceError as exc:
+            self.error = exc
+            raise
+        chunk = view[:n]
+        self.blake.update(chunk)
+        self.md5.update(chunk)
+        self.pos += n
+        self.total += n
+        return n
+
+
+class _S3Tier(_ObjectTier):
+    """S3 through s3fs's botocore client: direct PUTs for small files, streamed or multipart
+    uploads to a temporary key for the others, verified by ETag, then copied server-side."""
+
+    def __init__(
+        self,
+        fs: fsspec.AbstractFileSystem,
+        path: str,
+        name: str,
+        part_size: int,
+        multipart_threshold: int,
+    ) -> None:
+        super().__init__(fs, path, name, part_size)
+        bucket, _, prefix = self.base.partition("/")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.multipart_threshold = min(multipart_threshold, _S3_MAX_SINGLE)
+
+    def key(self, digest: str) -> str:
+        return f"{self.prefix}{blob_key(digest)}"
+
+    def _call(self, method: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
+        """One S3 call; None for a missing key if `missing_ok`, else errors become StorageError."""
+        try:
+            with self._guard(f"{method} {kwargs.get('Key', '')}".rstrip()):
+                return self.fs.call_s3(method, Bucket=self.bucket, **kwargs)
+        except StorageError as exc:
+            if missing_ok and isinstance(exc.__cause__, FileNotFoundError):
+                return None
+            raise
+
+    def _size_of(self, key: str) -> int | None:
+        head = self._call("head_object", Key=key, missing_ok=True)
+        return None if head is None else int(head["ContentLength"])
+
+    def _discard_key(self, key: str) -> None:
+        with contextlib.suppress(Exception):  # best effort; purge_temp collects leftovers
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=key)
+
+    def put(self, path: str) -> StoredBlob:
+        with _Source(path) as src:
+            for _attempt in range(2):
+                if src.size <= SMALL_FILE:
+                    result = self._put_small(src)
+                elif src.size <= self.multipart_threshold:
+                    result = self._put_streamed(src)
+                else:
+                    result = self._put_multipart(src)
+                if result is not None:
+                    return result
+                src.rewind()
+            raise src.gave_up()
+
+    def _put_small(self, src: _Source) -> StoredBlob | None:
+        data = src.read_all()
+        if src.changed(len(data)):
+            return None
+        digest = blake3.blake3(data).hexdigest()
+        key = self.key(digest)
+        url = self.url(digest)
+        if self._size_of(key) == len(data):
+            return StoredBlob(src.path, digest, len(data), url, False)
+        md5 = hashlib.md5(data)
+        # A PUT is atomic and S3 rejects a body that does not match Content-MD5, so a
+        # small blob goes straight to its final key.
+        response = self._call(
+            "put_object", Key=key, Body=data, ContentMD5=base64.b64encode(md5.digest()).decode()
+        )
+        self._verify(response, md5.hexdigest(), key, digest, src.path)
+        return StoredBlob(src.path, digest, len(data), url, True)
+
+    def _put_streamed(self, src: _Source) -> StoredBlob | None:
+        tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}"
+        body = _HashingReader(src)
+        try:
+            response = self._call("put_object", Key=tmp, Body=body, ContentLength=src.size)
+        except StorageError as exc:
+            self._discard_key(tmp)
+            if isinstance(body.error, SourceChanged):
+                return None
+            if body.error is not None:
+                raise body.error from exc
+            raise
+        if src.changed(body.total):
+            self._discard_key(tmp)
+            return None
+        return self._promote(
+            tmp, response, body.md5.hexdigest(), body.blake.hexdigest(), body.total, src.path
+        )
+
+    def _put_multipart(self, src: _Source) -> StoredBlob | None:
+        tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}"
+        part_size = max(self.part_size, -(-src.size // _S3_MAX_PARTS))
+        buf = memoryview(bytearray(part_size))
+        upload = self._call("create_multipart_upload", Key=tmp)["UploadId"]
+        hasher = blake3.blake3()
+        md5s: list[bytes] = []
+        parts: list[dict[str, Any]] = []
+        total = 0
+        try:
+            while total < src.size:
+                want = min(part_size, src.size - total)
+                n = src.fill(buf[:want])
+                if n < want:  # shrank
+                    break
+                chunk = buf[:n]
+                hasher.update(chunk)
+                md5 = hashlib.md5(chunk).digest()
+                response = self._call(
+                    "upload_part",
+                    Key=tmp,
+                    UploadId=upload,
+                    PartNumber=len(parts) + 1,
+                    Body=bytes(chunk),
+                    ContentMD5=base64.b64encode(md5).decode(),
+                )
+                md5s.append(md5)
+                parts.append({"PartNumber": len(parts) + 1, "ETag": response["ETag"]})
+                total += n
+            if src.changed(total):
+                self._abort(tmp, upload)
+                return None
+            response = self._call(
+                "complete_multipart_upload",
+                Key=tmp,
+                UploadId=upload,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self._abort(tmp, upload)
+            raise
+        expected = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(parts)}"
+        return self._promote(tmp, response, expected, hasher.hexdigest(), total, src.path)
+
+    def _abort(self, key: str, upload: str) -> None:
+        with contextlib.suppress(Exception):  # best effort; purge_temp collects leftovers
+            self.fs.call_s3("abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload)
+
+    def _verify(self, response: Mapping[str, Any], md5: str, key: str, digest: str, source: str) -> None:
+        """Check what S3 stored against what was read: the ETag is the MD5 (or, for a
+        multipart upload, the MD5 of the parts' MD5s) unless the object is KMS- or
+        customer-key encrypted; then read it back instead."""
+        etag = str(response.get("ETag", "")).strip('"')
+        if etag == md5:
+            return
+        encrypted = response.get("ServerSideEncryption") == "aws:kms" or "SSECustomerAlgorithm" in response
+        if encrypted and self._rehash_path(f"{self.bucket}/{key}") == digest:
+            return
+        self._discard_key(key)
+        raise VerificationFailed(
+            f"storage tier {self.name}: upload of {source} failed verification "
+            f"(store reports ETag {etag}, expected {md5})",
+            tier=self.name,
+        )
+
+    def _promote(
+        self,
+        tmp: str,
+        response: Mapping[str, Any],
+        md5: str,
+        digest: str,
+        size: int,
+        source: str,
+    ) -> StoredBlob:
+        """Verify the temporary object, then copy it to its content key (unless present)."""
+        try:
+            self._verify(response, md5, tmp, digest, source)
+            key = self.key(digest)
+            new = self._size_of(key) != size
+            if new and size <= _S3_MAX_SINGLE:
+                self._call("copy_object", Key=key, CopySource={"Bucket": self.bucket, "Key": tmp})
+            elif new:
+                with self._guard(f"copying {tmp} to {key}"):
+                    self.fs.copy(f"{self.bucket}/{tmp}", f"{self.bucket}/{key}")
+        finally:
+            self._discard_key(tmp)
+        return StoredBlob(source, digest, size, self.url(digest), new)
+
+    def exists(self, digest: str) -> bool:
+        return self._size_of(self.key(digest)) is not None
+
+    def delete(self, digest: str) -> bool:
+        key = self.key(digest)
+        if self._size_of(key) is None:
+            return False
+        self._call("delete_object", Key=key)
+        return True
+
+    def _list(self, prefix: str) -> Iterator[dict[str, Any]]:
+        token: dict[str, str] = {}
+        while True:
+            page = self._call("list_objects_v2", Prefix=self.prefix + prefix, **token)
+            yield from page.get("Contents", [])
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def iter_blobs(self) -> Iterator[BlobInfo]:
+        for obj in self._list("blobs/"):
+            name = obj["Key"].rsplit("/", 1)[-1]
+            if _DIGEST.fullmatch(name):
+                yield BlobInfo(name, int(obj["Size"]), obj["LastModified"].timestamp())
+
+    def purge_temp(self, cutoff: float) -> int:
+        removed = 0
+        for obj in list(self._list("tmp/")):
+            if obj["LastModified"].timestamp() < cutoff:
+                self._call("delete_object", Key=obj["Key"])
+                removed += 1
+        uploads = self._call("list_multipart_uploads", Prefix=self.prefix + "tmp/")
+        for upload in uploads.get("Uploads", []):
+            if upload["Initiated"].timestamp() < cutoff:
+                self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
+                removed += 1
+        return removed

@@ -1,0 +1,101 @@
+"""Errors of the blob store, the source scanner, naming rules and published path templates.
+
+All derive from `bifrost_core.errors.BifrostError`, so the API and the CLI render them
+with their one handler: a one-line message that names the file, tier or rule at fault.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from os import PathLike
+from typing import TYPE_CHECKING
+
+from bifrost_core.errors import InvalidInput, NotFound, StorageError
+
+if TYPE_CHECKING:
+    from bifrost_core.storage.blobstore import StoredBlob
+
+__all__ = [
+    "BlobNotFound",
+    "InvalidDigest",
+    "NamingRuleError",
+    "PathTemplateError",
+    "PutFailed",
+    "SourceChanged",
+    "SourceError",
+    "SourceUnreadable",
+    "StorageError",
+    "StorageFull",
+    "VerificationFailed",
+]
+
+
+class BlobNotFound(NotFound):
+    code = "blob_not_found"
+
+    def __init__(self, digest: str, where: str) -> None:
+        super().__init__(f"blob {digest} is not in {where}", digest=digest, tier=where)
+        self.digest = digest
+
+
+class InvalidDigest(InvalidInput):
+    code = "invalid_digest"
+
+    def __init__(self, digest: object) -> None:
+        super().__init__(f"not a BLAKE3 hex digest: {digest!r}")
+
+
+class SourceError(InvalidInput):
+    """A source file could not be stored because of the file itself (not the store)."""
+
+    code = "source_error"
+
+    def __init__(self, path: str | PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}", path=str(path), reason=reason)
+        self.path = str(path)
+        self.reason = reason
+
+
+class SourceUnreadable(SourceError):
+    code = "source_unreadable"
+
+
+class SourceChanged(SourceError):
+    code = "source_changed"
+
+
+class StorageFull(StorageError):
+    code = "storage_full"
+
+
+class VerificationFailed(StorageError):
+    code = "verification_failed"
+
+
+class PutFailed(InvalidInput):
+    """Some sources of a batch could not be stored; the others were (durably).
+
+    `stored` lists the blobs stored for the sources that succeeded, in input order;
+    `failures` the errors of the others, in input order.
+    """
+
+    code = "put_failed"
+
+    def __init__(self, stored: Sequence[StoredBlob], failures: Sequence[SourceError]) -> None:
+        shown = "; ".join(str(f) for f in failures[:3])
+        more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
+        total = len(stored) + len(failures)
+        super().__init__(
+            f"{len(failures)} of {total} files could not be stored: {shown}{more}",
+            failed=[f.path for f in failures],
+        )
+        self.stored = list(stored)
+        self.failures = list(failures)
+
+
+class NamingRuleError(InvalidInput):
+    code = "invalid_naming_rule"
+
+
+class PathTemplateError(InvalidInput):
+    code = "invalid_path_template"

@@ -1,0 +1,409 @@
+"""The blob store on a local tier and on S3 (moto's server): the behaviour both must share,
+then what only a local tier does (batch sync, atomic placement, full disk)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import blake3
+import pytest
+
+from bifrost_core.errors import BifrostError
+from bifrost_core.storage import blobstore
+from bifrost_core.storage.blobstore import BlobStore, blob_key
+from bifrost_core.storage.errors import (
+    BlobNotFound,
+    InvalidDigest,
+    PutFailed,
+    SourceChanged,
+    SourceUnreadable,
+    StorageError,
+    StorageFull,
+)
+
+MakeFile = Callable[..., Path]
+
+
+def digest_of(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+@pytest.fixture
+def small_threshold(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Lower the small-file limit so the streaming paths run on small test files."""
+    monkeypatch.setattr(blobstore, "SMALL_FILE", 64 * 1024)
+    monkeypatch.setattr(blobstore, "CHUNK", 32 * 1024)
+    return 64 * 1024
+
+
+def mutate_while_read(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -> list[int]:
+    """Append to `path` right after the store reads it, the first `times` reads; returns a
+    counter of the reads seen."""
+    seen = [0]
+    real_read_all = blobstore._Source.read_all
+    real_readinto = blobstore._Source.readinto
+
+    def touch(src: blobstore._Source) -> None:
+        if src.path == str(path):
+            seen[0] += 1
+            if seen[0] <= times:
+                with open(path, "ab") as f:
+                    f.write(b"more")
+
+    def read_all(self: blobstore._Source) -> bytes:
+        data = real_read_all(self)
+        touch(self)
+        return data
+
+    def readinto(self: blobstore._Source, buf: memoryview) -> int:
+        n = real_readinto(self, buf)
+        if n:
+            touch(self)
+        return n
+
+    monkeypatch.setattr(blobstore._Source, "read_all", read_all)
+    monkeypatch.setattr(blobstore._Source, "readinto", readinto)
+    return seen
+
+
+# --------------------------------------------------------------------------- both tiers
+
+
+def test_roundtrip(store: BlobStore, make_file: MakeFile, small_threshold: int) -> None:
+    contents = {
+        "plate.1001.exr": os.urandom(1000),
+        "empty.txt": b"",
+        "big.mov": os.urandom(3 * small_threshold + 17),
+    }
+    paths = [make_file(name, data) for name, data in contents.items()]
+
+    stored = store.put_files(paths)
+
+    assert [s.source for s in stored] == [str(p) for p in paths]
+    for blob, data in zip(stored, contents.values(), strict=True):
+        assert blob.digest == digest_of(data)
+        assert blob.size == len(data)
+        assert blob.new
+        assert blob.url == store.url_for(blob.digest)
+        assert blob.url.endswith(blob_key(blob.digest))
+        assert store.exists(blob.digest)
+        with store.open(blob.digest) as f:
+            assert f.read() == data
+        assert store.rehash(blob.digest) == blob.digest
+    listed = {info.digest: info.size for info in store.iter_blobs()}
+    assert listed == {digest_of(d): len(d) for d in contents.values()}
+    assert store.usage() == sum(len(d) for d in contents.values())
+    assert all(info.mtime > time.time() - 3600 for info in store.iter_blobs())
+
+
+def test_zero_byte_file_is_a_blob(store: BlobStore, make_file: MakeFile) -> None:
+    blob = store.put_file(make_file("empty", b""))
+    assert (blob.size, blob.digest) == (0, digest_of(b""))
+    with store.open(blob.digest) as f:
+        assert f.read() == b""
+    assert store.rehash(blob.digest) == blob.digest
+
+
+def test_identical_content_is_stored_once(
+    store: BlobStore, make_file: MakeFile, small_threshold: int
+) -> None:
+    small, large = os.urandom(100), os.urandom(2 * small_threshold)
+    first = store.put_files(
+        [make_file("a/one.exr", small), make_file("b/two.exr", small), make_file("c/big", large)],
+        workers=1,
+    )
+    assert [b.new for b in first] == [True, False, True]
+    assert first[0].digest == first[1].digest
+
+    again = store.put_files([make_file("d/three.exr", small), make_file("e/big", large)])
+    assert [b.new for b in again] == [False, False]
+    assert sorted(i.digest for i in store.iter_blobs()) == sorted({digest_of(small), digest_of(large)})
+
+
+def test_a_batch_in_parallel(store: BlobStore, make_file: MakeFile) -> None:
+    datas = [os.urandom(n) for n in range(0, 3000, 37)]
+    stored = store.put_files([make_file(f"f{i:03d}.bin", d) for i, d in enumerate(datas)], workers=4)
+    assert [b.digest for b in stored] == [digest_of(d) for d in datas]
+    assert {i.digest for i in store.iter_blobs()} == {digest_of(d) for d in datas}
+
+
+def test_each_source_byte_is_read_once(
+    store: BlobStore, make_file: MakeFile, small_threshold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_file("big.mov", 5 * small_threshold + 3)
+    read = [0]
+    real = blobstore._Source.readinto
+
+    def counting(self: blobstore._Source, buf: memoryview) -> int:
+        n = real(self, buf)
+        read[0] += n
+        return n
+
+    monkeypatch.setattr(blobstore._Source, "readinto", counting)
+    store.put_file(path)
+    assert read[0] == path.stat().st_size
+
+
+def test_unreadable_file_is_reported_and_the_rest_stored(
+    store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = make_file("good.exr", b"good")
+    bad = make_file("secret plate.exr", b"secret")
+    real_open = os.open
+
+    def deny(path: object, flags: int, *args: int) -> int:
+        if os.fspath(path) == str(bad):  # type: ignore[arg-type]
+            raise PermissionError(errno.EACCES, "Permission denied", str(bad))
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(blobstore.os, "open", deny)
+    with pytest.raises(PutFailed) as caught:
+        store.put_files([good, bad])
+    failure = caught.value.failures[0]
+    assert isinstance(failure, SourceUnreadable)
+    assert failure.path == str(bad)
+    assert str(bad) in str(caught.value) and "Permission denied" in str(caught.value)
+    assert caught.value.status_code == 422
+    assert [b.source for b in caught.value.stored] == [str(good)]
+    assert store.exists(digest_of(b"good"))
+
+    with pytest.raises(SourceUnreadable, match=r"secret plate\.exr: cannot open: Permission denied"):
+        store.put_file(bad)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_file_without_read_permission(store: BlobStore, make_file: MakeFile) -> None:
+    path = make_file("locked.exr", b"x")
+    path.chmod(0)
+    with pytest.raises(SourceUnreadable, match=r"locked\.exr"):
+        store.put_file(path)
+
+
+def test_missing_directory_and_fifo_sources(store: BlobStore, make_file: MakeFile, tmp_path: Path) -> None:
+    fifo = tmp_path / "src" / "pipe"
+    make_file("keep", b"")
+    os.mkfifo(fifo)
+    with pytest.raises(SourceUnreadable, match="not a regular file"):
+        store.put_file(fifo)  # must not hang waiting for a writer
+    with pytest.raises(SourceUnreadable, match="a directory"):
+        store.put_file(tmp_path / "src")
+    with pytest.raises(SourceUnreadable, match="No such file"):
+        store.put_file(tmp_path / "src" / "gone.exr")
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_file_changing_once_is_read_again(
+    store: BlobStore,
+    make_file: MakeFile,
+    small_threshold: int,
+    monkeypatch: pytest.MonkeyPatch,
+    size: str,
+) -> None:
+    path = make_file("growing.exr", 100 if size == "small" else 3 * small_threshold)
+    mutate_while_read(monkeypatch, path, times=1)
+    blob = store.put_file(path)
+    final = path.read_bytes()
+    assert blob.digest == digest_of(final) and blob.size == len(final)
+    assert store.rehash(blob.digest) == blob.digest
+    assert len(list(store.iter_blobs())) == 1
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_file_that_keeps_changing_is_refused(
+    store: BlobStore,
+    make_file: MakeFile,
+    small_threshold: int,
+    monkeypatch: pytest.MonkeyPatch,
+    size: str,
+) -> None:
+    path = make_file("render.0001.exr", 100 if size == "small" else 3 * small_threshold)
+    mutate_while_read(monkeypatch, path, times=10)
+    with pytest.raises(SourceChanged, match=r"render\.0001\.exr: changed while being read"):
+        store.put_file(path)
+    assert list(store.iter_blobs()) == []
+    assert store.purge_temp(older_than=0) == 0  # nothing left behind
+
+
+def test_corrupt_and_missing_blobs_are_found_by_rehash(store: BlobStore, make_file: MakeFile) -> None:
+    a, b = store.put_files([make_file("a", b"frame a"), make_file("b", b"frame b")])
+    overwrite_blob(store, a.digest, b"frame X")
+    assert store.delete(b.digest)
+    assert not store.delete(b.digest)
+
+    assert store.rehash(a.digest) == digest_of(b"frame X") != a.digest
+    assert store.rehash(b.digest) is None
+    assert not store.exists(b.digest)
+    with pytest.raises(BlobNotFound, match=b.digest):
+        store.open(b.digest)
+
+
+def test_a_damaged_blob_is_rewritten_by_the_next_put(store: BlobStore, make_file: MakeFile) -> None:
+    path = make_file("a", b"the real frame")
+    blob = store.put_file(path)
+    overwrite_blob(store, blob.digest, b"trunc")
+    again = store.put_file(path)
+    assert again.new
+    assert store.rehash(blob.digest) == blob.digest
+
+
+def test_digests_are_checked(store: BlobStore) -> None:
+    for bad in ["../../etc/passwd", "ABC", "a" * 63, "g" * 64]:
+        with pytest.raises(InvalidDigest):
+            store.exists(bad)
+        with pytest.raises(InvalidDigest):
+            store.open(bad)
+
+
+def overwrite_blob(store: BlobStore, digest: str, data: bytes) -> None:
+    """Damage a stored blob behind the store's back."""
+    path = store.local_path(digest)
+    if path is not None:
+        path.chmod(0o644)
+        path.write_bytes(data)
+        return
+    tier = store._tier
+    tier.fs.pipe_file(f"{tier.bucket}/{tier.key(digest)}", data)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- local tier
+
+
+def test_local_blobs_are_read_only_files_at_their_content_path(
+    local_store: BlobStore, make_file: MakeFile
+) -> None:
+    blob = local_store.put_file(make_file("a.exr", b"pixels"))
+    path = local_store.local_path(blob.digest)
+    assert path is not None and str(path) == blob.url
+    assert path == Path(local_store.root) / "blobs" / blob.digest[:2] / blob.digest[2:4] / blob.digest
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert os.listdir(Path(local_store.root) / "tmp") == []
+    assert local_store.is_local
+
+
+def test_one_sync_before_placing_and_one_after(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_sync, real_replace = blobstore.sync_filesystem, os.replace
+
+    def sync(path: str) -> None:
+        events.append("sync")
+        real_sync(path)
+
+    def replace(src: str, dst: str) -> None:
+        real_replace(src, dst)
+        events.append("place")
+
+    monkeypatch.setattr(blobstore, "sync_filesystem", sync)
+    monkeypatch.setattr(blobstore.os, "replace", replace)
+    local_store.put_files([make_file(f"f{i}", os.urandom(10)) for i in range(50)], workers=4)
+    assert events == ["sync"] + ["place"] * 50 + ["sync"]
+
+
+def _tier_files(store: BlobStore) -> tuple[list[str], list[str]]:
+    root = Path(store.root)
+    tmp = sorted(os.listdir(root / "tmp")) if (root / "tmp").exists() else []
+    blobs = (
+        sorted(p.name for p in (root / "blobs").rglob("*") if p.is_file())
+        if (root / "blobs").exists()
+        else []
+    )
+    return tmp, blobs
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_full_disk_is_a_clear_error_and_leaves_nothing(
+    local_store: BlobStore,
+    make_file: MakeFile,
+    small_threshold: int,
+    monkeypatch: pytest.MonkeyPatch,
+    size: str,
+) -> None:
+    n = 100 if size == "small" else 3 * small_threshold
+    paths = [make_file(f"frame.{i:04d}.exr", n) for i in range(6)]
+    tmp_dir = os.path.join(local_store.root, "tmp")
+    real_write = os.write
+    writes = [0]
+
+    def write(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(tmp_dir):
+            writes[0] += 1
+            if writes[0] >= 3:
+                real_write(fd, bytes(data)[: len(data) // 2])  # a partial write, then the disk is full
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobstore.os, "write", write)
+    with pytest.raises(StorageFull, match=r"storage tier hot is full: storing .*frame\.\d{4}\.exr") as caught:
+        local_store.put_files(paths, workers=2)
+    assert caught.value.status_code == 503
+    assert _tier_files(local_store) == ([], [])
+
+
+def test_failed_sync_places_nothing(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sync(path: str) -> None:
+        raise OSError(errno.EIO, "Input/output error", path)
+
+    monkeypatch.setattr(blobstore, "sync_filesystem", sync)
+    with pytest.raises(StorageError, match="hot: syncing new blobs: Input/output error"):
+        local_store.put_files([make_file(f"f{i}", os.urandom(10)) for i in range(5)])
+    assert _tier_files(local_store) == ([], [])
+
+
+def test_failure_while_placing_leaves_only_complete_blobs(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datas = [os.urandom(1000) for _ in range(5)]
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        if dst.endswith(digest_of(datas[2])):
+            raise OSError(errno.EIO, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(blobstore.os, "replace", replace)
+    with pytest.raises(StorageError, match="placing blob"):
+        local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
+    tmp, blobs = _tier_files(local_store)
+    assert tmp == []
+    assert blobs == sorted(digest_of(d) for d in datas[:2])
+    assert all(local_store.rehash(d) == d for d in blobs)
+
+
+def test_put_file_raises_the_specific_error(local_store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(SourceUnreadable) as caught:
+        local_store.put_file(tmp_path / "nope")
+    assert isinstance(caught.value, BifrostError)
+
+
+def test_purge_temp_removes_only_stale_leftovers(local_store: BlobStore, make_file: MakeFile) -> None:
+    local_store.put_file(make_file("a", b"a"))  # creates the tier
+    tmp = Path(local_store.root) / "tmp"
+    stale, fresh = tmp / "123-dead-1", tmp / "123-dead-2"
+    stale.write_bytes(b"half a blob")
+    fresh.write_bytes(b"being written")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    assert local_store.purge_temp(older_than=3600) == 1
+    assert sorted(os.listdir(tmp)) == [fresh.name]
+
+
+def test_memory_filesystem_tier(make_file: MakeFile, small_threshold: int) -> None:
+    """Any other fsspec store goes through the generic path: stream, read back, move."""
+    store = BlobStore(f"memory://bifrost-{time.time_ns()}")
+    paths = [make_file("a", b"x"), make_file("b", b"x"), make_file("c", 3 * small_threshold)]
+    stored = store.put_files(paths, workers=1)
+    assert [b.new for b in stored] == [True, False, True]
+    assert stored[0].url.startswith("memory://")
+    for blob in stored:
+        assert store.rehash(blob.digest) == blob.digest
+    assert store.usage() == 1 + 3 * small_threshold
+    assert store.local_path(stored[0].digest) is None
+    assert store.purge_temp(older_than=0) == 0
