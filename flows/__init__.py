@@ -1,0 +1,3 @@
+"""Prefect flows: orchestration only. `tasks` is imported first so Prefect's home is set up."""
+
+import tasks  # noqa: F401

@@ -22,10 +22,13 @@ from bifrost_core.ingest.schemas import (
     CreatedVersion,
     IngestPlan,
     IngestSummary,
+    PlannedRepresentation,
     PlannedVersion,
     Problem,
+    PublishRequest,
     SourceFile,
     StoredBlob,
+    Target,
 )
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
@@ -326,3 +329,90 @@ def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: 
             },
         )
         uow.commit()
+
+
+MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm"})
+
+
+def kind_of(extension: str, framed: bool) -> str:
+    if framed:
+        return "frames"
+    return "movie" if extension.lower() in MOVIE_EXTENSIONS else "file"
+
+
+def plan_publish(database: Database, settings: Settings, *, request: PublishRequest) -> IngestPlan:
+    """One planned version from an explicit list of files (frames are grouped into sequences)."""
+    import fileseq
+
+    problems: list[Problem] = []
+    readable: list[str] = []
+    for name in request.files:
+        path = Path(name)
+        if not path.is_absolute():
+            raise InvalidInput(f"{name}: give an absolute path")
+        if not path.is_file():
+            problems.append(
+                Problem(path=name, message="not a regular file" if path.exists() else "does not exist")
+            )
+        else:
+            readable.append(str(path))
+    if problems:
+        raise InvalidInput(
+            f"{len(problems)} file(s) cannot be published: {problems[0].path}: {problems[0].message}"
+        )
+    target = Target(
+        sequence=request.sequence,
+        shot=request.shot,
+        asset=request.asset,
+        task=request.task,
+        variant=request.variant,
+    )
+    taken: set[str] = set()
+    representations: list[PlannedRepresentation] = []
+    for group in fileseq.findSequencesInList(readable):
+        frames = group.frameSet()
+        framed = frames is not None and group.padding() != ""
+        if framed:
+            files = [
+                source_file(Path(member), frame=frame) for frame, member in zip(frames, group, strict=True)
+            ]
+        else:
+            files = [source_file(Path(str(group)))]
+        # Frames are named by their stem (`plate`), single files by their whole name (`plate.mov`).
+        stem = group.basename().rstrip("._-") if framed else Path(str(group)).name
+        rep = PlannedRepresentation(
+            name=service.representation_name(stem, taken),
+            kind=kind_of(group.extension(), framed),
+            source=str(group),
+            files=files,
+        )
+        if framed:
+            rep.frame_in, rep.frame_out, rep.frame_padding = group.start(), group.end(), group.zfill()
+            rep.missing_frames = group.invertedFrameRange() or ""
+            _check_range(request, rep)
+        representations.append(rep)
+    version = PlannedVersion(target=target, status="new", representations=representations)
+    with UnitOfWork(database) as uow:
+        project = ProjectRepository(uow.session).by_code(request.project)
+        tier_root(settings, project, request.tier)
+        shots, assets = service.entity_ids(uow.session, project.id)
+        problem = service.unknown_entity(target, shots, assets)
+        if problem:
+            raise InvalidInput(problem)
+        service.apply_fingerprints(uow.session, project.id, version.files)
+        service.classify(uow.session, project_id=project.id, versions=[version])
+    return IngestPlan(
+        project=request.project,
+        source=str(Path(readable[0]).parent),
+        tier=request.tier,
+        versions=[version],
+    )
+
+
+def _check_range(request: PublishRequest, rep: PlannedRepresentation) -> None:
+    expected = (request.frame_in, request.frame_out)
+    if expected != (None, None) and expected != (rep.frame_in, rep.frame_out):
+        raise InvalidInput(
+            f"{rep.source}: frames {rep.frame_in}-{rep.frame_out} found, "
+            f"{request.frame_in}-{request.frame_out} expected"
+        )

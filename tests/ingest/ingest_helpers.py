@@ -1,8 +1,105 @@
-"""Helpers of the ingest tests that make real files."""
+"""Fixtures and helpers of the ingest and flow tests: a small production, settings pointing
+at temporary tiers, and delivery trees of real files. Both conftest files import them."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
+
+from bifrost_core.assets import service as assets
+from bifrost_core.assets.schemas import AssetCreate
+from bifrost_core.config import Settings, load_settings
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.models import Base
+from bifrost_core.projects import service as projects
+from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.scope import SYSTEM
+
+# Deliveries are laid out <sequence>/<shot>/<task>/<files> or assets/<asset>/<task>/<files>.
+NAMING = {
+    "naming": {
+        "rules": [
+            {
+                "kind": "shot",
+                "pattern": r"^(?P<sequence>sq\d+)/(?P<shot>sh\d+)/(?P<task>[a-z]+)/",
+            },
+            {"kind": "asset", "pattern": r"^assets/(?P<asset>[a-z]+)/(?P<task>[a-z]+)/"},
+        ]
+    }
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """Like the root fixture, but PostgreSQL is emptied with DELETE (milliseconds) not TRUNCATE."""
+    if request.param == "sqlite":
+        path = tmp_path / "bifrost.db"
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        database = Database(f"sqlite:///{path}")
+        yield database
+        database.dispose()
+    else:
+        database = request.getfixturevalue("_pg_migrated")
+        with database.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                connection.execute(table.delete())
+        yield database
+
+
+@dataclass
+class Production:
+    project_id: int
+    code: str = "DEMO"
+
+
+@pytest.fixture
+def production(database: Database) -> Production:
+    """Project DEMO with sq010/sh010, sq010/sh020 and the asset `chair`, committed."""
+    with UnitOfWork(database) as uow:
+        project = projects.create_project(
+            uow.session, actor=SYSTEM, data=ProjectCreate(code="DEMO", name="Demo", config=NAMING)
+        )
+        sequence = projects.create_sequence(
+            uow.session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010")
+        )
+        for code in ("sh010", "sh020"):
+            projects.create_shot(
+                uow.session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code=code)
+            )
+        assets.create_asset(
+            uow.session,
+            actor=SYSTEM,
+            project_id=project.id,
+            data=AssetCreate(code="chair", asset_type="prop"),
+        )
+        uow.commit()
+        return Production(project_id=project.id)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: Database) -> Settings:
+    return load_settings(
+        home=tmp_path / "home",
+        database_url=database.url,
+        hot_root=str(tmp_path / "tiers" / "hot"),
+        archive_root=str(tmp_path / "tiers" / "archive"),
+    )
+
+
+@pytest.fixture
+def delivery(tmp_path: Path) -> Path:
+    """A delivery: two shots with a plate sequence each, a movie, and an asset file."""
+    root = tmp_path / "delivery"
+    frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1010)
+    write(root / "sq010" / "sh010" / "plate" / "plate.mov", b"movie" * 1000)
+    frames(root / "sq010" / "sh020" / "plate", "plate", 1001, 1005)
+    write(root / "assets" / "chair" / "model" / "chair.abc", b"alembic" * 500)
+    return root
 
 
 def write(path: Path, content: bytes) -> Path:

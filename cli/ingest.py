@@ -1,0 +1,193 @@
+"""`bifrost ingest` and `bifrost publish`: run the ingest and publish flows from the shell.
+
+On the embedded default the flow runs in this process against Prefect's ephemeral
+server (its database under BIFROST_HOME/prefect; starting it costs several seconds);
+with PREFECT_API_URL set the run is recorded by that server and shows in its UI.
+Prefect is imported only inside these commands, so `bifrost --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli.common import EXIT_INVALID, JsonOption, open_database, print_json
+
+if TYPE_CHECKING:
+    from bifrost_core.ingest.schemas import IngestSummary
+
+
+def _quiet_prefect() -> None:
+    """Prefect's per-run log lines would tear through the progress bar: keep the console to
+    warnings unless the operator chose a level (the API still gets every log)."""
+    for name in (
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL",
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL",
+    ):
+        os.environ.setdefault(name, "WARNING")
+
+
+class _Bar:
+    """A rich progress bar fed by bifrost_core.ingest.progress (files, bytes, rate, ETA)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}/{task.fields[files_total]} files"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("starting Prefect", total=None, files=0, files_total="?")
+        self.files = 0
+
+    def total(self, files: int, size: int) -> None:
+        self.progress.update(
+            self.task, description="storing", total=max(size, 1), completed=0, files_total=files
+        )
+
+    def advance(self, files: int, size: int) -> None:
+        self.files += files
+        self.progress.update(self.task, advance=size, files=self.files)
+
+    def __enter__(self) -> _Bar:
+        from bifrost_core.ingest import progress
+
+        progress.listen(self)
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from bifrost_core.ingest import progress
+
+        progress.forget(self)
+        self.progress.stop()
+
+
+def _report(summary: IngestSummary, *, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.model_dump(mode="json", exclude={"plan"} if not summary.dry_run else set()))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        table = Table(
+            title=f"{'Plan' if summary.dry_run else 'Ingest'} of {summary.source} into {summary.project}"
+        )
+        for header in ("version", "status", "number", "files", "bytes"):
+            table.add_column(header, justify="right" if header in ("number", "files", "bytes") else "left")
+        if summary.dry_run and summary.plan is not None:
+            for version in summary.plan.versions:
+                table.add_row(
+                    version.target.label,
+                    version.status,
+                    str(version.version_number or ""),
+                    str(len(version.files)),
+                    f"{version.size:,}",
+                )
+        else:
+            for created in summary.created:
+                table.add_row(
+                    created.target, "created", str(created.number), str(created.files), f"{created.size:,}"
+                )
+        console.print(table)
+        console.print(
+            f"new {summary.planned_new}, changed {summary.planned_changed}, "
+            f"already ingested {summary.known}, created {len(summary.created)}; "
+            f"copied {summary.files_copied} file(s), {summary.bytes_copied:,} bytes; "
+            f"unmatched {len(summary.unmatched)}, problems {len(summary.problems)}"
+        )
+        for item in summary.unmatched:
+            console.print(f"unmatched: {item.path}: {item.message}", markup=False, highlight=False)
+    for item in summary.problems:
+        typer.echo(f"problem: {item.path}: {item.message}", err=True)
+    if summary.problems:
+        raise typer.Exit(EXIT_INVALID)
+
+
+def ingest(
+    path: Path = typer.Argument(..., help="Folder of the delivery"),
+    project: str = typer.Option(..., "--project", "-p", help="Project code"),
+    tier: str = typer.Option("hot", "--tier", help="Storage tier to store into"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only plan: show what would be created"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Ingest a delivery: match its files to shots/assets and tasks, store them, register versions.
+
+    Exit code 5 when some files could not be ingested (each is listed); rerunning is safe.
+    """
+    if not path.is_dir():
+        raise typer.BadParameter(f"{path} is not a folder", param_hint="PATH")
+    open_database().dispose()  # the embedded default migrates itself before the flow starts
+    _quiet_prefect()
+    from flows.ingest import IngestParameters
+    from flows.ingest import ingest as ingest_flow
+
+    params = IngestParameters(project=project, source=str(path.resolve()), tier=tier, dry_run=dry_run)
+    with _Bar(enabled=not as_json and not dry_run):
+        summary = ingest_flow(params)
+    _report(summary, as_json=as_json)
+
+
+def publish(
+    files: list[Path] = typer.Argument(..., help="Files, or the frames of an image sequence"),
+    project: str = typer.Option(..., "--project", "-p", help="Project code"),
+    shot: str | None = typer.Option(None, "--shot", help="SEQUENCE/SHOT, e.g. SQ010/SH010"),
+    asset: str | None = typer.Option(None, "--asset", help="Asset code (instead of --shot)"),
+    task: str = typer.Option(..., "--task", help="Task name (created on the shot or asset if missing)"),
+    variant: str = typer.Option("main", "--variant"),
+    comment: str = typer.Option("", "--comment", "-m"),
+    frame_in: int | None = typer.Option(None, "--frame-in", help="Expected first frame (checked)"),
+    frame_out: int | None = typer.Option(None, "--frame-out", help="Expected last frame (checked)"),
+    tier: str = typer.Option("hot", "--tier"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only plan"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Publish one version of a shot's or an asset's task from files (an artist's or a DCC's output)."""
+    from bifrost_core.ingest.schemas import PublishRequest
+
+    if (shot is None) == (asset is None):
+        raise typer.BadParameter("give either --shot SEQUENCE/SHOT or --asset CODE")
+    sequence = shot_code = None
+    if shot is not None:
+        sequence, _, shot_code = shot.partition("/")
+        if not sequence or not shot_code:
+            raise typer.BadParameter(f"{shot!r} is not SEQUENCE/SHOT", param_hint="--shot")
+    request = PublishRequest(
+        project=project,
+        sequence=sequence,
+        shot=shot_code,
+        asset=asset,
+        task=task,
+        variant=variant,
+        comment=comment,
+        files=[str(file.absolute()) for file in files],
+        frame_in=frame_in,
+        frame_out=frame_out,
+        tier=tier,
+        dry_run=dry_run,
+    )
+    open_database().dispose()
+    _quiet_prefect()
+    from flows.publish import publish as publish_flow
+
+    with _Bar(enabled=not as_json and not dry_run):
+        summary = publish_flow(request)
+    _report(summary, as_json=as_json)

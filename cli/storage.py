@@ -1,0 +1,102 @@
+"""`bifrost verify` and `bifrost storage gc|du`: checking and tidying stored content."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.common import JsonOption, open_database, print_json, settings
+
+app = typer.Typer(no_args_is_help=True, help="Stored content: garbage collection and usage.")
+
+EXIT_DAMAGED = 9
+
+
+def verify(
+    sample: int | None = typer.Option(None, "--sample", min=1, help="Rehash only N random blobs"),
+    tier: str | None = typer.Option(None, "--tier", help="Only blobs in this tier"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Rehash stored blobs and report corrupt or missing ones (exit code 9 if any)."""
+    from bifrost_core.ingest import upkeep
+
+    database = open_database()
+    try:
+        report = upkeep.verify(database, sample=sample, tier=tier)
+    finally:
+        database.dispose()
+    if as_json:
+        print_json({"checked": report.checked, "findings": [vars(finding) for finding in report.findings]})
+    else:
+        for finding in report.findings:
+            typer.echo(
+                f"{finding.problem.split(' ')[0].upper()}: blob {finding.hash} in {finding.tier} "
+                f"at {finding.url}: {finding.problem}",
+                err=True,
+            )
+        typer.echo(f"verified {report.checked} blob location(s): {len(report.findings)} damaged")
+    if not report.ok:
+        raise typer.Exit(EXIT_DAMAGED)
+
+
+@app.command()
+def gc(
+    grace_hours: float = typer.Option(24.0, "--grace-hours", min=0, help="Keep anything younger than this"),
+    as_json: bool = JsonOption,
+) -> None:
+    """Remove blobs no version points to, and unrecorded copies left by crashed ingests."""
+    from bifrost_core.ingest import upkeep
+
+    config = settings()
+    database = open_database(config)
+    try:
+        report = upkeep.gc(database, config, grace_hours=grace_hours)
+    finally:
+        database.dispose()
+    if as_json:
+        print_json(vars(report))
+        return
+    typer.echo(
+        f"removed {report.records_removed} unreferenced blob record(s), {report.blobs_removed} blob(s) "
+        f"({report.bytes_removed:,} bytes) and {report.temp_removed} temporary file(s) "
+        f"from {len(report.roots)} tier root(s)"
+    )
+
+
+@app.command()
+def du(as_json: bool = JsonOption) -> None:
+    """Bytes stored per tier and project (recorded), and per tier root (on the store)."""
+    from bifrost_core.ingest import upkeep
+
+    config = settings()
+    database = open_database(config)
+    try:
+        per_project = upkeep.du(database)
+        per_tier = upkeep.tier_totals(database)
+        roots = upkeep.physical(upkeep.tier_roots(database, config).items())
+    finally:
+        database.dispose()
+    if as_json:
+        print_json(
+            {
+                "projects": [vars(usage) for usage in per_project],
+                "tiers": [vars(usage) for usage in per_tier],
+                "roots": [{"tier": tier, "root": root, "bytes": size} for tier, root, size in roots],
+            }
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Stored bytes (recorded; a blob shared by projects counts in each)")
+    for header in ("project", "tier", "blobs", "bytes"):
+        table.add_column(header, justify="right" if header in ("blobs", "bytes") else "left")
+    for usage in [*per_project, *per_tier]:
+        table.add_row(
+            "all projects" if usage.project == "*" else usage.project,
+            usage.tier,
+            str(usage.blobs),
+            f"{usage.bytes:,}",
+        )
+    for tier, root, size in roots:
+        table.add_row("on the store", f"{tier} ({root})", "", f"{size:,}")
+    Console().print(table)

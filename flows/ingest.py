@@ -1,0 +1,45 @@
+"""The ingest flow: scan a delivery → plan → store in coarse batches → register → report.
+
+Batches run one after another (each copies with several threads and ends each chunk with
+one sync), so memory stays bounded and a version is registered once its batch is durable.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, Field
+
+from bifrost_core.ingest import progress
+from bifrost_core.ingest.pipeline import batches, merge, summary_of
+from bifrost_core.ingest.schemas import IngestSummary
+from flows.reporting import publish_artifacts
+from tasks.ingest import plan_ingest, record_ingest, store_and_register
+
+
+class IngestParameters(BaseModel):
+    """What to ingest, where to, and how big each batch may be (the form in the Prefect UI)."""
+
+    project: str = Field(description="Project code, e.g. DEMO")
+    source: str = Field(description="Folder of the delivery, as the worker sees it")
+    tier: str = Field(default="hot", description="Storage tier to store into")
+    dry_run: bool = Field(default=False, description="Only plan: report what would be created")
+    batch_files: int = Field(default=2000, ge=1, le=100_000, description="Files per batch task")
+    batch_megabytes: int = Field(default=4096, ge=1, description="Megabytes per batch task")
+
+
+@flow(name="ingest")
+def ingest(params: IngestParameters) -> IngestSummary:
+    plan = plan_ingest(params.project, params.source, params.tier)
+    summary = summary_of(plan, dry_run=params.dry_run)
+    if not params.dry_run:
+        pending = plan.pending
+        progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
+        groups = batches(pending, max_files=params.batch_files, max_bytes=params.batch_megabytes << 20)
+        for number, group in enumerate(groups, 1):
+            result = store_and_register(
+                plan.project, plan.tier, plan.source, group, label=f"{number}-of-{len(groups)}"
+            )
+            merge(summary, result)
+        record_ingest(summary, "ingest")
+    publish_artifacts("ingest", summary)
+    return summary

@@ -1,0 +1,57 @@
+"""Prefect tasks of ingest and publish: one per plan, per batch of files, per run summary.
+
+Thin wrappers over `bifrost_core.ingest.pipeline`. Inputs and outputs are pydantic
+models of plain data; caching by inputs is off (hashing thousands of file entries per
+call would cost more than it saves, and a rerun finds its work done by itself).
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from bifrost_core.ingest import pipeline
+from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
+from tasks.common import context
+
+
+@task(name="plan-ingest", cache_policy=NO_CACHE)
+def plan_ingest(project: str, source: str, tier: str) -> IngestPlan:
+    settings, database = context()
+    return pipeline.plan_ingest(database, settings, project=project, source=source, tier=tier)
+
+
+@task(name="plan-publish", cache_policy=NO_CACHE)
+def plan_publish(request: PublishRequest) -> IngestPlan:
+    settings, database = context()
+    return pipeline.plan_publish(database, settings, request=request)
+
+
+@task(name="store-and-register", cache_policy=NO_CACHE, task_run_name="store-and-register-{label}")
+def store_and_register(
+    project: str,
+    tier: str,
+    source: str,
+    versions: list[PlannedVersion],
+    label: str,
+    comment: str = "",
+    meta: dict | None = None,
+) -> IngestSummary:
+    """Store one batch of files (durable, one sync per chunk) and register its versions."""
+    settings, database = context()
+    return pipeline.run_batch(
+        database,
+        settings,
+        project=project,
+        tier=tier,
+        source=source,
+        versions=versions,
+        comment=comment,
+        meta=meta,
+    )
+
+
+@task(name="record-ingest", cache_policy=NO_CACHE)
+def record_ingest(summary: IngestSummary, kind: str) -> None:
+    _, database = context()
+    pipeline.record_run(database, summary=summary, kind=kind)
