@@ -120,3 +120,38 @@ def frames(
 
 def content(seed: bytes, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(request: pytest.FixtureRequest):
+    """moto's S3 server (tests/s3server.py), once per session."""
+    from s3server import running_s3
+
+    try:
+        with running_s3() as endpoint:
+            yield endpoint
+    except RuntimeError as exc:
+        request.config.pluginmanager.get_plugin(
+            str(Path(__file__).resolve().parents[1] / "conftest.py")
+        ).service_missing("S3 endpoint (moto server)", str(exc).splitlines()[0])
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint, tmp_path: Path, database: Database, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings whose hot tier is a fresh prefix on the S3 endpoint.
+
+    Bifrost passes no credentials itself: botocore reads the standard AWS_* variables,
+    as it would on a studio host.
+    """
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    return load_settings(
+        home=tmp_path / "home",
+        database_url=database.url,
+        hot_root=s3_endpoint.url(f"hot-{tmp_path.name}-{id(tmp_path):x}"),
+        archive_root=str(tmp_path / "tiers" / "archive"),
+    )
