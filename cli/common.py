@@ -26,11 +26,15 @@ back: until `bifrost init` has run, commands stop with exit 7.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
+
+# typer carries its own copy of click: usage errors are this class, not click's.
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 from bifrost_core.errors import (
@@ -123,6 +127,20 @@ class BifrostGroup(TyperGroup):
             raise fail(f"conflicting write: {_database_line(exc)}", EXIT_CONFLICT) from None
         except OperationalError as exc:
             raise fail(f"database error: {_database_line(exc)}", EXIT_UNAVAILABLE) from None
+        except OSError as exc:
+            raise fail(
+                f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc), EXIT_UNAVAILABLE
+            ) from None
+        except (typer.Exit, typer.Abort, ClickException):
+            raise
+        except Exception as exc:
+            # A bug, not bad input: still one line for the user; the traceback on request.
+            if os.environ.get("BIFROST_DEBUG") == "1":
+                raise
+            raise fail(
+                f"unexpected {type(exc).__name__}: {exc} (set BIFROST_DEBUG=1 for the traceback)",
+                EXIT_UNEXPECTED,
+            ) from None
 
 
 def settings() -> Settings:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
+from typer.testing import CliRunner
 
 from bifrost_core.projects import service as projects_service
 from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
+from cli.main import app
 
 SHOT = ("shot", "create", "DEMO", "SQ010", "SH020")
 
@@ -135,3 +137,19 @@ def test_database_errors_mid_command_become_one_line(
     assert str(error.orig) in result.stderr
     assert result.stderr.count("\n") == 1
     assert row_counts() == before
+
+
+def test_an_unexpected_failure_is_one_line_with_the_traceback_on_request(bifrost, monkeypatch) -> None:
+    from bifrost_core.projects import service
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk controller on fire")
+
+    monkeypatch.setattr(service, "create_project", broken)
+    result = bifrost("project", "create", "BUG", "--name", "Bug", code=1)
+    assert result.output.strip().splitlines() == [
+        "error: unexpected RuntimeError: disk controller on fire (set BIFROST_DEBUG=1 for the traceback)"
+    ]
+    monkeypatch.setenv("BIFROST_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="on fire"):
+        CliRunner().invoke(app, ["project", "create", "BUG", "--name", "Bug"], catch_exceptions=False)
