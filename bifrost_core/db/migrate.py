@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 
 from bifrost_core.db.database import Database
+from bifrost_core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -20,15 +24,40 @@ def alembic_config() -> Config:
     return config
 
 
+@contextmanager
+def _migrating(database: Database) -> Iterator[Connection]:
+    """One transaction for the whole migration; on SQLite, with foreign keys off meanwhile.
+
+    SQLite migrations run in batch mode, which recreates a table (copy, DROP, rename). With
+    foreign keys on, that DROP deletes the rows first and cascades: every shot of a recreated
+    `projects` table would vanish. The PRAGMA is a no-op inside a transaction, so it is set on
+    the raw connection before the transaction begins; the keys are checked before commit.
+    """
+    with database.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with connection.begin():
+                yield connection
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise ConfigError(f"the migration leaves {len(broken)} broken foreign key(s)")
+        finally:
+            if sqlite:
+                connection.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def upgrade(database: Database, revision: str = "heads") -> None:
-    with database.engine.begin() as connection:
+    with _migrating(database) as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
 
 def downgrade(database: Database, revision: str = "base") -> None:
-    with database.engine.begin() as connection:
+    with _migrating(database) as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.downgrade(config, revision)

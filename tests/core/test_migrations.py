@@ -6,20 +6,26 @@ covered without touching this file.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, Integer, MetaData, inspect
+from sqlalchemy import Column, Integer, MetaData, func, inspect, select
 
 from bifrost_core.bootstrap import open_database
 from bifrost_core.config import load_settings
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import ConfigError
 from bifrost_core.models import Base
+from bifrost_core.projects import service as projects
+from bifrost_core.projects.models import Project, Sequence, Shot
+from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.scope import SYSTEM
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +101,65 @@ def test_a_database_behind_head_is_refused(empty_database, bifrost_env):
         open_database(settings)
     migrate.upgrade(empty_database)
     open_database(settings).dispose()
+
+
+RECREATE_PROJECTS = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "test_recreate_projects"
+down_revision = {heads!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("projects", recreate="always") as batch:
+        batch.add_column(sa.Column("probe", sa.Integer(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("projects", recreate="always") as batch:
+        batch.drop_column("probe")
+"""
+
+
+def test_sqlite_batch_migration_keeps_child_rows(tmp_path, monkeypatch):
+    # A later migration that recreates a parent table (SQLite batch mode) must not cascade-delete
+    # its children: a test revision on top of the real heads recreates `projects`.
+    database = Database(f"sqlite:///{tmp_path / 'bifrost.db'}")
+    migrate.upgrade(database)
+    with UnitOfWork(database) as uow:
+        project = projects.create_project(uow.session, actor=SYSTEM, data=ProjectCreate(code="P1", name="P"))
+        sequence = projects.create_sequence(
+            uow.session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010")
+        )
+        projects.create_shot(
+            uow.session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code="sh010")
+        )
+        uow.commit()
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(migrate.MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    heads = tuple(sorted(migrate.head_revisions()))
+    (scripts / "versions" / "9999_test_recreate_projects.py").write_text(
+        RECREATE_PROJECTS.format(heads=heads)
+    )
+    monkeypatch.setattr(migrate, "MIGRATIONS", scripts)
+
+    migrate.upgrade(database)
+    assert migrate.current_revisions(database) == {"test_recreate_projects"}
+    assert _counts(database) == (1, 1, 1)
+    migrate.downgrade(database, "-1")
+    assert _counts(database) == (1, 1, 1)
+    with database.engine.connect() as connection:
+        # Foreign keys are enforced again once the migration is over.
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    database.dispose()
+
+
+def _counts(database: Database) -> tuple[int, int, int]:
+    with UnitOfWork(database) as uow:
+        return tuple(
+            uow.session.scalar(select(func.count()).select_from(m)) for m in (Project, Sequence, Shot)
+        )
