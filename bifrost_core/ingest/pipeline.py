@@ -35,6 +35,8 @@ from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import PutFailed
+from bifrost_core.storage.naming import NamingRules
+from bifrost_core.storage.scan import ScanItem, scan
 
 # One put_files call (one filesystem sync) per this many files or bytes: small enough for a
 # live progress bar, large enough that syncs stay a small share of the time.
@@ -416,3 +418,105 @@ def _check_range(request: PublishRequest, rep: PlannedRepresentation) -> None:
             f"{rep.source}: frames {rep.frame_in}-{rep.frame_out} found, "
             f"{request.frame_in}-{request.frame_out} expected"
         )
+
+
+# Used when a project's configuration has no `naming_rules`: the layout `bifrost demo`
+# delivers and most vendors can be asked for.
+DEFAULT_NAMING_RULES = [
+    "assets/{asset}/{task}/*",
+    "assets/{asset}/{task}/{variant}/*",
+    "{sequence}/{shot}/{task}/*",
+    "{sequence}/{shot}/{task}/{variant}/*",
+]
+MAX_REPRESENTATIONS = 100
+
+
+def naming_rules(project: Project) -> NamingRules:
+    return NamingRules((project.config or {}).get("naming_rules") or DEFAULT_NAMING_RULES)
+
+
+def _planned_representation(item: ScanItem, taken: set[str]) -> PlannedRepresentation:
+    framed = item.kind == "frames"
+    # Frames are named by their stem (`plate`), single files by their whole name (`plate.mov`).
+    stem = item.name if framed else item.rel.rsplit("/", 1)[-1]
+    return PlannedRepresentation(
+        name=service.representation_name(stem, taken),
+        kind=item.kind,
+        source=item.rel,
+        frame_in=item.first,
+        frame_out=item.last,
+        frame_padding=item.padding,
+        missing_frames=item.missing or "",
+        files=[
+            SourceFile(
+                path=file.path,
+                name=file.rel.rsplit("/", 1)[-1],
+                size=file.size,
+                mtime_ns=file.mtime_ns,
+                frame=file.frame,
+            )
+            for file in item.files
+        ],
+    )
+
+
+def plan_ingest(
+    database: Database, settings: Settings, *, project: str, source: str, tier: str
+) -> IngestPlan:
+    """Scan a delivery and plan one version per matched (shot or asset, task, variant).
+
+    Each version is new, changed (its task and variant already has versions) or known
+    (these exact files were ingested before: nothing to do). Unmatched paths and
+    unreadable files are listed, never dropped.
+    """
+    if not os.path.isabs(source):
+        raise InvalidInput(f"{source}: give the delivery as an absolute path")
+    with UnitOfWork(database) as uow:
+        found = ProjectRepository(uow.session).by_code(project)
+        tier_root(settings, found, tier)
+        rules = naming_rules(found)
+        project_id = found.id
+    scanned = scan(source)
+    problems = [Problem(path=problem.rel, message=problem.reason) for problem in scanned.problems]
+    report = rules.match_items(scanned.items)
+    unmatched = [Problem(path=item.rel, message="no naming rule matches") for item in report.unmatched]
+    grouped: dict[Target, list[ScanItem]] = {}
+    for item, match in report.matched:
+        target = Target(
+            sequence=match.sequence,
+            shot=match.shot,
+            asset=match.asset,
+            task=match.task,
+            variant=match.variant,
+        )
+        grouped.setdefault(target, []).append(item)
+
+    versions: list[PlannedVersion] = []
+    with UnitOfWork(database) as uow:
+        shots, assets = service.entity_ids(uow.session, project_id)
+        for target, items in grouped.items():
+            reason = service.unknown_entity(target, shots, assets)
+            if reason:
+                unmatched.extend(Problem(path=item.rel, message=reason) for item in items)
+            elif len(items) > MAX_REPRESENTATIONS:
+                problems.append(
+                    Problem(
+                        path=items[0].directory,
+                        message=f"{len(items)} representations for {target.label}; "
+                        f"a version holds at most {MAX_REPRESENTATIONS}: split the delivery",
+                    )
+                )
+            else:
+                taken: set[str] = set()
+                representations = [_planned_representation(item, taken) for item in items]
+                versions.append(PlannedVersion(target=target, status="new", representations=representations))
+        service.apply_fingerprints(uow.session, project_id, [file for v in versions for file in v.files])
+        service.classify(uow.session, project_id=project_id, versions=versions)
+    return IngestPlan(
+        project=project,
+        source=scanned.root,
+        tier=tier,
+        versions=versions,
+        unmatched=unmatched,
+        problems=problems,
+    )

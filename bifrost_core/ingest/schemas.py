@@ -17,8 +17,6 @@ PlanStatus = Literal["new", "changed", "known"]
 class SourceFile(BaseModel):
     """One source file as scanned: where it is, what stat() said, and its hash once known."""
 
-    model_config = ConfigDict(frozen=False)
-
     path: str
     name: str
     size: int
@@ -29,6 +27,8 @@ class SourceFile(BaseModel):
 
 class Target(BaseModel):
     """What a version belongs to: a shot (sequence + shot) or an asset, a task and a variant."""
+
+    model_config = ConfigDict(frozen=True)
 
     sequence: str | None = None
     shot: str | None = None

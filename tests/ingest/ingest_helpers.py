@@ -22,15 +22,10 @@ from bifrost_core.scope import SYSTEM
 
 # Deliveries are laid out <sequence>/<shot>/<task>/<files> or assets/<asset>/<task>/<files>.
 NAMING = {
-    "naming": {
-        "rules": [
-            {
-                "kind": "shot",
-                "pattern": r"^(?P<sequence>sq\d+)/(?P<shot>sh\d+)/(?P<task>[a-z]+)/",
-            },
-            {"kind": "asset", "pattern": r"^assets/(?P<asset>[a-z]+)/(?P<task>[a-z]+)/"},
-        ]
-    }
+    "naming_rules": [
+        "assets/{asset}/{task}/*",
+        {"regex": r"(?P<sequence>sq\d+)/(?P<shot>sh\d+)/(?P<task>[a-z]+)/[^/]+"},
+    ]
 }
 
 
