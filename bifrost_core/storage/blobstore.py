@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import hashlib
 import io
 import itertools
@@ -52,8 +51,8 @@ from bifrost_core.storage.errors import (
     SourceError,
     SourceUnreadable,
     StorageError,
-    StorageFull,
     VerificationFailed,
+    storage_error,
 )
 
 MiB = 1 << 20
@@ -69,7 +68,6 @@ _S3_MAX_SINGLE = 5 * GiB
 _S3_MAX_PARTS = 10_000
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO must fail the regular-file check, not hang waiting for a writer.
 _SOURCE_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
@@ -357,13 +355,6 @@ def _strerror(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _store_error(tier: str, action: str, exc: BaseException) -> StorageError:
-    if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
-        return StorageFull(f"storage tier {tier} is full: {action}: {_strerror(exc)}", tier=tier)
-    detail = _strerror(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
-    return StorageError(f"storage tier {tier}: {action}: {detail}", tier=tier)
-
-
 class _Pending(NamedTuple):
     """A local blob written to a temporary file, waiting for the batch sync to be placed.
 
@@ -494,7 +485,7 @@ class _LocalTier(_Tier):
                 done.append(StoredBlob(p.source, p.digest, p.size, p.final, self._place(p, placed)))
         except OSError as exc:
             self.discard(pending[len(done) :])
-            raise _store_error(self.name, f"placing blob {pending[len(done)].digest}", exc) from exc
+            raise storage_error(self.name, f"placing blob {pending[len(done)].digest}", exc) from exc
         if pending:
             self._sync("syncing blob names")
         return done
@@ -521,7 +512,7 @@ class _LocalTier(_Tier):
         try:
             sync_filesystem(self.root)
         except OSError as exc:
-            raise _store_error(self.name, action, exc) from exc
+            raise storage_error(self.name, action, exc) from exc
 
     def _buffer(self) -> memoryview:
         buf = getattr(self._local, "buf", None)
@@ -537,21 +528,21 @@ class _LocalTier(_Tier):
             try:
                 os.makedirs(path, exist_ok=True)
             except OSError as exc:
-                raise _store_error(self.name, f"creating {path}", exc) from exc
+                raise storage_error(self.name, f"creating {path}", exc) from exc
             self._dirs.add(path)
 
     def _create(self, tmp: str, source: str) -> int:
         try:
             return os.open(tmp, _TEMP_FLAGS, _BLOB_MODE)
         except OSError as exc:
-            raise _store_error(self.name, f"storing {source}", exc) from exc
+            raise storage_error(self.name, f"storing {source}", exc) from exc
 
     def _write(self, fd: int, data: memoryview, tmp: str, source: str) -> None:
         try:
             while data:
                 data = data[os.write(fd, data) :]
         except OSError as exc:
-            raise _store_error(self.name, f"storing {source}", exc) from exc
+            raise storage_error(self.name, f"storing {source}", exc) from exc
 
     def exists(self, digest: str) -> bool:
         return os.path.isfile(self.url(digest))
@@ -570,7 +561,7 @@ class _LocalTier(_Tier):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _store_error(self.name, f"reading blob {digest}", exc) from exc
+            raise storage_error(self.name, f"reading blob {digest}", exc) from exc
         return hasher.hexdigest()
 
     def delete(self, digest: str) -> bool:
@@ -579,7 +570,7 @@ class _LocalTier(_Tier):
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise _store_error(self.name, f"deleting blob {digest}", exc) from exc
+            raise storage_error(self.name, f"deleting blob {digest}", exc) from exc
         return True
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
@@ -817,7 +808,7 @@ class _Guard:
     ) -> None:
         if exc is None or isinstance(exc, BifrostError) or not isinstance(exc, Exception):
             return
-        raise _store_error(self.tier, self.action, exc) from exc
+        raise storage_error(self.tier, self.action, exc) from exc
 
 
 class _HashingReader(io.RawIOBase):

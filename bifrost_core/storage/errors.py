@@ -6,6 +6,7 @@ with their one handler: a one-line message that names the file, tier or rule at 
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from os import PathLike
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ __all__ = [
     "StorageError",
     "StorageFull",
     "VerificationFailed",
+    "storage_error",
 ]
 
 
@@ -99,3 +101,12 @@ class NamingRuleError(InvalidInput):
 
 class PathTemplateError(InvalidInput):
     code = "invalid_path_template"
+
+
+def storage_error(tier: str, action: str, exc: BaseException) -> StorageError:
+    """The StorageError for a failure of the store while doing `action` on `tier`:
+    StorageFull for ENOSPC/EDQUOT, else the OS or client error in one line."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"storage tier {tier} is full: {action}: {exc.strerror or exc}", tier=tier)
+    detail = (exc.strerror or str(exc)) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
+    return StorageError(f"storage tier {tier}: {action}: {detail}", tier=tier)

@@ -1,0 +1,331 @@
+"""Published paths: the human-readable place of every file of a version.
+
+A project configures one path template for shots and one for assets, such as
+``{project}/shots/{sequence}/{shot}/{task}/{variant}/v{version:03d}/{name}.{frame:04d}.{ext}``.
+Fields: project, episode, sequence, shot, asset, task, variant, representation, name,
+ext (strings) and version, frame (integers, with Python format specs). A part in
+``[...]`` is left out when a field inside it has no value (``{project}/[{episode}/]…``);
+a ``{frame}`` outside brackets is left out, with the one ``.``, ``_`` or ``-`` before it,
+for a file that has no frame (a movie). A bare ``{frame}`` is padded like its sequence.
+
+Templates are checked when built: unknown fields, bad format specs, and anything that
+could leave the publish root (absolute paths, ``..``) raise PathTemplateError; so do
+values that would (a ``/`` or ``..`` in a shot code, say).
+
+`materialise` makes the paths real on a local tier, as hard links to the blobs (symlinks
+where a hard link cannot be made, e.g. across devices), each created under a temporary
+name and renamed into place, so it is atomic and safe to rerun. On an object store there
+is nothing to create: each path maps to the blob's URL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import stat
+import string
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.durability import sync_filesystem
+from bifrost_core.storage.errors import BlobNotFound, PathTemplateError, storage_error
+
+STRING_FIELDS = frozenset(
+    {"project", "episode", "sequence", "shot", "asset", "task", "variant", "representation", "name", "ext"}
+)
+INT_FIELDS = frozenset({"version", "frame"})
+FIELDS = STRING_FIELDS | INT_FIELDS
+
+DEFAULT_TEMPLATES = {
+    "shot": "{project}/shots/{sequence}/{shot}/{task}/{variant}/v{version:03d}/{name}.{frame:04d}.{ext}",
+    "asset": "{project}/assets/{asset}/{task}/{variant}/v{version:03d}/{name}.{frame:04d}.{ext}",
+}
+
+# Errors that mean "no hard link here", so a symlink is made instead.
+_NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
+_FRAME_SEPARATORS = "._-"
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    literal: str
+    field: str | None
+    spec: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Section:
+    parts: tuple[_Part, ...]
+    optional: bool
+
+
+class PathTemplate:
+    """A compiled published-path template; `format` renders one file's relative path."""
+
+    def __init__(self, template: str) -> None:
+        if not isinstance(template, str) or not template.strip():
+            raise PathTemplateError("a path template must be a non-empty string")
+        self.template = template
+        self._sections = tuple(_parse(template))
+        self.fields = frozenset(p.field for s in self._sections for p in s.parts if p.field)
+        sample: dict[str, object] = {f: 1 if f in INT_FIELDS else "x" for f in FIELDS}
+        self.format(sample)  # checks the format specs and that the result stays inside the root
+        self.format({**sample, "frame": None})
+
+    def __repr__(self) -> str:
+        return f"PathTemplate({self.template!r})"
+
+    def format(self, values: Mapping[str, object], *, padding: int | None = None) -> str:
+        """The relative POSIX path for `values`; a bare ``{frame}`` is zero-padded to
+        `padding`. Raises PathTemplateError for a missing or unsafe value."""
+        out: list[str] = []
+        for section in self._sections:
+            rendered = self._render(section, values, padding)
+            if rendered is not None:
+                out.append(rendered)
+        path = "".join(out)
+        parts = path.split("/")
+        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise PathTemplateError(
+                f"path template {self.template!r} gives {path!r}, which is not a clean relative path"
+            )
+        return path
+
+    def _render(self, section: _Section, values: Mapping[str, object], padding: int | None) -> str | None:
+        out: list[str] = []
+        for part in section.parts:
+            out.append(part.literal)
+            if part.field is None:
+                continue
+            value = values.get(part.field)
+            if value is None:
+                if section.optional:
+                    return None
+                if part.field == "frame":
+                    if out[-1][-1:] in _FRAME_SEPARATORS:
+                        out[-1] = out[-1][:-1]
+                    continue
+                raise PathTemplateError(f"path template {self.template!r}: no value for {{{part.field}}}")
+            out.append(self._value(part, value, padding))
+        return "".join(out)
+
+    def _value(self, part: _Part, value: object, padding: int | None) -> str:
+        name = part.field
+        if name in INT_FIELDS:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise PathTemplateError(f"{{{name}}} must be an integer, got {value!r}")
+            spec = part.spec or (f"0{padding}d" if name == "frame" and padding else "")
+        else:
+            if not isinstance(value, str):
+                raise PathTemplateError(f"{{{name}}} must be a string, got {value!r}")
+            spec = part.spec
+            if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
+                raise PathTemplateError(f"{{{name}}} value {value!r} cannot be part of a path")
+        try:
+            return format(value, spec)
+        except (ValueError, TypeError) as exc:
+            raise PathTemplateError(
+                f"path template {self.template!r}: bad format {{{name}:{spec}}}: {exc}"
+            ) from exc
+
+
+def _parse(template: str) -> list[_Section]:
+    """Split a template into required and optional (bracketed) sections of parts."""
+    where = f"path template {template!r}"
+    sections: list[_Section] = []
+    for piece in re.split(r"(\[[^\[\]]*\])", template):
+        if not piece:
+            continue
+        optional = piece.startswith("[")
+        text = piece[1:-1] if optional else piece
+        if "[" in text or "]" in text:
+            raise PathTemplateError(f"{where}: unbalanced or nested [ ]")
+        parts: list[_Part] = []
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise PathTemplateError(f"{where}: {exc}") from exc
+        for literal, field, spec, conversion in parsed:
+            if field is not None and field not in FIELDS:
+                raise PathTemplateError(
+                    f"{where}: unknown field {{{field}}}; known: {', '.join(sorted(FIELDS))}"
+                )
+            if conversion is not None or (spec and "{" in spec):
+                raise PathTemplateError(f"{where}: field {{{field}}} may only have a plain format spec")
+            parts.append(_Part(literal, field, spec or ""))
+        if optional and not any(p.field for p in parts):
+            raise PathTemplateError(f"{where}: an optional [ ] part needs a field")
+        sections.append(_Section(tuple(parts), optional))
+    return sections
+
+
+@dataclass(frozen=True)
+class PublishTemplates:
+    """A project's path templates, one for shots and one for assets."""
+
+    shot: PathTemplate
+    asset: PathTemplate
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, str] | None = None) -> PublishTemplates:
+        """From a project's configuration (keys ``shot`` and ``asset``); missing keys take
+        DEFAULT_TEMPLATES."""
+        config = dict(config or {})
+        unknown = set(config) - set(DEFAULT_TEMPLATES)
+        if unknown:
+            raise PathTemplateError(
+                f"unknown path template kind {', '.join(sorted(unknown))}; use shot, asset"
+            )
+        merged = {**DEFAULT_TEMPLATES, **config}
+        return cls(shot=PathTemplate(merged["shot"]), asset=PathTemplate(merged["asset"]))
+
+    def for_entity(self, entity: Literal["shot", "asset"]) -> PathTemplate:
+        return self.shot if entity == "shot" else self.asset
+
+
+@dataclass(frozen=True, slots=True)
+class PublishFile:
+    """One file of a version to place: its blob, name, extension and frame (if any);
+    `padding` pads a bare ``{frame}``; `representation` fills ``{representation}``."""
+
+    digest: str
+    name: str
+    ext: str
+    frame: int | None = None
+    padding: int | None = None
+    representation: str | None = None
+
+
+def resolve(
+    template: PathTemplate, version: Mapping[str, object], files: Iterable[PublishFile]
+) -> list[tuple[str, PublishFile]]:
+    """The relative published path of every file of a version, in order.
+
+    `version` holds the version's fields (project, sequence, shot or asset, task, variant,
+    version…). Raises PathTemplateError if two files would share a path.
+    """
+    out: list[tuple[str, PublishFile]] = []
+    taken: dict[str, PublishFile] = {}
+    for f in files:
+        values = {
+            **version,
+            "name": f.name,
+            "ext": f.ext,
+            "frame": f.frame,
+            "representation": f.representation,
+        }
+        path = template.format(values, padding=f.padding)
+        other = taken.setdefault(path, f)
+        if other is not f and other.digest != f.digest:
+            raise PathTemplateError(f"two files of the version resolve to {path}: change the path template")
+        out.append((path, f))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedFile:
+    """A published path: `path` relative to the publish root, `url` where to read it (the
+    link's absolute path on a local tier, the blob's URL on an object store), and `link`:
+    "hardlink", "symlink" or "url"."""
+
+    path: str
+    digest: str
+    url: str
+    link: Literal["hardlink", "symlink", "url"]
+
+
+def default_publish_root(store: BlobStore) -> str:
+    """Where published paths go unless configured: ``<tier root>/published`` (hard links
+    need the blobs' filesystem)."""
+    return os.path.join(os.path.abspath(store.root), "published")
+
+
+def materialise(
+    store: BlobStore, files: Sequence[tuple[str, str]], *, root: str | os.PathLike[str] | None = None
+) -> list[PublishedFile]:
+    """Make `files` (relative path, blob digest) visible under `root` (default
+    `default_publish_root`) on a local tier; on an object store just map them to URLs.
+
+    Atomic and idempotent: a path already linked to its blob is left alone; any other file
+    there is replaced by an atomic rename, never left half-made. The links are synced to
+    disk before returning. Raises BlobNotFound if a blob is missing, PathTemplateError for
+    an unsafe path and StorageError if the filesystem fails.
+    """
+    for rel, _ in files:
+        _check_relative(rel)
+    if not store.is_local:
+        return [PublishedFile(rel, digest, store.url_for(digest), "url") for rel, digest in files]
+    base = os.path.abspath(root) if root is not None else default_publish_root(store)
+    made: set[str] = set()
+    out = [_link(store, base, rel, digest, made) for rel, digest in files]
+    if files:
+        try:
+            sync_filesystem(base)
+        except OSError as exc:
+            raise storage_error(store.name, f"syncing published paths under {base}", exc) from exc
+    return out
+
+
+def _check_relative(rel: str) -> None:
+    parts = rel.split("/")
+    if (
+        not rel
+        or rel.startswith("/")
+        or "\\" in rel
+        or "\0" in rel
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise PathTemplateError(f"published path {rel!r} is not a clean relative path")
+
+
+def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) -> PublishedFile:
+    blob = store.local_path(digest)
+    assert blob is not None  # a local tier
+    target = os.path.join(base, *rel.split("/"))
+    try:
+        blob_stat = os.stat(blob)
+    except FileNotFoundError:
+        raise BlobNotFound(digest, store.name) from None
+    current = _existing_link(target, str(blob), blob_stat)
+    if current is not None:
+        return PublishedFile(rel, digest, target, current)
+    folder = os.path.dirname(target)
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        try:
+            os.link(blob, tmp)
+            kind: Literal["hardlink", "symlink"] = "hardlink"
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINK:
+                raise
+            os.symlink(blob, tmp)
+            kind = "symlink"
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise storage_error(store.name, f"publishing {rel}", exc) from exc
+    return PublishedFile(rel, digest, target, kind)
+
+
+def _existing_link(
+    target: str, blob: str, blob_stat: os.stat_result
+) -> Literal["hardlink", "symlink"] | None:
+    """How `target` already points at the blob, or None if it does not (or is absent)."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink" if os.readlink(target) == blob else None
+    if (st.st_dev, st.st_ino) == (blob_stat.st_dev, blob_stat.st_ino):
+        return "hardlink"
+    return None
