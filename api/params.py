@@ -3,7 +3,7 @@ database that it cannot store."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Path, Query
@@ -21,7 +21,9 @@ After = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}")]
 Status = Annotated[str | None, Query(min_length=1, max_length=64)]
-UpdatedSince = Annotated[datetime | None, Query(description="Only rows changed at or after this time")]
+UpdatedSince = Annotated[
+    datetime | None, Query(description="Only rows changed at or after this time (no offset: UTC)")
+]
 
 
 class Page(BaseModel, Generic[T]):
@@ -29,11 +31,6 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: int | None
-
-
-def utc(value: datetime) -> datetime:
-    # Naive times are taken as UTC; stored times are UTC, so compare like with like.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def page(schema: type[BaseModel], rows: list, limit: int) -> Page:

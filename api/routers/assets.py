@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page, utc
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
 from bifrost_core.assets import service
 from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
@@ -56,7 +56,7 @@ def list_assets(
     ctx.project(project_id, "production.read")
     conditions = [Asset.project_id == project_id]
     if updated_since is not None:
-        conditions.append(Asset.updated_at >= utc(updated_since))
+        conditions.append(Asset.updated_at >= updated_since)
     rows = AssetRepository(ctx.session, ctx.actor).list(
         *conditions, filters={"asset_type_id": asset_type_id, "status": status}, after=after, limit=limit
     )

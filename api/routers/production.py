@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page, utc
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
 from bifrost_core.projects import service
 from bifrost_core.projects.models import Episode, Sequence, Shot
 from bifrost_core.projects.repository import (
@@ -119,7 +119,7 @@ def list_sequences(
     ctx.project(project_id, "production.read")
     conditions = [Sequence.project_id == project_id]
     if updated_since is not None:
-        conditions.append(Sequence.updated_at >= utc(updated_since))
+        conditions.append(Sequence.updated_at >= updated_since)
     rows = SequenceRepository(ctx.session, ctx.actor).list(
         *conditions, filters={"episode_id": episode_id}, after=after, limit=limit
     )
@@ -170,7 +170,7 @@ def list_shots(
     ctx.project(project_id, "production.read")
     conditions = [Shot.project_id == project_id]
     if updated_since is not None:
-        conditions.append(Shot.updated_at >= utc(updated_since))
+        conditions.append(Shot.updated_at >= updated_since)
     rows = ShotRepository(ctx.session, ctx.actor).list(
         *conditions, filters={"sequence_id": sequence_id, "status": status}, after=after, limit=limit
     )

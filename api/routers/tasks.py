@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page, utc
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.projects.repository import ShotRepository
 from bifrost_core.tasks import service
@@ -57,7 +57,7 @@ def list_tasks(
     if assignee_id is not None:
         conditions.append(Task.assignees.any(User.id == assignee_id))
     if updated_since is not None:
-        conditions.append(Task.updated_at >= utc(updated_since))
+        conditions.append(Task.updated_at >= updated_since)
     filters = {"task_type_id": task_type_id, "shot_id": shot_id, "asset_id": asset_id, "status": status}
     rows = TaskRepository(ctx.session, ctx.actor).list(*conditions, filters=filters, after=after, limit=limit)
     return ctx.respond(page(TaskRead, rows, limit))

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page, utc
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.projects.repository import ShotRepository
 from bifrost_core.reviews import service as reviews
@@ -51,7 +51,7 @@ def list_versions(
     ctx.project(project_id, "versions.read")
     conditions = [Version.project_id == project_id]
     if updated_since is not None:
-        conditions.append(Version.updated_at >= utc(updated_since))
+        conditions.append(Version.updated_at >= updated_since)
     filters = {"task_id": task_id, "shot_id": shot_id, "asset_id": asset_id, "status": status}
     rows = VersionRepository(ctx.session, ctx.actor).list(
         *conditions, filters=filters, after=after, limit=limit

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from conftest import World
+from api_world import World
 
 from bifrost_core.projects import service as projects
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import World
+from api_world import World
 
 from bifrost_core.users.permissions import ROLE_TABLE, markdown_table
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import World
+from api_world import World
 
 from api.app import create_app
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import World
+from api_world import World
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork

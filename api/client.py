@@ -1,0 +1,190 @@
+"""A small Python client for DCC tools and scripts: needs only httpx and pydantic.
+
+    from api.client import BifrostClient
+
+    with BifrostClient("http://bifrost:8000", token) as bifrost:
+        shot = bifrost.get("shots", 42)
+        for shot in bifrost.list(f"/projects/{shot['project_id']}/shots", status="active"):
+            ...
+        version = bifrost.publish(task_id=7, comment="blocking pass")
+
+It deliberately imports nothing from the server (no FastAPI, SQLAlchemy or
+bifrost_core), so it installs into Maya's, Nuke's or Houdini's Python with httpx alone.
+Writes that are safe to repeat (every POST here carries an Idempotency-Key) are
+retried on connection failures and 503s, so a flaky network never publishes twice.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+Json = dict[str, Any]
+
+
+class ApiError(Exception):
+    """An error answer of the API: its status, code, message and details."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+
+
+class Version(BaseModel):
+    """A published version, as the API answers it (fields it adds later are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    project_id: int
+    task_id: int
+    variant: str
+    number: int
+    status: str
+    comment: str
+
+
+class BifrostClient:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.retries = retries
+
+    def __enter__(self) -> BifrostClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # Generic verbs
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        safe_to_retry = method in ("GET", "PUT", "DELETE") or bool(headers and "Idempotency-Key" in headers)
+        attempts = self.retries + 1 if safe_to_retry else 1
+        for attempt in range(attempts):
+            try:
+                answer = self._http.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError:
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(0.2 * 2**attempt)
+                continue
+            if answer.status_code == 503 and attempt + 1 < attempts:
+                time.sleep(0.2 * 2**attempt)
+                continue
+            return _result(answer)
+        raise AssertionError("unreachable")
+
+    def get(self, resource: str, entity_id: int) -> Json:
+        """One entity, e.g. `get("shots", 42)`."""
+        return self.request("GET", f"/{resource}/{entity_id}")
+
+    def list(self, path: str, *, page_size: int = 500, **filters: Any) -> Iterator[Json]:
+        """Every item of a list, following the cursor page by page."""
+        params = {name: value for name, value in filters.items() if value is not None}
+        after: int | None = None
+        while True:
+            page = self.request(
+                "GET",
+                path,
+                params={**params, "limit": page_size, **({"after": after} if after is not None else {})},
+            )
+            yield from page["items"]
+            after = page["next_cursor"]
+            if after is None:
+                return
+
+    def create(self, path: str, data: Json, *, idempotency_key: str | None = None) -> Json:
+        """POST with an Idempotency-Key (a fresh one unless given), so retries are safe."""
+        key = idempotency_key or uuid.uuid4().hex
+        return self.request("POST", path, json=data, headers={"Idempotency-Key": key})
+
+    def update(self, resource: str, entity_id: int, changes: Json) -> Json:
+        """Partial update: only the fields given change."""
+        return self.request("PATCH", f"/{resource}/{entity_id}", json=changes)
+
+    def bulk(
+        self, project_id: int, operations: list[Json], *, idempotency_key: str | None = None
+    ) -> list[Json]:
+        """Apply creates and updates in one transaction (all or nothing)."""
+        answer = self.create(
+            f"/projects/{project_id}/bulk", {"operations": operations}, idempotency_key=idempotency_key
+        )
+        return answer["results"]
+
+    # Pipeline verbs
+
+    def me(self) -> Json:
+        return self.request("GET", "/users/me")
+
+    def publish(
+        self,
+        task_id: int,
+        *,
+        variant: str = "main",
+        comment: str = "",
+        source: str = "",
+        representations: list[Json] | None = None,
+        meta: Json | None = None,
+        idempotency_key: str | None = None,
+    ) -> Version:
+        """Publish a version of a task; Bifrost allocates its number."""
+        data = {
+            "task_id": task_id,
+            "variant": variant,
+            "comment": comment,
+            "source": source,
+            "representations": representations or [],
+            "meta": meta or {},
+        }
+        return Version.model_validate(self.create("/versions", data, idempotency_key=idempotency_key))
+
+
+def _result(answer: httpx.Response) -> Any:
+    if answer.status_code == 204:
+        return None
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if answer.is_success:
+        return body
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        raise ApiError(
+            answer.status_code, error.get("code", "error"), error.get("message", ""), error.get("details")
+        )
+    raise ApiError(answer.status_code, "error", answer.text[:200])

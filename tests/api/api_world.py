@@ -1,0 +1,132 @@
+"""The production the API tests run against: two projects, users of every role, tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bifrost_core.assets import service as assets
+from bifrost_core.assets.schemas import AssetCreate, CastingCreate
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.projects import service as projects
+from bifrost_core.projects.schemas import EpisodeCreate, ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.reviews import service as reviews
+from bifrost_core.reviews.schemas import NoteCreate
+from bifrost_core.scope import SYSTEM
+from bifrost_core.storage.schemas import BlobIn
+from bifrost_core.storage.service import register_blobs
+from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.schemas import TaskCreate
+from bifrost_core.users import service as users
+from bifrost_core.users.schemas import MembershipCreate, TokenCreate, UserCreate
+from bifrost_core.versions import service as versions
+from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
+
+ROLES = ("coordinator", "supervisor", "artist", "client", "service")
+
+
+@dataclass
+class ProjectIds:
+    project_id: int
+    episode_id: int
+    sequence_id: int
+    shot_id: int
+    asset_id: int
+    asset_type_id: int
+    casting_id: int
+    task_type_id: int
+    task_id: int
+    version_id: int
+    representation_id: int
+    note_id: int
+    membership_id: int
+
+
+@dataclass
+class World:
+    a: ProjectIds
+    b: ProjectIds
+    # role -> token in project A; "admin" is studio-wide; "b_coordinator" only sees B.
+    tokens: dict[str, str] = field(default_factory=dict)
+    user_ids: dict[str, int] = field(default_factory=dict)
+    token_ids: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def _project(session, code: str, blob_hash: str) -> ProjectIds:
+    project = projects.create_project(session, actor=SYSTEM, data=ProjectCreate(code=code, name=code))
+    episode = projects.create_episode(
+        session, actor=SYSTEM, project_id=project.id, data=EpisodeCreate(code="ep1")
+    )
+    sequence = projects.create_sequence(
+        session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010", episode_id=episode.id)
+    )
+    shot = projects.create_shot(session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code="sh010"))
+    asset = assets.create_asset(
+        session, actor=SYSTEM, project_id=project.id, data=AssetCreate(code="hero", asset_type="char")
+    )
+    casting = assets.cast(session, actor=SYSTEM, data=CastingCreate(shot_id=shot.id, asset_id=asset.id))
+    task = tasks.create_task(session, actor=SYSTEM, data=TaskCreate(task_type="anim", shot_id=shot.id))
+    version = versions.create_version(
+        session,
+        actor=SYSTEM,
+        data=VersionCreate(
+            task_id=task.id,
+            representations=[
+                RepresentationIn(
+                    name="movie", kind="movie", files=[FileIn(name="a.mov", blob_hash=blob_hash)]
+                )
+            ],
+        ),
+    )
+    note = reviews.create_note(
+        session, actor=SYSTEM, target="version", target_id=version.id, data=NoteCreate(body="nice")
+    )
+    return ProjectIds(
+        project_id=project.id,
+        episode_id=episode.id,
+        sequence_id=sequence.id,
+        shot_id=shot.id,
+        asset_id=asset.id,
+        asset_type_id=asset.asset_type_id,
+        casting_id=casting.id,
+        task_type_id=task.task_type_id,
+        task_id=task.id,
+        version_id=version.id,
+        representation_id=version.representations[0].id,
+        note_id=note.id,
+        membership_id=0,
+    )
+
+
+def build_world(database: Database) -> World:
+    with UnitOfWork(database) as uow:
+        session = uow.session
+        blob_hash = "ab" * 32
+        register_blobs(session, [BlobIn(hash=blob_hash, size=3, tier="hot", url="file:///x")])
+        world = World(a=_project(session, "PRJA", blob_hash), b=_project(session, "PRJB", blob_hash))
+        people = [("admin", None, None), ("b_coordinator", world.b.project_id, "coordinator")]
+        people += [(role, world.a.project_id, role) for role in ROLES]
+        for name, project_id, role in people:
+            user = users.create_user(
+                session, actor=SYSTEM, data=UserCreate(username=name, is_admin=name == "admin")
+            )
+            if project_id is not None:
+                membership = users.set_membership(
+                    session,
+                    actor=SYSTEM,
+                    project_id=project_id,
+                    data=MembershipCreate(user_id=user.id, role=role),
+                )
+                if name == "client":
+                    world.a.membership_id = membership.id
+                if name == "b_coordinator":
+                    world.b.membership_id = membership.id
+            issued = users.create_token(session, actor=SYSTEM, user_id=user.id, data=TokenCreate(name="test"))
+            world.tokens[name] = issued.token
+            world.token_ids[name] = issued.id
+            world.user_ids[name] = user.id
+        uow.commit()
+    return world
