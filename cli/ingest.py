@@ -20,15 +20,38 @@ if TYPE_CHECKING:
     from bifrost_core.ingest.schemas import IngestSummary
 
 
-def _quiet_prefect() -> None:
-    """Prefect's per-run log lines would tear through the progress bar: keep the console to
-    warnings unless the operator chose a level (the API still gets every log)."""
+# Where `prefect server start` listens by default: used when it answers and PREFECT_API_URL is unset.
+LOCAL_PREFECT = "http://127.0.0.1:4200/api"
+
+
+def _prefect_env() -> None:
+    """Choose the Prefect server before Prefect is imported.
+
+    PREFECT_API_URL set: that server. Otherwise a local server on the default port, when
+    one answers (about 2 s to start a run instead of 10 s); otherwise Prefect's ephemeral
+    server, with its database under BIFROST_HOME/prefect (see tasks/__init__.py).
+    Console logs stay at warnings unless the operator chose a level: Prefect's per-run
+    lines would tear through the progress bar (the API still gets every log).
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     for name in (
         "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
         "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL",
         "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL",
     ):
         os.environ.setdefault(name, "WARNING")
+    if not os.environ.get("PREFECT_API_URL") and _answers(f"{LOCAL_PREFECT}/health"):
+        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=0.3) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 class _Bar:
@@ -136,7 +159,7 @@ def ingest(
     if not path.is_dir():
         raise typer.BadParameter(f"{path} is not a folder", param_hint="PATH")
     open_database().dispose()  # the embedded default migrates itself before the flow starts
-    _quiet_prefect()
+    _prefect_env()
     from flows.ingest import IngestParameters
     from flows.ingest import ingest as ingest_flow
 
@@ -185,7 +208,7 @@ def publish(
         dry_run=dry_run,
     )
     open_database().dispose()
-    _quiet_prefect()
+    _prefect_env()
     from flows.publish import publish as publish_flow
 
     with _Bar(enabled=not as_json and not dry_run):

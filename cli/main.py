@@ -9,6 +9,8 @@ Exit codes and the auto-initialisation of the embedded default: see `cli/common.
 import typer
 
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
+from cli import ingest as ingest_cli
+from cli import storage as storage_cli
 from cli.common import BifrostGroup
 from cli.serve import serve
 from cli.tokens import app as token_app
@@ -41,3 +43,7 @@ app.add_typer(workflow.app, name="workflow")
 app.command()(demo.demo)
 app.command()(serve)
 app.add_typer(token_app, name="token")
+app.command()(ingest_cli.ingest)
+app.command()(ingest_cli.publish)
+app.command()(storage_cli.verify)
+app.add_typer(storage_cli.app, name="storage")

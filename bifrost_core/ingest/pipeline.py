@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
@@ -36,6 +37,7 @@ from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import PutFailed
 from bifrost_core.storage.naming import NamingRules
+from bifrost_core.storage.paths import PublishFile, PublishTemplates, materialise, resolve
 from bifrost_core.storage.scan import ScanItem, scan
 
 # One put_files call (one filesystem sync) per this many files or bytes: small enough for a
@@ -173,6 +175,7 @@ def _check_unchanged(
 
 def register(
     database: Database,
+    store: BlobStore,
     *,
     actor: Actor,
     project_id: int,
@@ -215,6 +218,10 @@ def register(
                     comment=comment,
                     meta=meta,
                 )
+                if done is not None and store.is_local:
+                    # Before the commit: a failure rolls the version back, and a rerun (which
+                    # gets the same number) links the same paths again.
+                    publish_paths(store, uow.session, project_id, planned, done.number)
                 crash_point("flushed")
                 uow.commit()
         except IntegrityError:
@@ -251,6 +258,7 @@ def run_batch(
     crash_point("stored")
     created, known = register(
         database,
+        store,
         actor=actor,
         project_id=project_id,
         tier=tier,
@@ -273,6 +281,41 @@ def run_batch(
         files_copied=copied_files,
         bytes_copied=copied_bytes,
     )
+
+
+def publish_paths(
+    store: BlobStore, session: Session, project_id: int, planned: PlannedVersion, number: int
+) -> None:
+    """Hard-link every file of a version at its published path (the project's path template)."""
+    project = session.get(Project, project_id)
+    assert project is not None
+    config = project.config or {}
+    target = planned.target
+    template = PublishTemplates.from_config(config.get("path_templates")).for_entity(
+        "shot" if target.shot else "asset"
+    )
+    values = {
+        "project": project.code,
+        "sequence": target.sequence,
+        "shot": target.shot,
+        "asset": target.asset,
+        "task": target.task,
+        "variant": target.variant,
+        "version": number,
+    }
+    files = [
+        PublishFile(
+            digest=file.hash or "",
+            name=rep.stem or rep.name,
+            ext=rep.ext,
+            frame=file.frame,
+            padding=rep.frame_padding,
+            representation=rep.name,
+        )
+        for rep in planned.representations
+        for file in rep.files
+    ]
+    materialise(store, [(path, file.digest) for path, file in resolve(template, values, files)])
 
 
 def source_file(path: Path, *, name: str | None = None, frame: int | None = None) -> SourceFile:
@@ -386,6 +429,8 @@ def plan_publish(database: Database, settings: Settings, *, request: PublishRequ
             name=service.representation_name(stem, taken),
             kind=kind_of(group.extension(), framed),
             source=str(group),
+            stem=group.basename().rstrip("._-") if framed else Path(str(group)).stem,
+            ext=group.extension().lstrip("."),
             files=files,
         )
         if framed:
@@ -447,6 +492,8 @@ def _planned_representation(item: ScanItem, taken: set[str]) -> PlannedRepresent
         frame_out=item.last,
         frame_padding=item.padding,
         missing_frames=item.missing or "",
+        stem=item.name,
+        ext=item.ext,
         files=[
             SourceFile(
                 path=file.path,

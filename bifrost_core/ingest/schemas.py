@@ -50,6 +50,9 @@ class PlannedRepresentation(BaseModel):
     frame_out: int | None = None
     frame_padding: int | None = None
     missing_frames: str = ""
+    # File name without frame and extension, and the extension: what published paths use.
+    stem: str = ""
+    ext: str = ""
     files: list[SourceFile]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from ingest_helpers import frames, write
@@ -50,6 +51,12 @@ def test_ingest_then_rerun_then_change_one_frame(database, production, settings,
         ("sq010/sh010 plate main", 1),
         ("sq010/sh020 plate main", 1),
     ]
+    published = Path(settings.tier_roots["hot"]) / "published" / "DEMO"
+    frame = published / "shots/sq010/sh010/plate/main/v001/plate.1004.exr"
+    assert frame.read_bytes() == (delivery / "sq010/sh010/plate/plate.1004.exr").read_bytes()
+    assert frame.stat().st_nlink >= 2  # a hard link to the blob, not a copy
+    assert (published / "shots/sq010/sh010/plate/main/v001/plate.mov").is_file()
+    assert (published / "assets/chair/model/main/v001/chair.abc").is_file()
     before = counts(database)
     again = pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     assert [v.status for v in again.versions] == ["known"] * 3

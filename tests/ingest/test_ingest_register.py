@@ -29,6 +29,8 @@ def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> P
                 frame_in=1001,
                 frame_out=1000 + len(paths),
                 frame_padding=4,
+                stem="plate",
+                ext="exr",
                 files=[pipeline.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
             )
         ],
