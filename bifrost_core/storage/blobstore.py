@@ -19,6 +19,7 @@ Identical content is stored once: a blob that already exists is not written agai
 
 from __future__ import annotations
 
+import abc
 import base64
 import contextlib
 import hashlib
@@ -158,6 +159,11 @@ class BlobStore:
     def is_local(self) -> bool:
         """True for a tier on a local (or mounted) filesystem, where blobs have paths."""
         return isinstance(self._tier, _LocalTier)
+
+    @property
+    def local_root(self) -> Path | None:
+        """The tier's folder (absolute) on a local tier; None on an object store."""
+        return Path(self._tier.root) if isinstance(self._tier, _LocalTier) else None
 
     def put_file(self, source: str | os.PathLike[str]) -> StoredBlob:
         """Store one file and make it durable; see `put_files`.
@@ -370,11 +376,12 @@ class _Pending(NamedTuple):
     checked: bool
 
 
-class _Tier:
-    """What a tier backend provides; see BlobStore for the meaning of each method."""
+class _Tier(abc.ABC):
+    """A tier backend; see BlobStore for the meaning of each method. `put` returns either
+    a stored blob or, on tiers that sync per batch, a pending one for `commit`."""
 
-    def put(self, path: str) -> StoredBlob | _Pending:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def put(self, path: str) -> StoredBlob | _Pending: ...
 
     def commit(self, pending: list[_Pending]) -> list[StoredBlob]:
         return []
@@ -382,26 +389,26 @@ class _Tier:
     def discard(self, pending: list[_Pending]) -> None:
         return None
 
-    def exists(self, digest: str) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def exists(self, digest: str) -> bool: ...
 
-    def open(self, digest: str) -> BinaryIO:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def open(self, digest: str) -> BinaryIO: ...
 
-    def url(self, digest: str) -> str:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def url(self, digest: str) -> str: ...
 
-    def rehash(self, digest: str) -> str | None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def rehash(self, digest: str) -> str | None: ...
 
-    def delete(self, digest: str) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def delete(self, digest: str) -> bool: ...
 
-    def iter_blobs(self) -> Iterator[BlobInfo]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
-    def purge_temp(self, cutoff: float) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def purge_temp(self, cutoff: float) -> int: ...
 
 
 # --------------------------------------------------------------------------- local tier
@@ -1079,9 +1086,18 @@ class _S3Tier(_ObjectTier):
             if obj["LastModified"].timestamp() < cutoff:
                 self._call("delete_object", Key=obj["Key"])
                 removed += 1
-        uploads = self._call("list_multipart_uploads", Prefix=self.prefix + "tmp/")
-        for upload in uploads.get("Uploads", []):
+        for upload in list(self._uploads("tmp/")):
             if upload["Initiated"].timestamp() < cutoff:
                 self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
                 removed += 1
         return removed
+
+    def _uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Unfinished multipart uploads under `prefix`, page by page."""
+        markers: dict[str, str] = {}
+        while True:
+            page = self._call("list_multipart_uploads", Prefix=self.prefix + prefix, **markers)
+            yield from page.get("Uploads", [])
+            if not page.get("IsTruncated"):
+                return
+            markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}

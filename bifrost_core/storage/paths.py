@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from bifrost_core.errors import InvalidInput
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
 from bifrost_core.storage.errors import BlobNotFound, PathTemplateError, storage_error
@@ -242,7 +243,9 @@ class PublishedFile:
 def default_publish_root(store: BlobStore) -> str:
     """Where published paths go unless configured: ``<tier root>/published`` (hard links
     need the blobs' filesystem)."""
-    return os.path.join(os.path.abspath(store.root), "published")
+    if store.local_root is None:
+        raise InvalidInput(f"storage tier {store.name} is an object store: it has no publish folder")
+    return os.path.join(store.local_root, "published")
 
 
 def materialise(

@@ -377,6 +377,13 @@ def test_failure_while_placing_leaves_only_complete_blobs(
     assert all(local_store.rehash(d) == d for d in blobs)
 
 
+def test_file_url_root_is_a_local_tier(tmp_path: Path, make_file: MakeFile) -> None:
+    store = BlobStore(f"file://{tmp_path}/tier")
+    assert store.is_local and store.local_root == tmp_path / "tier"
+    blob = store.put_file(make_file("a", b"a"))
+    assert blob.url == str(tmp_path / "tier" / blob_key(blob.digest))
+
+
 def test_put_file_raises_the_specific_error(local_store: BlobStore, tmp_path: Path) -> None:
     with pytest.raises(SourceUnreadable) as caught:
         local_store.put_file(tmp_path / "nope")

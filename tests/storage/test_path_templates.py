@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bifrost_core.errors import InvalidInput
 from bifrost_core.storage import paths
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import BlobNotFound, PathTemplateError, StorageError
@@ -212,3 +213,5 @@ def test_object_tier_gives_blob_urls(s3_store: BlobStore, make_file: MakeFile) -
     assert [(p.path, p.link) for p in published] == [(rel, "url") for rel, _ in wanted]
     assert [p.url for p in published] == [s3_store.url_for(d) for _, d in wanted]
     assert all(p.url.startswith("s3://") for p in published)
+    with pytest.raises(InvalidInput, match="object store"):
+        default_publish_root(s3_store)
