@@ -115,7 +115,8 @@ def _wait_for_a_lock_wait(database: Database) -> None:
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
     )
-    with database.engine.connect() as connection:
+    # Autocommit: inside one transaction PostgreSQL would keep answering from its first snapshot.
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for _ in range(500):
             if connection.execute(query).scalar():
                 return
