@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from bifrost_core.projects import service as projects
@@ -259,3 +260,21 @@ def test_ids_beyond_64_bits_are_simply_not_found(session, build):
         ShotRepository(session).get(2**70)
     assert ShotRepository(session).list(after=2**70) == []
     assert [s.id for s in ShotRepository(session).list(after=-(2**70))] == [shot.id]
+
+
+def test_foreign_keys_are_enforced(session, build):
+    # On SQLite they are off unless the connection hook turns them on.
+    project = build.project("P1")
+    session.add(Shot(project_id=project.id, sequence_id=424242, code="orphan"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
+    # Readers never block the writer, and writers queue instead of failing with "locked".
+    database = Database(f"sqlite:///{tmp_path / 'b.db'}")
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    database.dispose()

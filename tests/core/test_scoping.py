@@ -231,3 +231,12 @@ def test_services_refuse_ids_of_other_projects(session, two_projects):
             pass
     assert not_refused == []
     assert (b.project.name, b.shot.description, b.task.status, b.version.comment, b.casting.count) == before
+
+
+def test_an_actor_without_projects_sees_nothing(session, two_projects):
+    a, _, _ = two_projects
+    nobody = Actor(user_id=None, username="nobody")
+    assert ProjectRepository(session, nobody).list() == []
+    assert ShotRepository(session, nobody).list() == []
+    with pytest.raises(NotFound):
+        ShotRepository(session, nobody).get(a.shot.id)
