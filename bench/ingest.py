@@ -1,0 +1,401 @@
+"""Ingest benchmark: generates data sets, ingests them with the ingest flow, prints figures.
+
+    .venv/bin/python bench/ingest.py [--workdir DIR] [--repeat 3] [--sets A,B,C,S3]
+
+Data sets: (A) 10,000 files of 4-64 KiB in a shot tree (50 shots x 2 tasks x 100 frames);
+(B) 10 files of 100 MiB (one movie per shot); (C) one 1,000-frame sequence of 1 MiB
+frames; (S3) set B into a tier on a local S3 endpoint (moto's server).
+
+For each set and repetition, on a fresh SQLite database and tier (the embedded default,
+DB registration included): `cp -r` of the tree (and `cp -r` + `sync`, its durable
+equivalent), a BLAKE3 hash of every file (the physical references), then the ingest in a
+child process against a Prefect server the benchmark starts, then a rerun with nothing
+changed, then (set A) a rerun with 1% of the files changed. Reported: files/s and MB/s
+of the flow (Prefect's recorded run time, start to end), process wall time, peak RSS of
+the child, and the medians over the repetitions. Nothing here asserts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+PROJECT = "BENCH"
+
+
+# --------------------------------------------------------------------------- data sets
+
+
+def make_a(root: Path) -> None:
+    rng = random.Random(1)
+    for s in range(50):
+        for task in ("plate", "comp"):
+            folder = root / f"sq{s // 10 + 1:03d}" / f"sh{s:04d}" / task
+            folder.mkdir(parents=True)
+            for frame in range(1001, 1101):
+                (folder / f"{task}.{frame}.exr").write_bytes(os.urandom(rng.randint(4 << 10, 64 << 10)))
+
+
+def make_b(root: Path) -> None:
+    block = os.urandom(MiB)
+    for s in range(10):
+        folder = root / "sq001" / f"sh{s:04d}" / "plate"
+        folder.mkdir(parents=True)
+        with (folder / "plate.mov").open("wb") as out:
+            for i in range(100):
+                out.write(bytes([s, i]) + block[2:])
+
+
+def make_c(root: Path) -> None:
+    folder = root / "sq001" / "sh0000" / "plate"
+    folder.mkdir(parents=True)
+    block = os.urandom(MiB)
+    for frame in range(1001, 2001):
+        (folder / f"plate.{frame}.exr").write_bytes(frame.to_bytes(4, "big") + block[4:])
+
+
+SETS = {"A": make_a, "B": make_b, "C": make_c, "S3": make_b}
+
+
+def tree_stats(root: Path) -> tuple[int, int]:
+    files = [p for p in root.rglob("*") if p.is_file()]
+    return len(files), sum(p.stat().st_size for p in files)
+
+
+def change_one_percent(root: Path) -> int:
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    picked = files[::100]
+    for path in picked:
+        path.write_bytes(os.urandom(path.stat().st_size))
+    return len(picked)
+
+
+# --------------------------------------------------------------------------- references
+
+
+def time_cp(src: Path, dst: Path, *, sync: bool) -> float:
+    shutil.rmtree(dst, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run(["cp", "-r", str(src), str(dst)], check=True)
+    if sync:
+        os.sync()
+    took = time.perf_counter() - start
+    shutil.rmtree(dst)
+    os.sync()
+    return took
+
+
+def time_blake3(src: Path) -> float:
+    import blake3
+
+    buf = bytearray(4 * MiB)
+    view = memoryview(buf)
+    start = time.perf_counter()
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            hasher = blake3.blake3()
+            with path.open("rb", buffering=0) as f:
+                while n := f.readinto(buf):
+                    hasher.update(view[:n])
+            hasher.hexdigest()
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def prefect_server(home: Path):
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("the Prefect server did not start; see " + str(home / "server.log"))
+        yield url
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+
+
+def prepare_home(home: Path, hot_root: str) -> dict[str, str]:
+    """A fresh embedded-default home with the BENCH project and its shots."""
+    env = {
+        "BIFROST_HOME": str(home),
+        "BIFROST_HOT_ROOT": hot_root,
+        "BIFROST_ARCHIVE_ROOT": str(home / "archive"),
+    }
+    code = f"""
+import os
+os.environ.update({env!r})
+from bifrost_core.bootstrap import initialise
+from bifrost_core.config import load_settings
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.projects import service
+from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.scope import SYSTEM
+database = initialise(load_settings()).database
+with UnitOfWork(database) as uow:
+    project = service.create_project(uow.session, actor=SYSTEM,
+                                     data=ProjectCreate(code="{PROJECT}", name="Bench"))
+    for s in range(1, 6):
+        seq = service.create_sequence(uow.session, actor=SYSTEM, project_id=project.id,
+                                      data=SequenceCreate(code=f"sq{{s:03d}}"))
+        for n in range(50):
+            service.create_shot(uow.session, actor=SYSTEM, sequence_id=seq.id,
+                                data=ShotCreate(code=f"sh{{n:04d}}"))
+    uow.commit()
+"""
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, **env})
+    return env
+
+
+# --------------------------------------------------------------------------- child
+
+
+def child(source: str) -> None:
+    """Run the ingest flow once and print its figures as JSON (runs in its own process)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.ingest import IngestParameters, ingest
+
+    start = time.perf_counter()
+    state = ingest(IngestParameters(project=PROJECT, source=source), return_state=True)
+    call = time.perf_counter() - start
+    summary = state.result()
+
+    async def recorded() -> float:
+        async with get_client() as client:
+            run = await client.read_flow_run(state.state_details.flow_run_id)
+            return (run.end_time - run.start_time).total_seconds()
+
+    print(
+        json.dumps(
+            {
+                "flow_s": asyncio.run(recorded()),
+                "call_s": call,
+                "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "created": len(summary.created),
+                "copied": summary.files_copied,
+                "problems": [p.message for p in summary.problems[:3]],
+            }
+        )
+    )
+
+
+def run_child(source: Path, env: dict[str, str]) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(source)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"ingest failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["wall_s"] = time.perf_counter() - start
+    return figures
+
+
+# --------------------------------------------------------------------------- main
+
+
+def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
+    src = work / f"src-{name}"
+    if not src.exists():
+        SETS[name](src)
+    files, size = tree_stats(src)
+    mb = size / 1e6
+    rows = []
+    for rep in range(repeat):
+        home = work / f"home-{name}-{rep}"
+        shutil.rmtree(home, ignore_errors=True)
+        hot = s3.url(f"bench-{name}-{rep}-{os.getpid()}") if s3 is not None else str(home / "hot")
+        env = {
+            **prepare_home(home, hot),
+            "PREFECT_API_URL": api,
+            "PREFECT_HOME": str(work / "prefect-client"),
+        }
+        if s3 is not None:
+            env.update(s3_env(s3))
+        os.sync()
+        row = {
+            "cp_s": time_cp(src, work / "cp-target", sync=False),
+            "cp_sync_s": time_cp(src, work / "cp-target", sync=True),
+            "b3_s": time_blake3(src),
+        }
+        first = run_child(src, env)
+        rerun = run_child(src, env)
+        row.update(
+            flow_s=first["flow_s"],
+            wall_s=first["wall_s"],
+            rss_mb=max(first["rss_mb"], rerun["rss_mb"]),
+            created=first["created"],
+            rerun_flow_s=rerun["flow_s"],
+            rerun_created=rerun["created"],
+            problems=first["problems"],
+        )
+        if name == "A":
+            # Changing the source in place is fine: each repetition starts from a fresh database.
+            changed = change_one_percent(src)
+            one = run_child(src, env)
+            row.update(changed_files=changed, rerun1_flow_s=one["flow_s"], rerun1_created=one["created"])
+            row["rss_mb"] = max(row["rss_mb"], one["rss_mb"])
+        rows.append(row)
+        print(
+            f"  {name} run {rep + 1}: "
+            + json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()}),
+            flush=True,
+        )
+        if s3 is None:
+            shutil.rmtree(home, ignore_errors=True)
+
+    def med(key: str) -> float:
+        return statistics.median(row[key] for row in rows)
+
+    result = {
+        "set": name,
+        "files": files,
+        "MB": round(mb, 1),
+        "flow_files_per_s": round(files / med("flow_s")),
+        "flow_MB_per_s": round(mb / med("flow_s"), 1),
+        "process_wall_s": round(med("wall_s"), 2),
+        "flow_s": round(med("flow_s"), 2),
+        "cp_MB_per_s": round(mb / med("cp_s"), 1),
+        "cp_sync_MB_per_s": round(mb / med("cp_sync_s"), 1),
+        "blake3_MB_per_s": round(mb / med("b3_s"), 1),
+        "ratio_vs_cp": round((mb / med("flow_s")) / (mb / med("cp_s")), 2),
+        "ratio_vs_cp_sync": round((mb / med("flow_s")) / (mb / med("cp_sync_s")), 2),
+        "peak_rss_MB": round(max(row["rss_mb"] for row in rows), 1),
+        "rerun_unchanged_flow_s": round(med("rerun_flow_s"), 3),
+    }
+    if name == "A":
+        result["rerun_1pct_flow_s"] = round(med("rerun1_flow_s"), 3)
+    return result
+
+
+def s3_env(s3) -> dict[str, str]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+
+    return {
+        "AWS_ENDPOINT_URL": s3.endpoint_url,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+def startup_cost(work: Path, api: str) -> dict[str, float]:
+    """Wall time of `bifrost ingest` of a one-file delivery: embedded (ephemeral) and with a server."""
+    home = work / "home-startup"
+    shutil.rmtree(home, ignore_errors=True)
+    env = prepare_home(home, str(home / "hot"))
+    tiny = work / "src-tiny" / "sq001" / "sh0000" / "plate"
+    tiny.mkdir(parents=True, exist_ok=True)
+    (tiny / "plate.1001.exr").write_bytes(b"one frame")
+    out = {}
+    bifrost = str(Path(sys.executable).parent / "bifrost")
+    for label, extra in (("embedded_s", {}), ("with_server_s", {"PREFECT_API_URL": api})):
+        run_env = {**os.environ, **env, **extra}
+        if not extra:
+            run_env.pop("PREFECT_API_URL", None)
+            run_env.pop("PREFECT_HOME", None)
+        (tiny / "plate.1001.exr").write_bytes(f"one frame {label}".encode())
+        start = time.perf_counter()
+        subprocess.run(
+            [bifrost, "ingest", str(work / "src-tiny"), "--project", PROJECT, "--json"],
+            check=True,
+            env=run_env,
+            capture_output=True,
+        )
+        out[label] = round(time.perf_counter() - start, 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sets", default="A,B,C,S3")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "prefect-server").mkdir(exist_ok=True)
+    print(f"work folder: {work}", flush=True)
+    results = []
+    with prefect_server(work / "prefect-server") as api:
+        print("start-up of `bifrost ingest` (one file):", startup_cost(work, api), flush=True)
+        for name in args.sets.split(","):
+            if name == "S3":
+                sys.path.insert(0, str(ROOT / "tests"))
+                from s3server import running_s3
+
+                with running_s3() as s3:
+                    results.append(bench_set(name, work, api, args.repeat, s3))
+            else:
+                results.append(bench_set(name, work, api, args.repeat))
+            print(json.dumps(results[-1]), flush=True)
+    print("\nmedians of", args.repeat)
+    for result in results:
+        print(json.dumps(result))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
