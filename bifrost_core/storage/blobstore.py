@@ -531,12 +531,18 @@ class _LocalTier(_Tier):
         return f"{self._temp_prefix}{next(self._temp_count)}"
 
     def _ensure_dir(self, path: str) -> None:
-        if path not in self._dirs:
-            try:
+        if path in self._dirs:
+            return
+        try:
+            try:  # usually only the last level is missing: one mkdir, no stat of each parent
+                os.mkdir(path)
+            except FileNotFoundError:
                 os.makedirs(path, exist_ok=True)
-            except OSError as exc:
-                raise storage_error(self.name, f"creating {path}", exc) from exc
-            self._dirs.add(path)
+            except FileExistsError:
+                pass
+        except OSError as exc:
+            raise storage_error(self.name, f"creating {path}", exc) from exc
+        self._dirs.add(path)
 
     def _create(self, tmp: str, source: str) -> int:
         try:
