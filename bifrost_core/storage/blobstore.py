@@ -976,7 +976,6 @@ class _S3Tier(_ObjectTier):
     def _put_multipart(self, src: _Source) -> StoredBlob | None:
         tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}"
         part_size = max(self.part_size, -(-src.size // _S3_MAX_PARTS))
-        buf = memoryview(bytearray(part_size))
         upload = self._call("create_multipart_upload", Key=tmp)["UploadId"]
         hasher = blake3.blake3()
         md5s: list[bytes] = []
@@ -984,19 +983,20 @@ class _S3Tier(_ObjectTier):
         total = 0
         try:
             while total < src.size:
-                want = min(part_size, src.size - total)
-                n = src.fill(buf[:want])
-                if n < want:  # shrank
+                # A fresh buffer per part, sent as is: botocore takes a bytearray without
+                # copying it, and memory stays at one part per worker.
+                part = bytearray(min(part_size, src.size - total))
+                n = src.fill(memoryview(part))
+                if n < len(part):  # shrank
                     break
-                chunk = buf[:n]
-                hasher.update(chunk)
-                md5 = hashlib.md5(chunk).digest()
+                hasher.update(part)
+                md5 = hashlib.md5(part).digest()
                 response = self._call(
                     "upload_part",
                     Key=tmp,
                     UploadId=upload,
                     PartNumber=len(parts) + 1,
-                    Body=bytes(chunk),
+                    Body=part,
                     ContentMD5=base64.b64encode(md5).decode(),
                 )
                 md5s.append(md5)
