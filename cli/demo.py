@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cli.common import settings
+from cli.delivery import ingest_delivery
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -269,6 +270,7 @@ STEPS: list[tuple[str, Step]] = [
     ("assets", make_assets),
     ("casting", cast_assets),
     ("tasks", make_tasks),
+    ("delivery", ingest_delivery),
 ]
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 LOCAL_PREFECT = "http://127.0.0.1:4200/api"
 
 
-def _prefect_env() -> None:
+def prefect_env() -> None:
     """Choose the Prefect server before Prefect is imported.
 
     PREFECT_API_URL set: that server. Otherwise a local server on the default port, when
@@ -159,7 +159,7 @@ def ingest(
     if not path.is_dir():
         raise typer.BadParameter(f"{path} is not a folder", param_hint="PATH")
     open_database().dispose()  # the embedded default migrates itself before the flow starts
-    _prefect_env()
+    prefect_env()
     from flows.ingest import IngestParameters
     from flows.ingest import ingest as ingest_flow
 
@@ -208,7 +208,7 @@ def publish(
         dry_run=dry_run,
     )
     open_database().dispose()
-    _prefect_env()
+    prefect_env()
     from flows.publish import publish as publish_flow
 
     with _Bar(enabled=not as_json and not dry_run):
