@@ -2,9 +2,10 @@
 movies and single files, plus every file that cannot be taken, with the reason.
 
 Nothing is dropped silently: unreadable files and folders, broken links, symlink loops,
-links escaping the source root, special files and names that are not valid UTF-8 all
-become problems. Names with spaces or non-ASCII characters and zero-byte files are
-ordinary items. Output order is deterministic (sorted by relative path).
+links escaping the source root, links to folders (walked under their real path instead),
+special files and names that are not valid UTF-8 all become problems. Names with spaces
+or non-ASCII characters and zero-byte files are ordinary items. Output order is
+deterministic (sorted by relative path).
 
 A sequence is two or more files of one folder named ``<name><sep><frame><ext>`` with
 `sep` ``.`` or ``_``, the same name, separator, extension and frame padding
@@ -69,12 +70,13 @@ class ScanItem:
     """One representation found: a sequence of frames (kind "frames"), a movie, or a
     single file.
 
-    `rel` is the relative path of a movie or file, and for a sequence its pattern with
-    ``#``/``@`` padding (fileseq style: ``sh010/plate.1001-1100#.exr``). `name` is the
-    file name without frame and extension, `ext` the extension without its dot.
-    For sequences: `frames` (``1001-1100``), `first`, `last`, `padding` (digits),
-    `missing` (the gaps, ``""`` if none) and `pattern` (printf style,
-    ``sh010/plate.%04d.exr``); None otherwise.
+    `rel` is the relative path of a movie or file, and for a sequence its fileseq-style
+    name with range and ``#``/``@`` padding (``sh010/plate.1001-1100#.exr``). `name` is
+    the file name without frame and extension, `ext` the extension without its dot.
+    For sequences: `frame_range` (``1001-1050,1052-1100``), `first`, `last`, `padding`
+    (digits), `missing` (the gaps, ``""`` if none) and `pattern` (printf style,
+    ``sh010/plate.%04d.exr``, which names the sequence whatever frames it has); None
+    otherwise.
     """
 
     kind: ItemKind
@@ -83,7 +85,7 @@ class ScanItem:
     name: str
     ext: str
     files: tuple[ScannedFile, ...]
-    frames: str | None = None
+    frame_range: str | None = None
     first: int | None = None
     last: int | None = None
     padding: int | None = None
@@ -97,7 +99,7 @@ class ScanItem:
     @cached_property
     def frame_set(self) -> fileseq.FrameSet | None:
         """The frames as a fileseq FrameSet (None unless a sequence)."""
-        return None if self.frames is None else fileseq.FrameSet(self.frames)
+        return None if self.frame_range is None else fileseq.FrameSet(self.frame_range)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class ScanProblem:
 
 @dataclass(frozen=True)
 class ScanResult:
+    """What a scan found under `root` (absolute): items and problems, both sorted."""
+
     root: str
     items: list[ScanItem]
     problems: list[ScanProblem]
@@ -134,6 +138,8 @@ def scan(root: str | os.PathLike[str]) -> ScanResult:
     except OSError as exc:
         raise SourceUnreadable(top, f"cannot scan: {exc.strerror or exc}") from exc
     if not stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISREG(st.st_mode) or not os.access(top, os.R_OK):
+            raise SourceUnreadable(top, "cannot scan: not a readable file or folder")
         parent, name = os.path.split(top)
         return ScanResult(parent, _items("", [(top, name, st.st_size, st.st_mtime_ns)]), [])
     walker = _Walker(top)
@@ -357,7 +363,7 @@ def _sequence(
         name=name,
         ext=ext[1:],
         files=files,
-        frames=ranges,
+        frame_range=ranges,
         first=numbers[0],
         last=numbers[-1],
         padding=padding,

@@ -35,7 +35,7 @@ def test_frames_are_grouped_with_range_padding_and_gaps(tmp_path: Path) -> None:
     assert item.kind == "frames"
     assert (item.name, item.ext, item.directory) == ("plate", "exr", "sq010/sh010")
     assert (item.first, item.last, item.padding) == (1001, 1100, 4)
-    assert item.frames == "1001-1050,1053-1100"
+    assert item.frame_range == "1001-1050,1053-1100"
     assert item.missing == "1051-1052"
     assert item.pattern == "sq010/sh010/plate.%04d.exr"
     assert [f.frame for f in item.files] == frames
@@ -94,7 +94,7 @@ def test_movies_and_single_files_are_items_of_their_own(tmp_path: Path) -> None:
         "one.1001#.exr": "frames",
     }
     movie = items["edit/cut_v003.mov"]
-    assert (movie.name, movie.ext, movie.frames, movie.files[0].frame) == ("cut_v003", "mov", None, None)
+    assert (movie.name, movie.ext, movie.frame_range, movie.files[0].frame) == ("cut_v003", "mov", None, None)
     assert (items["README"].name, items["README"].ext) == ("README", "")
 
 
@@ -197,3 +197,6 @@ def test_a_single_file_root_and_a_missing_root(tmp_path: Path) -> None:
     assert [(i.kind, i.rel) for i in result.items] == [("movie", "clip.mov")]
     with pytest.raises(SourceUnreadable, match="nowhere: cannot scan"):
         scan(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(SourceUnreadable, match="pipe: cannot scan: not a readable file"):
+        scan(tmp_path / "pipe")
