@@ -108,7 +108,7 @@ class PathTemplate:
                 if section.optional:
                     return None
                 if part.field == "frame":
-                    if out[-1][-1:] in _FRAME_SEPARATORS:
+                    if out[-1] and out[-1][-1] in _FRAME_SEPARATORS:
                         out[-1] = out[-1][:-1]
                     continue
                 raise PathTemplateError(f"path template {self.template!r}: no value for {{{part.field}}}")
