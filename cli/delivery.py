@@ -1,4 +1,5 @@
-"""The demo's delivery: a small shot tree of real image frames and a movie, then its ingest.
+"""The demo's delivery: a vendor's comp renders for two shots (real image frames and a
+movie), then their ingest into the shots' existing comp tasks.
 
 Files are generated once (Pillow frames, an H.264 movie made by ffmpeg from them) and
 left in place, so a second `bifrost demo` ingests the same bytes and creates nothing.
@@ -24,31 +25,31 @@ def make_delivery(root: Path) -> Path:
     from PIL import Image, ImageDraw
 
     for index, (sequence, shot) in enumerate(SHOTS):
-        folder = root / sequence / shot / "plate"
+        folder = root / sequence / shot / "comp"
         folder.mkdir(parents=True, exist_ok=True)
         for frame in FRAMES:
-            path = folder / f"plate.{frame}.png"
+            path = folder / f"comp.{frame}.png"
             if path.exists():
                 continue
             image = Image.new("RGB", SIZE, (20 + 60 * index, 40, 90))
             draw = ImageDraw.Draw(image)
             x = (frame - FRAMES.start) * (SIZE[0] - 40) // len(FRAMES)
             draw.rectangle((x, 60, x + 40, 120), fill=(240, 200, 60))
-            draw.text((10, 10), f"{sequence}/{shot} plate {frame}", fill=(255, 255, 255))
+            draw.text((10, 10), f"{sequence}/{shot} comp {frame}", fill=(255, 255, 255))
             # Written under a temporary name: an interrupted demo never leaves half a frame.
             partial = path.with_suffix(".png.part")
             image.save(partial, format="PNG")
             partial.rename(path)
-        movie = folder / "plate.mp4"
+        movie = folder / "comp.mp4"
         if not movie.exists():
-            _encode(folder / "plate.%04d.png", movie)
+            _encode(folder / "comp.%04d.png", movie)
     return root
 
 
 def _encode(pattern: Path, movie: Path) -> None:
     import imageio_ffmpeg
 
-    partial = movie.with_name("plate.part.mp4")
+    partial = movie.with_name("comp.part.mp4")
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(),
         "-loglevel", "error", "-y",
@@ -66,7 +67,7 @@ def ingest_delivery(demo: Demo) -> str:
     from bifrost_core.errors import InvalidInput
     from cli.ingest import prefect_env
 
-    root = make_delivery(demo.settings.home / "deliveries" / "demo-plates")
+    root = make_delivery(demo.settings.home / "deliveries" / "vendor-comp")
     prefect_env()
     from flows.ingest import IngestParameters, ingest
 
