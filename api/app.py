@@ -74,7 +74,7 @@ def create_app(
     app.include_router(ops.router)
     for module in (production, assets, tasks, versions, people, events, bulk):
         app.include_router(module.router)
-    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=4)
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.api_max_body_bytes)
     return app
 

@@ -25,7 +25,6 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, RateLimited
 from bifrost_core.idempotency import service as idempotency
-from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import Actor
 from bifrost_core.users import permissions
@@ -95,11 +94,12 @@ class Ctx:
     def require(self, action: str, project_id: int) -> None:
         permissions.require(self.actor, action, project_id)
 
-    def project(self, project_id: int, action: str) -> Project:
-        """The project, if visible (else 404), once the caller's role allows `action` in it."""
-        project = ProjectRepository(self.session, self.actor).get(project_id)
+    def project(self, project_id: int, action: str) -> None:
+        """Check that the project is visible (else 404) and the caller's role allows `action`."""
+        if project_id not in self.actor.roles:
+            # A membership proves the project exists; anyone else (admins too) needs a lookup.
+            ProjectRepository(self.session, self.actor).get(project_id)
         self.require(action, project_id)
-        return project
 
     def require_admin(self, what: str) -> None:
         permissions.require_admin(self.actor, what)

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, rows_page
 from bifrost_core.assets import service
 from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
@@ -28,10 +28,10 @@ router = APIRouter()
 @router.get("/projects/{project_id}/asset-types", response_model=Page[AssetTypeRead], tags=["assets"])
 def list_asset_types(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
     ctx.project(project_id, "production.read")
-    rows = AssetTypeRepository(ctx.session, ctx.actor).list(
-        AssetType.project_id == project_id, after=after, limit=limit
+    repository = AssetTypeRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(repository, AssetTypeRead, AssetType.project_id == project_id, after=after, limit=limit)
     )
-    return ctx.respond(page(AssetTypeRead, rows, limit))
 
 
 @router.post(
@@ -57,10 +57,17 @@ def list_assets(
     conditions = [Asset.project_id == project_id]
     if updated_since is not None:
         conditions.append(Asset.updated_at >= updated_since)
-    rows = AssetRepository(ctx.session, ctx.actor).list(
-        *conditions, filters={"asset_type_id": asset_type_id, "status": status}, after=after, limit=limit
+    repository = AssetRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(
+            repository,
+            AssetRead,
+            *conditions,
+            filters={"asset_type_id": asset_type_id, "status": status},
+            after=after,
+            limit=limit,
+        )
     )
-    return ctx.respond(page(AssetRead, rows, limit))
 
 
 @router.post("/projects/{project_id}/assets", response_model=AssetRead, status_code=201, tags=["assets"])
@@ -99,13 +106,17 @@ def list_casting(
     limit: Limit = 100,
 ) -> Response:
     ctx.project(project_id, "production.read")
-    rows = CastingRepository(ctx.session, ctx.actor).list(
-        Casting.project_id == project_id,
-        filters={"shot_id": shot_id, "asset_id": asset_id},
-        after=after,
-        limit=limit,
+    repository = CastingRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(
+            repository,
+            CastingRead,
+            Casting.project_id == project_id,
+            filters={"shot_id": shot_id, "asset_id": asset_id},
+            after=after,
+            limit=limit,
+        )
     )
-    return ctx.respond(page(CastingRead, rows, limit))
 
 
 @router.post("/castings", response_model=CastingRead, status_code=201, tags=["casting"])

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api.deps import CtxDep
-from api.params import After, Limit, OptionalId, Page, page
+from api.params import After, Limit, OptionalId, Page, rows_page
 from bifrost_core.events.repository import EventRepository
 from bifrost_core.events.schemas import EventRead
 from bifrost_core.users.permissions import allowed
@@ -28,5 +28,6 @@ def list_events(
         actor = replace(actor, roles=roles)
     if project_id is not None:
         ctx.project(project_id, "events.read")
-    rows = EventRepository(ctx.session, actor).since(since or 0, project_id=project_id, limit=limit)
-    return ctx.respond(page(EventRead, rows, limit))
+    repository = EventRepository(ctx.session, actor)
+    filters = {"project_id": project_id}
+    return ctx.respond(rows_page(repository, EventRead, filters=filters, after=since or 0, limit=limit))

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
+from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, rows_page
 from bifrost_core.projects import service
 from bifrost_core.projects.models import Episode, Sequence, Shot
 from bifrost_core.projects.repository import (
@@ -36,10 +36,10 @@ router = APIRouter()
 
 @router.get("/projects", response_model=Page[ProjectRead], tags=["projects"])
 def list_projects(ctx: CtxDep, status: Status = None, after: After = None, limit: Limit = 100) -> Response:
-    rows = ProjectRepository(ctx.session, ctx.actor).list(
-        filters={"status": status}, after=after, limit=limit
+    repository = ProjectRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(repository, ProjectRead, filters={"status": status}, after=after, limit=limit)
     )
-    return ctx.respond(page(ProjectRead, rows, limit))
 
 
 @router.post("/projects", response_model=ProjectRead, status_code=201, tags=["projects"])
@@ -75,10 +75,10 @@ def update_project(ctx: CtxDep, project_id: Id, data: ProjectUpdate) -> Response
 @router.get("/projects/{project_id}/episodes", response_model=Page[EpisodeRead], tags=["episodes"])
 def list_episodes(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
     ctx.project(project_id, "production.read")
-    rows = EpisodeRepository(ctx.session, ctx.actor).list(
-        Episode.project_id == project_id, after=after, limit=limit
+    repository = EpisodeRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(repository, EpisodeRead, Episode.project_id == project_id, after=after, limit=limit)
     )
-    return ctx.respond(page(EpisodeRead, rows, limit))
 
 
 @router.post(
@@ -120,10 +120,17 @@ def list_sequences(
     conditions = [Sequence.project_id == project_id]
     if updated_since is not None:
         conditions.append(Sequence.updated_at >= updated_since)
-    rows = SequenceRepository(ctx.session, ctx.actor).list(
-        *conditions, filters={"episode_id": episode_id}, after=after, limit=limit
+    repository = SequenceRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(
+            repository,
+            SequenceRead,
+            *conditions,
+            filters={"episode_id": episode_id},
+            after=after,
+            limit=limit,
+        )
     )
-    return ctx.respond(page(SequenceRead, rows, limit))
 
 
 @router.post(
@@ -171,16 +178,24 @@ def list_shots(
     conditions = [Shot.project_id == project_id]
     if updated_since is not None:
         conditions.append(Shot.updated_at >= updated_since)
-    rows = ShotRepository(ctx.session, ctx.actor).list(
-        *conditions, filters={"sequence_id": sequence_id, "status": status}, after=after, limit=limit
+    repository = ShotRepository(ctx.session, ctx.actor)
+    return ctx.respond(
+        rows_page(
+            repository,
+            ShotRead,
+            *conditions,
+            filters={"sequence_id": sequence_id, "status": status},
+            after=after,
+            limit=limit,
+        )
     )
-    return ctx.respond(page(ShotRead, rows, limit))
 
 
 @router.post("/sequences/{sequence_id}/shots", response_model=ShotRead, status_code=201, tags=["shots"])
 def create_shot(ctx: CtxDep, sequence_id: Id, data: ShotCreate) -> Response:
-    ctx.require("shots.write", SequenceRepository(ctx.session, ctx.actor).get(sequence_id).project_id)
     shot = service.create_shot(ctx.session, actor=ctx.actor, sequence_id=sequence_id, data=data)
+    # Checked after the (scoped) write, which a refusal rolls back: one lookup less per call.
+    ctx.require("shots.write", shot.project_id)
     return ctx.done(ShotRead.model_validate(shot), 201)
 
 
@@ -198,6 +213,6 @@ def get_shot(ctx: CtxDep, shot_id: Id) -> Response:
 
 @router.patch("/shots/{shot_id}", response_model=ShotRead, tags=["shots"])
 def update_shot(ctx: CtxDep, shot_id: Id, data: ShotUpdate) -> Response:
-    ctx.require("shots.write", ShotRepository(ctx.session, ctx.actor).get(shot_id).project_id)
     shot = service.update_shot(ctx.session, actor=ctx.actor, shot_id=shot_id, data=data)
+    ctx.require("shots.write", shot.project_id)  # after the scoped write, as in create_shot
     return ctx.done(ShotRead.model_validate(shot))

@@ -29,6 +29,10 @@ class Cache(Protocol):
         """Add one to a counter that expires `ttl` seconds after it was created."""
         ...
 
+    def evict(self, key: str, generation_key: str, ttl: int) -> None:
+        """Drop `key` and bump its generation counter (in one round trip for Redis)."""
+        ...
+
     def ping(self) -> None: ...
 
     def close(self) -> None: ...
@@ -84,6 +88,10 @@ class LocalCache:
             self._data[key] = (expires, count)
             return count
 
+    def evict(self, key: str, generation_key: str, ttl: int) -> None:
+        self.incr(generation_key, ttl)
+        self.delete(key)
+
     def ping(self) -> None:
         return None
 
@@ -133,6 +141,16 @@ class RedisCache:
         except self._errors as exc:
             log.warning("redis counter failed, not limiting: %s", exc)
             return 0
+
+    def evict(self, key: str, generation_key: str, ttl: int) -> None:
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.incr(self.prefix + generation_key)
+            pipe.expire(self.prefix + generation_key, ttl, nx=True)
+            pipe.delete(self.prefix + key)
+            pipe.execute()
+        except self._errors:
+            log.exception("redis invalidation failed for %s", key)
 
     def ping(self) -> None:
         self._redis.ping()

@@ -46,8 +46,11 @@ class Invalidator:
 
     def __call__(self, event: EventRead) -> None:
         if event.entity_id is not None:
-            self.cache.incr(generation_key(event.entity_type, event.entity_id), ttl=GENERATION_TTL)
-            self.cache.delete(entity_key(event.entity_type, event.entity_id))
+            self.cache.evict(
+                entity_key(event.entity_type, event.entity_id),
+                generation_key(event.entity_type, event.entity_id),
+                GENERATION_TTL,
+            )
         if event.kind.startswith(_AUTH_EVENTS):
             # One counter for all tokens: cheaper than finding each token of a user.
             self.cache.incr(AUTH_GENERATION, ttl=GENERATION_TTL)

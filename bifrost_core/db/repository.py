@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, RowMapping, Select, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import NotFound
@@ -62,6 +62,29 @@ class Repository(Generic[M]):
         limit: int | None = None,
     ) -> list[M]:
         """Rows in id order; `after` is the keyset cursor (the last id of the previous page)."""
+        return list(self.session.scalars(self._list_statement(conditions, filters, after, limit)))
+
+    def list_rows(
+        self,
+        columns: Iterable[str],
+        *conditions: ColumnElement[bool],
+        filters: Mapping[str, Any] | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> list[RowMapping]:
+        """Like `list`, but only the named columns, as mappings: no ORM objects to build,
+        several times faster for large read-only pages (the API's lists)."""
+        stmt = self._list_statement(conditions, filters, after, limit)
+        stmt = stmt.with_only_columns(*(getattr(self.model, name) for name in columns))
+        return list(self.session.execute(stmt).mappings())
+
+    def _list_statement(
+        self,
+        conditions: Iterable[ColumnElement[bool]],
+        filters: Mapping[str, Any] | None,
+        after: int | None,
+        limit: int | None,
+    ) -> Select:
         stmt = self.select().where(*conditions)
         for name, value in (filters or {}).items():
             if value is not None:
@@ -71,7 +94,7 @@ class Repository(Generic[M]):
         stmt = stmt.order_by(self.model.id)
         if limit is not None:
             stmt = stmt.limit(min(limit, MAX_PAGE))
-        return list(self.session.scalars(stmt))
+        return stmt
 
     def add(self, entity: M) -> M:
         self.session.add(entity)
