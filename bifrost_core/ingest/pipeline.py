@@ -195,6 +195,8 @@ def register(
     created: list[CreatedVersion] = []
     known = 0
     bad = {problem.path for problem in problems}
+    with UnitOfWork(database) as uow:
+        entities = service.entity_ids(uow.session, project_id)
     for planned in versions:
         failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
         if failed:
@@ -217,6 +219,7 @@ def register(
                     source=source,
                     comment=comment,
                     meta=meta,
+                    entities=entities,
                 )
                 if done is not None and store.is_local:
                     # Before the commit: a failure rolls the version back, and a rerun (which

@@ -34,12 +34,10 @@ from bifrost_core.ingest.schemas import (
 )
 from bifrost_core.projects.models import Sequence, Shot
 from bifrost_core.scope import Actor
-from bifrost_core.storage.schemas import BlobIn
-from bifrost_core.storage.service import register_blobs
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
-from bifrost_core.versions.models import Version
+from bifrost_core.versions.models import Representation, Version
 from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
 from bifrost_core.versions.service import create_version
 
@@ -165,22 +163,25 @@ def register_version(
     source: str,
     comment: str = "",
     meta: dict[str, Any] | None = None,
+    entities: tuple[dict[tuple[str, str], int], dict[str, int]] | None = None,
 ) -> CreatedVersion | None:
     """Record one stored version; None when the same content was already ingested.
 
     The caller commits (one transaction per version). `blobs` maps each source path to
-    its durable blob; a version with a file missing from it is refused whole.
+    its durable blob; a version with a file missing from it is refused whole. `entities`
+    (from entity_ids) saves looking the project's shots and assets up again per version.
     """
-    missing = [file.path for file in planned.files if file.path not in blobs]
+    files = planned.files
+    missing = [file.path for file in files if file.path not in blobs]
     if missing:
         raise InvalidInput(f"{printable(missing[0])} was not stored; version {planned.target.label} skipped")
-    for file in planned.files:
+    for file in files:
         file.hash = blobs[file.path].hash
     key = content_key(project_id, planned)
     if session.scalar(select(exists().where(IngestRecord.project_id == project_id, IngestRecord.key == key))):
         return None
 
-    shots, assets = entity_ids(session, project_id)
+    shots, assets = entities if entities is not None else entity_ids(session, project_id)
     target = planned.target
     problem = unknown_entity(target, shots, assets)
     if problem:
@@ -193,14 +194,12 @@ def register_version(
         data=TaskCreate(shot_id=shot_id, asset_id=asset_id, task_type=target.task),
     )
 
-    ids = register_blobs(
-        session,
-        [
-            BlobIn(hash=blob.hash, size=blob.size, tier=tier, url=blob.url)
-            for blob in {blob.hash: blob for blob in blobs.values() if blob.hash}.values()
-            if any(file.hash == blob.hash for file in planned.files)
-        ],
-    )
+    mine = {blobs[file.path].hash: blobs[file.path] for file in files}
+    ids = repository.record_blobs(session, [(blob.hash, blob.size, blob.url) for blob in mine.values()], tier)
+    # Validated as the versions service would, then written in bulk: create_version makes the
+    # version (number, status, event) and the representations and their files are inserted
+    # here, thousands of rows per statement, in the same transaction.
+    representations = [_representation_in(rep) for rep in planned.representations]
     version = create_version(
         session,
         actor=actor,
@@ -210,9 +209,17 @@ def register_version(
             comment=comment,
             source=printable(source)[:1024],
             meta={**(meta or {}), "ingest_key": key},
-            representations=[_representation_in(rep) for rep in planned.representations],
         ),
     )
+    for rep in representations:
+        row = Representation(version_id=version.id, **rep.model_dump(exclude={"files"}))
+        session.add(row)
+        session.flush()
+        repository.add_files(
+            session,
+            row,
+            [{"blob_id": ids[file.blob_hash], "name": file.name, "frame": file.frame} for file in rep.files],
+        )
     session.add(IngestRecord(project_id=project_id, key=key, version_id=version.id, source=printable(source)))
     repository.save_fingerprints(
         session,
@@ -225,7 +232,7 @@ def register_version(
                 "mtime_ns": file.mtime_ns,
                 "blob_id": ids[file.hash],
             }
-            for file in planned.files
+            for file in files
             if file.hash
         ],
     )
@@ -236,8 +243,8 @@ def register_version(
         target=target.label,
         number=version.number,
         representations=len(planned.representations),
-        files=len(planned.files),
-        size=planned.size,
+        files=len(files),
+        size=sum(file.size for file in files),
     )
 
 
