@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -119,6 +119,16 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(part) for part in first["loc"])
         return error_response(422, "invalid_input", f"{where}: {first['msg']}", {"errors": errors})
+
+    @app.exception_handler(ValidationError)
+    async def invalid_value(_request: Request, exc: ValidationError) -> Response:
+        # A schema a route builds from the request (e.g. a flow's parameters) refused it.
+        errors = _validation_errors(exc.errors())
+        first = errors[0] if errors else {"loc": [], "msg": "invalid value"}
+        where = ".".join(str(part) for part in first["loc"])
+        return error_response(
+            422, "invalid_input", f"{where}: {first['msg']}".lstrip(": "), {"errors": errors}
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -7,6 +7,7 @@ from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.reviews.models import Note
+from bifrost_core.runs.models import FlowRun
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.tasks.models import Task, TaskType, task_assignees
 from bifrost_core.users.models import ApiToken, ProjectMembership, User
@@ -23,6 +24,7 @@ __all__ = [
     "Casting",
     "Episode",
     "Event",
+    "FlowRun",
     "IdempotencyKey",
     "IngestFile",
     "IngestRecord",

@@ -29,6 +29,8 @@ ACTIONS: dict[str, str] = {
     "versions.create": "publish versions",
     "versions.review": "change a version's review status or comment",
     "notes.write": "write notes (a client's notes are always shared with clients)",
+    "flows.ingest": "start ingest flows and read their runs",
+    "flows.publish": "start publish flows and read their runs",
 }
 
 _READ_ALL = {"production.read", "tasks.read", "versions.read", "notes.read_internal", "notes.read_shared"}
@@ -47,13 +49,19 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
             "versions.create",
             "versions.review",
             "notes.write",
+            "flows.ingest",
+            "flows.publish",
         }
     ),
     "artist": frozenset(
-        _READ_ALL | {"events.read", "members.read", "tasks.status", "versions.create", "notes.write"}
+        _READ_ALL
+        | {"events.read", "members.read", "tasks.status", "versions.create", "notes.write", "flows.publish"}
     ),
     "client": frozenset({"production.read", "versions.read", "notes.read_shared", "notes.write"}),
-    "service": frozenset(_READ_ALL | {"events.read", "tasks.status", "versions.create", "notes.write"}),
+    "service": frozenset(
+        _READ_ALL
+        | {"events.read", "tasks.status", "versions.create", "notes.write", "flows.ingest", "flows.publish"}
+    ),
 }
 
 ROLES = tuple(ROLE_TABLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from bifrost_core.assets import service as assets
@@ -12,6 +13,7 @@ from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import EpisodeCreate, ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import NoteCreate
+from bifrost_core.runs import service as runs
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.schemas import BlobIn
 from bifrost_core.storage.service import register_blobs
@@ -40,6 +42,7 @@ class ProjectIds:
     representation_id: int
     note_id: int
     membership_id: int
+    run_id: str
 
 
 @dataclass
@@ -81,6 +84,9 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
             ],
         ),
     )
+    run = runs.record_run(
+        session, actor=SYSTEM, project_id=project.id, flow="ingest", run_id=str(uuid.uuid4())
+    )
     note = reviews.create_note(
         session, actor=SYSTEM, target="version", target_id=version.id, data=NoteCreate(body="nice")
     )
@@ -98,6 +104,7 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
         representation_id=version.representations[0].id,
         note_id=note.id,
         membership_id=0,
+        run_id=run.run_id,
     )
 
 

@@ -1,0 +1,93 @@
+"""Flow triggering against a real Prefect server: the request creates a flow run of the
+deployment and returns at once; a worker (another process) runs it; the API reads its
+state and summary. Runs are project-scoped like every other id."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from api_world import World
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def flows_client(make_client, prefect_api: str, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    return make_client()
+
+
+def test_ingest_run_is_started_read_and_scoped(
+    flows_client, world: World, prefect_api, database, tmp_path
+) -> None:
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    url = f"/projects/{world.a.project_id}/flows/ingest/runs"
+    body = {"source": str(delivery), "dry_run": True}
+    started = flows_client.post(url, json=body, headers=world.headers("supervisor"))
+    assert started.status_code == 202, started.text
+    run = started.json()
+    assert run["flow"] == "ingest"
+    assert run["state"] == "SCHEDULED"
+
+    read = flows_client.get(f"/flow-runs/{run['run_id']}", headers=world.headers("supervisor"))
+    assert read.status_code == 200
+    assert read.json()["run_id"] == run["run_id"]
+    assert (
+        flows_client.get(f"/flow-runs/{run['run_id']}", headers=world.headers("b_coordinator")).status_code
+        == 404
+    )
+    assert flows_client.get(f"/flow-runs/{run['run_id']}", headers=world.headers("client")).status_code == 403
+    assert flows_client.post(url, json=body, headers=world.headers("artist")).status_code == 403
+    listed = flows_client.get(
+        f"/projects/{world.a.project_id}/flow-runs", headers=world.headers("artist")
+    ).json()
+    assert run["run_id"] in [item["run_id"] for item in listed["items"]]
+
+    # A worker of the deployment's pool (its own process) picks the run up and runs it.
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "BIFROST_DATABASE_URL": database.url,
+        "BIFROST_HOME": str(tmp_path / "worker-home"),
+    }
+    worker = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "worker",
+            "start",
+            "--pool",
+            "bifrost-process",
+            "--run-once",
+        ],
+        env=env,
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        state = None
+        while time.monotonic() < deadline:
+            answer = flows_client.get(
+                f"/flow-runs/{run['run_id']}", headers=world.headers("supervisor")
+            ).json()
+            state = answer["state"]
+            if state in ("COMPLETED", "FAILED", "CRASHED") and (state != "COMPLETED" or answer["summary"]):
+                break
+            time.sleep(1)
+        assert state == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        assert "Ingest plan" in answer["summary"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_publish_run_refuses_bad_parameters_before_prefect(flows_client, world: World) -> None:
+    url = f"/projects/{world.a.project_id}/flows/publish/runs"
+    answer = flows_client.post(url, json={"task": "anim", "files": []}, headers=world.headers("artist"))
+    assert answer.status_code == 422
