@@ -497,13 +497,16 @@ def _planned_representation(item: ScanItem, taken: set[str]) -> PlannedRepresent
         missing_frames=item.missing or "",
         stem=item.name,
         ext=item.ext,
+        # Built without validation: the scanner's values are already typed, and validating
+        # ten thousand entries would cost a third of a rerun's time.
         files=[
-            SourceFile(
+            SourceFile.model_construct(
                 path=file.path,
                 name=file.rel.rsplit("/", 1)[-1],
                 size=file.size,
                 mtime_ns=file.mtime_ns,
                 frame=file.frame,
+                hash=None,
             )
             for file in item.files
         ],
