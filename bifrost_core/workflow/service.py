@@ -6,6 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import InvalidInput, InvalidTransition
+from bifrost_core.tasks.models import Task
+from bifrost_core.versions.models import Version
 from bifrost_core.workflow.models import Status, Transition
 from bifrost_core.workflow.schemas import Kind, StatusIn, TransitionIn, WorkflowRead, WorkflowUpdate
 
@@ -73,6 +75,14 @@ def set_workflow(session: Session, *, project_id: int, kind: Kind, workflow: Wor
         for code in (transition.from_code, transition.to_code):
             if code not in codes:
                 raise InvalidInput(f"{kind} workflow: transition names unknown status {code!r}")
+    # A status still held by a task or version cannot go: it would be stranded with no way out.
+    model = Task if kind == "task" else Version
+    in_use = set(session.scalars(select(model.status).where(model.project_id == project_id).distinct()))
+    dropped = sorted(in_use - set(codes))
+    if dropped:
+        raise InvalidInput(
+            f"{kind} workflow: status {dropped[0]!r} is still in use by {kind}s of the project"
+        )
     session.execute(delete(Status).where(Status.project_id == project_id, Status.kind == kind))
     session.execute(delete(Transition).where(Transition.project_id == project_id, Transition.kind == kind))
     session.add_all(

@@ -81,7 +81,8 @@ def _simple(*codes: str, transitions: list[tuple[str, str]]) -> WorkflowUpdate:
 
 
 def test_custom_workflow_replaces_the_default_for_one_project(session, build):
-    project, shot, _ = build.shot_task("P1")
+    project = build.project("P1")
+    shot = build.shot(build.sequence(project))  # no task yet: every default status is free to go
     other_project, other_shot, _ = build.shot_task("P2")
     custom = _simple("todo", "doing", "done", transitions=[("todo", "doing"), ("doing", "done")])
     workflow.set_workflow(session, project_id=project.id, kind="task", workflow=custom)
@@ -138,3 +139,19 @@ def test_duplicate_transitions_are_stored_once(session, build):
     workflow.set_workflow(session, project_id=project.id, kind="version", workflow=update)
     read = workflow.get_workflow(session, project_id=project.id, kind="version")
     assert [(t.from_code, t.to_code) for t in read.transitions] == [("a", "b")]
+
+
+def test_a_status_in_use_cannot_be_removed(session, build):
+    project, _, task = build.shot_task()
+    tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status="ip"))
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    without_ip = _simple("wtg", "done", transitions=[("wtg", "done")])
+    with pytest.raises(InvalidInput, match="status 'ip' is still in use by tasks"):
+        workflow.set_workflow(session, project_id=project.id, kind="task", workflow=without_ip)
+    with pytest.raises(InvalidInput, match="status 'pending_review' is still in use by versions"):
+        workflow.set_workflow(session, project_id=project.id, kind="version", workflow=without_ip)
+    # Keeping the used status is fine, and the old workflow stayed in place until then.
+    assert workflow.initial_status(session, project_id=project.id, kind="task") == "wtg"
+    keeps_ip = _simple("wtg", "ip", "done", transitions=[("ip", "done")])
+    workflow.set_workflow(session, project_id=project.id, kind="task", workflow=keeps_ip)
+    tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status="done"))
