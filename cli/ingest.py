@@ -157,7 +157,9 @@ def ingest(
     Exit code 5 when some files could not be ingested (each is listed); rerunning is safe.
     """
     if not path.is_dir():
-        raise typer.BadParameter(f"{path} is not a folder", param_hint="PATH")
+        from bifrost_core.errors import InvalidInput
+
+        raise InvalidInput(f"{path} is not a folder")
     open_database().dispose()  # the embedded default migrates itself before the flow starts
     prefect_env()
     from flows.ingest import IngestParameters

@@ -47,7 +47,7 @@ def gc(
     from bifrost_core.ingest import upkeep
 
     config = settings()
-    database = open_database(config)
+    database = open_database()
     try:
         report = upkeep.gc(database, config, grace_hours=grace_hours)
     finally:
@@ -68,7 +68,7 @@ def du(as_json: bool = JsonOption) -> None:
     from bifrost_core.ingest import upkeep
 
     config = settings()
-    database = open_database(config)
+    database = open_database()
     try:
         per_project = upkeep.du(database)
         per_tier = upkeep.tier_totals(database)

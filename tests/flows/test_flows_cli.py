@@ -1,0 +1,151 @@
+"""`bifrost ingest`, `publish`, `verify` and `storage gc|du` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ingest_helpers import NAMING, frames, write
+from typer.testing import CliRunner
+
+from bifrost_core.bootstrap import initialise
+from bifrost_core.config import load_settings
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest import pipeline
+from bifrost_core.projects import service as projects
+from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.scope import SYSTEM
+from bifrost_core.storage.blobstore import BlobStore
+from cli.main import app
+
+BIFROST = Path(sys.executable).parent / "bifrost"
+
+
+def invoke(*args: object, code: int = 0):
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    return result
+
+
+def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
+    database, production, settings, flow_env, tmp_path
+):
+    paths = frames(tmp_path / "src", "plate", 1001, 1003)
+    from test_ingest_register import planned
+
+    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)])
+    assert "verified 3 blob location(s): 0 damaged" in invoke("verify").output
+    store = BlobStore(settings.tier_roots["hot"])
+    corrupt, missing = sorted(info.digest for info in store.iter_blobs())[:2]
+    path = store.local_path(corrupt)
+    path.chmod(0o644)
+    path.write_bytes(b"flipped" + path.read_bytes()[7:])
+    store.local_path(missing).unlink()
+    result = invoke("verify", code=9)
+    assert f"CORRUPT: blob {corrupt}" in result.output
+    assert f"MISSING: blob {missing}" in result.output
+    assert "verified 3 blob location(s): 2 damaged" in result.output
+    sampled = json.loads(invoke("verify", "--sample", "2", "--json", code=9).output)
+    assert sampled["checked"] == 2
+
+    usage = json.loads(invoke("storage", "du", "--json").output)
+    assert usage["projects"] == [{"project": "DEMO", "tier": "hot", "blobs": 3, "bytes": 3 * 2048}]
+    gc = json.loads(invoke("storage", "gc", "--grace-hours", "0", "--json").output)
+    assert gc["records_removed"] == 0  # every blob is still used by the version
+
+
+def test_publish_and_ingest_commands(database, production, flow_env, prefect_server, tmp_path):
+    paths = frames(tmp_path / "work", "comp", 1001, 1004)
+    result = invoke(
+        "publish",
+        *paths,
+        "--project",
+        "DEMO",
+        "--shot",
+        "sq010/sh010",
+        "--task",
+        "comp",
+        "-m",
+        "v1",
+        "--json",
+    )
+    created = json.loads(result.output)["created"]
+    assert [(v["target"], v["number"], v["files"]) for v in created] == [("sq010/sh010 comp main", 1, 4)]
+    bad = invoke(
+        "publish", *paths, "--project", "DEMO", "--shot", "sq010/sh010", "--task", "comp",
+        "--frame-in", "1001", "--frame-out", "1010", code=5,
+    )  # fmt: skip
+    assert "frames 1001-1004 found, 1001-1010 expected" in bad.output
+    both = invoke("publish", *paths, "--project", "DEMO", "--shot", "sq010/sh010", "--asset", "chair",
+                  "--task", "comp", code=2)  # fmt: skip
+    assert "either --shot" in both.output
+
+    delivery = tmp_path / "delivery"
+    frames(delivery / "sq010" / "sh020" / "plate", "plate", 1001, 1002)
+    os.mkfifo(delivery / "sq010" / "sh020" / "plate" / "plate.1003.exr")
+    result = invoke("ingest", delivery, "--project", "DEMO", code=5)
+    assert "sq010/sh020 plate main" in result.output
+    assert "problem: sq010/sh020/plate/plate.1003.exr: not a regular file (a FIFO)" in result.output
+    assert "nope is not a folder" in invoke("ingest", tmp_path / "nope", "--project", "DEMO", code=5).output
+
+
+@pytest.fixture
+def embedded_home(bifrost_env: Path) -> Path:
+    """The embedded default in a fresh BIFROST_HOME (SQLite there), with a small production."""
+    settings = load_settings()
+    database = initialise(settings).database
+    with UnitOfWork(database) as uow:
+        project = projects.create_project(
+            uow.session, actor=SYSTEM, data=ProjectCreate(code="DEMO", name="Demo", config=NAMING)
+        )
+        sequence = projects.create_sequence(
+            uow.session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010")
+        )
+        projects.create_shot(
+            uow.session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code="sh010")
+        )
+        uow.commit()
+    database.dispose()
+    return bifrost_env
+
+
+@pytest.mark.slow
+def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Path, tmp_path: Path):
+    delivery = tmp_path / "delivery"
+    frames(delivery / "sq010" / "sh010" / "plate", "plate", 1001, 1005)
+    write(delivery / "sq010" / "sh010" / "plate" / "plate.mov", b"movie")
+    user_home = tmp_path / "user"
+    user_home.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PREFECT_") and key != "BIFROST_DATABASE_URL"
+    }
+    env["HOME"] = str(user_home)
+    run = subprocess.run(
+        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "sq010/sh010 plate main" in run.stdout and "created 1" in run.stdout
+    # Prefect's ephemeral server kept its files in the Bifrost home, not in ~/.prefect.
+    assert (embedded_home / "prefect").is_dir()
+    assert not (user_home / ".prefect").exists()
+    again = subprocess.run(
+        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO", "--dry-run", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stderr
+    plan = json.loads(again.stdout)
+    assert (plan["known"], plan["planned_new"], plan["created"]) == (1, 0, [])
