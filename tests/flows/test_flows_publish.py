@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.schemas import PublishRequest
+from bifrost_core.storage.models import BlobLocation
 from bifrost_core.versions.models import Version
 
 
@@ -66,3 +67,29 @@ def test_publish_frames_and_movie_then_rerun(database, production, flow_env, pre
     assert (again.created, again.known) == ([], 1)
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Version)) == 1
+
+
+def test_publish_and_ingest_flows_into_an_s3_tier(
+    database, production, flow_env, s3_settings, prefect_server, delivery, tmp_path, monkeypatch
+):
+    from bifrost_core.ingest import upkeep
+    from flows.ingest import IngestParameters, ingest
+    from flows.publish import publish
+
+    monkeypatch.setenv("BIFROST_HOT_ROOT", s3_settings.tier_roots["hot"])
+    paths = frames(tmp_path / "work", "comp", 1001, 1003)
+    published = publish(
+        PublishRequest(
+            project="DEMO", asset="chair", task="look", files=[str(p) for p in paths], comment="s3"
+        )
+    )
+    assert [(v.target, v.number) for v in published.created] == [("asset chair look main", 1)]
+    ingested = ingest(IngestParameters(project="DEMO", source=str(delivery)))
+    assert len(ingested.created) == 3
+    assert ingest(IngestParameters(project="DEMO", source=str(delivery))).known == 3
+    report = upkeep.verify(database)
+    # sh020's five plate frames have the bytes of sh010's first five: stored once.
+    assert report.ok and report.checked == 3 + 10 + 1 + 1
+    with UnitOfWork(database) as uow:
+        urls = uow.session.scalars(select(BlobLocation.url)).all()
+    assert all(url.startswith(s3_settings.tier_roots["hot"] + "/blobs/") for url in urls)
