@@ -7,6 +7,8 @@
         for shot in bifrost.list(f"/projects/{shot['project_id']}/shots", status="active"):
             ...
         version = bifrost.publish(task_id=7, comment="blocking pass")
+        run = bifrost.start_flow(project_id, "ingest", {"source": "/deliveries/0412"})
+        print(bifrost.wait(run["run_id"])["summary"])
 
 It deliberately imports nothing from the server (no FastAPI, SQLAlchemy or
 bifrost_core), so it installs into Maya's, Nuke's or Houdini's Python with httpx alone.
@@ -25,6 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 Json = dict[str, Any]
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
 class ApiError(Exception):
@@ -171,6 +174,29 @@ class BifrostClient:
             "meta": meta or {},
         }
         return Version.model_validate(self.create("/versions", data, idempotency_key=idempotency_key))
+
+    def start_flow(
+        self, project_id: int, flow: str, parameters: Json, *, idempotency_key: str | None = None
+    ) -> Json:
+        """Start a flow ("ingest" or "publish") for a project; answers the run (with `run_id`) at once."""
+        return self.create(
+            f"/projects/{project_id}/flows/{flow}/runs", parameters, idempotency_key=idempotency_key
+        )
+
+    def flow_run(self, run_id: str) -> Json:
+        """A run's state (`state`: SCHEDULED, RUNNING, COMPLETED, FAILED, ...) and its `summary`."""
+        return self.request("GET", f"/flow-runs/{run_id}")
+
+    def wait(self, run_id: str, *, timeout: float = 3600, poll: float = 2.0) -> Json:
+        """Poll a run until it ends (whatever the outcome); TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.flow_run(run_id)
+            if run["state"] in FINAL_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"flow run {run_id} still {run['state']} after {timeout} s")
+            time.sleep(poll)
 
 
 def _result(answer: httpx.Response) -> Any:

@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -81,14 +81,13 @@ def _check_rate(state: ApiState, caller: Caller) -> None:
 
 
 class Ctx:
-    __slots__ = ("_claim_id", "_uow", "actor", "request", "session", "state")
+    __slots__ = ("_claim_id", "_uow", "actor", "session", "state")
 
-    def __init__(self, state: ApiState, actor: Actor, uow: UnitOfWork, request: Request) -> None:
+    def __init__(self, state: ApiState, actor: Actor, uow: UnitOfWork) -> None:
         self.state = state
         self.actor = actor
         self._uow = uow
         self.session: Session = uow.session
-        self.request = request
         self._claim_id: int | None = None
 
     def require(self, action: str, project_id: int) -> None:
@@ -129,7 +128,7 @@ def get_ctx(
     request.state.user_id = caller.actor.user_id
     _check_rate(state, caller)
     with UnitOfWork(state.database) as uow:
-        ctx = Ctx(state, caller.actor, uow, request)
+        ctx = Ctx(state, caller.actor, uow)
         if claim is not None:
             ctx._claim_id = idempotency.claim(
                 uow.session,
@@ -141,8 +140,3 @@ def get_ctx(
 
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
-
-
-def dump(value: Any) -> bytes:
-    """JSON bytes of a pydantic model (used for cached entity reads)."""
-    return value.model_dump_json().encode()

@@ -55,4 +55,4 @@ def rows_page(
     """
     rows = repository.list_rows(schema.model_fields, *conditions, filters=filters, after=after, limit=limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
-    return to_json({"items": [dict(row) for row in rows], "next_cursor": next_cursor})
+    return to_json({"items": rows, "next_cursor": next_cursor})

@@ -157,6 +157,18 @@ def run(
     return latencies, time.perf_counter() - started
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server's worker processes (Linux /proc): a figure that, unlike
+    latency, does not grow when other programs share the machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for child in children:
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
@@ -252,6 +264,7 @@ def main() -> None:
             "list 5,000 (all pages)": walk,
             "update shot": update,
         }
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
         print(
             f"warming up ({args.workers} workers, cache: {'redis' if args.redis else 'in-process'}) ...",
             flush=True,
@@ -261,11 +274,13 @@ def main() -> None:
 
         print(
             f"\n{'operation':<24} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}"
-            "  target p50"
+            f" {'cpu ms':>7}  target p50"
         )
         for label, operation in operations.items():
             for concurrency in (1, 8):
+                cpu_before = server_cpu_seconds(server.pid)
                 latencies, wall = run(port, token, operation, args.requests, concurrency)
+                cpu_ms = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / len(latencies)
                 target = f"<= {TARGETS[label]} ms" if concurrency == 1 else ""
                 verdict = ""
                 if concurrency == 1:
@@ -273,9 +288,10 @@ def main() -> None:
                 print(
                     f"{label:<24} {concurrency:>4} {len(latencies):>5} {percentile(latencies, 50):>8.2f} "
                     f"{percentile(latencies, 95):>8.2f} {percentile(latencies, 99):>8.2f} "
-                    f"{len(latencies) / wall:>8.0f}  {target} {verdict}",
+                    f"{len(latencies) / wall:>8.0f} {cpu_ms:>7.2f}  {target} {verdict}",
                     flush=True,
                 )
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}; cpu ms: server worker CPU per request")
     finally:
         if server is not None:
             server.terminate()

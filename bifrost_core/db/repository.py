@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, RowMapping, Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import NotFound
@@ -71,12 +71,14 @@ class Repository(Generic[M]):
         filters: Mapping[str, Any] | None = None,
         after: int | None = None,
         limit: int | None = None,
-    ) -> list[RowMapping]:
-        """Like `list`, but only the named columns, as mappings: no ORM objects to build,
+    ) -> list[dict[str, Any]]:
+        """Like `list`, but only the named columns, as plain dicts: no ORM objects to build,
         several times faster for large read-only pages (the API's lists)."""
+        names = list(columns)
         stmt = self._list_statement(conditions, filters, after, limit)
-        stmt = stmt.with_only_columns(*(getattr(self.model, name) for name in columns))
-        return list(self.session.execute(stmt).mappings())
+        stmt = stmt.with_only_columns(*(getattr(self.model, name) for name in names))
+        # zip over plain rows: RowMapping builds a key view per row, which costs more than the query.
+        return [dict(zip(names, row, strict=True)) for row in self.session.execute(stmt)]
 
     def _list_statement(
         self,

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from api_world import World
+from api_world import World, build_world
+
+from api.client import BifrostClient
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +84,34 @@ def test_ingest_run_is_started_read_and_scoped(
             time.sleep(1)
         assert state == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
         assert "Ingest plan" in answer["summary"]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str, tmp_path) -> None:
+    world = build_world(database)
+    url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BIFROST_DATABASE_URL": database.url}
+    worker = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "worker",
+            "start",
+            "--pool",
+            "bifrost-process",
+            "--run-once",
+        ],
+        env={**env, "BIFROST_HOME": str(tmp_path / "worker-home")},
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        with BifrostClient(url, world.tokens["service"]) as bifrost:
+            run = bifrost.start_flow(world.a.project_id, "ingest", {"source": str(tmp_path), "dry_run": True})
+            done = bifrost.wait(run["run_id"], timeout=240, poll=1)
+        assert done["state"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        assert done["summary"].startswith("# Ingest plan")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
