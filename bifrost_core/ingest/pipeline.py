@@ -35,9 +35,16 @@ from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.storage.blobstore import BlobStore
-from bifrost_core.storage.errors import PutFailed
+from bifrost_core.storage.durability import sync_filesystem
+from bifrost_core.storage.errors import PutFailed, storage_error
 from bifrost_core.storage.naming import NamingRules
-from bifrost_core.storage.paths import PublishFile, PublishTemplates, materialise, resolve
+from bifrost_core.storage.paths import (
+    PublishFile,
+    PublishTemplates,
+    default_publish_root,
+    materialise,
+    resolve,
+)
 from bifrost_core.storage.scan import ScanItem, scan
 
 # One put_files call (one filesystem sync) per this many files or bytes: small enough for a
@@ -189,6 +196,12 @@ def register(
 ) -> tuple[list[CreatedVersion], int]:
     """One transaction per version; a version with any file problem is skipped whole.
 
+    Published paths are linked inside each version's transaction, before its commit, so a
+    kill at any point leaves either the version and its links or neither (a rerun gets the
+    same number and links the same paths). They are synced to disk once for the batch, at
+    its end: after a power loss a batch's links can need a rerun, like SQLite's last
+    commits (WAL, synchronous=NORMAL) would.
+
     Returns the versions created and how many were found already ingested (by a crashed
     run that committed, or a concurrent one).
     """
@@ -227,9 +240,13 @@ def register(
                     publish_paths(store, uow.session, project_id, planned, done.number)
                 crash_point("flushed")
                 uow.commit()
-        except IntegrityError:
-            # A concurrent run committed the same content key first: that version exists.
-            known += 1
+        except IntegrityError as exc:
+            if _already_ingested(database, project_id, planned):
+                known += 1  # a concurrent run committed the same content first
+            else:
+                problems.append(
+                    Problem(path=planned.representations[0].source, message=f"conflicting write: {exc.orig}")
+                )
             continue
         except BifrostError as exc:
             problems.append(Problem(path=planned.representations[0].source, message=str(exc)))
@@ -239,7 +256,18 @@ def register(
         else:
             created.append(done)
             crash_point(f"committed:{len(created)}")
+    if created and store.is_local:
+        try:
+            sync_filesystem(default_publish_root(store))
+        except OSError as exc:
+            raise storage_error(store.name, "syncing published paths", exc) from exc
     return created, known
+
+
+def _already_ingested(database: Database, project_id: int, planned: PlannedVersion) -> bool:
+    with UnitOfWork(database) as uow:
+        key = service.content_key(project_id, planned)
+        return bool(repository.records(uow.session, project_id, [key]))
 
 
 def run_batch(
@@ -318,7 +346,7 @@ def publish_paths(
         for rep in planned.representations
         for file in rep.files
     ]
-    materialise(store, [(path, file.digest) for path, file in resolve(template, values, files)])
+    materialise(store, [(path, file.digest) for path, file in resolve(template, values, files)], sync=False)
 
 
 def source_file(path: Path, *, name: str | None = None, frame: int | None = None) -> SourceFile:

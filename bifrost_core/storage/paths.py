@@ -249,15 +249,20 @@ def default_publish_root(store: BlobStore) -> str:
 
 
 def materialise(
-    store: BlobStore, files: Sequence[tuple[str, str]], *, root: str | os.PathLike[str] | None = None
+    store: BlobStore,
+    files: Sequence[tuple[str, str]],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    sync: bool = True,
 ) -> list[PublishedFile]:
     """Make `files` (relative path, blob digest) visible under `root` (default
     `default_publish_root`) on a local tier; on an object store just map them to URLs.
 
     Atomic and idempotent: a path already linked to its blob is left alone; any other file
     there is replaced by an atomic rename, never left half-made. The links are synced to
-    disk before returning. Raises BlobNotFound if a blob is missing, PathTemplateError for
-    an unsafe path and StorageError if the filesystem fails.
+    disk before returning, unless `sync` is False (a caller linking many versions syncs
+    once, with `sync_filesystem`, after the last). Raises BlobNotFound if a blob is
+    missing, PathTemplateError for an unsafe path and StorageError if the filesystem fails.
     """
     for rel, _ in files:
         _check_relative(rel)
@@ -266,7 +271,7 @@ def materialise(
     base = os.path.abspath(root) if root is not None else default_publish_root(store)
     made: set[str] = set()
     out = [_link(store, base, rel, digest, made) for rel, digest in files]
-    if files:
+    if files and sync:
         try:
             sync_filesystem(base)
         except OSError as exc:
