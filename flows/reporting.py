@@ -54,6 +54,8 @@ def publish_artifacts(kind: str, summary: IngestSummary) -> None:
         ]
         create_table_artifact(rows, key=f"{key}-plan", description=f"versions planned by {kind}")
         return
+    if not summary.created:
+        return  # a rerun that found everything done: the summary says so, no empty table
     rows = [
         {
             "version_id": version.version_id,

@@ -49,8 +49,8 @@ from bifrost_core.storage.scan import ScanItem, scan
 
 # One put_files call (one filesystem sync) per this many files or bytes: small enough for a
 # live progress bar, large enough that syncs stay a small share of the time.
-CHUNK_FILES = 500
-CHUNK_BYTES = 256 << 20
+CHUNK_FILES = 1000
+CHUNK_BYTES = 512 << 20
 STORE_WORKERS = 4
 
 _stores: dict[str, BlobStore] = {}
@@ -525,16 +525,13 @@ def _planned_representation(item: ScanItem, taken: set[str]) -> PlannedRepresent
         missing_frames=item.missing or "",
         stem=item.name,
         ext=item.ext,
-        # Built without validation: the scanner's values are already typed, and validating
-        # ten thousand entries would cost a third of a rerun's time.
         files=[
-            SourceFile.model_construct(
+            SourceFile(
                 path=file.path,
                 name=file.rel.rsplit("/", 1)[-1],
                 size=file.size,
                 mtime_ns=file.mtime_ns,
                 frame=file.frame,
-                hash=None,
             )
             for file in item.files
         ],

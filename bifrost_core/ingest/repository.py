@@ -14,7 +14,7 @@ from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
 
-CHUNK = 500
+CHUNK = 2000
 
 
 def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
