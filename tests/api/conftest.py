@@ -7,7 +7,6 @@ in-process cache unless a test asks for Redis.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_world import World, build_world
+from api_world import World, build_world, free_port
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -50,12 +49,6 @@ def make_client(bifrost_env: Path, database: Database) -> Iterator:
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -36,7 +36,9 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_only_app())
 
 
 @pytest.fixture
-def app(bifrost_env, database, world: World):
+def app(bifrost_env, database, world: World, prefect_api: str, monkeypatch):
+    # A real Prefect server, so the flow routes answer for real (not 503) too.
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     app = create_app(load_settings(), database=database, cache=LocalCache())
     with TestClient(app):
         yield app

@@ -1,0 +1,49 @@
+"""`bifrost token create/list/revoke` in real processes, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from api_world import World
+
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import Unauthenticated
+from bifrost_core.users import service as users
+
+BIFROST = str(Path(sys.executable).parent / "bifrost")
+
+
+def _run(database, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
+    env.update(BIFROST_DATABASE_URL=database.url, BIFROST_HOME=str(tmp_path / "home"))
+    return subprocess.run([BIFROST, "token", *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_token_commands(database, world: World, tmp_path: Path) -> None:
+    created = _run(
+        database, tmp_path, "create", "artist", "--name", "maya on ws042", "--expires-in-days", "30", "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    issued = json.loads(created.stdout)
+    assert issued["token"].startswith("bft_")
+    with UnitOfWork(database) as uow:
+        actor, _token = users.authenticate(uow.session, issued["token"])
+    assert actor.username == "artist"
+
+    listed = json.loads(_run(database, tmp_path, "list", "--user", "artist", "--json").stdout)
+    assert {token["name"] for token in listed} == {"test", "maya on ws042"}
+    assert all("token" not in token and "token_hash" not in token for token in listed)
+
+    revoked = _run(database, tmp_path, "revoke", str(issued["id"]))
+    assert revoked.returncode == 0
+    with UnitOfWork(database) as uow, pytest.raises(Unauthenticated):
+        users.authenticate(uow.session, issued["token"])
+
+    missing = _run(database, tmp_path, "create", "nobody")
+    assert missing.returncode == 3
+    assert missing.stderr.strip() == "error: user 'nobody' not found"
