@@ -22,6 +22,22 @@ if TYPE_CHECKING:
 
 # Where `prefect server start` listens by default: used when it answers and PREFECT_API_URL is unset.
 LOCAL_PREFECT = "http://127.0.0.1:4200/api"
+EPHEMERAL_OFF = [
+    "PREFECT_SERVER_UI_ENABLED",
+    *(
+        f"PREFECT_SERVER_SERVICES_{service}_ENABLED"
+        for service in (
+            "SCHEDULER",
+            "LATE_RUNS",
+            "FOREMAN",
+            "TRIGGERS",
+            "PAUSE_EXPIRATIONS",
+            "REPOSSESSOR",
+            "CANCELLATION_CLEANUP",
+            "CLEANUP_RECONCILER",
+        )
+    ),
+]
 
 
 def prefect_env() -> None:
@@ -40,8 +56,15 @@ def prefect_env() -> None:
         "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL",
     ):
         os.environ.setdefault(name, "WARNING")
-    if not os.environ.get("PREFECT_API_URL") and _answers(f"{LOCAL_PREFECT}/health"):
+    if os.environ.get("PREFECT_API_URL"):
+        return
+    if _answers(f"{LOCAL_PREFECT}/health"):
         os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+        return
+    # The ephemeral server lives as long as this command: no UI to serve, and no scheduler or
+    # other loop services to start (they only slow its start-up down).
+    for name in EPHEMERAL_OFF:
+        os.environ.setdefault(name, "false")
 
 
 def _answers(url: str) -> bool:

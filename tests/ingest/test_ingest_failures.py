@@ -1,0 +1,120 @@
+"""Failures of the store and of sources during an ingest: clear errors, nothing half-registered."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from ingest_helpers import content, frames, write
+from test_ingest_plan import run
+from test_ingest_register import counts
+
+from bifrost_core.config import load_settings
+from bifrost_core.ingest import pipeline
+from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.errors import StorageError, StorageFull
+
+EMPTY = {
+    "versions": 0,
+    "representations": 0,
+    "representation_files": 0,
+    "ingest_records": 0,
+    "ingest_files": 0,
+}
+
+
+def no_versions(database) -> None:
+    found = counts(database)
+    assert {name: found[name] for name in EMPTY} == EMPTY
+
+
+@pytest.fixture
+def small_disk(request: pytest.FixtureRequest, tmp_path: Path):
+    """A 1 MiB tmpfs: a tier that fills up."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        request.config.pluginmanager.get_plugin(
+            str(Path(__file__).resolve().parents[1] / "conftest.py")
+        ).service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tmp_path, small_disk):
+    settings = load_settings(
+        home=tmp_path / "home", database_url=database.url, hot_root=str(small_disk / "hot")
+    )
+    root = tmp_path / "delivery"
+    frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003, size=600_000)
+    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    with pytest.raises(StorageFull, match="storage tier hot is full"):
+        run(database, settings, plan)
+    no_versions(database)
+    store = BlobStore(small_disk / "hot")
+    # Whatever made it to a final path is whole; no temporary file is left behind.
+    assert all(store.rehash(info.digest) == info.digest for info in store.iter_blobs())
+    assert not any((small_disk / "hot" / "tmp").iterdir())
+
+
+def test_an_object_store_error_stops_the_batch_with_a_clear_error(
+    database, production, s3_settings, tmp_path
+):
+    settings = load_settings(
+        home=tmp_path / "home", database_url=database.url, hot_root="s3://no-such-bucket/bifrost"
+    )
+    root = tmp_path / "delivery"
+    frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1002)
+    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    with pytest.raises(StorageError, match="storage tier hot") as raised:
+        run(database, settings, plan)
+    assert "NoSuchBucket" in str(raised.value) or "does not exist" in str(raised.value)
+    no_versions(database)
+
+
+def test_a_file_changed_after_the_scan_is_reported_and_its_version_skipped(
+    database, production, settings, tmp_path
+):
+    root = tmp_path / "delivery"
+    moving = frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
+    frames(root / "sq010" / "sh020" / "plate", "plate", 1001, 1002, salt=b"steady")
+    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    time.sleep(0.01)
+    write(moving[1], content(b"a longer, newer take", 5000))  # size and mtime move after the scan
+    result = run(database, settings, plan)
+    assert [v.target for v in result.created] == ["sq010/sh020 plate main"]
+    messages = {p.path: p.message for p in result.problems}
+    assert messages[str(moving[1])] == "changed while being ingested; run the ingest again"
+    assert "sq010/sh010 plate main not registered" in messages["sq010/sh010/plate/plate.1001-1003#.exr"]
+    # The rerun picks the new bytes up.
+    again = run(
+        database,
+        settings,
+        pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
+    )
+    assert [v.target for v in again.created] == ["sq010/sh010 plate main"]
+
+
+def test_a_file_growing_during_the_copy_is_reread_or_reported(database, production, settings, tmp_path):
+    """A writer appending while the store reads: the store re-reads once, then gives up on it."""
+    root = tmp_path / "delivery"
+    growing = write(root / "sq010" / "sh010" / "plate" / "plate.mov", content(b"growing", 64 << 20))
+    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    writer = subprocess.Popen(
+        ["sh", "-c", f"for i in $(seq 1 400); do printf more >> '{growing}'; sleep 0.005; done"]
+    )
+    try:
+        result = run(database, settings, plan)
+    finally:
+        writer.wait()
+    if result.created:
+        # The copy won the race: what was recorded is what the file held when it was read.
+        assert result.created[0].size == plan.versions[0].size
+    else:
+        assert any("changed" in p.message for p in result.problems), result.problems
+        no_versions(database)
+    assert os.path.getsize(growing) > plan.versions[0].size
