@@ -23,7 +23,19 @@ def create_asset_type(session: Session, *, actor: Actor, project_id: int, data: 
         AssetType.code == data.code,
         message=f"asset type {data.code!r} already exists",
     )
-    return AssetTypeRepository(session, actor).add(AssetType(project_id=project_id, **data.model_dump()))
+    asset_type = AssetTypeRepository(session, actor).add(
+        AssetType(project_id=project_id, **data.model_dump())
+    )
+    record(
+        session,
+        actor=actor,
+        kind="asset_type.created",
+        entity_type="asset_type",
+        entity_id=asset_type.id,
+        project_id=project_id,
+        payload={"code": asset_type.code},
+    )
+    return asset_type
 
 
 def asset_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> AssetType:

@@ -27,7 +27,17 @@ def create_task_type(session: Session, *, actor: Actor, project_id: int, data: T
         TaskType.code == data.code,
         message=f"task type {data.code!r} already exists",
     )
-    return TaskTypeRepository(session, actor).add(TaskType(project_id=project_id, **data.model_dump()))
+    task_type = TaskTypeRepository(session, actor).add(TaskType(project_id=project_id, **data.model_dump()))
+    record(
+        session,
+        actor=actor,
+        kind="task_type.created",
+        entity_type="task_type",
+        entity_id=task_type.id,
+        project_id=project_id,
+        payload={"code": task_type.code},
+    )
+    return task_type
 
 
 def task_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> TaskType:
