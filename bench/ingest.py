@@ -4,7 +4,8 @@
 
 Data sets: (A) 10,000 files of 4-64 KiB in a shot tree (50 shots x 2 tasks x 100 frames);
 (B) 10 files of 100 MiB (one movie per shot); (C) one 1,000-frame sequence of 1 MiB
-frames; (S3) set B into a tier on a local S3 endpoint (moto's server).
+frames; (S3) set B into a tier on a local S3 endpoint (moto's server), with boto3's own
+upload of the same files as the endpoint's reference.
 
 For each set and repetition, on a fresh SQLite database and tier (the embedded default,
 DB registration included): `cp -r` of the tree (and `cp -r` + `sync`, its durable
@@ -112,6 +113,18 @@ def time_blake3(src: Path) -> float:
                 while n := f.readinto(buf):
                     hasher.update(view[:n])
             hasher.hexdigest()
+    return time.perf_counter() - start
+
+
+def time_s3_put(src: Path, s3, prefix: str) -> float:
+    """boto3's managed upload of every file (multipart, threads): what the endpoint can take."""
+    import boto3
+
+    client = boto3.client("s3", **s3.client_kwargs())
+    start = time.perf_counter()
+    for path in sorted(src.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), s3.bucket, f"{prefix}/{path.relative_to(src)}")
     return time.perf_counter() - start
 
 
@@ -273,6 +286,8 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
             "cp_sync_s": time_cp(src, work / "cp-target", sync=True),
             "b3_s": time_blake3(src),
         }
+        if s3 is not None:
+            row["s3_put_s"] = time_s3_put(src, s3, f"raw-{rep}-{os.getpid()}")
         first = run_child(src, env)
         rerun = run_child(src, env)
         row.update(
@@ -318,6 +333,8 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
         "peak_rss_MB": round(max(row["rss_mb"] for row in rows), 1),
         "rerun_unchanged_flow_s": round(med("rerun_flow_s"), 3),
     }
+    if s3 is not None:
+        result["raw_s3_put_MB_per_s"] = round(mb / med("s3_put_s"), 1)
     if name == "A":
         result["rerun_1pct_flow_s"] = round(med("rerun1_flow_s"), 3)
     return result
