@@ -1,12 +1,14 @@
 """The ingest flow: scan a delivery → plan → store in coarse batches → register → report.
 
-Batches run one after another (each copies with several threads and ends each chunk with
-one sync), so memory stays bounded and a version is registered once its batch is durable.
+Two batches run at a time (each copies with several threads and ends each chunk with one
+sync): while one registers its versions in the database, the other copies, and memory
+stays bounded. A version is registered once its batch is durable.
 """
 
 from __future__ import annotations
 
 from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from bifrost_core.ingest import progress
@@ -27,7 +29,7 @@ class IngestParameters(BaseModel):
     batch_megabytes: int = Field(default=4096, ge=1, description="Megabytes per batch task")
 
 
-@flow(name="ingest")
+@flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def ingest(params: IngestParameters) -> IngestSummary:
     plan = plan_ingest(params.project, params.source, params.tier)
     summary = summary_of(plan, dry_run=params.dry_run)
@@ -35,11 +37,14 @@ def ingest(params: IngestParameters) -> IngestSummary:
         pending = plan.pending
         progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
         groups = batches(pending, max_files=params.batch_files, max_bytes=params.batch_megabytes << 20)
-        for number, group in enumerate(groups, 1):
-            result = store_and_register(
+        futures = [
+            store_and_register.submit(
                 plan.project, plan.tier, plan.source, group, label=f"{number}-of-{len(groups)}"
             )
-            merge(summary, result)
+            for number, group in enumerate(groups, 1)
+        ]
+        for future in futures:
+            merge(summary, future.result())
         if summary.created or summary.problems:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(summary, "ingest")
