@@ -183,6 +183,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--async-commit",
+        action="store_true",
+        help="serve with synchronous_commit=off: shows the cost of the WAL flush each write waits for",
+    )
     args = parser.parse_args()
 
     name, url = make_database(args.pg)
@@ -201,7 +206,8 @@ def main() -> None:
         env = {
             **os.environ,
             "BIFROST_HOME": str(home),
-            "BIFROST_DATABASE_URL": url,
+            "BIFROST_DATABASE_URL": url
+            + ("?options=-csynchronous_commit%3Doff" if args.async_commit else ""),
             "BIFROST_REDIS_URL": args.redis,
             "BIFROST_API_RATE_LIMIT": "0",
             "BIFROST_DB_POOL_SIZE": "10",
@@ -264,7 +270,8 @@ def main() -> None:
             "list 5,000 (all pages)": walk,
             "update shot": update,
         }
-        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+        commit = "synchronous_commit=off" if args.async_commit else "durable commits"
+        print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {commit}", flush=True)
         print(
             f"warming up ({args.workers} workers, cache: {'redis' if args.redis else 'in-process'}) ...",
             flush=True,
