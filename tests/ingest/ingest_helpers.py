@@ -3,6 +3,8 @@ at temporary tiers, and delivery trees of real files. Both conftest files import
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,18 +119,28 @@ def content(seed: bytes, size: int) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
+_S3: dict[str, object] = {}
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint(request: pytest.FixtureRequest):
-    """moto's S3 server (tests/s3server.py), once per session."""
-    from s3server import running_s3
+    """moto's S3 server (tests/s3server.py), one per test process.
 
-    try:
-        with running_s3() as endpoint:
-            yield endpoint
-    except RuntimeError as exc:
-        request.config.pluginmanager.get_plugin(
-            str(Path(__file__).resolve().parents[1] / "conftest.py")
-        ).service_missing("S3 endpoint (moto server)", str(exc).splitlines()[0])
+    tests/ingest and tests/flows both use this fixture; one server for both matters because
+    fsspec reuses its S3 filesystems, which read the endpoint from AWS_ENDPOINT_URL once.
+    """
+    if "endpoint" not in _S3:
+        from s3server import running_s3
+
+        stack = contextlib.ExitStack()
+        try:
+            _S3["endpoint"] = stack.enter_context(running_s3())
+        except RuntimeError as exc:
+            request.config.pluginmanager.get_plugin(
+                str(Path(__file__).resolve().parents[1] / "conftest.py")
+            ).service_missing("S3 endpoint (moto server)", str(exc).splitlines()[0])
+        atexit.register(stack.close)
+    return _S3["endpoint"]
 
 
 @pytest.fixture
