@@ -45,7 +45,7 @@ from bifrost_core.storage.paths import (
     materialise,
     resolve,
 )
-from bifrost_core.storage.scan import ScanItem, scan
+from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
 # One put_files call (one filesystem sync) per this many files or bytes: small enough for a
 # live progress bar, large enough that syncs stay a small share of the time.
@@ -407,13 +407,10 @@ def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: 
         uow.commit()
 
 
-MOVIE_EXTENSIONS = frozenset({".mov", ".mp4", ".m4v", ".mxf", ".avi", ".mkv", ".webm"})
-
-
 def kind_of(extension: str, framed: bool) -> str:
     if framed:
         return "frames"
-    return "movie" if extension.lower() in MOVIE_EXTENSIONS else "file"
+    return "movie" if extension.lstrip(".").lower() in MOVIE_EXTENSIONS else "file"
 
 
 def plan_publish(database: Database, settings: Settings, *, request: PublishRequest) -> IngestPlan:

@@ -142,10 +142,6 @@ class IngestSummary(BaseModel):
     bytes_copied: int = 0
     plan: IngestPlan | None = None
 
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
 
 class PublishFile(InputSchema):
     path: str = Field(min_length=1)

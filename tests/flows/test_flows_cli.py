@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from ingest_helpers import NAMING, frames, write
+from test_ingest_register import planned
 from typer.testing import CliRunner
 
 from bifrost_core.bootstrap import initialise
@@ -36,8 +37,6 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     database, production, settings, flow_env, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    from test_ingest_register import planned
-
     pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)])
     assert "verified 3 blob location(s): 0 damaged" in invoke("verify").output
     store = BlobStore(settings.tier_roots["hot"])
