@@ -45,7 +45,8 @@ class Invalidator:
         self.cache = cache
 
     def __call__(self, event: EventRead) -> None:
-        if event.entity_id is not None:
+        # A row that did not exist until this commit cannot be cached: reads of it were 404s.
+        if event.entity_id is not None and not event.kind.endswith(".created"):
             self.cache.evict(
                 entity_key(event.entity_type, event.entity_id),
                 generation_key(event.entity_type, event.entity_id),
