@@ -34,7 +34,6 @@ class Settings(BaseSettings):
     redis_url: str = Field(
         default="", description="Redis URL for cache and rate limits; in-process when empty"
     )
-    opensearch_url: str = Field(default="", description="OpenSearch URL; database full text when empty")
     db_pool_size: int = Field(default=5, ge=1, le=200)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     api_rate_limit: int = Field(default=6000, ge=0, description="API requests per minute per token; 0: off")
