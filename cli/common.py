@@ -11,6 +11,7 @@ Exit codes (one scheme for every command):
   6  not allowed: unauthenticated or forbidden
   7  configuration: invalid BIFROST_* setting, schema behind (run `bifrost init`)
   8  unavailable: the database or the storage cannot be reached
+  9  `bifrost verify` found corrupt or missing blobs
 
 Expected failures print one line on stderr (`error: ...`) and never a traceback;
 nothing is committed, because each command commits only once, at its end.
