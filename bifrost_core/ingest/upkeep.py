@@ -1,6 +1,6 @@
 """Keeping stored content honest: verify (rehash), gc (remove what nothing points to), du.
 
-A blob location's URL is `<tier root>/blobs/ab/cd/<hash>`, so each check opens the store
+A blob location's URL is `<tier root>/blobs/ab/<hash>`, so each check opens the store
 of the root the blob was actually written to, whatever the settings say today.
 """
 

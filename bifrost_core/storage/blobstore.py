@@ -1,8 +1,9 @@
 """Content-addressed blob store over one storage tier: a local folder or any fsspec URL.
 
 A blob is addressed by the BLAKE3 hex digest of its bytes and lives at
-``blobs/<d[:2]>/<d[2:4]>/<d>`` under the tier root. Each source byte is read once: it is
-hashed in the same pass as it is copied.
+``blobs/<d[:2]>/<d>`` under the tier root: 256 folders in all, so storing many small
+files does not create a folder per file (a second level would add one mkdir per blob up
+to 65,536). Each source byte is read once: it is hashed in the same pass as it is copied.
 
 - Local tiers (a path or ``file://``): sources are copied to temporary files under
   ``tmp/`` in the tier, made durable with one filesystem sync per batch, then renamed
@@ -108,9 +109,9 @@ def check_digest(digest: str) -> str:
 
 
 def blob_key(digest: str) -> str:
-    """The key of a blob relative to its tier root: ``blobs/ab/cd/abcd…``."""
+    """The key of a blob relative to its tier root: ``blobs/ab/abcd…``."""
     check_digest(digest)
-    return f"blobs/{digest[:2]}/{digest[2:4]}/{digest}"
+    return f"blobs/{digest[:2]}/{digest}"
 
 
 class BlobStore:
@@ -427,7 +428,7 @@ class _LocalTier(_Tier):
         self._temp_count = itertools.count()
 
     def url(self, digest: str) -> str:
-        return f"{self.blobs}/{digest[:2]}/{digest[2:4]}/{digest}"
+        return f"{self.blobs}/{digest[:2]}/{digest}"
 
     def put(self, path: str) -> StoredBlob | _Pending:
         self._ensure_dir(self.tmp)
@@ -587,14 +588,13 @@ class _LocalTier(_Tier):
         return True
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
-        for level1 in _sorted_dirs(self.blobs):
-            for level2 in _sorted_dirs(level1):
-                with os.scandir(level2) as it:
-                    entries = sorted(it, key=lambda e: e.name)
-                for entry in entries:
-                    if _DIGEST.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        yield BlobInfo(entry.name, st.st_size, st.st_mtime)
+        for folder in _sorted_dirs(self.blobs):
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                if _DIGEST.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    yield BlobInfo(entry.name, st.st_size, st.st_mtime)
 
     def purge_temp(self, cutoff: float) -> int:
         try:

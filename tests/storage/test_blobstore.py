@@ -279,7 +279,7 @@ def test_local_blobs_are_read_only_files_at_their_content_path(
     blob = local_store.put_file(make_file("a.exr", b"pixels"))
     path = local_store.local_path(blob.digest)
     assert path is not None and str(path) == blob.url
-    assert path == Path(local_store.root) / "blobs" / blob.digest[:2] / blob.digest[2:4] / blob.digest
+    assert path == Path(local_store.root) / "blobs" / blob.digest[:2] / blob.digest
     assert stat.S_IMODE(path.stat().st_mode) == 0o444
     assert os.listdir(Path(local_store.root) / "tmp") == []
     assert local_store.is_local
