@@ -299,23 +299,26 @@ def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) ->
         blob_stat = os.stat(blob)
     except FileNotFoundError:
         raise BlobNotFound(digest, store.name) from None
-    current = _existing_link(target, str(blob), blob_stat)
-    if current is not None:
-        return PublishedFile(rel, digest, target, current)
+    try:
+        target_stat: os.stat_result | None = os.lstat(target)
+    except FileNotFoundError:
+        target_stat = None
+    if target_stat is not None:
+        current = _existing_link(target, target_stat, str(blob), blob_stat)
+        if current is not None:
+            return PublishedFile(rel, digest, target, current)
     folder = os.path.dirname(target)
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         if folder not in made:
             os.makedirs(folder, exist_ok=True)
             made.add(folder)
-        try:
-            os.link(blob, tmp)
-            kind: Literal["hardlink", "symlink"] = "hardlink"
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINK:
-                raise
-            os.symlink(blob, tmp)
-            kind = "symlink"
+        if target_stat is None:
+            # Nothing there: link(2) creates the whole entry or nothing, so the usual case
+            # needs no temporary name and no rename.
+            with contextlib.suppress(FileExistsError):  # made meanwhile: replaced below
+                return PublishedFile(rel, digest, target, _new_link(str(blob), target))
+        kind = _new_link(str(blob), tmp)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -324,14 +327,22 @@ def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) ->
     return PublishedFile(rel, digest, target, kind)
 
 
-def _existing_link(
-    target: str, blob: str, blob_stat: os.stat_result
-) -> Literal["hardlink", "symlink"] | None:
-    """How `target` already points at the blob, or None if it does not (or is absent)."""
+def _new_link(blob: str, path: str) -> Literal["hardlink", "symlink"]:
+    """Link `path` to the blob: a hard link, or a symlink where the filesystem refuses one."""
     try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        return None
+        os.link(blob, path)
+        return "hardlink"
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINK:
+            raise
+    os.symlink(blob, path)
+    return "symlink"
+
+
+def _existing_link(
+    target: str, st: os.stat_result, blob: str, blob_stat: os.stat_result
+) -> Literal["hardlink", "symlink"] | None:
+    """How `target` (whose lstat is `st`) already points at the blob, or None if it does not."""
     if stat.S_ISLNK(st.st_mode):
         return "symlink" if os.readlink(target) == blob else None
     if (st.st_dev, st.st_ino) == (blob_stat.st_dev, blob_stat.st_ino):

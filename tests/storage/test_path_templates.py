@@ -191,11 +191,22 @@ def test_filesystem_errors_are_storage_errors_and_leave_no_temp(
     def broken(src: str, dst: str) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
+    # A new path is linked in place; an occupied one through a temporary link and a rename.
+    with monkeypatch.context() as patch:
+        patch.setattr(paths.os, "link", broken)
+        with pytest.raises(
+            StorageError, match=r"hot: publishing DEMO/.*plate\.1001\.exr: Input/output error"
+        ):
+            materialise(local_store, wanted, root=tmp_path / "pub")
+    folder = tmp_path / "pub" / Path(wanted[0][0]).parent
+    assert os.listdir(folder) == []
+    occupied = folder / Path(wanted[0][0]).name
+    occupied.write_bytes(b"something else")
     monkeypatch.setattr(paths.os, "replace", broken)
     with pytest.raises(StorageError, match=r"hot: publishing DEMO/.*plate\.1001\.exr: Input/output error"):
         materialise(local_store, wanted, root=tmp_path / "pub")
-    folder = tmp_path / "pub" / Path(wanted[0][0]).parent
-    assert os.listdir(folder) == []
+    assert os.listdir(folder) == [occupied.name]
+    assert occupied.read_bytes() == b"something else"
 
 
 def test_missing_blob_and_unsafe_paths(local_store: BlobStore, tmp_path: Path) -> None:
