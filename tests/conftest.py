@@ -14,7 +14,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import text
 
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
@@ -78,10 +77,11 @@ def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate_all(database: Database) -> None:
-    tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+def _empty_all(database: Database) -> None:
+    # DELETE of the few rows a test leaves costs milliseconds; TRUNCATE of every table ~0.6 s.
     with database.engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -95,7 +95,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         database.dispose()
     else:
         database = request.getfixturevalue("_pg_migrated")
-        _truncate_all(database)
+        _empty_all(database)
         yield database
 
 

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
-from bifrost_core.db.database import Database
 from bifrost_core.events import bus
 from bifrost_core.events.schemas import EventRead
-from bifrost_core.models import Base
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM, Actor
@@ -25,27 +21,6 @@ from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import MembershipCreate, UserCreate
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """The root fixture, but PostgreSQL is emptied with DELETE instead of TRUNCATE.
-
-    TRUNCATE of every table costs about 0.6 s per test (new files, fsync); DELETE of the few
-    rows a test leaves costs milliseconds, which keeps this folder well under a minute.
-    """
-    if request.param == "sqlite":
-        path = tmp_path / "bifrost.db"
-        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
-        database = Database(f"sqlite:///{path}")
-        yield database
-        database.dispose()
-    else:
-        database = request.getfixturevalue("_pg_migrated")
-        with database.engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
-        yield database
 
 
 def digest(content: bytes) -> str:
