@@ -84,7 +84,7 @@ def _validation_errors(errors: Any) -> list[dict[str, Any]]:
     return [
         {
             "loc": _jsonable(list(error.get("loc", ()))),
-            "msg": str(error.get("msg", "")),
+            "msg": str(error.get("msg", "")).removeprefix("Value error, "),
             "type": error.get("type"),
         }
         for error in errors

@@ -145,3 +145,11 @@ def test_bulk_checks_each_operations_role(client, world: World, database) -> Non
     assert answer.json()["error"]["details"]["index"] == 1
     task = client.get(f"/tasks/{world.a.task_id}", headers=world.headers("artist")).json()
     assert task["status"] == "wtg"
+
+
+def test_a_rule_broken_in_the_body_reads_as_a_sentence(client, world: World) -> None:
+    url = f"/sequences/{world.a.sequence_id}/shots"
+    body = {"code": "sh900", "frame_in": 1100, "frame_out": 1001}
+    answer = client.post(url, json=body, headers=world.headers("coordinator"))
+    assert answer.status_code == 422
+    assert answer.json()["error"]["message"] == "body: frame in (1100) is after frame out (1001)"
