@@ -192,25 +192,30 @@ class BlobStore:
             return []
         results: list[StoredBlob | _Pending | SourceError | None] = [None] * len(paths)
         abort = threading.Event()
+        # Each worker takes the next file until none is left: one future per worker, not
+        # per file (a future and its locks cost more than storing a small file).
+        # (Taking the next item of a range iterator is atomic under the GIL.)
+        todo = iter(range(len(paths)))
 
-        def run(i: int) -> None:
-            if abort.is_set():
-                return
-            try:
-                results[i] = self._tier.put(paths[i])
-            except SourceError as exc:
-                results[i] = exc
-            except BaseException:
-                abort.set()
-                raise
+        def run() -> None:
+            for i in todo:
+                if abort.is_set():
+                    return
+                try:
+                    results[i] = self._tier.put(paths[i])
+                except SourceError as exc:
+                    results[i] = exc
+                except BaseException:
+                    abort.set()
+                    raise
 
         try:
             if workers <= 1 or len(paths) == 1:
-                for i in range(len(paths)):
-                    run(i)
+                run()
             else:
-                with ThreadPoolExecutor(min(workers, len(paths)), "blobstore") as pool:
-                    errors = [f.exception() for f in [pool.submit(run, i) for i in range(len(paths))]]
+                count = min(workers, len(paths))
+                with ThreadPoolExecutor(count, "blobstore") as pool:
+                    errors = [f.exception() for f in [pool.submit(run) for _ in range(count)]]
                 first = next((e for e in errors if e is not None), None)
                 if first is not None:
                     raise first
