@@ -5,10 +5,14 @@ A blob is addressed by the BLAKE3 hex digest of its bytes and lives at
 files does not create a folder per file (a second level would add one mkdir per blob up
 to 65,536). Each source byte is read once: it is hashed in the same pass as it is copied.
 
-- Local tiers (a path or ``file://``): sources are copied to temporary files under
-  ``tmp/`` in the tier, made durable with one filesystem sync per batch, then renamed
-  into place, then the renames are synced. A crash leaves at most stale temporary files
-  (`purge_temp`), never a partial blob at its final path.
+- Local tiers (a path or ``file://``): sources are copied to temporary files, made
+  durable with one filesystem sync per batch, then renamed into place, then the renames
+  are synced. A small file, hashed before it is written, gets its temporary file in its
+  blob's own folder (``blobs/ab/.tmp-…``): creations spread over 256 folders run in
+  parallel where one folder would serialise them, and the rename stays in one folder.
+  A larger file streams to ``tmp/`` (its folder is known only once it is hashed). A
+  crash leaves at most stale temporary files (`purge_temp`), never a partial blob at
+  its final path.
 - S3 (s3fs): small files are hashed in memory and PUT straight to their final key with a
   Content-MD5 the store checks. Larger files stream to a temporary key (one PUT, or a
   multipart upload above `multipart_threshold`), are verified against the ETag (the MD5,
@@ -74,6 +78,8 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO must fail the regular-file check, not hang waiting for a writer.
 _SOURCE_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
+# Names of temporary files start so (hidden, and never a digest: listings skip them).
+_TEMP_MARK = ".tmp-"
 # Blobs are immutable, and published hard links share their inode: make them read-only.
 _BLOB_MODE = 0o444
 
@@ -429,14 +435,14 @@ class _LocalTier(_Tier):
         self._dirs: set[str] = set()
         self._local = threading.local()
         # Temporary names: unique per process and store, cheaper than a uuid per file.
-        self._temp_prefix = f"{self.tmp}/{os.getpid()}-{uuid.uuid4().hex[:12]}-"
+        self._temp_prefix = f"{_TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:12]}-"
         self._temp_count = itertools.count()
 
     def url(self, digest: str) -> str:
         return f"{self.blobs}/{digest[:2]}/{digest}"
 
     def put(self, path: str) -> StoredBlob | _Pending:
-        self._ensure_dir(self.tmp)
+        self._ensure_dir(self.tmp)  # and so the tier root, which each batch's sync opens
         with _Source(path) as src:
             for _attempt in range(2):
                 put = self._put_small if src.size <= SMALL_FILE else self._put_streamed
@@ -454,7 +460,9 @@ class _LocalTier(_Tier):
         final = self.url(digest)
         if _file_size(final) == len(data):
             return StoredBlob(src.path, digest, len(data), final, False)
-        tmp = self._new_temp()
+        folder = os.path.dirname(final)
+        self._ensure_dir(folder)
+        tmp = self._new_temp(folder)
         fd = self._create(tmp, src.path)
         try:
             self._write(fd, memoryview(data), tmp, src.path)
@@ -466,7 +474,7 @@ class _LocalTier(_Tier):
 
     def _put_streamed(self, src: _Source) -> _Pending | None:
         buf = self._buffer()
-        tmp = self._new_temp()
+        tmp = self._new_temp(self.tmp)
         fd = self._create(tmp, src.path)
         try:
             hasher = blake3.blake3()
@@ -533,8 +541,8 @@ class _LocalTier(_Tier):
             buf = self._local.buf = memoryview(bytearray(CHUNK))
         return buf
 
-    def _new_temp(self) -> str:
-        return f"{self._temp_prefix}{next(self._temp_count)}"
+    def _new_temp(self, folder: str) -> str:
+        return f"{folder}/{self._temp_prefix}{next(self._temp_count)}"
 
     def _ensure_dir(self, path: str) -> None:
         if path in self._dirs:
@@ -602,11 +610,9 @@ class _LocalTier(_Tier):
                     yield BlobInfo(entry.name, st.st_size, st.st_mtime)
 
     def purge_temp(self, cutoff: float) -> int:
-        try:
-            with os.scandir(self.tmp) as it:
-                entries = list(it)
-        except FileNotFoundError:
-            return 0
+        entries = _entries(self.tmp)
+        for folder in _sorted_dirs(self.blobs):
+            entries += [e for e in _entries(folder) if e.name.startswith(_TEMP_MARK)]
         removed = 0
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):  # placed meanwhile
@@ -614,6 +620,14 @@ class _LocalTier(_Tier):
                     os.unlink(entry.path)
                     removed += 1
         return removed
+
+
+def _entries(folder: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except FileNotFoundError:
+        return []
 
 
 def _file_size(path: str) -> int | None:

@@ -59,6 +59,7 @@ def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tm
     # Whatever made it to a final path is whole; no temporary file is left behind.
     assert all(store.rehash(info.digest) == info.digest for info in store.iter_blobs())
     assert not any((small_disk / "hot" / "tmp").iterdir())
+    assert not list((small_disk / "hot").rglob(".tmp-*"))  # small files' temporary files
 
 
 def test_an_object_store_error_stops_the_batch_with_a_clear_error(

@@ -326,12 +326,12 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing(
 ) -> None:
     n = 100 if size == "small" else 3 * small_threshold
     paths = [make_file(f"frame.{i:04d}.exr", n) for i in range(6)]
-    tmp_dir = os.path.join(local_store.root, "tmp")
     real_write = os.write
     writes = [0]
 
     def write(fd: int, data: bytes) -> int:
-        if os.readlink(f"/proc/self/fd/{fd}").startswith(tmp_dir):
+        # A temporary file: in tmp/ (large files) or in the blob's folder (small ones).
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".tmp-"):
             writes[0] += 1
             if writes[0] >= 3:
                 real_write(fd, bytes(data)[: len(data) // 2])  # a partial write, then the disk is full
@@ -391,15 +391,20 @@ def test_put_file_raises_the_specific_error(local_store: BlobStore, tmp_path: Pa
 
 
 def test_purge_temp_removes_only_stale_leftovers(local_store: BlobStore, make_file: MakeFile) -> None:
-    local_store.put_file(make_file("a", b"a"))  # creates the tier
+    blob = local_store.put_file(make_file("a", b"a"))  # creates the tier
     tmp = Path(local_store.root) / "tmp"
+    folder = Path(local_store.root) / "blobs" / blob.digest[:2]  # where small files are written
     stale, fresh = tmp / "123-dead-1", tmp / "123-dead-2"
-    stale.write_bytes(b"half a blob")
-    fresh.write_bytes(b"being written")
+    stale_small, fresh_small = folder / ".tmp-123-dead-3", folder / ".tmp-123-dead-4"
+    for path in (stale, fresh, stale_small, fresh_small):
+        path.write_bytes(b"half a blob")
     old = time.time() - 7200
-    os.utime(stale, (old, old))
-    assert local_store.purge_temp(older_than=3600) == 1
+    for path in (stale, stale_small):
+        os.utime(path, (old, old))
+    assert local_store.purge_temp(older_than=3600) == 2
     assert sorted(os.listdir(tmp)) == [fresh.name]
+    assert sorted(os.listdir(folder)) == sorted([fresh_small.name, blob.digest])
+    assert [info.digest for info in local_store.iter_blobs()] == [blob.digest]
 
 
 def test_memory_filesystem_tier(make_file: MakeFile, small_threshold: int) -> None:
