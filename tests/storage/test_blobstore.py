@@ -176,14 +176,6 @@ def test_unreadable_file_is_reported_and_the_rest_stored(
         store.put_file(bad)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_file_without_read_permission(store: BlobStore, make_file: MakeFile) -> None:
-    path = make_file("locked.exr", b"x")
-    path.chmod(0)
-    with pytest.raises(SourceUnreadable, match=r"locked\.exr"):
-        store.put_file(path)
-
-
 def test_missing_directory_and_fifo_sources(store: BlobStore, make_file: MakeFile, tmp_path: Path) -> None:
     fifo = tmp_path / "src" / "pipe"
     make_file("keep", b"")
