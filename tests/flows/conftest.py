@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # The production, settings and delivery fixtures are shared with tests/ingest.
 sys.path.insert(0, str(ROOT / "tests" / "ingest"))
 
-from ingest_helpers import database, delivery, production, s3_endpoint, s3_settings, settings  # noqa: E402
+from ingest_helpers import delivery, production, s3_endpoint, s3_settings, settings  # noqa: E402
 
-__all__ = ["database", "delivery", "production", "s3_endpoint", "s3_settings", "settings"]
+__all__ = ["delivery", "production", "s3_endpoint", "s3_settings", "settings"]
 
 
 def service_missing(config: pytest.Config, what: str, reason: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from bifrost_core.assets.schemas import AssetCreate
 from bifrost_core.config import Settings, load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.models import Base
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
@@ -29,23 +26,6 @@ NAMING = {
         {"regex": r"(?P<sequence>sq\d+)/(?P<shot>sh\d+)/(?P<task>[a-z]+)/[^/]+"},
     ]
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """Like the root fixture, but PostgreSQL is emptied with DELETE (milliseconds) not TRUNCATE."""
-    if request.param == "sqlite":
-        path = tmp_path / "bifrost.db"
-        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
-        database = Database(f"sqlite:///{path}")
-        yield database
-        database.dispose()
-    else:
-        database = request.getfixturevalue("_pg_migrated")
-        with database.engine.begin() as connection:
-            for table in reversed(Base.metadata.sorted_tables):
-                connection.execute(table.delete())
-        yield database
 
 
 @dataclass
