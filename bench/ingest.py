@@ -24,14 +24,14 @@ import os
 import random
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+
+from deployments.local_server import local_prefect_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -129,51 +129,6 @@ def time_s3_put(src: Path, s3, prefix: str) -> float:
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def prefect_server(home: Path):
-    import httpx
-
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("wb")
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError("the Prefect server did not start; see " + str(home / "server.log"))
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
 
 
 def prepare_home(home: Path, hot_root: str) -> dict[str, str]:
@@ -396,7 +351,7 @@ def main() -> None:
     (work / "prefect-server").mkdir(exist_ok=True)
     print(f"work folder: {work}", flush=True)
     results = []
-    with prefect_server(work / "prefect-server") as api:
+    with local_prefect_server(work / "prefect-server") as api:
         print("start-up of `bifrost ingest` (one file):", startup_cost(work, api), flush=True)
         for name in args.sets.split(","):
             if name == "S3":

@@ -22,6 +22,7 @@ from api.app import create_app
 from bifrost_core.cache.backends import Cache, LocalCache
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
+from deployments.local_server import ServerDidNotStart, local_prefect_server
 
 
 @pytest.fixture
@@ -138,46 +139,17 @@ def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     registered on it (as `python -m deployments.ingest` does); yields its API URL."""
     root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
     home = tmp_path_factory.mktemp("prefect-api")
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env["PREFECT_UI_ENABLED"] = "false"
-    env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("wb")
-    prefect = str(Path(sys.executable).parent / "prefect")
-    server = subprocess.Popen(
-        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                root.service_missing("Prefect server", (home / "server.log").read_text()[-500:])
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                root.service_missing("Prefect server", "no answer on /api/health within 120 s")
-            time.sleep(0.3)
-        registered = subprocess.run(
-            [sys.executable, "-m", "deployments.ingest"],
-            env={**env, "PREFECT_API_URL": url},
-            cwd=Path(__file__).resolve().parents[2],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert registered.returncode == 0, registered.stderr[-2000:]
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        with local_prefect_server(home) as url:
+            registered = subprocess.run(
+                [sys.executable, "-m", "deployments.ingest"],
+                env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url},
+                cwd=Path(__file__).resolve().parents[2],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert registered.returncode == 0, registered.stderr[-2000:]
+            yield url
+    except ServerDidNotStart as exc:
+        root.service_missing("Prefect server", str(exc))
