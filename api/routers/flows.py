@@ -9,6 +9,8 @@ is imported only here, on first use, so the API starts without it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -84,22 +86,39 @@ class FlowRunRead(BaseModel):
     created_at: datetime
 
 
-def _prefect_url() -> str:
+@contextmanager
+def _prefect() -> Iterator[None]:
+    """Prefect calls aimed at the server PREFECT_API_URL names now.
+
+    Prefect reads its settings once, at import; the variable is read per request so the
+    app follows it whoever imported Prefect first in this process.
+    """
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         # Without a server Prefect would start an ephemeral one inside this worker.
         raise PrefectUnavailable("flows need a Prefect server: set PREFECT_API_URL")
-    return url
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
 
 
 def _start(ctx: Ctx, project_id: int, flow: str, parameters: dict[str, Any]) -> Response:
-    _prefect_url()
+    deployment, parameter = DEPLOYMENTS[flow]
+    with _prefect():
+        flow_run = _run_deployment(deployment, parameter, parameters, project_id)
+    run = service.record_run(
+        ctx.session, actor=ctx.actor, project_id=project_id, flow=flow, run_id=str(flow_run.id)
+    )
+    return ctx.done(_read(run, flow_run, summary=None), 202)
+
+
+def _run_deployment(deployment: str, parameter: str, parameters: dict[str, Any], project_id: int) -> Any:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    deployment, parameter = DEPLOYMENTS[flow]
     try:
-        flow_run = run_deployment(
+        return run_deployment(
             deployment,
             parameters={parameter: parameters},
             timeout=0,
@@ -112,10 +131,6 @@ def _start(ctx: Ctx, project_id: int, flow: str, parameters: dict[str, Any]) -> 
         ) from None
     except Exception as exc:  # the Prefect API is down or refused: not the caller's fault
         raise PrefectUnavailable(f"Prefect did not start the run: {type(exc).__name__}: {exc}") from None
-    run = service.record_run(
-        ctx.session, actor=ctx.actor, project_id=project_id, flow=flow, run_id=str(flow_run.id)
-    )
-    return ctx.done(_read(run, flow_run, summary=None), 202)
 
 
 def _read(run: FlowRun, flow_run: Any, summary: str | None) -> FlowRunRead:
@@ -164,7 +179,13 @@ def get_flow_run(ctx: CtxDep, run_id: Annotated[UUID, Path()]) -> Response:
     """A run's state and, once written, its markdown summary."""
     run = FlowRunRepository(ctx.session, ctx.actor).by_run_id(str(run_id))
     ctx.require(f"flows.{run.flow}", run.project_id)
-    _prefect_url()
+    with _prefect():
+        flow_run, artifacts = _read_from_prefect(run_id)
+    summary = artifacts[-1].data if artifacts else None
+    return ctx.respond(_read(run, flow_run, summary=summary))
+
+
+def _read_from_prefect(run_id: UUID) -> tuple[Any, list[Any]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
     from prefect.exceptions import ObjectNotFound
@@ -182,5 +203,4 @@ def get_flow_run(ctx: CtxDep, run_id: Annotated[UUID, Path()]) -> Response:
         raise NotFound(f"flow run {run_id} is no longer known to Prefect") from None
     except Exception as exc:
         raise PrefectUnavailable(f"cannot read the run from Prefect: {type(exc).__name__}: {exc}") from None
-    summary = artifacts[-1].data if artifacts else None
-    return ctx.respond(_read(run, flow_run, summary=summary))
+    return flow_run, artifacts
