@@ -11,6 +11,7 @@ import gc
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
 from bifrost_core.ingest import progress
@@ -53,8 +54,9 @@ def _ingest(params: IngestParameters) -> IngestSummary:
         progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
         groups = batches(pending, max_files=params.batch_files, max_bytes=params.batch_megabytes << 20)
         futures = [
+            # quote: Prefect would otherwise walk every file of the batch looking for futures.
             store_and_register.submit(
-                plan.project, plan.tier, plan.source, group, label=f"{number}-of-{len(groups)}"
+                plan.project, plan.tier, plan.source, quote(group), label=f"{number}-of-{len(groups)}"
             )
             for number, group in enumerate(groups, 1)
         ]
@@ -62,6 +64,6 @@ def _ingest(params: IngestParameters) -> IngestSummary:
             merge(summary, future.result())
         if summary.created or summary.problems:
             # A rerun that finds everything done leaves no trace but its Prefect run.
-            record_ingest(summary, "ingest")
+            record_ingest(quote(summary), "ingest")
     publish_artifacts("ingest", summary)
     return summary

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.base import utcnow
+from bifrost_core.db.bulk import insert_rows
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.storage.models import Blob, BlobLocation
-from bifrost_core.versions.models import Representation, RepresentationFile, Version
+from bifrost_core.versions.models import RepresentationFile, Version
 
 CHUNK = 2000
 
@@ -63,65 +63,56 @@ def located(session: Session, hashes: Sequence[str], tier: str) -> dict[str, str
     return found
 
 
-def _insert(session: Session):
-    return (postgresql if session.get_bind().dialect.name == "postgresql" else sqlite).insert
-
-
 def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: str) -> dict[str, int]:
     """Get-or-create Blob rows and their locations in `tier` for (hash, size, url); hash -> id.
 
     The same as storage.service.register_blobs, in bulk statements instead of ORM objects:
     a version of thousands of frames registers in milliseconds instead of seconds.
     """
-    insert = _insert(session)
     now = utcnow()
-    for chunk in _chunks(blobs):
-        session.execute(
-            insert(Blob).on_conflict_do_nothing(index_elements=[Blob.hash]),
-            [{"hash": digest, "size": size, "created_at": now} for digest, size, _ in chunk],
-        )
+    insert_rows(
+        session,
+        Blob.__table__,
+        ("hash", "size", "created_at"),
+        ((digest, size, now) for digest, size, _ in blobs),
+        conflict=("hash",),
+    )
     ids: dict[str, int] = {}
     for chunk in _chunks([digest for digest, _, _ in blobs]):
         ids.update(
             (digest, blob_id)
             for digest, blob_id in session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk)))
         )
-    for chunk in _chunks(blobs):
-        session.execute(
-            insert(BlobLocation).on_conflict_do_nothing(
-                index_elements=[BlobLocation.blob_id, BlobLocation.tier]
-            ),
-            [
-                {"blob_id": ids[digest], "tier": tier, "url": url, "created_at": now}
-                for digest, _, url in chunk
-            ],
-        )
+    insert_rows(
+        session,
+        BlobLocation.__table__,
+        ("blob_id", "tier", "url", "created_at"),
+        ((ids[digest], tier, url, now) for digest, _, url in blobs),
+        conflict=("blob_id", "tier"),
+    )
     return ids
 
 
-def add_files(session: Session, representation: Representation, files: Sequence[dict[str, Any]]) -> None:
-    """Insert a representation's file rows (representation_id, blob_id, name, frame) in bulk."""
-    for chunk in _chunks(files):
-        session.execute(
-            RepresentationFile.__table__.insert(),
-            [{**row, "representation_id": representation.id} for row in chunk],
-        )
-
-
-def save_fingerprints(session: Session, project_id: int, rows: list[dict[str, Any]]) -> None:
-    """Insert or refresh fingerprints; rows carry path_key, path, size, mtime_ns, blob_id."""
-    if not rows:
-        return
-    now = utcnow()
-    stmt = _insert(session)(IngestFile)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[IngestFile.project_id, IngestFile.path_key],
-        set_={
-            "path": stmt.excluded.path,
-            "size": stmt.excluded.size,
-            "mtime_ns": stmt.excluded.mtime_ns,
-            "blob_id": stmt.excluded.blob_id,
-            "updated_at": stmt.excluded.updated_at,
-        },
+def add_files(session: Session, representation_id: int, files: Iterable[tuple[int, str, int | None]]) -> None:
+    """Insert a representation's file rows, given as (blob id, name, frame), in bulk."""
+    insert_rows(
+        session,
+        RepresentationFile.__table__,
+        ("representation_id", "blob_id", "name", "frame"),
+        ((representation_id, blob_id, name, frame) for blob_id, name, frame in files),
     )
-    session.execute(stmt, [{**row, "project_id": project_id, "updated_at": now} for row in rows])
+
+
+def save_fingerprints(
+    session: Session, project_id: int, rows: Iterable[tuple[str, str, int, int, int]]
+) -> None:
+    """Insert or refresh fingerprints, given as (path_key, path, size, mtime_ns, blob_id)."""
+    now = utcnow()
+    insert_rows(
+        session,
+        IngestFile.__table__,
+        ("project_id", "path_key", "path", "size", "mtime_ns", "blob_id", "updated_at"),
+        ((project_id, *row, now) for row in rows),
+        conflict=("project_id", "path_key"),
+        update=("path", "size", "mtime_ns", "blob_id", "updated_at"),
+    )

@@ -216,25 +216,17 @@ def register_version(
         session.add(row)
         session.flush()
         repository.add_files(
-            session,
-            row,
-            [{"blob_id": ids[file.blob_hash], "name": file.name, "frame": file.frame} for file in rep.files],
+            session, row.id, ((ids[file.blob_hash], file.name, file.frame) for file in rep.files)
         )
     session.add(IngestRecord(project_id=project_id, key=key, version_id=version.id, source=printable(source)))
     repository.save_fingerprints(
         session,
         project_id,
-        [
-            {
-                "path_key": path_key(file.path),
-                "path": printable(file.path),
-                "size": file.size,
-                "mtime_ns": file.mtime_ns,
-                "blob_id": ids[file.hash],
-            }
+        (
+            (path_key(file.path), printable(file.path), file.size, file.mtime_ns, ids[file.hash])
             for file in files
             if file.hash
-        ],
+        ),
     )
     # The unique (project, key) constraint fires here if a concurrent run got there first.
     session.flush()

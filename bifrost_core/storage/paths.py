@@ -292,9 +292,29 @@ def _check_relative(rel: str) -> None:
 
 
 def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) -> PublishedFile:
-    blob = store.local_path(digest)
-    assert blob is not None  # a local tier
-    target = os.path.join(base, *rel.split("/"))
+    blob = store.url_for(digest)
+    target = f"{base}/{rel}"
+    folder = os.path.dirname(target)
+    try:
+        if folder not in made:
+            if not os.path.exists(blob):  # before making folders for it
+                raise BlobNotFound(digest, store.name)
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        # The usual case, a new path: one link(2), which creates the whole entry or nothing.
+        os.link(blob, target)
+        return PublishedFile(rel, digest, target, "hardlink")
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINK and exc.errno != errno.ENOENT:
+            raise storage_error(store.name, f"publishing {rel}", exc) from exc
+    return _relink(store, blob, target, rel, digest)
+
+
+def _relink(store: BlobStore, blob: str, target: str, rel: str, digest: str) -> PublishedFile:
+    """Publish where a plain hard link failed: a path already there (kept if it is this
+    blob's link, else replaced atomically), a missing blob, or a filesystem refusing hard links."""
     try:
         blob_stat = os.stat(blob)
     except FileNotFoundError:
@@ -304,21 +324,14 @@ def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) ->
     except FileNotFoundError:
         target_stat = None
     if target_stat is not None:
-        current = _existing_link(target, target_stat, str(blob), blob_stat)
+        current = _existing_link(target, target_stat, blob, blob_stat)
         if current is not None:
             return PublishedFile(rel, digest, target, current)
     folder = os.path.dirname(target)
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        if target_stat is None:
-            # Nothing there: link(2) creates the whole entry or nothing, so the usual case
-            # needs no temporary name and no rename.
-            with contextlib.suppress(FileExistsError):  # made meanwhile: replaced below
-                return PublishedFile(rel, digest, target, _new_link(str(blob), target))
-        kind = _new_link(str(blob), tmp)
+        os.makedirs(folder, exist_ok=True)
+        kind = _new_link(blob, tmp)
         os.replace(tmp, target)
     except OSError as exc:
         with contextlib.suppress(FileNotFoundError):
