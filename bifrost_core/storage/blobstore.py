@@ -437,7 +437,9 @@ class _LocalTier(_Tier):
         self.tmp = os.path.join(self.root, "tmp")
         self.name = name
         self._dirs: set[str] = set()
-        self._local = threading.local()
+        # Copy buffers free for the next put. Kept by the tier, not per thread: each batch
+        # runs on new threads, and a fresh 4 MiB buffer is page-faulted in at each first use.
+        self._free_buffers: list[memoryview] = []
         # Temporary names: unique per process and store, cheaper than a uuid per file.
         self._temp_prefix = f"{_TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:12]}-"
         self._temp_count = itertools.count()
@@ -447,19 +449,24 @@ class _LocalTier(_Tier):
 
     def put(self, path: str) -> StoredBlob | _Pending:
         self._ensure_dir(self.tmp)  # and so the tier root, which each batch's sync opens
-        with _Source(path) as src:
-            for _attempt in range(2):
-                put = self._put_small if src.size <= SMALL_FILE else self._put_streamed
-                result = put(src)
-                if result is not None:
-                    return result
-                src.rewind()
-            raise src.gave_up()
+        # (list.pop and append are atomic: the pool needs no lock.)
+        buf = self._free_buffers.pop() if self._free_buffers else memoryview(bytearray(SMALL_FILE + 1))
+        try:
+            with _Source(path) as src:
+                for _attempt in range(2):
+                    put = self._put_small if src.size <= SMALL_FILE else self._put_streamed
+                    result = put(src, buf)
+                    if result is not None:
+                        return result
+                    src.rewind()
+                raise src.gave_up()
+        finally:
+            self._free_buffers.append(buf)
 
-    def _put_small(self, src: _Source) -> StoredBlob | _Pending | None:
-        # One byte more than the size, so that growth shows; into a buffer kept per thread,
-        # not a new bytes object per file (a fresh megabyte is a fresh mmap, page-faulted in).
-        data = self._small_buffer()[: src.size + 1]
+    def _put_small(self, src: _Source, buf: memoryview) -> StoredBlob | _Pending | None:
+        # One byte more than the size, so that growth shows; into a reused buffer, not a new
+        # bytes object per file (a fresh megabyte is a fresh mmap, page-faulted in).
+        data = buf[: src.size + 1]
         data = data[: src.fill(data)]
         if src.changed(len(data)):
             return None
@@ -481,8 +488,8 @@ class _LocalTier(_Tier):
         os.close(fd)
         return _Pending(src.path, digest, len(data), tmp, final, True)
 
-    def _put_streamed(self, src: _Source) -> _Pending | None:
-        buf = self._buffer()
+    def _put_streamed(self, src: _Source, buf: memoryview) -> _Pending | None:
+        buf = buf[:CHUNK]
         tmp = self._new_temp(self.tmp)
         fd = self._create(tmp, src.path)
         try:
@@ -543,18 +550,6 @@ class _LocalTier(_Tier):
             sync_filesystem(self.root)
         except OSError as exc:
             raise storage_error(self.name, action, exc) from exc
-
-    def _buffer(self) -> memoryview:
-        buf = getattr(self._local, "buf", None)
-        if buf is None:
-            buf = self._local.buf = memoryview(bytearray(CHUNK))
-        return buf
-
-    def _small_buffer(self) -> memoryview:
-        buf = getattr(self._local, "small", None)
-        if buf is None:
-            buf = self._local.small = memoryview(bytearray(SMALL_FILE + 1))
-        return buf
 
     def _new_temp(self, folder: str) -> str:
         return f"{folder}/{self._temp_prefix}{next(self._temp_count)}"
