@@ -6,6 +6,7 @@ Each function opens its own units of work: it gets a Database, never a session.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 from collections.abc import Sequence
@@ -47,8 +48,10 @@ from bifrost_core.storage.paths import (
 )
 from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
-# One put_files call (one filesystem sync) per this many files or bytes: small enough for a
-# live progress bar, large enough that syncs stay a small share of the time.
+# One put_files call (one filesystem sync, on a local tier) per this many files or bytes:
+# small enough that a crash loses little copying, large enough that syncs stay a small
+# share of the time. An object store needs no sync, so its chunks are bounded by count
+# only: a chunk waits for its slowest upload, and fewer chunks mean fewer such waits.
 CHUNK_FILES = 1000
 CHUNK_BYTES = 512 << 20
 STORE_WORKERS = 4
@@ -105,11 +108,11 @@ def batches(
     return out
 
 
-def _chunks(files: Sequence[SourceFile]) -> list[list[SourceFile]]:
+def _chunks(files: Sequence[SourceFile], max_bytes: float) -> list[list[SourceFile]]:
     out: list[list[SourceFile]] = []
     count = size = 0
     for file in files:
-        if not out or count >= CHUNK_FILES or size + file.size > CHUNK_BYTES:
+        if not out or count >= CHUNK_FILES or size + file.size > max_bytes:
             out.append([])
             count = size = 0
         out[-1].append(file)
@@ -140,9 +143,13 @@ def store_files(
 
     problems: list[Problem] = []
     copied_files = copied_bytes = 0
-    for chunk in _chunks(todo):
+    for chunk in _chunks(todo, CHUNK_BYTES if store.is_local else float("inf")):
         try:
-            stored = store.put_files([file.path for file in chunk], workers=STORE_WORKERS)
+            stored = store.put_files(
+                [file.path for file in chunk],
+                workers=STORE_WORKERS,
+                on_done=functools.partial(_advance_progress, chunk),
+            )
         except PutFailed as exc:
             stored = exc.stored
             problems.extend(Problem(path=failure.path, message=failure.reason) for failure in exc.failures)
@@ -151,9 +158,12 @@ def store_files(
             if blob.new:
                 copied_files += 1
                 copied_bytes += blob.size
-        progress.advance(len(chunk), sum(file.size for file in chunk))
     _check_unchanged(files, blobs, problems)
     return blobs, problems, copied_files, copied_bytes
+
+
+def _advance_progress(chunk: Sequence[SourceFile], index: int) -> None:
+    progress.advance(1, chunk[index].size)
 
 
 def _check_unchanged(

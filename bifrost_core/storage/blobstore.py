@@ -13,10 +13,12 @@ to 65,536). Each source byte is read once: it is hashed in the same pass as it i
   A larger file streams to ``tmp/`` (its folder is known only once it is hashed). A
   crash leaves at most stale temporary files (`purge_temp`), never a partial blob at
   its final path.
-- S3 (s3fs): small files are hashed in memory and PUT straight to their final key with a
-  Content-MD5 the store checks. Larger files stream to a temporary key (one PUT, or a
-  multipart upload above `multipart_threshold`), are verified against the ETag (the MD5,
-  computed in the same pass), then copied server-side to the final key.
+- S3 (s3fs): every blob goes straight to its final key, verified by S3 against the
+  Content-MD5 sent and by the ETag returned. Small files are hashed in memory. Larger
+  ones are copied once from the source into an unnamed local spool file (O_TMPFILE: it
+  vanishes with the process), hashed on the way, then uploaded from the spool in one PUT,
+  or in parts above `multipart_threshold`. Knowing the digest before the upload spares
+  the temporary key and the server-side copy, which cost the store a second write.
 - Other fsspec stores: stream to a temporary path, verify by reading back, then move.
 
 Identical content is stored once: a blob that already exists is not written again.
@@ -28,15 +30,15 @@ import abc
 import base64
 import contextlib
 import hashlib
-import io
 import itertools
 import os
 import re
 import stat
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +75,7 @@ SMALL_FILE = 4 * MiB
 WRITEBACK_FROM = 256 << 10
 # Copy buffer of the streaming paths (one per worker thread).
 CHUNK = 4 * MiB
-# S3 refuses a single PUT or CopyObject above 5 GiB and more than 10,000 parts.
+# S3 refuses a single PUT above 5 GiB and more than 10,000 parts.
 _S3_MAX_SINGLE = 5 * GiB
 _S3_MAX_PARTS = 10_000
 
@@ -187,8 +189,17 @@ class BlobStore:
         except PutFailed as exc:
             raise exc.failures[0] from None
 
-    def put_files(self, sources: Sequence[str | os.PathLike[str]], *, workers: int = 4) -> list[StoredBlob]:
+    def put_files(
+        self,
+        sources: Sequence[str | os.PathLike[str]],
+        *,
+        workers: int = 4,
+        on_done: Callable[[int], None] | None = None,
+    ) -> list[StoredBlob]:
         """Store a batch of files, `workers` at a time; return one StoredBlob per source, in order.
+
+        `on_done(i)` is called, from the worker threads, as source `i` is copied (or fails):
+        for progress reports only, since the batch is durable only when this returns.
 
         Every blob returned is durable when this returns, so the caller may record it.
         A source that cannot be read, or that changes while read (size or mtime moves,
@@ -218,6 +229,8 @@ class BlobStore:
                 except BaseException:
                     abort.set()
                     raise
+                if on_done is not None:
+                    on_done(i)
 
         try:
             if workers <= 1 or len(paths) == 1:
@@ -820,6 +833,11 @@ class _ObjectTier(_Tier):
         return len(stale)
 
 
+def _b64(md5: bytes) -> str:
+    """A Content-MD5 header value."""
+    return base64.b64encode(md5).decode()
+
+
 def _mtime(info: Mapping[str, Any]) -> float:
     """Modification time of an fsspec listing entry, whatever the backend calls it."""
     for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
@@ -853,68 +871,9 @@ class _Guard:
         raise storage_error(self.tier, self.action, exc) from exc
 
 
-class _HashingReader(io.RawIOBase):
-    """The body of a streaming upload: reads the source once, hashing (BLAKE3 and MD5) what
-    it hands to the HTTP client. A rewind to the start (a retry) restarts both hashes.
-
-    It never hands out more than the size announced in Content-Length; a source that
-    shrinks raises, so the request fails at once instead of waiting for missing bytes.
-    """
-
-    def __init__(self, src: _Source) -> None:
-        super().__init__()
-        self.src = src
-        self.error: SourceError | None = None
-        self._restart()
-
-    def _restart(self) -> None:
-        os.lseek(self.src.fd, 0, os.SEEK_SET)
-        self.blake = blake3.blake3()
-        self.md5 = hashlib.md5()
-        self.pos = 0
-        self.total = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        target = offset + (0, self.pos, self.src.size)[whence]
-        if target == 0:
-            self._restart()
-        elif target == self.src.size and self.total == 0:
-            self.pos = target  # a length probe (seek to end, tell, seek back)
-        elif target != self.pos:
-            raise io.UnsupportedOperation("a streaming upload body can only rewind to its start")
-        return self.pos
-
-    def readinto(self, buf: Any) -> int:
-        view = memoryview(buf).cast("B")[: self.src.size - self.pos]
-        if not view:
-            return 0
-        try:
-            n = self.src.readinto(view)
-            if n == 0:
-                raise SourceChanged(self.src.path, "shrank while being uploaded")
-        except SourceError as exc:
-            self.error = exc
-            raise
-        chunk = view[:n]
-        self.blake.update(chunk)
-        self.md5.update(chunk)
-        self.pos += n
-        self.total += n
-        return n
-
-
 class _S3Tier(_ObjectTier):
-    """S3 through s3fs's botocore client: direct PUTs for small files, streamed or multipart
-    uploads to a temporary key for the others, verified by ETag, then copied server-side."""
+    """S3 through s3fs's botocore client: PUTs (or multipart uploads) straight to each
+    blob's content key, from memory for small files and from a local spool for the others."""
 
     def __init__(
         self,
@@ -954,12 +913,7 @@ class _S3Tier(_ObjectTier):
     def put(self, path: str) -> StoredBlob:
         with _Source(path) as src:
             for _attempt in range(2):
-                if src.size <= SMALL_FILE:
-                    result = self._put_small(src)
-                elif src.size <= self.multipart_threshold:
-                    result = self._put_streamed(src)
-                else:
-                    result = self._put_multipart(src)
+                result = self._put_small(src) if src.size <= SMALL_FILE else self._put_spooled(src)
                 if result is not None:
                     return result
                 src.rewind()
@@ -975,76 +929,77 @@ class _S3Tier(_ObjectTier):
         if self._size_of(key) == len(data):
             return StoredBlob(src.path, digest, len(data), url, False)
         md5 = hashlib.md5(data)
-        # A PUT is atomic and S3 rejects a body that does not match Content-MD5, so a
-        # small blob goes straight to its final key.
-        response = self._call(
-            "put_object", Key=key, Body=data, ContentMD5=base64.b64encode(md5.digest()).decode()
-        )
+        # A PUT is atomic and S3 rejects a body that does not match Content-MD5.
+        response = self._call("put_object", Key=key, Body=data, ContentMD5=_b64(md5.digest()))
         self._verify(response, md5.hexdigest(), key, digest, src.path)
         return StoredBlob(src.path, digest, len(data), url, True)
 
-    def _put_streamed(self, src: _Source) -> StoredBlob | None:
-        tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}"
-        body = _HashingReader(src)
-        try:
-            response = self._call("put_object", Key=tmp, Body=body, ContentLength=src.size)
-        except StorageError as exc:
-            self._discard_key(tmp)
-            if isinstance(body.error, SourceChanged):
+    def _put_spooled(self, src: _Source) -> StoredBlob | None:
+        with self._spool_file(src.path) as spool:
+            blake, md5 = blake3.blake3(), hashlib.md5()
+            total = 0
+            for chunk in src.chunks(self._buffer()):
+                blake.update(chunk)
+                md5.update(chunk)
+                with self._spooling(src.path):
+                    spool.write(chunk)
+                total += len(chunk)
+            if src.changed(total):
                 return None
-            if body.error is not None:
-                raise body.error from exc
-            raise
-        if src.changed(body.total):
-            self._discard_key(tmp)
-            return None
-        return self._promote(
-            tmp, response, body.md5.hexdigest(), body.blake.hexdigest(), body.total, src.path
-        )
+            digest = blake.hexdigest()
+            key = self.key(digest)
+            url = self.url(digest)
+            if self._size_of(key) == total:
+                return StoredBlob(src.path, digest, total, url, False)
+            spool.seek(0)
+            if total <= self.multipart_threshold:
+                response = self._call(
+                    "put_object", Key=key, Body=spool, ContentLength=total, ContentMD5=_b64(md5.digest())
+                )
+                self._verify(response, md5.hexdigest(), key, digest, src.path)
+            else:
+                self._put_parts(spool, key, total, digest, src.path)
+        return StoredBlob(src.path, digest, total, url, True)
 
-    def _put_multipart(self, src: _Source) -> StoredBlob | None:
-        tmp = f"{self.prefix}tmp/{uuid.uuid4().hex}"
-        part_size = max(self.part_size, -(-src.size // _S3_MAX_PARTS))
-        upload = self._call("create_multipart_upload", Key=tmp)["UploadId"]
-        hasher = blake3.blake3()
+    def _spool_file(self, source: str) -> BinaryIO:
+        with self._spooling(source):
+            return tempfile.TemporaryFile(prefix="bifrost-spool-")
+
+    def _spooling(self, source: str) -> _Guard:
+        return self._guard(f"spooling {source} in {tempfile.gettempdir()}")
+
+    def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> None:
+        """A multipart upload from the spool to the content key, each part checked by its
+        Content-MD5, the whole by the ETag; the object appears only once completed."""
+        part_size = max(self.part_size, -(-size // _S3_MAX_PARTS))
+        upload = self._call("create_multipart_upload", Key=key)["UploadId"]
         md5s: list[bytes] = []
         parts: list[dict[str, Any]] = []
-        total = 0
         try:
-            while total < src.size:
+            for offset in range(0, size, part_size):
                 # A fresh buffer per part, sent as is: botocore takes a bytearray without
                 # copying it, and memory stays at one part per worker.
-                part = bytearray(min(part_size, src.size - total))
-                n = src.fill(memoryview(part))
-                if n < len(part):  # shrank
-                    break
-                hasher.update(part)
+                part = bytearray(min(part_size, size - offset))
+                with self._spooling(source):
+                    spool.readinto(part)
                 md5 = hashlib.md5(part).digest()
                 response = self._call(
                     "upload_part",
-                    Key=tmp,
+                    Key=key,
                     UploadId=upload,
                     PartNumber=len(parts) + 1,
                     Body=part,
-                    ContentMD5=base64.b64encode(md5).decode(),
+                    ContentMD5=_b64(md5),
                 )
                 md5s.append(md5)
                 parts.append({"PartNumber": len(parts) + 1, "ETag": response["ETag"]})
-                total += n
-            if src.changed(total):
-                self._abort(tmp, upload)
-                return None
             response = self._call(
-                "complete_multipart_upload",
-                Key=tmp,
-                UploadId=upload,
-                MultipartUpload={"Parts": parts},
+                "complete_multipart_upload", Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
         except BaseException:
-            self._abort(tmp, upload)
+            self._abort(key, upload)
             raise
-        expected = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(parts)}"
-        return self._promote(tmp, response, expected, hasher.hexdigest(), total, src.path)
+        self._verify(response, f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(parts)}", key, digest, source)
 
     def _abort(self, key: str, upload: str) -> None:
         with contextlib.suppress(Exception):  # best effort; purge_temp collects leftovers
@@ -1053,7 +1008,7 @@ class _S3Tier(_ObjectTier):
     def _verify(self, response: Mapping[str, Any], md5: str, key: str, digest: str, source: str) -> None:
         """Check what S3 stored against what was read: the ETag is the MD5 (or, for a
         multipart upload, the MD5 of the parts' MD5s) unless the object is KMS- or
-        customer-key encrypted; then read it back instead."""
+        customer-key encrypted; then read it back instead. A mismatch removes the object."""
         etag = str(response.get("ETag", "")).strip('"')
         if etag == md5:
             return
@@ -1066,29 +1021,6 @@ class _S3Tier(_ObjectTier):
             f"(store reports ETag {etag}, expected {md5})",
             tier=self.name,
         )
-
-    def _promote(
-        self,
-        tmp: str,
-        response: Mapping[str, Any],
-        md5: str,
-        digest: str,
-        size: int,
-        source: str,
-    ) -> StoredBlob:
-        """Verify the temporary object, then copy it to its content key (unless present)."""
-        try:
-            self._verify(response, md5, tmp, digest, source)
-            key = self.key(digest)
-            new = self._size_of(key) != size
-            if new and size <= _S3_MAX_SINGLE:
-                self._call("copy_object", Key=key, CopySource={"Bucket": self.bucket, "Key": tmp})
-            elif new:
-                with self._guard(f"copying {tmp} to {key}"):
-                    self.fs.copy(f"{self.bucket}/{tmp}", f"{self.bucket}/{key}")
-        finally:
-            self._discard_key(tmp)
-        return StoredBlob(source, digest, size, self.url(digest), new)
 
     def exists(self, digest: str) -> bool:
         return self._size_of(self.key(digest)) is not None
@@ -1116,12 +1048,10 @@ class _S3Tier(_ObjectTier):
                 yield BlobInfo(name, int(obj["Size"]), obj["LastModified"].timestamp())
 
     def purge_temp(self, cutoff: float) -> int:
+        # Uploads go straight to content keys: a crash leaves only unfinished multipart
+        # uploads (invisible as objects) and spool files the kernel already removed.
         removed = 0
-        for obj in list(self._list("tmp/")):
-            if obj["LastModified"].timestamp() < cutoff:
-                self._call("delete_object", Key=obj["Key"])
-                removed += 1
-        for upload in list(self._uploads("tmp/")):
+        for upload in list(self._uploads("blobs/")):
             if upload["Initiated"].timestamp() < cutoff:
                 self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
                 removed += 1

@@ -9,7 +9,7 @@ from ingest_helpers import frames, write
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline, service
+from bifrost_core.ingest import pipeline, progress, service
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
 from bifrost_core.storage.blobstore import BlobStore
@@ -129,17 +129,38 @@ def test_identical_content_in_two_places_is_stored_once(database, production, se
     assert sum(1 for _ in BlobStore(settings.tier_roots["hot"]).iter_blobs()) == 2
 
 
+class Recorder:
+    """A progress listener keeping what it was told."""
+
+    def __init__(self) -> None:
+        self.files = self.size = 0
+
+    def total(self, files: int, size: int) -> None: ...
+
+    def advance(self, files: int, size: int) -> None:
+        self.files += files
+        self.size += size
+
+
 def test_unreadable_file_skips_its_whole_version_only(database, production, settings, tmp_path):
     good = frames(tmp_path / "good", "plate", 1001, 1002)
     bad = frames(tmp_path / "bad", "plate", 1001, 1003)
     broken = planned(bad, shot="sh020")
+    versions = [planned(good), broken]
     # Root reads any mode bits, so "unreadable" here is a file gone and a FIFO in its place.
     bad[1].unlink()
     bad[2].unlink()
     os.mkfifo(bad[2])
-    result = pipeline.run_batch(
-        database, settings, project="DEMO", tier="hot", source="s", versions=[planned(good), broken]
-    )
+    recorder = Recorder()
+    progress.listen(recorder)
+    try:
+        result = pipeline.run_batch(
+            database, settings, project="DEMO", tier="hot", source="s", versions=versions
+        )
+    finally:
+        progress.forget(recorder)
+    # Progress counts every planned file, failed ones included, so a bar reaches its end.
+    assert (recorder.files, recorder.size) == (5, sum(v.size for v in versions))
     assert [v.target for v in result.created] == ["sq010/sh010 plate main"]
     messages = [p.message for p in result.problems]
     assert any("no such file" in m.lower() for m in messages), messages

@@ -162,8 +162,10 @@ def test_unreadable_file_is_reported_and_the_rest_stored(
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(blobstore.os, "open", deny)
+    done: list[int] = []
     with pytest.raises(PutFailed) as caught:
-        store.put_files([good, bad])
+        store.put_files([good, bad], on_done=done.append)
+    assert sorted(done) == [0, 1]  # each source reported once, the failed one too
     failure = caught.value.failures[0]
     assert isinstance(failure, SourceUnreadable)
     assert failure.path == str(bad)
