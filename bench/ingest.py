@@ -120,11 +120,14 @@ def time_s3_put(src: Path, s3, prefix: str) -> float:
     import boto3
 
     client = boto3.client("s3", **s3.client_kwargs())
+    keys = [(path, f"{prefix}/{path.relative_to(src)}") for path in sorted(src.rglob("*")) if path.is_file()]
     start = time.perf_counter()
-    for path in sorted(src.rglob("*")):
-        if path.is_file():
-            client.upload_file(str(path), s3.bucket, f"{prefix}/{path.relative_to(src)}")
-    return time.perf_counter() - start
+    for path, key in keys:
+        client.upload_file(str(path), s3.bucket, key)
+    took = time.perf_counter() - start
+    # moto keeps every object: leave it holding only what the ingest stores.
+    client.delete_objects(Bucket=s3.bucket, Delete={"Objects": [{"Key": key} for _, key in keys]})
+    return took
 
 
 # --------------------------------------------------------------------------- environment
