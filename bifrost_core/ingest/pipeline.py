@@ -49,11 +49,12 @@ from bifrost_core.storage.paths import (
 from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
 # One put_files call (one filesystem sync, on a local tier) per this many files or bytes:
-# small enough that a crash loses little copying, large enough that syncs stay a small
-# share of the time. An object store needs no sync, so its chunks are bounded by count
-# only: a chunk waits for its slowest upload, and fewer chunks mean fewer such waits.
+# large enough that syncs stay a small share of the time and few chunks wait for their
+# slowest file (the local store starts each file's write-back as it copies, so the sync
+# finds little left to write), small enough that a crash re-copies little. An object
+# store needs no sync: its chunks are bounded by count only.
 CHUNK_FILES = 1000
-CHUNK_BYTES = 512 << 20
+CHUNK_BYTES = 4 << 30
 STORE_WORKERS = 4
 
 _stores: dict[str, BlobStore] = {}
