@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
@@ -226,6 +225,10 @@ def register(
     bad = {problem.path for problem in problems}
     with UnitOfWork(database) as uow:
         entities = service.entity_ids(uow.session, project_id)
+        project = uow.session.get(Project, project_id)
+        assert project is not None
+        code, path_templates = project.code, (project.config or {}).get("path_templates")
+    templates: PublishTemplates | None = None
     for planned in versions:
         failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
         if failed:
@@ -252,8 +255,10 @@ def register(
                 )
                 if done is not None and store.is_local:
                     # Before the commit: a failure rolls the version back, and a rerun (which
-                    # gets the same number) links the same paths again.
-                    publish_paths(store, uow.session, project_id, planned, done.number)
+                    # gets the same number) links the same paths again. Templates are parsed
+                    # once per batch (a bad one is reported for each version, as it fails).
+                    templates = templates or PublishTemplates.from_config(path_templates)
+                    publish_paths(store, templates, code, planned, done.number)
                 crash_point("flushed")
                 uow.commit()
         except IntegrityError as exc:
@@ -331,18 +336,13 @@ def run_batch(
 
 
 def publish_paths(
-    store: BlobStore, session: Session, project_id: int, planned: PlannedVersion, number: int
+    store: BlobStore, templates: PublishTemplates, project: str, planned: PlannedVersion, number: int
 ) -> None:
     """Hard-link every file of a version at its published path (the project's path template)."""
-    project = session.get(Project, project_id)
-    assert project is not None
-    config = project.config or {}
     target = planned.target
-    template = PublishTemplates.from_config(config.get("path_templates")).for_entity(
-        "shot" if target.shot else "asset"
-    )
+    template = templates.for_entity("shot" if target.shot else "asset")
     values = {
-        "project": project.code,
+        "project": project,
         "sequence": target.sequence,
         "shot": target.shot,
         "asset": target.asset,

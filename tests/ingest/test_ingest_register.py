@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import blake3
 from ingest_helpers import frames, write
 from sqlalchemy import func, select
 
@@ -12,6 +13,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline, progress, service
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
+from bifrost_core.projects.models import Project
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
@@ -170,3 +172,47 @@ def test_unreadable_file_skips_its_whole_version_only(database, production, sett
         assert uow.session.scalar(select(func.count()).select_from(Version)) == 1
         # The good frame of the broken version may be stored, but nothing points at it.
         assert uow.session.scalar(select(func.count()).select_from(RepresentationFile)) == 2
+
+
+def set_path_templates(database, project_id: int, templates: dict[str, str]) -> None:
+    with UnitOfWork(database) as uow:
+        project = uow.session.get(Project, project_id)
+        project.config = {**(project.config or {}), "path_templates": templates}
+        uow.commit()
+
+
+def test_project_path_template_places_the_published_links(database, production, settings, tmp_path):
+    template = "{project}/{shot}/{task}/v{version:03d}/{name}_{frame}.{ext}"
+    set_path_templates(database, production.project_id, {"shot": template})
+    paths = frames(tmp_path / "src", "plate", 1001, 1003)
+    result = pipeline.run_batch(
+        database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
+    )
+    assert not result.problems
+    folder = Path(settings.tier_roots["hot"]) / "published" / "DEMO" / "sh010" / "plate" / "v001"
+    assert sorted(p.name for p in folder.iterdir()) == ["plate_1001.exr", "plate_1002.exr", "plate_1003.exr"]
+    store = BlobStore(settings.tier_roots["hot"])
+    digest = blake3.blake3(paths[1].read_bytes()).hexdigest()
+    assert (folder / "plate_1002.exr").stat().st_ino == store.local_path(digest).stat().st_ino
+
+
+def test_bad_path_template_fails_each_version_whole(database, production, settings, tmp_path):
+    set_path_templates(database, production.project_id, {"shot": "{project}/{nosuch}/{name}.{ext}"})
+    before = counts(database)
+    result = pipeline.run_batch(
+        database,
+        settings,
+        project="DEMO",
+        tier="hot",
+        source="s",
+        versions=[
+            planned(frames(tmp_path / "a", "plate", 1001, 1002)),
+            planned(frames(tmp_path / "b", "plate", 1001, 1002), shot="sh020"),
+        ],
+    )
+    assert result.created == []
+    assert len(result.problems) == 2
+    assert all("unknown field {nosuch}" in p.message for p in result.problems)
+    assert not (Path(settings.tier_roots["hot"]) / "published").exists()
+    # The stored blobs are left for gc; every row of the versions rolled back, blobs' included.
+    assert counts(database) == before
