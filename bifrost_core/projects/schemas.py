@@ -1,16 +1,41 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 ProjectStatus = Literal["active", "closed", "archived"]
 ShotStatus = Literal["active", "on_hold", "omitted"]
 Fps = Decimal
+
+
+def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Naming rules and path templates fail when they are set, not at the next ingest."""
+    # Imported here: the storage package pulls in fsspec and blake3, which list and show
+    # commands never need.
+    from bifrost_core.storage.errors import NamingRuleError, PathTemplateError
+    from bifrost_core.storage.naming import NamingRules
+    from bifrost_core.storage.paths import PublishTemplates
+
+    templates = config.get("path_templates")
+    if templates is not None and not isinstance(templates, Mapping):
+        raise ValueError('config.path_templates must be an object such as {"shot": "...", "asset": "..."}')
+    try:
+        if "naming_rules" in config:
+            NamingRules(config["naming_rules"])
+        if templates is not None:
+            PublishTemplates.from_config(templates)
+    except (NamingRuleError, PathTemplateError) as exc:
+        raise ValueError(f"config: {exc}") from None
+    return config
+
+
+ProjectConfig = Annotated[dict[str, Any], AfterValidator(check_project_config)]
 
 
 class ProjectCreate(InputSchema):
@@ -21,7 +46,7 @@ class ProjectCreate(InputSchema):
     resolution_height: int = Field(default=1080, gt=0, le=65536)
     frame_padding: int = Field(default=4, ge=1, le=10)
     storage_tiers: dict[str, str] = Field(default_factory=dict)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: ProjectConfig = Field(default_factory=dict)
 
 
 class ProjectUpdate(InputSchema):
@@ -32,7 +57,7 @@ class ProjectUpdate(InputSchema):
     frame_padding: int | None = Field(default=None, ge=1, le=10)
     status: ProjectStatus | None = None
     storage_tiers: dict[str, str] | None = None
-    config: dict[str, Any] | None = None
+    config: ProjectConfig | None = None
 
 
 class ProjectRead(ReadSchema):

@@ -153,3 +153,24 @@ def test_a_rule_broken_in_the_body_reads_as_a_sentence(client, world: World) -> 
     answer = client.post(url, json=body, headers=world.headers("coordinator"))
     assert answer.status_code == 422
     assert answer.json()["error"]["message"] == "body: frame in (1100) is after frame out (1001)"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"path_templates": {"shot": "{project}/{nosuch}/{name}.{ext}"}}, "unknown field {nosuch}"),
+        ({"path_templates": {"shot": "/abs/{name}.{ext}"}}, "not a clean relative path"),
+        ({"path_templates": ["{name}"]}, "config.path_templates must be an object"),
+        ({"naming_rules": "{sequence}/{shot}"}, "naming rules must be a list"),
+    ],
+)
+def test_bad_naming_rules_or_path_templates_are_refused_when_set(
+    client, world: World, config: dict, message: str
+) -> None:
+    url = f"/projects/{world.a.project_id}"
+    headers = world.headers("admin")
+    before = client.get(url, headers=headers).json()["config"]
+    answer = client.patch(url, json={"config": config}, headers=headers)
+    assert answer.status_code == 422
+    assert message in answer.json()["error"]["message"]
+    assert client.get(url, headers=headers).json()["config"] == before
