@@ -93,28 +93,29 @@ def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str
     world = build_world(database)
     url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "BIFROST_DATABASE_URL": database.url}
-    worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "prefect"),
-            "worker",
-            "start",
-            "--pool",
-            "bifrost-process",
-            "--run-once",
-        ],
-        env={**env, "BIFROST_HOME": str(tmp_path / "worker-home")},
-        stdout=(tmp_path / "worker.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with BifrostClient(url, world.tokens["service"]) as bifrost:
-            run = bifrost.start_flow(world.a.project_id, "ingest", {"source": str(tmp_path), "dry_run": True})
+    with BifrostClient(url, world.tokens["service"]) as bifrost:
+        run = bifrost.start_flow(world.a.project_id, "ingest", {"source": str(tmp_path), "dry_run": True})
+        # The worker polls once (--run-once): started after the run exists, it cannot miss it.
+        worker = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "prefect"),
+                "worker",
+                "start",
+                "--pool",
+                "bifrost-process",
+                "--run-once",
+            ],
+            env={**env, "BIFROST_HOME": str(tmp_path / "worker-home")},
+            stdout=(tmp_path / "worker.log").open("w"),
+            stderr=subprocess.STDOUT,
+        )
+        try:
             done = bifrost.wait(run["run_id"], timeout=240, poll=1)
-        assert done["state"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
-        assert done["summary"].startswith("# Ingest plan")
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert done["state"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+    assert done["summary"].startswith("# Ingest plan")
 
 
 def test_publish_run_refuses_bad_parameters_before_prefect(flows_client, world: World) -> None:
