@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import BifrostError, InvalidInput
+from bifrost_core.errors import BifrostError, Conflict, InvalidInput
 from bifrost_core.ingest import progress, repository, service
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
@@ -78,6 +79,14 @@ def blob_store(root: str, tier: str) -> BlobStore:
     if store is None:
         store = _stores[root] = BlobStore(root, name=tier)
     return store
+
+
+def active_project(session: Session, code: str) -> Project:
+    """The project by code, refusing one that is closed or archived (it takes no new work)."""
+    project = ProjectRepository(session).by_code(code)
+    if project.status != "active":
+        raise Conflict(f"project {project.code} is {project.status}: reopen it to ingest or publish")
+    return project
 
 
 def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
@@ -484,7 +493,7 @@ def plan_publish(database: Database, settings: Settings, *, request: PublishRequ
         representations.append(rep)
     version = PlannedVersion(target=target, status="new", representations=representations)
     with UnitOfWork(database) as uow:
-        project = ProjectRepository(uow.session).by_code(request.project)
+        project = active_project(uow.session, request.project)
         tier_root(settings, project, request.tier)
         shots, assets = service.entity_ids(uow.session, project.id)
         problem = service.unknown_entity(target, shots, assets)
@@ -563,7 +572,7 @@ def plan_ingest(
     if not os.path.isabs(source):
         raise InvalidInput(f"{source}: give the delivery as an absolute path")
     with UnitOfWork(database) as uow:
-        found = ProjectRepository(uow.session).by_code(project)
+        found = active_project(uow.session, project)
         tier_root(settings, found, tier)
         rules = naming_rules(found)
         project_id = found.id

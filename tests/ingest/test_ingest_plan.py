@@ -9,8 +9,11 @@ import pytest
 from ingest_helpers import frames, write
 from test_ingest_register import counts
 
-from bifrost_core.errors import InvalidInput, NotFound
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import Conflict, InvalidInput, NotFound
 from bifrost_core.ingest import pipeline
+from bifrost_core.ingest.schemas import PublishRequest
+from bifrost_core.projects.models import Project
 from bifrost_core.storage.errors import SourceUnreadable
 
 
@@ -115,3 +118,26 @@ def test_plan_refuses_unknown_project_tier_and_missing_source(database, producti
         pipeline.plan_ingest(database, settings, project="DEMO", source=str(tmp_path / "missing"), tier="hot")
     with pytest.raises(InvalidInput, match="absolute path"):
         pipeline.plan_ingest(database, settings, project="DEMO", source="relative/path", tier="hot")
+
+
+@pytest.mark.parametrize("status", ["closed", "archived"])
+def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
+    database, production, settings, delivery, status
+):
+    with UnitOfWork(database) as uow:
+        uow.session.get(Project, production.project_id).status = status
+        uow.commit()
+    before = counts(database)
+    message = f"project DEMO is {status}: reopen it to ingest or publish"
+    with pytest.raises(Conflict, match=message):
+        pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+    request = PublishRequest(
+        project="DEMO",
+        sequence="sq010",
+        shot="sh010",
+        task="comp",
+        files=[str(delivery / "sq010" / "sh010" / "plate" / "plate.mov")],
+    )
+    with pytest.raises(Conflict, match=message):
+        pipeline.plan_publish(database, settings, request=request)
+    assert counts(database) == before
