@@ -24,6 +24,7 @@ from api.params import After, Id, Limit, Page, rows_page
 from bifrost_core.errors import BifrostError, NotFound
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.projects.repository import ProjectRepository
+from bifrost_core.projects.service import ensure_active
 from bifrost_core.runs import service
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.runs.repository import FlowRunRepository
@@ -151,7 +152,9 @@ def _read(run: FlowRun, flow_run: Any, summary: str | None) -> FlowRunRead:
 def start_ingest(ctx: CtxDep, project_id: Id, data: IngestRunCreate) -> Response:
     """Start an ingest of a delivery folder; answers the run id at once."""
     ctx.project(project_id, "flows.ingest")
-    project = ProjectRepository(ctx.session, ctx.actor).get(project_id)
+    project = ensure_active(
+        ProjectRepository(ctx.session, ctx.actor).get(project_id), doing="ingest or publish"
+    )
     return _start(ctx, project_id, "ingest", {"project": project.code, **data.model_dump()})
 
 
@@ -159,7 +162,9 @@ def start_ingest(ctx: CtxDep, project_id: Id, data: IngestRunCreate) -> Response
 def start_publish(ctx: CtxDep, project_id: Id, data: PublishRunCreate) -> Response:
     """Start a publish of files to a shot's or an asset's task; answers the run id at once."""
     ctx.project(project_id, "flows.publish")
-    project = ProjectRepository(ctx.session, ctx.actor).get(project_id)
+    project = ensure_active(
+        ProjectRepository(ctx.session, ctx.actor).get(project_id), doing="ingest or publish"
+    )
     request = PublishRequest(project=project.code, **data.model_dump())
     return _start(ctx, project_id, "publish", request.model_dump(mode="json"))
 

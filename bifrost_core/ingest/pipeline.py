@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import BifrostError, Conflict, InvalidInput
+from bifrost_core.errors import BifrostError, InvalidInput
 from bifrost_core.ingest import progress, repository, service
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
@@ -34,6 +34,7 @@ from bifrost_core.ingest.schemas import (
 )
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
+from bifrost_core.projects.service import ensure_active
 from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
@@ -82,11 +83,8 @@ def blob_store(root: str, tier: str) -> BlobStore:
 
 
 def active_project(session: Session, code: str) -> Project:
-    """The project by code, refusing one that is closed or archived (it takes no new work)."""
-    project = ProjectRepository(session).by_code(code)
-    if project.status != "active":
-        raise Conflict(f"project {project.code} is {project.status}: reopen it to ingest or publish")
-    return project
+    """The project by code, refusing one that is closed or archived."""
+    return ensure_active(ProjectRepository(session).by_code(code), doing="ingest or publish")
 
 
 def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.guards import apply_changes, ensure_absent
-from bifrost_core.errors import InvalidInput, PermissionDenied
+from bifrost_core.errors import Conflict, InvalidInput, PermissionDenied
 from bifrost_core.events.service import record
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.projects.repository import (
@@ -27,6 +27,13 @@ from bifrost_core.projects.schemas import (
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
 from bifrost_core.workflow import service as workflow
+
+
+def ensure_active(project: Project, *, doing: str) -> Project:
+    """`project`, unless it is closed or archived: those take no new work (Conflict)."""
+    if project.status != "active":
+        raise Conflict(f"project {project.code} is {project.status}: reopen it to {doing}")
+    return project
 
 
 def create_project(session: Session, *, actor: Actor, data: ProjectCreate) -> Project:

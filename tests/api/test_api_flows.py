@@ -14,6 +14,8 @@ import pytest
 from api_world import World, build_world
 
 from api.client import BifrostClient
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.projects.models import Project
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +118,26 @@ def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str
             worker.wait(timeout=30)
     assert done["state"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
     assert done["summary"].startswith("# Ingest plan")
+
+
+def test_flows_of_a_closed_project_are_refused_before_prefect(flows_client, world: World, database) -> None:
+    with UnitOfWork(database) as uow:
+        project = uow.session.get(Project, world.a.project_id)
+        project.status = "closed"
+        code = project.code
+        uow.commit()
+    runs = f"/projects/{world.a.project_id}/flow-runs"
+    before = flows_client.get(runs, headers=world.headers("supervisor")).json()["items"]
+    for flow, body, who in (
+        ("ingest", {"source": "/tmp/delivery"}, "supervisor"),
+        ("publish", {"task": "anim", "files": ["/tmp/anim.exr"]}, "artist"),
+    ):
+        url = f"/projects/{world.a.project_id}/flows/{flow}/runs"
+        answer = flows_client.post(url, json=body, headers=world.headers(who))
+        assert answer.status_code == 409, answer.text
+        message = answer.json()["error"]["message"]
+        assert message == f"project {code} is closed: reopen it to ingest or publish"
+    assert flows_client.get(runs, headers=world.headers("supervisor")).json()["items"] == before
 
 
 def test_publish_run_refuses_bad_parameters_before_prefect(flows_client, world: World) -> None:
