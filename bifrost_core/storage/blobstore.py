@@ -29,6 +29,7 @@ from __future__ import annotations
 import abc
 import base64
 import contextlib
+import errno
 import hashlib
 import itertools
 import os
@@ -965,8 +966,19 @@ class _S3Tier(_ObjectTier):
         with self._spooling(source):
             return tempfile.TemporaryFile(prefix="bifrost-spool-")
 
-    def _spooling(self, source: str) -> _Guard:
-        return self._guard(f"spooling {source} in {tempfile.gettempdir()}")
+    @contextlib.contextmanager
+    def _spooling(self, source: str) -> Iterator[None]:
+        """Failures of the local spool, told apart from the store's: the tier is not full."""
+        try:
+            yield
+        except OSError as exc:
+            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+            hint = "; set TMPDIR to a folder with room for the largest files" if full else ""
+            raise StorageError(
+                f"storage tier {self.name}: cannot spool {source} in {tempfile.gettempdir()}: "
+                f"{exc.strerror or exc}{hint}",
+                tier=self.name,
+            ) from exc
 
     def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> None:
         """A multipart upload from the spool to the content key, each part checked by its

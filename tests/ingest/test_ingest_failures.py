@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,3 +120,19 @@ def test_a_file_growing_during_the_copy_is_reread_or_reported(database, producti
         assert any("changed" in p.message for p in result.problems), result.problems
         no_versions(database)
     assert os.path.getsize(growing) > plan.versions[0].size
+
+
+def test_a_full_spool_folder_stops_an_s3_batch_and_says_so(
+    database, production, s3_settings, tmp_path, small_disk, monkeypatch
+):
+    # Files above 4 MiB reach S3 through a spool file in TMPDIR: here a 1 MiB tmpfs.
+    monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
+    root = tmp_path / "delivery"
+    write(root / "sq010" / "sh010" / "plate" / "plate.mov", content(b"movie", 5 << 20))
+    plan = pipeline.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
+    with pytest.raises(StorageError, match="set TMPDIR") as raised:
+        run(database, s3_settings, plan)
+    assert not isinstance(raised.value, StorageFull)  # the tier is not full, the spool is
+    assert f"cannot spool {root}/sq010/sh010/plate/plate.mov in {small_disk}" in str(raised.value)
+    no_versions(database)
+    assert list(small_disk.iterdir()) == []
