@@ -13,7 +13,8 @@ equivalent), a BLAKE3 hash of every file (the physical references), then the ing
 child process against a Prefect server the benchmark starts, then a rerun with nothing
 changed, then (set A) a rerun with 1% of the files changed. Reported: files/s and MB/s
 of the flow (Prefect's recorded run time, start to end), process wall time, peak RSS of
-the child, and the medians over the repetitions. Nothing here asserts anything.
+the child, the medians over the repetitions, and those medians next to the issue's
+targets. Nothing here asserts anything.
 """
 
 from __future__ import annotations
@@ -373,7 +374,60 @@ def main() -> None:
     print("\nmedians of", args.repeat)
     for result in results:
         print(json.dumps(result))
+    print()
+    for line in against_targets(results):
+        print(line)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def against_targets(results: list[dict]) -> list[str]:
+    """The issue's targets next to the medians measured (peak RSS: the highest of any run)."""
+    by_set = {result["set"]: result for result in results}
+    rows = []
+    if "A" in by_set:
+        a = by_set["A"]
+        rows += [
+            (
+                "A: 10,000 small files",
+                f"{a['flow_files_per_s']} files/s",
+                ">= 2500",
+                a["flow_files_per_s"] >= 2500,
+            ),
+            (
+                "rerun, nothing changed",
+                f"{a['rerun_unchanged_flow_s']} s",
+                "<= 0.5 s",
+                a["rerun_unchanged_flow_s"] <= 0.5,
+            ),
+        ]
+    for name, label in (("B", "B: large files"), ("C", "C: 1,000-frame sequence")):
+        if name in by_set:
+            r = by_set[name]
+            rows.append(
+                (
+                    label,
+                    f"{r['ratio_vs_cp']} x cp -r ({r['ratio_vs_cp_sync']} x cp -r + sync)",
+                    ">= 0.7 x cp -r",
+                    r["ratio_vs_cp"] >= 0.7,
+                )
+            )
+    if "S3" in by_set:
+        r = by_set["S3"]
+        rows.append(
+            (
+                "large files to S3 (moto)",
+                f"{r['flow_MB_per_s']} MB/s (boto3 alone {r['raw_s3_put_MB_per_s']})",
+                ">= 200 MB/s",
+                r["flow_MB_per_s"] >= 200,
+            )
+        )
+    rss = max(result["peak_rss_MB"] for result in results)
+    rows.append(("peak RSS, any set", f"{rss} MB", "<= 300 MB", rss <= 300))
+    width = max(len(row[0]) for row in rows)
+    return [
+        f"{label:<{width}}  {measured:<48} target {target:<16} {'met' if met else 'MISSED'}"
+        for label, measured, target, met in rows
+    ]
 
 
 if __name__ == "__main__":
