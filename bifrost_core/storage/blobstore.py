@@ -74,7 +74,7 @@ SMALL_FILE = 4 * MiB
 # do per chunk: a batch's sync then finds little left to write (1 MiB frames: ~1.5 s →
 # ~1.0 s per GiB here). Below it, the extra call per file is not worth it.
 WRITEBACK_FROM = 256 << 10
-# Copy buffer of the streaming paths (one per worker thread).
+# Copy buffer of the streaming paths.
 CHUNK = 4 * MiB
 # S3 refuses a single PUT above 5 GiB and more than 10,000 parts.
 _S3_MAX_SINGLE = 5 * GiB
