@@ -7,8 +7,10 @@ call would cost more than it saves, and a rerun finds its work done by itself).
 
 from __future__ import annotations
 
-from prefect import task
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
 
 from bifrost_core.ingest import pipeline
 from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
@@ -27,7 +29,21 @@ def plan_publish(request: PublishRequest) -> IngestPlan:
     return pipeline.plan_publish(database, settings, request=request)
 
 
-@task(name="store-and-register", cache_policy=NO_CACHE, task_run_name="store-and-register-{label}")
+def retry_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:
+    """Prefect's retry condition for a batch: see `pipeline.is_transient`."""
+    return pipeline.is_transient(state.result(raise_on_failure=False))
+
+
+@task(
+    name="store-and-register",
+    cache_policy=NO_CACHE,
+    task_run_name="store-and-register-{label}",
+    # An object store's hiccup or a dropped database connection should not fail a delivery
+    # of thousands of files; a full disk or bad input fails at once.
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=retry_if_transient,
+)
 def store_and_register(
     project: str,
     tier: str,

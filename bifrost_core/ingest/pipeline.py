@@ -12,13 +12,13 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import BifrostError, InvalidInput
+from bifrost_core.errors import BifrostError, DatabaseUnavailable, InvalidInput, StorageError
 from bifrost_core.ingest import progress, repository, service
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
@@ -38,7 +38,7 @@ from bifrost_core.projects.service import ensure_active
 from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
-from bifrost_core.storage.errors import PutFailed, storage_error
+from bifrost_core.storage.errors import PutFailed, StorageFull, storage_error
 from bifrost_core.storage.naming import NamingRules
 from bifrost_core.storage.paths import (
     PublishFile,
@@ -290,6 +290,15 @@ def register(
         except OSError as exc:
             raise storage_error(store.name, "syncing published paths", exc) from exc
     return created, known
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed batch may succeed if simply run again: the store or the database
+    failed or could not be reached. Not a full disk, not bad input, not a bug. Running a
+    batch again is safe: what it stored is found, what it registered is known."""
+    if isinstance(exc, StorageFull):
+        return False
+    return isinstance(exc, StorageError | DatabaseUnavailable | OperationalError | InterfaceError)
 
 
 def _already_ingested(database: Database, project_id: int, planned: PlannedVersion) -> bool:

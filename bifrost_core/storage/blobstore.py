@@ -60,6 +60,7 @@ from bifrost_core.storage.errors import (
     SourceError,
     SourceUnreadable,
     StorageError,
+    StorageFull,
     VerificationFailed,
     storage_error,
 )
@@ -972,13 +973,11 @@ class _S3Tier(_ObjectTier):
         try:
             yield
         except OSError as exc:
-            full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
-            hint = "; set TMPDIR to a folder with room for the largest files" if full else ""
-            raise StorageError(
-                f"storage tier {self.name}: cannot spool {source} in {tempfile.gettempdir()}: "
-                f"{exc.strerror or exc}{hint}",
-                tier=self.name,
-            ) from exc
+            message = f"storage tier {self.name}: cannot spool {source} in {tempfile.gettempdir()}"
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                message += f": {exc.strerror}; set TMPDIR to a folder with room for the largest files"
+                raise StorageFull(message, tier=self.name) from exc
+            raise StorageError(f"{message}: {exc.strerror or exc}", tier=self.name) from exc
 
     def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> None:
         """A multipart upload from the spool to the content key, each part checked by its

@@ -147,3 +147,48 @@ def test_kill_9_at_any_point_then_rerun_gives_exactly_the_expected_versions(
     child = run_child(root, env, None)
     out, err = child.communicate(timeout=300)
     assert (child.returncode, out.decode().strip().splitlines()[-1]) == (0, "0"), err.decode()[-2000:]
+
+
+def test_is_transient_tells_failures_worth_a_retry():
+    from sqlalchemy.exc import OperationalError
+
+    from bifrost_core.errors import DatabaseUnavailable, InvalidInput
+    from bifrost_core.ingest.pipeline import is_transient
+    from bifrost_core.storage.errors import StorageError, StorageFull, VerificationFailed
+
+    assert is_transient(StorageError("storage tier hot: put_object: 503 SlowDown", tier="hot"))
+    assert is_transient(VerificationFailed("storage tier hot: upload failed verification", tier="hot"))
+    assert is_transient(DatabaseUnavailable("cannot reach the database"))
+    assert is_transient(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+    assert not is_transient(StorageFull("storage tier hot is full", tier="hot"))
+    assert not is_transient(InvalidInput("project DEMO has no storage tier 'cold'"))
+    assert not is_transient(KeyError("a bug"))
+
+
+@pytest.mark.parametrize(("error", "calls", "completed"), [("transient", 2, True), ("full", 1, False)])
+def test_a_batch_is_retried_after_a_transient_failure_only(
+    database, production, flow_env, prefect_server, delivery, monkeypatch, error, calls, completed
+):
+    import flows.ingest
+    from bifrost_core.ingest import pipeline
+    from bifrost_core.storage.errors import StorageError, StorageFull
+    from flows.ingest import IngestParameters, ingest
+
+    real_store_files = pipeline.store_files
+    seen = []
+
+    def failing_once(*args, **kwargs):
+        seen.append(1)
+        if len(seen) == 1:
+            cls = StorageError if error == "transient" else StorageFull
+            raise cls("storage tier hot: injected failure", tier="hot")
+        return real_store_files(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "store_files", failing_once)
+    quick = flows.ingest.store_and_register.with_options(retry_delay_seconds=0)
+    monkeypatch.setattr(flows.ingest, "store_and_register", quick)
+    state = ingest(IngestParameters(project="DEMO", source=str(delivery)), return_state=True)
+    assert len(seen) == calls
+    assert state.is_completed() == completed
+    with UnitOfWork(database) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(Version)) == (3 if completed else 0)

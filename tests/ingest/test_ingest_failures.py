@@ -130,9 +130,9 @@ def test_a_full_spool_folder_stops_an_s3_batch_and_says_so(
     root = tmp_path / "delivery"
     write(root / "sq010" / "sh010" / "plate" / "plate.mov", content(b"movie", 5 << 20))
     plan = pipeline.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
-    with pytest.raises(StorageError, match="set TMPDIR") as raised:
+    with pytest.raises(StorageFull, match="set TMPDIR") as raised:
         run(database, s3_settings, plan)
-    assert not isinstance(raised.value, StorageFull)  # the tier is not full, the spool is
+    assert "tier hot is full" not in str(raised.value)  # the spool is, not the tier
     assert f"cannot spool {root}/sq010/sh010/plate/plate.mov in {small_disk}" in str(raised.value)
     no_versions(database)
     assert list(small_disk.iterdir()) == []
