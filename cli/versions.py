@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,6 +11,7 @@ from cli.common import (
     JsonOption,
     asset_codes,
     entity_by_ref,
+    print_json,
     project_by_code,
     render_list,
     render_one,
@@ -18,6 +19,9 @@ from cli.common import (
     task_by_ref,
     unit_of_work,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 app = typer.Typer(help="Versions: numbered publishes of a task's output.", no_args_is_help=True)
 
@@ -91,24 +95,72 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one version with its representations."""
+    from bifrost_core.versions.schemas import VersionRead
+
+    with unit_of_work() as uow:
+        version = _find_version(uow.session, project, entity, task, number, variant)
+        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
+        render_one(version, VersionRead, as_json=as_json, title=title)
+
+
+@app.command("files")
+def files(
+    project: Annotated[str, typer.Argument(help="Project code")],
+    entity: Annotated[str, typer.Argument(help=ENTITY_HELP)],
+    task: Annotated[str, typer.Argument(help="Task name")],
+    number: Annotated[int | None, typer.Argument(help="Version number (the latest when omitted)")] = None,
+    variant: Annotated[str, typer.Option(help="Variant name")] = "main",
+    as_json: bool = JsonOption,
+) -> None:
+    """List a version's files: published path, and where to read each in each tier."""
+    from bifrost_core.versions.schemas import FileRead
+    from bifrost_core.versions.service import file_locations
+
+    with unit_of_work() as uow:
+        version = _find_version(uow.session, project, entity, task, number, variant)
+        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
+        rows = []
+        for representation in version.representations:
+            where = file_locations(uow.session, representation)
+            for file in representation.files:
+                read = FileRead.model_validate(file)
+                read.locations = where.get(file.name, {})
+                rows.append({"representation": representation.name, **read.model_dump(mode="json")})
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("representation", "name", "frame", "published path", "where"):
+        # Paths wrap instead of being cut short: a truncated path is of no use.
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        where = "\n".join(f"{tier}: {url}" for tier, url in sorted(row["locations"].items()))
+        frame = "" if row["frame"] is None else str(row["frame"])
+        table.add_row(row["representation"], row["name"], frame, row["published_path"] or "", where)
+    Console().print(table)
+
+
+def _find_version(
+    session: Session, project: str, entity: str, task: str, number: int | None, variant: str
+) -> Any:
     from bifrost_core.errors import NotFound
     from bifrost_core.scope import SYSTEM
     from bifrost_core.versions.models import Version
     from bifrost_core.versions.repository import VersionRepository
-    from bifrost_core.versions.schemas import VersionRead
 
-    with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        task_row = task_by_ref(uow.session, project_row.id, entity, task)
-        versions = VersionRepository(uow.session, SYSTEM)
-        if number is None:
-            version = versions.latest(task_row.id, variant)
-        else:
-            version = versions.first(
-                Version.task_id == task_row.id, Version.variant == variant, Version.number == number
-            )
-        if version is None:
-            which = "no versions" if number is None else f"no version {number}"
-            raise NotFound(f"{which} of task {task!r} on {entity!r} (variant {variant!r})")
-        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
-        render_one(version, VersionRead, as_json=as_json, title=title)
+    project_row = project_by_code(session, project)
+    task_row = task_by_ref(session, project_row.id, entity, task)
+    versions = VersionRepository(session, SYSTEM)
+    if number is None:
+        version = versions.latest(task_row.id, variant)
+    else:
+        version = versions.first(
+            Version.task_id == task_row.id, Version.variant == variant, Version.number == number
+        )
+    if version is None:
+        which = "no versions" if number is None else f"no version {number}"
+        raise NotFound(f"{which} of task {task!r} on {entity!r} (variant {variant!r})")
+    return version

@@ -102,7 +102,11 @@ def list_representations(ctx: CtxDep, version_id: Id) -> Response:
 def get_representation(ctx: CtxDep, representation_id: Id) -> Response:
     representation: Representation = RepresentationRepository(ctx.session, ctx.actor).get(representation_id)
     ctx.require("versions.read", representation.version.project_id)
-    return ctx.respond(RepresentationDetail.model_validate(representation))
+    detail = RepresentationDetail.model_validate(representation)
+    where = service.file_locations(ctx.session, representation)
+    for file in detail.files:
+        file.locations = where.get(file.name, {})
+    return ctx.respond(detail)
 
 
 # Notes: on a version, a shot or an asset.

@@ -41,11 +41,9 @@ from bifrost_core.storage.durability import sync_filesystem
 from bifrost_core.storage.errors import PutFailed, StorageFull, storage_error
 from bifrost_core.storage.naming import NamingRules
 from bifrost_core.storage.paths import (
-    PublishFile,
     PublishTemplates,
     default_publish_root,
     materialise,
-    resolve,
 )
 from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
@@ -235,6 +233,7 @@ def register(
         project = uow.session.get(Project, project_id)
         assert project is not None
         code, path_templates = project.code, (project.config or {}).get("path_templates")
+    # Parsed at the first version, once per batch (a bad one is reported for each version).
     templates: PublishTemplates | None = None
     for planned in versions:
         failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
@@ -247,8 +246,9 @@ def register(
             )
             continue
         try:
+            templates = templates or PublishTemplates.from_config(path_templates)
             with UnitOfWork(database) as uow:
-                done = service.register_version(
+                registered = service.register_version(
                     uow.session,
                     actor=actor,
                     project_id=project_id,
@@ -256,16 +256,17 @@ def register(
                     blobs=blobs,
                     tier=tier,
                     source=source,
+                    templates=templates,
+                    project_code=code,
                     comment=comment,
                     meta=meta,
                     entities=entities,
                 )
-                if done is not None and store.is_local:
+                done = None if registered is None else registered[0]
+                if registered is not None and store.is_local:
                     # Before the commit: a failure rolls the version back, and a rerun (which
-                    # gets the same number) links the same paths again. Templates are parsed
-                    # once per batch (a bad one is reported for each version, as it fails).
-                    templates = templates or PublishTemplates.from_config(path_templates)
-                    publish_paths(store, templates, code, planned, done.number)
+                    # gets the same number) links the same paths again.
+                    materialise(store, registered[1], sync=False)
                 crash_point("flushed")
                 uow.commit()
         except IntegrityError as exc:
@@ -349,36 +350,6 @@ def run_batch(
         files_copied=copied_files,
         bytes_copied=copied_bytes,
     )
-
-
-def publish_paths(
-    store: BlobStore, templates: PublishTemplates, project: str, planned: PlannedVersion, number: int
-) -> None:
-    """Hard-link every file of a version at its published path (the project's path template)."""
-    target = planned.target
-    template = templates.for_entity("shot" if target.shot else "asset")
-    values = {
-        "project": project,
-        "sequence": target.sequence,
-        "shot": target.shot,
-        "asset": target.asset,
-        "task": target.task,
-        "variant": target.variant,
-        "version": number,
-    }
-    files = [
-        PublishFile(
-            digest=file.hash or "",
-            name=rep.stem or rep.name,
-            ext=rep.ext,
-            frame=file.frame,
-            padding=rep.frame_padding,
-            representation=rep.name,
-        )
-        for rep in planned.representations
-        for file in rep.files
-    ]
-    materialise(store, [(path, file.digest) for path, file in resolve(template, values, files)], sync=False)
 
 
 def source_file(path: Path, *, name: str | None = None, frame: int | None = None) -> SourceFile:

@@ -93,13 +93,15 @@ def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: 
     return ids
 
 
-def add_files(session: Session, representation_id: int, files: Iterable[tuple[int, str, int | None]]) -> None:
-    """Insert a representation's file rows, given as (blob id, name, frame), in bulk."""
+def add_files(
+    session: Session, representation_id: int, files: Iterable[tuple[int, str, int | None, str]]
+) -> None:
+    """Insert a representation's file rows, given as (blob id, name, frame, published path), in bulk."""
     insert_rows(
         session,
         RepresentationFile.__table__,
-        ("representation_id", "blob_id", "name", "frame"),
-        ((representation_id, blob_id, name, frame) for blob_id, name, frame in files),
+        ("representation_id", "blob_id", "name", "frame", "published_path"),
+        ((representation_id, *row) for row in files),
     )
 
 

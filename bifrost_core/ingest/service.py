@@ -34,6 +34,7 @@ from bifrost_core.ingest.schemas import (
 )
 from bifrost_core.projects.models import Sequence, Shot
 from bifrost_core.scope import Actor
+from bifrost_core.storage.paths import PublishFile, PublishTemplates, resolve
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
@@ -161,15 +162,19 @@ def register_version(
     blobs: dict[str, StoredBlob],
     tier: str,
     source: str,
+    templates: PublishTemplates,
+    project_code: str,
     comment: str = "",
     meta: dict[str, Any] | None = None,
     entities: tuple[dict[tuple[str, str], int], dict[str, int]] | None = None,
-) -> CreatedVersion | None:
+) -> tuple[CreatedVersion, list[tuple[str, str]]] | None:
     """Record one stored version; None when the same content was already ingested.
 
-    The caller commits (one transaction per version). `blobs` maps each source path to
-    its durable blob; a version with a file missing from it is refused whole. `entities`
-    (from entity_ids) saves looking the project's shots and assets up again per version.
+    Returns the version and the (published path, blob hash) of each of its files, from the
+    project's path `templates`, for the caller to link on a local tier. The caller commits
+    (one transaction per version). `blobs` maps each source path to its durable blob; a
+    version with a file missing from it is refused whole. `entities` (from entity_ids)
+    saves looking the project's shots and assets up again per version.
     """
     files = planned.files
     missing = [file.path for file in files if file.path not in blobs]
@@ -211,12 +216,16 @@ def register_version(
             meta={**(meta or {}), "ingest_key": key},
         ),
     )
+    published = published_paths(templates, project_code, planned, version.number)
+    paths = iter(published)
     for rep in representations:
         row = Representation(version_id=version.id, **rep.model_dump(exclude={"files"}))
         session.add(row)
         session.flush()
         repository.add_files(
-            session, row.id, ((ids[file.blob_hash], file.name, file.frame) for file in rep.files)
+            session,
+            row.id,
+            ((ids[file.blob_hash], file.name, file.frame, next(paths)[0]) for file in rep.files),
         )
     session.add(IngestRecord(project_id=project_id, key=key, version_id=version.id, source=printable(source)))
     repository.save_fingerprints(
@@ -230,7 +239,7 @@ def register_version(
     )
     # The unique (project, key) constraint fires here if a concurrent run got there first.
     session.flush()
-    return CreatedVersion(
+    created = CreatedVersion(
         version_id=version.id,
         target=target.label,
         number=version.number,
@@ -238,6 +247,38 @@ def register_version(
         files=len(files),
         size=sum(file.size for file in files),
     )
+    return created, published
+
+
+def published_paths(
+    templates: PublishTemplates, project: str, planned: PlannedVersion, number: int
+) -> list[tuple[str, str]]:
+    """(published path, blob hash) of every file of a version, in the order of its
+    representations and files, from the project's path template for shots or assets."""
+    target = planned.target
+    template = templates.for_entity("shot" if target.shot else "asset")
+    values = {
+        "project": project,
+        "sequence": target.sequence,
+        "shot": target.shot,
+        "asset": target.asset,
+        "task": target.task,
+        "variant": target.variant,
+        "version": number,
+    }
+    files = [
+        PublishFile(
+            digest=file.hash or "",
+            name=rep.stem or rep.name,
+            ext=rep.ext,
+            frame=file.frame,
+            padding=rep.frame_padding,
+            representation=rep.name,
+        )
+        for rep in planned.representations
+        for file in rep.files
+    ]
+    return [(path, file.digest) for path, file in resolve(template, values, files)]
 
 
 def _representation_in(rep: PlannedRepresentation) -> RepresentationIn:

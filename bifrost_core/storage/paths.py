@@ -248,6 +248,15 @@ def default_publish_root(store: BlobStore) -> str:
     return os.path.join(store.local_root, "published")
 
 
+def published_location(blob_url: str, published_path: str | None) -> str:
+    """Where to read a published file in a tier, given its blob's URL there: the link under
+    the tier's publish root on a local tier (blob URLs are absolute paths there), the blob
+    itself on an object store."""
+    if published_path and blob_url.startswith("/") and "/blobs/" in blob_url:
+        return f"{blob_url.rsplit('/blobs/', 1)[0]}/published/{published_path}"
+    return blob_url
+
+
 def materialise(
     store: BlobStore,
     files: Sequence[tuple[str, str]],

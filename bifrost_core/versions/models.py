@@ -82,3 +82,6 @@ class RepresentationFile(IdMixin, Base):
     blob_id: Mapped[int] = mapped_column(BigId, ForeignKey("blobs.id", ondelete="RESTRICT"), index=True)
     name: Mapped[str] = mapped_column(String(1024))
     frame: Mapped[int | None]
+    # Where people find the file: its path under the publish root, from the project's path
+    # template (hard-linked there on local tiers). Set by ingest and publish.
+    published_path: Mapped[str | None] = mapped_column(Text)

@@ -67,6 +67,14 @@ class FileRead(ReadSchema):
     name: str
     frame: int | None
     blob_id: int
+    published_path: str | None = Field(
+        default=None, description="Path under the publish root (set by ingest and publish)"
+    )
+    locations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tier -> where to read the file: its published link on a local tier, "
+        "its blob's URL on an object store",
+    )
 
 
 class RepresentationRead(ReadSchema):

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
 from bifrost_core.scope import Actor
-from bifrost_core.storage.models import Blob
+from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.tasks.repository import TaskRepository
 from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
 from bifrost_core.versions.repository import VersionRepository
@@ -48,6 +48,25 @@ def _blob_ids(session: Session, hashes: set[str]) -> dict[str, int]:
     if missing:
         raise InvalidInput(f"{len(missing)} file(s) point at content that is not stored, e.g. {min(missing)}")
     return ids
+
+
+def file_locations(session: Session, representation: Representation) -> dict[str, dict[str, str]]:
+    """File name -> {tier: where to read it} for a representation's files (see
+    `published_location`)."""
+    # Imported here: the storage paths pull in fsspec and blake3, which most callers never need.
+    from bifrost_core.storage.paths import published_location
+
+    rows = session.execute(
+        select(
+            RepresentationFile.name, RepresentationFile.published_path, BlobLocation.tier, BlobLocation.url
+        )
+        .join(BlobLocation, BlobLocation.blob_id == RepresentationFile.blob_id)
+        .where(RepresentationFile.representation_id == representation.id)
+    )
+    found: dict[str, dict[str, str]] = {}
+    for name, path, tier, url in rows:
+        found.setdefault(name, {})[tier] = published_location(url, path)
+    return found
 
 
 def create_version(session: Session, *, actor: Actor, data: VersionCreate) -> Version:

@@ -174,3 +174,12 @@ def test_bad_naming_rules_or_path_templates_are_refused_when_set(
     assert answer.status_code == 422
     assert message in answer.json()["error"]["message"]
     assert client.get(url, headers=headers).json()["config"] == before
+
+
+def test_a_representation_lists_where_each_file_is_read(client, world: World) -> None:
+    url = f"/representations/{world.a.representation_id}"
+    files = client.get(url, headers=world.headers("artist")).json()["files"]
+    # Made through the API, not ingest: no published path; the blob's URL in each tier.
+    assert [(f["name"], f["published_path"], f["locations"]) for f in files] == [
+        ("a.mov", None, {"hot": "file:///x"})
+    ]

@@ -75,6 +75,14 @@ def test_publish_and_ingest_commands(database, production, flow_env, prefect_ser
     )
     created = json.loads(result.output)["created"]
     assert [(v["target"], v["number"], v["files"]) for v in created] == [("sq010/sh010 comp main", 1, 4)]
+    listed = json.loads(invoke("version", "files", "DEMO", "sq010/sh010", "comp", "--json").output)
+    folder = "DEMO/shots/sq010/sh010/comp/main/v001"
+    assert [row["published_path"] for row in listed] == [f"{folder}/comp.{n}.exr" for n in range(1001, 1005)]
+    link = Path(listed[0]["locations"]["hot"])
+    assert link.as_posix().endswith(f"/published/{folder}/comp.1001.exr")
+    assert link.read_bytes() == Path(paths[0]).read_bytes()
+    table = invoke("version", "files", "DEMO", "sq010/sh010", "comp").output
+    assert "comp.1004.exr" in table and "…" not in table  # paths wrap, never cut short
     bad = invoke(
         "publish", *paths, "--project", "DEMO", "--shot", "sq010/sh010", "--task", "comp",
         "--frame-in", "1001", "--frame-out", "1010", code=5,

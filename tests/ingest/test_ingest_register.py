@@ -17,6 +17,7 @@ from bifrost_core.projects.models import Project
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
+from bifrost_core.versions.service import file_locations
 
 
 def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> PlannedVersion:
@@ -194,6 +195,13 @@ def test_project_path_template_places_the_published_links(database, production, 
     store = BlobStore(settings.tier_roots["hot"])
     digest = blake3.blake3(paths[1].read_bytes()).hexdigest()
     assert (folder / "plate_1002.exr").stat().st_ino == store.local_path(digest).stat().st_ino
+    # The database keeps each file's published path; on a local tier it is read at its link.
+    with UnitOfWork(database) as uow:
+        representation = uow.session.get(Version, result.created[0].version_id).representations[0]
+        recorded = {f.name: f.published_path for f in representation.files}
+        where = file_locations(uow.session, representation)
+    assert recorded["plate.1002.exr"] == "DEMO/sh010/plate/v001/plate_1002.exr"
+    assert where["plate.1002.exr"] == {"hot": str(folder / "plate_1002.exr")}
 
 
 def test_bad_path_template_fails_each_version_whole(database, production, settings, tmp_path):

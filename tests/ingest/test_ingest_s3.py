@@ -7,8 +7,12 @@ from ingest_helpers import frames
 from s3server import S3Endpoint
 from test_ingest_register import counts, planned
 
+from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline, upkeep
 from bifrost_core.storage.blobstore import blob_key
+from bifrost_core.storage.models import Blob
+from bifrost_core.versions.models import Version
+from bifrost_core.versions.service import file_locations
 
 
 def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
@@ -31,6 +35,16 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     assert result.bytes_copied == 3 * 6000 + (5 << 20)
     report = upkeep.verify(database)
     assert (report.checked, report.ok) == (4, True)
+    # On an object store a published path is not made: it maps to the blob's URL.
+    with UnitOfWork(database) as uow:
+        version = uow.session.get(Version, result.created[0].version_id)
+        representation = version.representations[0]
+        where = file_locations(uow.session, representation)
+        first = representation.files[0]
+        name, published = first.name, first.published_path
+        digest = uow.session.get(Blob, first.blob_id).hash
+    assert published == "DEMO/shots/sq010/sh010/plate/main/v001/plate.1001.exr"
+    assert where[name] == {"hot": f"{settings.tier_roots['hot']}/{blob_key(digest)}"}
 
     before = counts(database)
     rerun = pipeline.run_batch(
