@@ -23,12 +23,19 @@ from cli.common import (
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
+# Arguments the version commands share.
+ProjectArg = Annotated[str, typer.Argument(help="Project code")]
+EntityArg = Annotated[str, typer.Argument(help=ENTITY_HELP)]
+TaskArg = Annotated[str, typer.Argument(help="Task name")]
+NumberArg = Annotated[int | None, typer.Argument(help="Version number (the latest when omitted)")]
+VariantOption = Annotated[str, typer.Option(help="Variant name")]
+
 app = typer.Typer(help="Versions: numbered publishes of a task's output.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_(
-    project: Annotated[str, typer.Argument(help="Project code")],
+    project: ProjectArg,
     entity: Annotated[str | None, typer.Option(help=f"Only versions of this entity. {ENTITY_HELP}")] = None,
     task: Annotated[str | None, typer.Option(help="Only versions of tasks with this name")] = None,
     variant: Annotated[str | None, typer.Option(help="Only this variant")] = None,
@@ -87,11 +94,11 @@ def list_(
 
 @app.command("show")
 def show(
-    project: Annotated[str, typer.Argument(help="Project code")],
-    entity: Annotated[str, typer.Argument(help=ENTITY_HELP)],
-    task: Annotated[str, typer.Argument(help="Task name")],
-    number: Annotated[int | None, typer.Argument(help="Version number (the latest when omitted)")] = None,
-    variant: Annotated[str, typer.Option(help="Variant name")] = "main",
+    project: ProjectArg,
+    entity: EntityArg,
+    task: TaskArg,
+    number: NumberArg = None,
+    variant: VariantOption = "main",
     as_json: bool = JsonOption,
 ) -> None:
     """Show one version with its representations."""
@@ -99,17 +106,16 @@ def show(
 
     with unit_of_work() as uow:
         version = _find_version(uow.session, project, entity, task, number, variant)
-        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
-        render_one(version, VersionRead, as_json=as_json, title=title)
+        render_one(version, VersionRead, as_json=as_json, title=_title(project, entity, task, version))
 
 
 @app.command("files")
 def files(
-    project: Annotated[str, typer.Argument(help="Project code")],
-    entity: Annotated[str, typer.Argument(help=ENTITY_HELP)],
-    task: Annotated[str, typer.Argument(help="Task name")],
-    number: Annotated[int | None, typer.Argument(help="Version number (the latest when omitted)")] = None,
-    variant: Annotated[str, typer.Option(help="Variant name")] = "main",
+    project: ProjectArg,
+    entity: EntityArg,
+    task: TaskArg,
+    number: NumberArg = None,
+    variant: VariantOption = "main",
     as_json: bool = JsonOption,
 ) -> None:
     """List a version's files: published path, and where to read each in each tier."""
@@ -118,7 +124,7 @@ def files(
 
     with unit_of_work() as uow:
         version = _find_version(uow.session, project, entity, task, number, variant)
-        title = f"{project} {entity} {task} {variant} v{version.number:03d}"
+        title = _title(project, entity, task, version)
         rows = []
         for representation in version.representations:
             where = file_locations(uow.session, representation)
@@ -141,6 +147,10 @@ def files(
         frame = "" if row["frame"] is None else str(row["frame"])
         table.add_row(row["representation"], row["name"], frame, row["published_path"] or "", where)
     Console().print(table)
+
+
+def _title(project: str, entity: str, task: str, version: Any) -> str:
+    return f"{project} {entity} {task} {version.variant} v{version.number:03d}"
 
 
 def _find_version(

@@ -9,7 +9,7 @@ from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository,
 from bifrost_core.assets.schemas import AssetCreate, AssetTypeCreate, AssetUpdate, CastingCreate
 from bifrost_core.db.guards import apply_changes, ensure_absent, get_or_create
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
@@ -26,12 +26,11 @@ def create_asset_type(session: Session, *, actor: Actor, project_id: int, data: 
     asset_type = AssetTypeRepository(session, actor).add(
         AssetType(project_id=project_id, **data.model_dump())
     )
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="asset_type.created",
         entity_type="asset_type",
-        entity_id=asset_type.id,
+        entity=asset_type,
         project_id=project_id,
         payload={"code": asset_type.code},
     )
@@ -63,12 +62,11 @@ def create_asset(session: Session, *, actor: Actor, project_id: int, data: Asset
     asset = AssetRepository(session, actor).add(
         Asset(project_id=project_id, asset_type_id=asset_type.id, **fields)
     )
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="asset.created",
         entity_type="asset",
-        entity_id=asset.id,
+        entity=asset,
         project_id=project_id,
         payload={"code": asset.code},
     )

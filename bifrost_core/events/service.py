@@ -45,6 +45,27 @@ def record(
     return event
 
 
+def record_created(
+    session: Session,
+    *,
+    actor: Actor,
+    entity_type: str,
+    entity: Any,
+    project_id: int | None,
+    payload: dict[str, Any],
+) -> Event:
+    """The `<entity_type>.created` event of a just-flushed entity (it has its id)."""
+    return record(
+        session,
+        actor=actor,
+        kind=f"{entity_type}.created",
+        entity_type=entity_type,
+        entity_id=entity.id,
+        project_id=project_id,
+        payload=payload,
+    )
+
+
 def _snapshot(events: list[Event]) -> list[EventRead]:
     # A rolled-back savepoint leaves its inserted events transient: they never happened.
     return [EventRead.model_validate(event) for event in events if inspect(event).persistent]

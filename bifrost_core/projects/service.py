@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.db.guards import apply_changes, ensure_absent
 from bifrost_core.errors import Conflict, InvalidInput, PermissionDenied
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.projects.repository import (
     EpisodeRepository,
@@ -42,12 +42,11 @@ def create_project(session: Session, *, actor: Actor, data: ProjectCreate) -> Pr
     ensure_absent(session, Project.code == data.code, message=f"project {data.code!r} already exists")
     project = ProjectRepository(session, actor).add(Project(**data.model_dump()))
     workflow.install_defaults(session, project_id=project.id)
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="project.created",
         entity_type="project",
-        entity_id=project.id,
+        entity=project,
         project_id=project.id,
         payload={"code": project.code},
     )
@@ -79,12 +78,11 @@ def create_episode(session: Session, *, actor: Actor, project_id: int, data: Epi
         message=f"episode {data.code!r} already exists",
     )
     episode = EpisodeRepository(session, actor).add(Episode(project_id=project_id, **data.model_dump()))
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="episode.created",
         entity_type="episode",
-        entity_id=episode.id,
+        entity=episode,
         project_id=project_id,
         payload={"code": episode.code},
     )
@@ -122,12 +120,11 @@ def create_sequence(session: Session, *, actor: Actor, project_id: int, data: Se
         message=f"sequence {data.code!r} already exists",
     )
     sequence = SequenceRepository(session, actor).add(Sequence(project_id=project_id, **data.model_dump()))
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="sequence.created",
         entity_type="sequence",
-        entity_id=sequence.id,
+        entity=sequence,
         project_id=project_id,
         payload={"code": sequence.code},
     )
@@ -164,12 +161,11 @@ def create_shot(session: Session, *, actor: Actor, sequence_id: int, data: ShotC
     shot = ShotRepository(session, actor).add(
         Shot(project_id=sequence.project_id, sequence_id=sequence_id, **data.model_dump())
     )
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="shot.created",
         entity_type="shot",
-        entity_id=shot.id,
+        entity=shot,
         project_id=shot.project_id,
         payload={"code": shot.code},
     )

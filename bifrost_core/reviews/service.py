@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.errors import NotFound
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record_created
 from bifrost_core.projects.repository import ShotRepository
 from bifrost_core.reviews.models import Note
 from bifrost_core.reviews.repository import NoteRepository
@@ -40,12 +40,11 @@ def create_note(session: Session, *, actor: Actor, target: Target, target_id: in
             **{f"{target}_id": target_id},
         )
     )
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="note.created",
         entity_type="note",
-        entity_id=note.id,
+        entity=note,
         project_id=note.project_id,
         payload={"target": target, "target_id": target_id, "visibility": visibility},
     )

@@ -9,7 +9,7 @@ from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.db.guards import ensure_absent, get_or_create
 from bifrost_core.db.repository import valid_id
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.scope import Actor
 from bifrost_core.tasks.models import Task, TaskType
@@ -28,12 +28,11 @@ def create_task_type(session: Session, *, actor: Actor, project_id: int, data: T
         message=f"task type {data.code!r} already exists",
     )
     task_type = TaskTypeRepository(session, actor).add(TaskType(project_id=project_id, **data.model_dump()))
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="task_type.created",
         entity_type="task_type",
-        entity_id=task_type.id,
+        entity=task_type,
         project_id=project_id,
         payload={"code": task_type.code},
     )
@@ -100,12 +99,11 @@ def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
         assignees=_assignees(session, project_id, data.assignee_ids),
     )
     TaskRepository(session, actor).add(task)
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="task.created",
         entity_type="task",
-        entity_id=task.id,
+        entity=task,
         project_id=project_id,
         payload={"name": name, label: entity.code},
     )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.guards import apply_changes, ensure_absent
 from bifrost_core.errors import PermissionDenied, Unauthenticated
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
@@ -43,12 +43,11 @@ def create_user(session: Session, *, actor: Actor, data: UserCreate) -> User:
     _require_admin(actor, "create users")
     ensure_absent(session, User.username == data.username, message=f"user {data.username!r} already exists")
     user = UserRepository(session, actor).add(User(**data.model_dump()))
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="user.created",
         entity_type="user",
-        entity_id=user.id,
+        entity=user,
         project_id=None,
         payload={"username": user.username},
     )
@@ -127,12 +126,11 @@ def create_token(session: Session, *, actor: Actor, user_id: int, data: TokenCre
         expires_at=utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
     )
     TokenRepository(session, actor).add(token)
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="token.created",
         entity_type="token",
-        entity_id=token.id,
+        entity=token,
         project_id=None,
         payload={"user_id": user.id, "prefix": token.prefix},
     )

@@ -7,7 +7,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record, record_created
 from bifrost_core.scope import Actor
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.tasks.repository import TaskRepository
@@ -104,12 +104,11 @@ def create_version(session: Session, *, actor: Actor, data: VersionCreate) -> Ve
             for file in rep.files
         )
     session.flush()
-    record(
+    record_created(
         session,
         actor=actor,
-        kind="version.created",
         entity_type="version",
-        entity_id=version.id,
+        entity=version,
         project_id=version.project_id,
         payload={"task_id": task.id, "variant": version.variant, "number": version.number},
     )

@@ -26,6 +26,23 @@ def flows_client(make_client, prefect_api: str, monkeypatch):
     return make_client()
 
 
+def start_worker(prefect_api: str, database_url: str, tmp_path: Path) -> subprocess.Popen:
+    """A `--run-once` worker of the deployments' pool in its own process, logging to worker.log."""
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": prefect_api,
+        "BIFROST_DATABASE_URL": database_url,
+        "BIFROST_HOME": str(tmp_path / "worker-home"),
+    }
+    command = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "bifrost-process"]
+    return subprocess.Popen(
+        [*command, "--run-once"],
+        env=env,
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def test_ingest_run_is_started_read_and_scoped(
     flows_client, world: World, prefect_api, database, tmp_path
 ) -> None:
@@ -54,25 +71,7 @@ def test_ingest_run_is_started_read_and_scoped(
     assert run["run_id"] in [item["run_id"] for item in listed["items"]]
 
     # A worker of the deployment's pool (its own process) picks the run up and runs it.
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": prefect_api,
-        "BIFROST_DATABASE_URL": database.url,
-        "BIFROST_HOME": str(tmp_path / "worker-home"),
-    }
-    worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "prefect"),
-            "worker",
-            "start",
-            "--pool",
-            "bifrost-process",
-            "--run-once",
-        ],
-        env=env,
-        stdout=(tmp_path / "worker.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(prefect_api, database.url, tmp_path)
     try:
         deadline = time.monotonic() + 240
         state = None
@@ -94,23 +93,10 @@ def test_ingest_run_is_started_read_and_scoped(
 def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str, tmp_path) -> None:
     world = build_world(database)
     url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
-    env = {**os.environ, "PREFECT_API_URL": prefect_api, "BIFROST_DATABASE_URL": database.url}
     with BifrostClient(url, world.tokens["service"]) as bifrost:
         run = bifrost.start_flow(world.a.project_id, "ingest", {"source": str(tmp_path), "dry_run": True})
         # The worker polls once (--run-once): started after the run exists, it cannot miss it.
-        worker = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "prefect"),
-                "worker",
-                "start",
-                "--pool",
-                "bifrost-process",
-                "--run-once",
-            ],
-            env={**env, "BIFROST_HOME": str(tmp_path / "worker-home")},
-            stdout=(tmp_path / "worker.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        worker = start_worker(prefect_api, database.url, tmp_path)
         try:
             done = bifrost.wait(run["run_id"], timeout=240, poll=1)
         finally:
