@@ -7,11 +7,13 @@ OpenSearch.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -31,6 +33,14 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; a SQLite file in the home when empty")
     hot_root: str = Field(default="", description="Root URL of the hot tier (a folder or an fsspec URL)")
     archive_root: str = Field(default="", description="Root URL of the archive tier")
+    storage_options: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        repr=False,  # may hold credentials
+        description=(
+            "fsspec options of the tiers under each URL prefix, as JSON: "
+            '{"s3://studio-archive": {"profile": "archive"}, "s3://": {"endpoint_url": "..."}}'
+        ),
+    )
     redis_url: str = Field(
         default="", description="Redis URL for cache and rate limits; in-process when empty"
     )
@@ -62,6 +72,29 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {url.get_driver_name()!r} (use {expected})")
         return value
 
+    @field_validator("storage_options", mode="after")
+    @classmethod
+    def _check_storage_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for prefix in value:
+            if "://" not in prefix:
+                raise ValueError(
+                    f"{prefix!r} is not a URL prefix such as s3://bucket (local folders take no options)"
+                )
+        return value
+
+    def storage_options_for(self, url: str) -> dict[str, Any]:
+        """The options of the longest configured prefix that `url` is at or under, else none.
+
+        A prefix matches whole path segments: ``s3://show`` covers ``s3://show/hot`` but not
+        ``s3://showreel``; ``s3://`` covers every S3 URL.
+        """
+        matching = [
+            prefix
+            for prefix in self.storage_options
+            if url == prefix.rstrip("/") or url.startswith(prefix if prefix.endswith("/") else f"{prefix}/")
+        ]
+        return dict(self.storage_options[max(matching, key=len)]) if matching else {}
+
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'bifrost.db'}"
@@ -79,6 +112,11 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings, turning a validation failure into one line naming the variable."""
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        # Raised for a variable that should hold JSON and does not; the message names the field.
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = found.group(1) if found else "settings"
+        raise ConfigError(f"BIFROST_{field.upper()}: not valid JSON") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "settings"

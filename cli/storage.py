@@ -19,9 +19,10 @@ def verify(
     """Rehash stored blobs and report corrupt or missing ones (exit code 9 if any)."""
     from bifrost_core.ingest import upkeep
 
+    config = settings()
     database = open_database()
     try:
-        report = upkeep.verify(database, sample=sample, tier=tier)
+        report = upkeep.verify(database, config, sample=sample, tier=tier)
     finally:
         database.dispose()
     if as_json:
@@ -72,7 +73,7 @@ def du(as_json: bool = JsonOption) -> None:
     try:
         per_project = upkeep.du(database)
         per_tier = upkeep.tier_totals(database)
-        roots = upkeep.physical(upkeep.tier_roots(database, config).items())
+        roots = upkeep.physical(config, upkeep.tier_roots(database, config).items())
     finally:
         database.dispose()
     if as_json:

@@ -7,6 +7,7 @@ Each function opens its own units of work: it gets a Database, never a session.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 from collections.abc import Sequence
@@ -61,7 +62,7 @@ CHUNK_BYTES = 4 << 30
 LOCAL_WORKERS = 2
 OBJECT_WORKERS = 4
 
-_stores: dict[str, BlobStore] = {}
+_stores: dict[tuple[str, str, str], BlobStore] = {}
 
 
 def tier_root(settings: Settings, project: Project, tier: str) -> str:
@@ -72,11 +73,14 @@ def tier_root(settings: Settings, project: Project, tier: str) -> str:
     return str(roots[tier])
 
 
-def blob_store(root: str, tier: str) -> BlobStore:
-    """One store per root and process (an S3 client is worth reusing)."""
-    store = _stores.get(root)
+def blob_store(settings: Settings, root: str, tier: str) -> BlobStore:
+    """One store per root, options and process (an S3 client is worth reusing), opened
+    with the storage options the settings give for its URL."""
+    options = settings.storage_options_for(root)
+    key = (root, tier, json.dumps(options, sort_keys=True, default=str))
+    store = _stores.get(key)
     if store is None:
-        store = _stores[root] = BlobStore(root, name=tier)
+        store = _stores[key] = BlobStore(root, name=tier, storage_options=options)
     return store
 
 
@@ -88,7 +92,7 @@ def active_project(session: Session, code: str) -> Project:
 def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
     with UnitOfWork(database) as uow:
         found = ProjectRepository(uow.session).by_code(project)
-        return found.id, blob_store(tier_root(settings, found, tier), tier)
+        return found.id, blob_store(settings, tier_root(settings, found, tier), tier)
 
 
 def crash_point(name: str) -> None:

@@ -49,7 +49,9 @@ class VerifyReport:
         return not self.findings
 
 
-def verify(database: Database, *, sample: int | None = None, tier: str | None = None) -> VerifyReport:
+def verify(
+    database: Database, settings: Settings, *, sample: int | None = None, tier: str | None = None
+) -> VerifyReport:
     """Rehash every recorded blob location (or a random sample) and report corrupt or missing ones."""
     with UnitOfWork(database) as uow:
         stmt = select(BlobLocation.id, Blob.hash, Blob.size, BlobLocation.tier, BlobLocation.url).join(
@@ -63,7 +65,7 @@ def verify(database: Database, *, sample: int | None = None, tier: str | None = 
     good: list[int] = []
     for location_id, digest, _size, tier_name, url in rows:
         report.checked += 1
-        found = blob_store(root_of(url, digest), tier_name).rehash(digest)
+        found = blob_store(settings, root_of(url, digest), tier_name).rehash(digest)
         if found is None:
             report.findings.append(Finding(digest, tier_name, url, "missing"))
         elif found != digest:
@@ -122,7 +124,7 @@ def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> 
         uow.commit()
         report.records_removed = len(ids)
     for _blob_id, digest, size, tier_name, url in doomed:
-        if url is not None and blob_store(root_of(url, digest), tier_name).delete(digest):
+        if url is not None and blob_store(settings, root_of(url, digest), tier_name).delete(digest):
             report.blobs_removed += 1
             report.bytes_removed += size
 
@@ -130,7 +132,7 @@ def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> 
         recorded = set(uow.session.scalars(select(Blob.hash)))
     horizon = cutoff.timestamp()
     for root, name in tier_roots(database, settings).items():
-        store = blob_store(root, name)
+        store = blob_store(settings, root, name)
         report.roots.append(root)
         for info in list(store.iter_blobs()):
             if info.digest not in recorded and info.mtime < horizon and store.delete(info.digest):
@@ -186,6 +188,6 @@ def tier_totals(database: Database) -> list[Usage]:
     return [Usage("*", tier, count, int(total or 0)) for tier, count, total in rows]
 
 
-def physical(roots: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:
+def physical(settings: Settings, roots: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:
     """(tier, root, bytes on the store) by listing each tier."""
-    return [(name, root, blob_store(root, name).usage()) for root, name in roots]
+    return [(name, root, blob_store(settings, root, name).usage()) for root, name in roots]

@@ -98,10 +98,21 @@ def test_bad_database_settings_fail_before_anything_is_written(
     assert not bifrost_env.exists()
 
 
-def test_an_invalid_setting_names_its_variable(bifrost, bifrost_env, monkeypatch) -> None:
-    monkeypatch.setenv("BIFROST_DB_POOL_SIZE", "lots")
-    result = bifrost("project", "list", code=EXIT_CONFIG)
-    assert result.stderr.startswith("error: BIFROST_DB_POOL_SIZE: ")
+@pytest.mark.parametrize(
+    ("variable", "value", "command"),
+    [
+        ("BIFROST_DB_POOL_SIZE", "lots", ("project", "list")),
+        ("BIFROST_STORAGE_OPTIONS", '{"s3://bucket": {', ("storage", "du")),
+        ("BIFROST_STORAGE_OPTIONS", '{"hot": {"profile": "x"}}', ("verify",)),
+    ],
+)
+def test_an_invalid_setting_names_its_variable(
+    bifrost, bifrost_env, monkeypatch, variable, value, command
+) -> None:
+    monkeypatch.setenv(variable, value)
+    result = bifrost(*command, code=EXIT_CONFIG)
+    assert result.stderr.startswith(f"error: {variable}: ")
+    assert result.stderr.count("\n") == 1
     assert not bifrost_env.exists()
 
 

@@ -76,6 +76,47 @@ def test_other_invalid_settings_name_their_variable(bifrost_env, monkeypatch, va
         load_settings()
 
 
+def test_storage_options_go_to_the_longest_prefix_a_url_is_under(bifrost_env, monkeypatch):
+    monkeypatch.setenv(
+        "BIFROST_STORAGE_OPTIONS",
+        '{"s3://": {"endpoint_url": "http://minio:9000"}, "s3://show/": {"profile": "show"},'
+        ' "s3://show/archive": {"profile": "vault"}}',
+    )
+    settings = load_settings()
+    assert settings.storage_options_for("s3://show/archive") == {"profile": "vault"}
+    assert settings.storage_options_for("s3://show/archive/2026") == {"profile": "vault"}
+    assert settings.storage_options_for("s3://show/hot") == {"profile": "show"}
+    # Whole segments only: s3://showreel is not under s3://show.
+    assert settings.storage_options_for("s3://showreel/hot") == {"endpoint_url": "http://minio:9000"}
+    assert settings.storage_options_for("gs://show/hot") == {}
+    assert settings.storage_options_for("/mnt/hot") == {}
+    settings.storage_options_for("s3://show/hot")["profile"] = "changed"  # a copy each time
+    assert settings.storage_options_for("s3://show/hot") == {"profile": "show"}
+
+
+def test_storage_options_stay_out_of_the_settings_repr(bifrost_env, monkeypatch):
+    monkeypatch.setenv("BIFROST_STORAGE_OPTIONS", '{"s3://vendor": {"key": "AKIA", "secret": "hush"}}')
+    settings = load_settings()
+    assert settings.storage_options_for("s3://vendor/drop")["secret"] == "hush"
+    assert "hush" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"s3://bucket": "profile"}', "valid dictionary"),
+        ('{"/mnt/hot": {}}', "'/mnt/hot' is not a URL prefix"),
+    ],
+)
+def test_bad_storage_options_are_one_line_naming_the_variable(bifrost_env, monkeypatch, value, message):
+    monkeypatch.setenv("BIFROST_STORAGE_OPTIONS", value)
+    with pytest.raises(ConfigError) as failure:
+        load_settings()
+    text = str(failure.value)
+    assert text.startswith("BIFROST_STORAGE_OPTIONS: ") and message in text and "\n" not in text
+
+
 def test_get_settings_is_cached(bifrost_env):
     assert get_settings() is get_settings()
 

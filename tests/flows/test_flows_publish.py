@@ -87,7 +87,7 @@ def test_publish_and_ingest_flows_into_an_s3_tier(
     ingested = ingest(IngestParameters(project="DEMO", source=str(delivery)))
     assert len(ingested.created) == 3
     assert ingest(IngestParameters(project="DEMO", source=str(delivery))).known == 3
-    report = upkeep.verify(database)
+    report = upkeep.verify(database, s3_settings)
     # sh020's five plate frames have the bytes of sh010's first five: stored once.
     assert report.ok and report.checked == 3 + 10 + 1 + 1
     with UnitOfWork(database) as uow:

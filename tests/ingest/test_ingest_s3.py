@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
+import pytest
 from ingest_helpers import frames
 from s3server import S3Endpoint
 from test_ingest_register import counts, planned
 
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import StorageError
 from bifrost_core.ingest import pipeline, upkeep
 from bifrost_core.storage.blobstore import blob_key
 from bifrost_core.storage.models import Blob
@@ -33,7 +37,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     assert [v.files for v in result.created] == [3, 1]
     assert all(v for v in result.created)
     assert result.bytes_copied == 3 * 6000 + (5 << 20)
-    report = upkeep.verify(database)
+    report = upkeep.verify(database, settings)
     assert (report.checked, report.ok) == (4, True)
     # On an object store a published path is not made: it maps to the blob's URL.
     with UnitOfWork(database) as uow:
@@ -66,7 +70,62 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     )
     client.put_object(Bucket=s3_endpoint.bucket, Key=f"{prefix}/{blob_key(digests[0])}", Body=b"bit rot")
     client.delete_object(Bucket=s3_endpoint.bucket, Key=f"{prefix}/{blob_key(digests[1])}")
-    found = {f.hash: f.problem for f in upkeep.verify(database).findings}
+    found = {f.hash: f.problem for f in upkeep.verify(database, settings).findings}
     assert found[digests[1]] == "missing"
     assert found[digests[0]].startswith("corrupt")
     assert len(found) == 2
+
+
+@pytest.fixture
+def fresh_s3fs() -> Iterator[None]:
+    """fsspec reuses a filesystem made with the same arguments, whatever AWS_* say now: one
+    from an earlier test would hide options that were not applied, and one made here, with
+    AWS_* leading nowhere, would break later tests."""
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_a_tier_gets_its_endpoint_and_credentials_from_the_storage_options(
+    database, production, s3_endpoint: S3Endpoint, tmp_path, monkeypatch, fresh_s3fs
+):
+    """Only BIFROST_STORAGE_OPTIONS leads to the endpoint: the AWS_* variables point nowhere."""
+    from s3server import ACCESS_KEY, REGION, SECRET_KEY, free_port
+
+    from bifrost_core.config import load_settings
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "wrong")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    hot = s3_endpoint.url(f"opts-{tmp_path.name}")
+    options = {
+        "endpoint_url": s3_endpoint.endpoint_url,
+        "key": ACCESS_KEY,
+        "secret": SECRET_KEY,
+        "client_kwargs": {"region_name": REGION},
+    }
+    settings = load_settings(
+        home=tmp_path / "home",
+        database_url=database.url,
+        hot_root=hot,
+        archive_root=str(tmp_path / "archive"),
+        storage_options={f"s3://{s3_endpoint.bucket}": options},
+    )
+    paths = frames(tmp_path / "src", "plate", 1001, 1002, size=5000)
+    result = pipeline.run_batch(
+        database, settings, project="DEMO", tier="hot", source="opts", versions=[planned(paths)]
+    )
+    assert (result.problems, result.files_copied) == ([], 2)
+    assert upkeep.verify(database, settings).ok
+    assert upkeep.physical(settings, [(hot, "hot")]) == [("hot", hot, 2 * 5000)]
+    client = boto3.client("s3", **s3_endpoint.client_kwargs())
+    listed = client.list_objects_v2(Bucket=s3_endpoint.bucket, Prefix=f"opts-{tmp_path.name}/blobs/")
+    assert len(listed["Contents"]) == 2
+
+    # Without the options the same tier is reached through AWS_*, which lead nowhere.
+    bare = load_settings(home=tmp_path / "home", database_url=database.url, hot_root=hot)
+    with pytest.raises(StorageError, match="storage tier hot"):
+        upkeep.verify(database, bare)

@@ -18,7 +18,7 @@ from bifrost_core.versions.models import Version
 def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1004)
     pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)])
-    assert upkeep.verify(database).ok
+    assert upkeep.verify(database, settings).ok
     store = BlobStore(settings.tier_roots["hot"])
     digests = sorted(info.digest for info in store.iter_blobs())
     corrupt, missing = store.local_path(digests[0]), store.local_path(digests[1])
@@ -27,13 +27,13 @@ def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, setti
     data[10] ^= 0xFF
     corrupt.write_bytes(bytes(data))
     missing.unlink()
-    report = upkeep.verify(database)
+    report = upkeep.verify(database, settings)
     assert report.checked == 4
     found = {finding.hash: finding.problem for finding in report.findings}
     assert found[digests[1]] == "missing"
     assert found[digests[0]].startswith("corrupt")
     assert len(found) == 2
-    assert upkeep.verify(database, sample=2).checked == 2
+    assert upkeep.verify(database, settings, sample=2).checked == 2
 
 
 def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, production, settings, tmp_path):
@@ -64,7 +64,7 @@ def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, productio
     assert report.blobs_removed == 2
     assert not store.exists(stray.digest)
     assert not store.exists(orphan_hash)
-    assert upkeep.verify(database).ok
+    assert upkeep.verify(database, settings).ok
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Blob)) == 2
     assert sorted(os.listdir(tmp_path / "kept")) == ["plate.1001.exr", "plate.1002.exr"]
@@ -76,5 +76,5 @@ def test_du_counts_bytes_per_project_and_tier(database, production, settings, tm
     usage = upkeep.du(database)
     assert [(u.project, u.tier, u.blobs, u.bytes) for u in usage] == [("DEMO", "hot", 3, 3 * 4096)]
     assert [(u.tier, u.bytes) for u in upkeep.tier_totals(database)] == [("hot", 3 * 4096)]
-    physical = upkeep.physical(upkeep.tier_roots(database, settings).items())
+    physical = upkeep.physical(settings, upkeep.tier_roots(database, settings).items())
     assert ("hot", settings.tier_roots["hot"], 3 * 4096) in physical
