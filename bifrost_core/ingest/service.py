@@ -208,6 +208,7 @@ def register_version(
     version = create_version(
         session,
         actor=actor,
+        task=task,
         data=VersionCreate(
             task_id=task.id,
             variant=target.variant,

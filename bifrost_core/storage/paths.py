@@ -50,6 +50,9 @@ DEFAULT_TEMPLATES = {
 # Errors that mean "no hard link here", so a symlink is made instead.
 _NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
 _FRAME_SEPARATORS = "._-"
+# frame_slots renders this in place of the frame and splits the path around it.
+_FRAME_MARK = 7_919_191_919_191_919
+_PLAIN_INT_SPEC = re.compile(r"0?[0-9]*d?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +93,30 @@ class PathTemplate:
             if rendered is not None:
                 out.append(rendered)
         path = "".join(out)
-        parts = path.split("/")
-        if path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        if not _clean(path):
             raise PathTemplateError(
                 f"path template {self.template!r} gives {path!r}, which is not a clean relative path"
             )
         return path
+
+    def frame_slots(
+        self, values: Mapping[str, object], *, padding: int | None = None
+    ) -> tuple[str, str, str] | None:
+        """For the files of a sequence, which differ only in their frame: the path before
+        the frame, its format spec and the path after, so that a frame's path is
+        ``head + format(frame, spec) + tail`` (the rest is rendered and checked once).
+        None unless ``{frame}`` occurs once with a plain integer spec: then use `format`."""
+        frames = [p for s in self._sections for p in s.parts if p.field == "frame"]
+        if len(frames) != 1:
+            return None
+        spec = frames[0].spec or (f"0{padding}d" if padding else "")
+        if not _PLAIN_INT_SPEC.fullmatch(spec):
+            return None
+        mark = format(_FRAME_MARK, spec)
+        pieces = self.format({**values, "frame": _FRAME_MARK}, padding=padding).split(mark)
+        if len(pieces) != 2:
+            return None  # the mark's digits also occur in another value
+        return pieces[0], spec, pieces[1]
 
     def _render(self, section: _Section, values: Mapping[str, object], padding: int | None) -> str | None:
         out: list[str] = []
@@ -212,6 +233,7 @@ def resolve(
     """
     out: list[tuple[str, PublishFile]] = []
     taken: dict[str, PublishFile] = {}
+    slots: dict[tuple[str, str, str | None, int | None], tuple[str, str, str] | None] = {}
     for f in files:
         values = {
             **version,
@@ -220,7 +242,15 @@ def resolve(
             "frame": f.frame,
             "representation": f.representation,
         }
-        path = template.format(values, padding=f.padding)
+        sequence = (f.name, f.ext, f.representation, f.padding)
+        if type(f.frame) is int and sequence not in slots:
+            slots[sequence] = template.frame_slots(values, padding=f.padding)
+        found = slots.get(sequence) if type(f.frame) is int else None
+        if found is not None:
+            head, spec, tail = found
+            path = f"{head}{format(f.frame, spec)}{tail}"
+        else:
+            path = template.format(values, padding=f.padding)
         other = taken.setdefault(path, f)
         if other is not f and other.digest != f.digest:
             raise PathTemplateError(f"two files of the version resolve to {path}: change the path template")
@@ -289,15 +319,15 @@ def materialise(
 
 
 def _check_relative(rel: str) -> None:
-    parts = rel.split("/")
-    if (
-        not rel
-        or rel.startswith("/")
-        or "\\" in rel
-        or "\0" in rel
-        or any(p in ("", ".", "..") for p in parts)
-    ):
+    if not _clean(rel) or "\\" in rel or "\0" in rel:
         raise PathTemplateError(f"published path {rel!r} is not a clean relative path")
+
+
+def _clean(path: str) -> bool:
+    """A relative POSIX path with no empty, ``.`` or ``..`` segment (string tests, not a
+    split: this runs for every file of every version)."""
+    wrapped = f"/{path}/"
+    return bool(path) and "//" not in wrapped and "/./" not in wrapped and "/../" not in wrapped
 
 
 def _link(store: BlobStore, base: str, rel: str, digest: str, made: set[str]) -> PublishedFile:

@@ -10,6 +10,7 @@ from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record, record_created
 from bifrost_core.scope import Actor
 from bifrost_core.storage.models import Blob, BlobLocation
+from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.repository import TaskRepository
 from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
 from bifrost_core.versions.repository import VersionRepository
@@ -69,8 +70,13 @@ def file_locations(session: Session, representation: Representation) -> dict[str
     return found
 
 
-def create_version(session: Session, *, actor: Actor, data: VersionCreate) -> Version:
-    task = TaskRepository(session, actor).get(data.task_id)
+def create_version(
+    session: Session, *, actor: Actor, data: VersionCreate, task: Task | None = None
+) -> Version:
+    """A new version of `data.task_id`; `task`, that row if the caller holds it already
+    (ingest does), is not loaded again."""
+    if task is None or task.id != data.task_id or not actor.can_see(task.project_id):
+        task = TaskRepository(session, actor).get(data.task_id)
     blob_ids = _blob_ids(session, {file.blob_hash for rep in data.representations for file in rep.files})
     version = Version(
         project_id=task.project_id,

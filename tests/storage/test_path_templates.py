@@ -48,6 +48,37 @@ def test_every_file_of_a_version_gets_a_human_path() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        SHOT,
+        "{project}/{shot}/{name}.{frame}.{ext}",  # bare: padded like its sequence
+        "{project}/{shot}/{name}[_f{frame:06d}].{ext}",  # frame in an optional part
+        "{project}/{shot}/{name}.{frame:x}.{ext}",  # hex: not a plain spec, rendered per file
+        "{project}/{shot}/{name}_{frame:04d}.{frame:04d}.{ext}",  # twice: rendered per file
+        "{project}/{shot}/{name}.{frame:+05d}.{ext}",
+    ],
+)
+def test_a_sequence_renders_as_each_frame_would_alone(template: str) -> None:
+    """resolve renders a sequence's path once and puts each frame in; the paths are those
+    of formatting each file by itself, including names that hold the digits it splits on."""
+    compiled = PathTemplate(template)
+    files = [
+        *(
+            PublishFile(f"{i:064x}", "plate", "exr", frame, padding=4)
+            for i, frame in enumerate((-2, 0, 999, 1001))
+        ),
+        PublishFile("f" * 64, f"p{paths._FRAME_MARK}", "exr", 1001, padding=4),
+        PublishFile("e" * 64, "plate", "mov"),
+    ]
+    expected = [
+        compiled.format({**VERSION, "name": f.name, "ext": f.ext, "frame": f.frame}, padding=f.padding)
+        for f in files
+    ]
+    assert [path for path, _ in resolve(compiled, VERSION, files)] == expected
+    assert len(set(expected)) == len(files)
+
+
 def test_default_templates_for_shots_and_assets() -> None:
     templates = PublishTemplates.from_config(None)
     asset = {"project": "DEMO", "asset": "car", "task": "model", "variant": "hero", "version": 12}
