@@ -2,6 +2,9 @@
 
 `with local_prefect_server(home) as api_url: ...` starts `prefect server start` with its own
 PREFECT_HOME (no UI, no analytics), waits until /api/health answers and stops it on exit.
+
+`ephemeral_server(home, env)` starts, without waiting, the server one CLI command runs on the
+embedded default: the caller does its own imports while the server starts.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -66,6 +70,81 @@ def local_prefect_server(home: Path, *, port: int | None = None, timeout: float 
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    api_url: str
+    log_path: Path
+
+    def wait_ready(self, timeout: float = 120) -> str:
+        """Block until /health answers; the API URL. ServerDidNotStart if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while not _healthy(self.api_url):
+            if self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise ServerDidNotStart(f"the Prefect server exited ({tail[0]}); its log is {self.log_path}")
+            if time.monotonic() > deadline:
+                raise ServerDidNotStart(f"no answer on {self.api_url}/health within {timeout:.0f} s")
+            time.sleep(0.1)
+        return self.api_url
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def ephemeral_server(home: Path, env: Mapping[str, str]) -> ServerProcess:
+    """Start the API app Prefect itself runs for a temporary server (no UI; background
+    services as Prefect's ephemeral mode has them) on a socket bound here, without waiting.
+
+    The port is held from the start, so PREFECT_API_URL can be set before Prefect is
+    imported and no other process can take it; a request made before the server is ready
+    waits in the socket's backlog. Prefect's own ephemeral mode starts the same app only
+    when the first API call needs it, after every import: the two then take turns.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        port = sock.getsockname()[1]
+        log_path = home / "ephemeral-server.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--fd",
+                    str(sock.fileno()),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                # The switches Prefect's SubprocessASGIServer sets for the same app.
+                env={
+                    **env,
+                    "PREFECT_HOME": str(home),
+                    "PREFECT__SERVER_EPHEMERAL": "1",
+                    "PREFECT__SERVER_FINAL": "1",
+                },
+                pass_fds=(sock.fileno(),),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    finally:
+        sock.close()  # the server holds its own copy
+    return ServerProcess(process, f"http://127.0.0.1:{port}/api", log_path)
 
 
 def _healthy(url: str) -> bool:

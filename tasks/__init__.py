@@ -2,7 +2,7 @@
 
 Importing this package (flows import it first) points Prefect at a home inside
 BIFROST_HOME when neither PREFECT_HOME nor PREFECT_API_URL is set, before Prefect is
-imported: the embedded default then keeps its ephemeral server's database there
+imported: the embedded default then keeps its Prefect server's database there
 instead of in ~/.prefect. With PREFECT_API_URL set, runs go to that server.
 """
 

@@ -101,6 +101,29 @@ def test_publish_and_ingest_commands(database, production, flow_env, prefect_ser
     assert "nope is not a folder" in invoke("ingest", tmp_path / "nope", "--project", "DEMO", code=5).output
 
 
+def _embedded_env(user_home: Path) -> dict[str, str]:
+    """This environment without any Prefect or database setting: the embedded default."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PREFECT_") and key != "BIFROST_DATABASE_URL"
+    }
+    return {**env, "HOME": str(user_home)}
+
+
+def _servers_of(prefect_home: Path) -> list[int]:
+    """Pids of the processes running with this PREFECT_HOME (Linux /proc)."""
+    marker = f"PREFECT_HOME={prefect_home}".encode()
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0"):
+                pids.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
 @pytest.fixture
 def embedded_home(bifrost_env: Path) -> Path:
     """The embedded default in a fresh BIFROST_HOME (SQLite there), with a small production."""
@@ -128,12 +151,7 @@ def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Pat
     write(delivery / "sq010" / "sh010" / "plate" / "plate.mov", b"movie")
     user_home = tmp_path / "user"
     user_home.mkdir()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PREFECT_") and key != "BIFROST_DATABASE_URL"
-    }
-    env["HOME"] = str(user_home)
+    env = _embedded_env(user_home)
     run = subprocess.run(
         [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
         capture_output=True,
@@ -143,9 +161,11 @@ def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Pat
     )
     assert run.returncode == 0, run.stderr
     assert "sq010/sh010 plate main" in run.stdout and "created 1" in run.stdout
-    # Prefect's ephemeral server kept its files in the Bifrost home, not in ~/.prefect.
-    assert (embedded_home / "prefect").is_dir()
+    # The command's own Prefect server kept its files in the Bifrost home, not in
+    # ~/.prefect, and stopped with the command.
+    assert (embedded_home / "prefect" / "prefect.db").is_file()
     assert not (user_home / ".prefect").exists()
+    assert _servers_of(embedded_home / "prefect") == []
     again = subprocess.run(
         [str(BIFROST), "ingest", str(delivery), "--project", "DEMO", "--dry-run", "--json"],
         capture_output=True,
@@ -156,3 +176,22 @@ def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Pat
     assert again.returncode == 0, again.stderr
     plan = json.loads(again.stdout)
     assert (plan["known"], plan["planned_new"], plan["created"]) == (1, 0, [])
+
+
+@pytest.mark.slow
+def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_8(embedded_home: Path, tmp_path: Path):
+    delivery = tmp_path / "delivery"
+    frames(delivery / "sq010" / "sh010" / "plate", "plate", 1001, 1001)
+    env = _embedded_env(tmp_path)
+    env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}"
+    run = subprocess.run(
+        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 8
+    assert run.stderr.startswith("error: cannot start the embedded Prefect server: the Prefect server exited")
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert _servers_of(embedded_home / "prefect") == []
