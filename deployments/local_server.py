@@ -119,7 +119,7 @@ def ephemeral_server(home: Path, env: Mapping[str, str]) -> ServerProcess:
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [
-                    sys.executable,
+                    *_dies_with(os.getpid()),
                     "-m",
                     "uvicorn",
                     "--factory",
@@ -145,6 +145,26 @@ def ephemeral_server(home: Path, env: Mapping[str, str]) -> ServerProcess:
     finally:
         sock.close()  # the server holds its own copy
     return ServerProcess(process, f"http://127.0.0.1:{port}/api", log_path)
+
+
+# Run in the child before it becomes the server: on Linux, ask for SIGTERM when the process
+# that started it dies (even by kill -9, which runs no atexit), then exec the real command.
+_PARENT_DEATH_SIGNAL = """
+import ctypes, os, signal, sys
+parent = int(sys.argv[1])
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+if os.getppid() != parent:
+    sys.exit("the process that started this server is gone")
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def _dies_with(parent: int) -> list[str]:
+    """The interpreter to start a child server with: one that ends with `parent` where the
+    system allows (Linux), else a plain one (stopped at exit by its owner only)."""
+    if sys.platform != "linux":
+        return [sys.executable]
+    return [sys.executable, "-c", _PARENT_DEATH_SIGNAL, str(parent)]
 
 
 def _healthy(url: str) -> bool:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,27 @@ def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_8(embedded_ho
     assert run.stderr.startswith("error: cannot start the embedded Prefect server: the Prefect server exited")
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
     assert _servers_of(embedded_home / "prefect") == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the server ends with its command through Linux's prctl")
+def test_the_embedded_server_ends_when_its_command_is_killed(embedded_home: Path, tmp_path: Path):
+    delivery = tmp_path / "delivery"
+    frames(delivery / "sq010" / "sh010" / "plate", "plate", 1001, 1001)
+    command = subprocess.Popen(
+        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
+        env=_embedded_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    prefect_home = embedded_home / "prefect"
+    deadline = time.monotonic() + 60
+    while not (servers := [pid for pid in _servers_of(prefect_home) if pid != command.pid]):
+        assert command.poll() is None and time.monotonic() < deadline, "no server was started"
+        time.sleep(0.05)
+    command.kill()  # SIGKILL: no atexit, no cleanup of its own
+    command.wait()
+    deadline = time.monotonic() + 30
+    while _servers_of(prefect_home):
+        assert time.monotonic() < deadline, f"server {servers} outlived its command"
+        time.sleep(0.1)
