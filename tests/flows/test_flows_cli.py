@@ -112,6 +112,13 @@ def _embedded_env(user_home: Path) -> dict[str, str]:
     return {**env, "HOME": str(user_home)}
 
 
+def _bifrost(env: dict[str, str], *args: object) -> subprocess.CompletedProcess[str]:
+    """The installed `bifrost` command in a process of its own."""
+    return subprocess.run(
+        [str(BIFROST), *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
 def _servers_of(prefect_home: Path) -> list[int]:
     """Pids of the processes running with this PREFECT_HOME (Linux /proc)."""
     marker = f"PREFECT_HOME={prefect_home}".encode()
@@ -153,13 +160,7 @@ def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Pat
     user_home = tmp_path / "user"
     user_home.mkdir()
     env = _embedded_env(user_home)
-    run = subprocess.run(
-        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    run = _bifrost(env, "ingest", delivery, "--project", "DEMO")
     assert run.returncode == 0, run.stderr
     assert "sq010/sh010 plate main" in run.stdout and "created 1" in run.stdout
     # The command's own Prefect server kept its files in the Bifrost home, not in
@@ -167,13 +168,7 @@ def test_ingest_runs_on_the_embedded_default_without_a_server(embedded_home: Pat
     assert (embedded_home / "prefect" / "prefect.db").is_file()
     assert not (user_home / ".prefect").exists()
     assert _servers_of(embedded_home / "prefect") == []
-    again = subprocess.run(
-        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO", "--dry-run", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    again = _bifrost(env, "ingest", delivery, "--project", "DEMO", "--dry-run", "--json")
     assert again.returncode == 0, again.stderr
     plan = json.loads(again.stdout)
     assert (plan["known"], plan["planned_new"], plan["created"]) == (1, 0, [])
@@ -185,13 +180,7 @@ def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_8(embedded_ho
     frames(delivery / "sq010" / "sh010" / "plate", "plate", 1001, 1001)
     env = _embedded_env(tmp_path)
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}"
-    run = subprocess.run(
-        [str(BIFROST), "ingest", str(delivery), "--project", "DEMO"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    run = _bifrost(env, "ingest", delivery, "--project", "DEMO")
     assert run.returncode == 8
     assert run.stderr.startswith("error: cannot start the embedded Prefect server: the Prefect server exited")
     assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
