@@ -47,33 +47,23 @@ def local_prefect_server(home: Path, *, port: int | None = None, timeout: float 
     log_path = home / "server.log"
     prefect = str(Path(sys.executable).parent / "prefect")
     with log_path.open("wb") as log:
-        server = subprocess.Popen(
+        process = subprocess.Popen(
             [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        url = f"http://127.0.0.1:{port}/api"
-        try:
-            deadline = time.monotonic() + timeout
-            while not _healthy(url):
-                if server.poll() is not None:
-                    raise ServerDidNotStart(f"it exited: {log_path.read_text()[-500:]}")
-                if time.monotonic() > deadline:
-                    raise ServerDidNotStart(f"no answer on {url}/health within {timeout:.0f} s")
-                time.sleep(0.3)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+    server = ServerProcess(process, f"http://127.0.0.1:{port}/api", log_path)
+    try:
+        yield server.wait_ready(timeout)
+    finally:
+        server.stop()
 
 
 @dataclass
 class ServerProcess:
+    """A Prefect server started as a subprocess, its API URL and its log."""
+
     process: subprocess.Popen[bytes]
     api_url: str
     log_path: Path
@@ -94,7 +84,7 @@ class ServerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()

@@ -18,17 +18,9 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.pipeline import blob_store
 from bifrost_core.projects.models import Project
-from bifrost_core.storage.blobstore import blob_key
+from bifrost_core.storage.blobstore import root_of
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
-
-
-def root_of(url: str, digest: str) -> str:
-    """The tier root a location URL was written under."""
-    suffix = "/" + blob_key(digest)
-    if not url.endswith(suffix):
-        raise ValueError(f"not a blob location: {url}")
-    return url[: -len(suffix)]
 
 
 @dataclass

@@ -128,6 +128,14 @@ def blob_key(digest: str) -> str:
     return f"blobs/{digest[:2]}/{digest}"
 
 
+def root_of(url: str, digest: str) -> str:
+    """The tier root a blob's location URL was written under."""
+    suffix = "/" + blob_key(digest)
+    if not url.endswith(suffix):
+        raise ValueError(f"not a blob location: {url}")
+    return url[: -len(suffix)]
+
+
 class BlobStore:
     """Stores and retrieves blobs by BLAKE3 digest in one tier.
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bifrost_core.errors import InvalidInput
-from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.blobstore import BlobStore, root_of
 from bifrost_core.storage.durability import sync_filesystem
 from bifrost_core.storage.errors import BlobNotFound, PathTemplateError, storage_error
 
@@ -50,6 +50,8 @@ DEFAULT_TEMPLATES = {
 # Errors that mean "no hard link here", so a symlink is made instead.
 _NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP})
 _FRAME_SEPARATORS = "._-"
+# The folder of a local tier that holds its published paths.
+PUBLISH_FOLDER = "published"
 # frame_slots renders this in place of the frame and splits the path around it.
 _FRAME_MARK = 7_919_191_919_191_919
 _PLAIN_INT_SPEC = re.compile(r"0?[0-9]*d?")
@@ -242,10 +244,12 @@ def resolve(
             "frame": f.frame,
             "representation": f.representation,
         }
-        sequence = (f.name, f.ext, f.representation, f.padding)
-        if type(f.frame) is int and sequence not in slots:
-            slots[sequence] = template.frame_slots(values, padding=f.padding)
-        found = slots.get(sequence) if type(f.frame) is int else None
+        found = None
+        if type(f.frame) is int:
+            sequence = (f.name, f.ext, f.representation, f.padding)
+            if sequence not in slots:
+                slots[sequence] = template.frame_slots(values, padding=f.padding)
+            found = slots[sequence]
         if found is not None:
             head, spec, tail = found
             path = f"{head}{format(f.frame, spec)}{tail}"
@@ -275,15 +279,15 @@ def default_publish_root(store: BlobStore) -> str:
     need the blobs' filesystem)."""
     if store.local_root is None:
         raise InvalidInput(f"storage tier {store.name} is an object store: it has no publish folder")
-    return os.path.join(store.local_root, "published")
+    return os.path.join(store.local_root, PUBLISH_FOLDER)
 
 
-def published_location(blob_url: str, published_path: str | None) -> str:
+def published_location(blob_url: str, digest: str, published_path: str | None) -> str:
     """Where to read a published file in a tier, given its blob's URL there: the link under
     the tier's publish root on a local tier (blob URLs are absolute paths there), the blob
     itself on an object store."""
-    if published_path and blob_url.startswith("/") and "/blobs/" in blob_url:
-        return f"{blob_url.rsplit('/blobs/', 1)[0]}/published/{published_path}"
+    if published_path and blob_url.startswith("/"):
+        return f"{root_of(blob_url, digest)}/{PUBLISH_FOLDER}/{published_path}"
     return blob_url
 
 

@@ -59,14 +59,19 @@ def file_locations(session: Session, representation: Representation) -> dict[str
 
     rows = session.execute(
         select(
-            RepresentationFile.name, RepresentationFile.published_path, BlobLocation.tier, BlobLocation.url
+            RepresentationFile.name,
+            RepresentationFile.published_path,
+            Blob.hash,
+            BlobLocation.tier,
+            BlobLocation.url,
         )
-        .join(BlobLocation, BlobLocation.blob_id == RepresentationFile.blob_id)
+        .join(Blob, Blob.id == RepresentationFile.blob_id)
+        .join(BlobLocation, BlobLocation.blob_id == Blob.id)
         .where(RepresentationFile.representation_id == representation.id)
     )
     found: dict[str, dict[str, str]] = {}
-    for name, path, tier, url in rows:
-        found.setdefault(name, {})[tier] = published_location(url, path)
+    for name, path, digest, tier, url in rows:
+        found.setdefault(name, {})[tier] = published_location(url, digest, path)
     return found
 
 
