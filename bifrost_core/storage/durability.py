@@ -1,9 +1,10 @@
 """Cheap durability for batches of local writes.
 
 An fsync per file costs about 0.6 ms on the reference machine, more than copying a small
-file. So the blob store starts the write-back of each file early (`start_writeback`) and
-makes a whole batch durable with one `sync_filesystem` of the tier (Linux syncfs(2): data
-and metadata of that filesystem only, and it reports write-back errors since Linux 5.8).
+file. So the blob store writes large files with O_DIRECT or starts their write-back early
+(`start_writeback`), and makes a whole batch durable with one `sync_filesystem` of the
+tier (Linux syncfs(2): data and metadata of that filesystem only, and it reports
+write-back errors since Linux 5.8).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ then what only a local tier does (batch sync, atomic placement, full disk)."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import time
@@ -369,6 +370,91 @@ def test_failure_while_placing_leaves_only_complete_blobs(
     assert tmp == []
     assert blobs == sorted(digest_of(d) for d in datas[:2])
     assert all(local_store.rehash(d) == d for d in blobs)
+
+
+def _spy_temp_opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False) -> list[int]:
+    """Record the flags each temporary blob file is opened with; with `refuse_direct`, act
+    as a filesystem without O_DIRECT (EINVAL, after creating the file as some kernels do)."""
+    flags_seen: list[int] = []
+    real_open = os.open
+
+    def spy(path: str, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        if os.path.basename(path).startswith(".tmp-"):
+            flags_seen.append(flags)
+            if refuse_direct and flags & os.O_DIRECT:
+                os.close(real_open(path, flags & ~os.O_DIRECT, mode))
+                raise OSError(errno.EINVAL, "Invalid argument", path)
+        return real_open(path, flags, mode, **kwargs)
+
+    monkeypatch.setattr(blobstore.os, "open", spy)
+    return flags_seen
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        blobstore.DIRECT_FROM - 1,
+        blobstore.DIRECT_FROM,
+        blobstore.DIRECT_FROM + 1,
+        blobstore.SMALL_FILE,
+        blobstore.SMALL_FILE + 1,
+        2 * blobstore.CHUNK,
+        2 * blobstore.CHUNK + 4097,
+    ],
+)
+def test_large_blobs_go_past_the_page_cache_and_arrive_whole(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    flags_seen = _spy_temp_opens(monkeypatch)
+    data = os.urandom(size)
+    blob = local_store.put_file(make_file("plate.mov", data))
+    assert blob.digest == digest_of(data)
+    with local_store.open(blob.digest) as f:
+        assert f.read() == data
+    assert [bool(flags & os.O_DIRECT) for flags in flags_seen] == [size >= blobstore.DIRECT_FROM]
+
+
+def test_a_filesystem_without_o_direct_gets_page_cache_writes(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags_seen = _spy_temp_opens(monkeypatch, refuse_direct=True)
+    written_back: list[int] = []
+    real_writeback = blobstore.start_writeback
+
+    def writeback(fd: int, offset: int, length: int) -> None:
+        written_back.append(length)
+        real_writeback(fd, offset, length)
+
+    monkeypatch.setattr(blobstore, "start_writeback", writeback)
+    datas = [os.urandom(blobstore.SMALL_FILE + 4097), os.urandom(blobstore.DIRECT_FROM)]
+    stored = local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
+    assert [blob.digest for blob in stored] == [digest_of(d) for d in datas]
+    assert all(local_store.rehash(blob.digest) == blob.digest for blob in stored)
+    # Refused once, then not asked again; the refused open's file is gone.
+    assert [bool(flags & os.O_DIRECT) for flags in flags_seen] == [True, False, False]
+    assert _tier_files(local_store)[0] == []
+    # Page-cache writes of large files start their write-back as they go.
+    assert sum(written_back) == sum(len(d) for d in datas)
+
+
+def test_a_device_refusing_the_alignment_gets_page_cache_writes(
+    local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flags_seen = _spy_temp_opens(monkeypatch)
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(blobstore.os, "write", write)
+    datas = [os.urandom(2 * blobstore.CHUNK + 100), os.urandom(blobstore.DIRECT_FROM)]
+    stored = local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
+    for blob, data in zip(stored, datas, strict=True):
+        with local_store.open(blob.digest) as f:
+            assert f.read() == data
+    assert [bool(flags & os.O_DIRECT) for flags in flags_seen] == [True, False]
 
 
 def test_file_url_root_is_a_local_tier(tmp_path: Path, make_file: MakeFile) -> None:
