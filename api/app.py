@@ -43,7 +43,7 @@ def create_app(
         settings=settings,
         database=database,
         cache=cache,
-        authenticator=Authenticator(database, cache),
+        authenticator=Authenticator(database, cache, failure_limit=settings.api_auth_failures),
         entity_cache=cache.kind == "redis" or workers <= 1,
     )
     if cache.kind == "redis" and settings.redis_url:

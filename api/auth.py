@@ -4,11 +4,16 @@ A cached entry is trusted until the auth generation moves (any token, user or
 membership change bumps it, after commit) or until AUTH_TTL passes; on a miss the
 token is authenticated against the database, which also writes its last-used time.
 So last_used_at is exact to within AUTH_TTL seconds.
+
+A client address whose tokens fail `failure_limit` times in a minute is refused (429)
+until the minute ends, before the database is asked: guessing and floods of bad tokens
+cost a cache read each. Tokens it used successfully before, still cached, keep working.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 from bifrost_core.cache.backends import Cache
@@ -16,9 +21,12 @@ from bifrost_core.cache.entities import AUTH_GENERATION, AUTH_TTL, token_key
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import Unauthenticated
+from bifrost_core.errors import RateLimited, Unauthenticated
 from bifrost_core.scope import Actor
 from bifrost_core.users import service as users
+
+# Failed authentications are counted per client address over windows of this many seconds.
+FAILURE_WINDOW = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +36,12 @@ class Caller:
 
 
 class Authenticator:
-    def __init__(self, database: Database, cache: Cache) -> None:
+    def __init__(self, database: Database, cache: Cache, *, failure_limit: int = 0) -> None:
         self.database = database
         self.cache = cache
+        self.failure_limit = failure_limit
 
-    def caller(self, authorization: str | None) -> Caller:
+    def caller(self, authorization: str | None, client: str | None = None) -> Caller:
         if not authorization:
             raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
         scheme, _, secret = authorization.partition(" ")
@@ -41,15 +50,27 @@ class Authenticator:
             raise Unauthenticated("invalid or expired token")
         token_hash = users.hash_token(secret)
         key = token_key(token_hash)
-        cached, generation = self.cache.get_many([key, AUTH_GENERATION])
+        failures_key = f"authfail:{client or 'unknown'}:{int(time.time() // FAILURE_WINDOW)}"
+        cached, generation, failures = self.cache.get_many([key, AUTH_GENERATION, failures_key])
         generation = int(generation or 0)
         if cached is not None:
             entry = json.loads(cached)
             if entry["gen"] == generation:
                 return _caller_from(entry)
-        with UnitOfWork(self.database) as uow:
-            actor, token = users.authenticate(uow.session, secret)
-            uow.commit()
+        if self.failure_limit and int(failures or 0) >= self.failure_limit:
+            retry = FAILURE_WINDOW - int(time.time()) % FAILURE_WINDOW
+            raise RateLimited(
+                f"too many failed authentications from {client or 'this address'}; retry in {retry} s",
+                retry_after=retry,
+            )
+        try:
+            with UnitOfWork(self.database) as uow:
+                actor, token = users.authenticate(uow.session, secret)
+                uow.commit()
+        except Unauthenticated:
+            if self.failure_limit:
+                self.cache.incr(failures_key, ttl=FAILURE_WINDOW + 1)
+            raise
         entry = {
             "gen": generation,
             "token_id": token.id,

@@ -124,7 +124,8 @@ def get_ctx(
     request: Request, claim: Annotated[IdempotencyClaim | None, Depends(_idempotency)]
 ) -> Iterator[Ctx]:
     state = state_of(request)
-    caller = state.authenticator.caller(request.headers.get("authorization"))
+    client = request.client.host if request.client else None
+    caller = state.authenticator.caller(request.headers.get("authorization"), client)
     request.state.user_id = caller.actor.user_id
     _check_rate(state, caller)
     with UnitOfWork(state.database) as uow:

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1, le=200)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     api_rate_limit: int = Field(default=6000, ge=0, description="API requests per minute per token; 0: off")
+    api_auth_failures: int = Field(
+        default=30,
+        ge=0,
+        description="Failed token checks per minute per client address before it is refused; 0: off",
+    )
     api_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest API request body")
 
     @field_validator("home", mode="after")

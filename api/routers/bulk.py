@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import Ctx, CtxDep
 from api.params import MAX_ID, Id
-from api.routers.tasks import task_update_action
+from api.routers.tasks import require_task_update
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.assets.schemas import AssetCreate, AssetUpdate, CastingCreate
@@ -105,10 +105,14 @@ class BulkResponse(BaseModel):
     results: list[BulkResult]
 
 
-def _in_project(ctx: Ctx, project_id: int, entity_project_id: int, action: str, what: str) -> None:
+def _same_project(project_id: int, entity_project_id: int, what: str) -> None:
     # An entity of another project is as absent here as it is everywhere else.
     if entity_project_id != project_id:
         raise NotFound(f"{what} not found in project {project_id}")
+
+
+def _in_project(ctx: Ctx, project_id: int, entity_project_id: int, action: str, what: str) -> None:
+    _same_project(project_id, entity_project_id, what)
     ctx.require(action, project_id)
 
 
@@ -146,7 +150,8 @@ def _apply(ctx: Ctx, project_id: int, operation: Operation) -> int:
             return tasks.create_task(session, actor=actor, data=data).id
         case UpdateTask(id=task_id, data=data):
             task = TaskRepository(session, actor).get(task_id)
-            _in_project(ctx, project_id, task.project_id, task_update_action(data), f"task {task_id}")
+            _same_project(project_id, task.project_id, f"task {task_id}")
+            require_task_update(ctx, task, data)
             return tasks.update_task(session, actor=actor, task_id=task_id, data=data).id
         case Cast(data=data):
             shot = ShotRepository(session, actor).get(data.shot_id)

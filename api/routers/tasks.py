@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from api import cached
-from api.deps import CtxDep
+from api.deps import Ctx, CtxDep
 from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, page
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.projects.repository import ShotRepository
@@ -14,6 +14,7 @@ from bifrost_core.tasks import service
 from bifrost_core.tasks.models import Task, TaskType
 from bifrost_core.tasks.repository import TaskRepository, TaskTypeRepository
 from bifrost_core.tasks.schemas import TaskCreate, TaskRead, TaskTypeCreate, TaskTypeRead, TaskUpdate
+from bifrost_core.users import permissions
 from bifrost_core.users.models import User
 from bifrost_core.workflow import service as workflow
 from bifrost_core.workflow.schemas import Kind, WorkflowRead, WorkflowUpdate
@@ -88,14 +89,16 @@ def get_task(ctx: CtxDep, task_id: Id) -> Response:
     )
 
 
-def task_update_action(data: TaskUpdate) -> str:
-    # Moving a task along its workflow is an artist's job; re-planning it is not.
-    return "tasks.status" if data.model_fields_set <= {"status"} else "tasks.write"
+def require_task_update(ctx: Ctx, task: Task, data: TaskUpdate) -> None:
+    """Moving a task along its workflow is an artist's job (on their own tasks); re-planning
+    it is not."""
+    action = "tasks.status" if data.model_fields_set <= {"status"} else "tasks.write"
+    permissions.require_on_task(ctx.actor, action, task.project_id, [user.id for user in task.assignees])
 
 
 @router.patch("/tasks/{task_id}", response_model=TaskRead, tags=["tasks"])
 def update_task(ctx: CtxDep, task_id: Id, data: TaskUpdate) -> Response:
-    ctx.require(task_update_action(data), TaskRepository(ctx.session, ctx.actor).get(task_id).project_id)
+    require_task_update(ctx, TaskRepository(ctx.session, ctx.actor).get(task_id), data)
     task = service.update_task(ctx.session, actor=ctx.actor, task_id=task_id, data=data)
     return ctx.done(TaskRead.model_validate(task))
 

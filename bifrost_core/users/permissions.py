@@ -8,6 +8,8 @@ before any of these rules is asked.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from bifrost_core.errors import PermissionDenied
 from bifrost_core.scope import Actor
 
@@ -66,6 +68,10 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
 
 ROLES = tuple(ROLE_TABLE)
 
+# Actions a role may take only on tasks assigned to the actor: an artist moves their own
+# tasks along the workflow, not a colleague's.
+OWN_TASKS_ONLY: dict[str, frozenset[str]] = {"artist": frozenset({"tasks.status"})}
+
 
 def allowed(actor: Actor, action: str, project_id: int) -> bool:
     if action not in ACTIONS:
@@ -82,6 +88,14 @@ def require(actor: Actor, action: str, project_id: int) -> None:
         raise PermissionDenied(f"{role} may not {ACTIONS[action]}", action=action)
 
 
+def require_on_task(actor: Actor, action: str, project_id: int, assignee_ids: Collection[int]) -> None:
+    """`require`, and for a role limited to its own tasks, that the actor is an assignee."""
+    require(actor, action, project_id)
+    role = actor.role_in(project_id)
+    if role in OWN_TASKS_ONLY and action in OWN_TASKS_ONLY[role] and actor.user_id not in assignee_ids:
+        raise PermissionDenied(f"{role} may {ACTIONS[action]} only when assigned to it", action=action)
+
+
 def require_admin(actor: Actor, what: str) -> None:
     if not actor.is_admin:
         raise PermissionDenied(f"only an admin can {what}")
@@ -92,6 +106,12 @@ def markdown_table() -> str:
     roles = ["admin", *ROLES]
     lines = ["| action | " + " | ".join(roles) + " |", "| --- |" + " :-: |" * len(roles)]
     for action, words in ACTIONS.items():
-        marks = ["✓"] + ["✓" if action in ROLE_TABLE[role] else "" for role in ROLES]
+        marks = ["✓"] + [_mark(role, action) for role in ROLES]
         lines.append(f"| `{action}`: {words} | " + " | ".join(marks) + " |")
     return "\n".join(lines)
+
+
+def _mark(role: str, action: str) -> str:
+    if action not in ROLE_TABLE[role]:
+        return ""
+    return "own tasks" if action in OWN_TASKS_ONLY.get(role, frozenset()) else "✓"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 from api_world import World
 
+from api import auth
 from bifrost_core.projects import service as projects
+from bifrost_core.users import service as users
 
 
 def _error(answer, status: int, code: str | None = None) -> dict:
@@ -97,6 +100,35 @@ def test_rate_limit_per_token(make_client, world: World) -> None:
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     # Another token has its own budget.
     assert client.get("/projects", headers=world.headers("artist")).status_code == 200
+
+
+def test_bad_tokens_from_one_address_are_refused_before_the_database(
+    make_client, world: World, monkeypatch
+) -> None:
+    # One minute window throughout, whatever the clock says.
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: 1_000_010.0))
+    client = make_client(api_auth_failures=3)
+    good, bad = world.headers("artist"), {"Authorization": "Bearer guessed-token"}
+    assert client.get("/projects", headers=good).status_code == 200
+    for _ in range(3):
+        _error(client.get("/projects", headers=bad), 401, "unauthenticated")
+    lookups: list[str] = []
+    real_authenticate = users.authenticate
+
+    def authenticate(session, secret):
+        lookups.append(secret)
+        return real_authenticate(session, secret)
+
+    monkeypatch.setattr(users, "authenticate", authenticate)
+    limited = client.get("/projects", headers=bad)
+    body = _error(limited, 429, "rate_limited")
+    assert body["message"] == "too many failed authentications from testclient; retry in 10 s"
+    assert limited.headers["retry-after"] == "10"
+    assert lookups == []
+    # A token this address used a moment ago still works; one it never used waits too.
+    assert client.get("/projects", headers=good).status_code == 200
+    _error(client.get("/projects", headers=world.headers("coordinator")), 429, "rate_limited")
+    assert lookups == []
 
 
 def test_integrity_error_from_a_race_is_409(client, world: World, monkeypatch) -> None:

@@ -25,7 +25,7 @@ def test_every_role_is_known_to_the_user_model() -> None:
 CASES = [
     ("artist", "GET", "/shots/{shot_id}", None, 200),
     ("artist", "PATCH", "/shots/{shot_id}", {"description": "x"}, 403),
-    ("artist", "PATCH", "/tasks/{task_id}", {"status": "ip"}, 200),
+    ("artist", "PATCH", "/tasks/{task_id}", {"status": "ip"}, 403),  # not assigned to them
     ("artist", "PATCH", "/tasks/{task_id}", {"due_date": "2031-01-01"}, 403),
     ("artist", "POST", "/versions", {"task_id": "{task_id}"}, 201),
     ("artist", "PATCH", "/versions/{version_id}", {"status": "approved"}, 403),
@@ -70,6 +70,34 @@ def test_role_rules(client, world: World, who, method, path, body, status) -> No
         body = {k: ids[v[1:-1]] if isinstance(v, str) and v.startswith("{") else v for k, v in body.items()}
     answer = client.request(method, path.format(**ids), json=body, headers=world.headers(who))
     assert answer.status_code == status, answer.text
+
+
+def test_artists_move_only_the_tasks_assigned_to_them(client, world: World) -> None:
+    url, artist = f"/tasks/{world.a.task_id}", world.headers("artist")
+    refused = client.patch(url, json={"status": "ip"}, headers=artist)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["message"] == (
+        "artist may move a task through its status workflow only when assigned to it"
+    )
+    assign = {"assignee_ids": [world.user_ids["artist"], world.user_ids["supervisor"]]}
+    assert client.patch(url, json=assign, headers=world.headers("coordinator")).status_code == 200
+    moved = client.patch(url, json={"status": "ip"}, headers=artist)
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["status"] == "ip"
+    # Assigned or not, re-planning stays a coordinator's or supervisor's job.
+    assert client.patch(url, json={"due_date": "2031-01-01"}, headers=artist).status_code == 403
+    # The same rule holds in a bulk request, and for no other role.
+    colleague = client.post(
+        "/tasks", json={"task_type": "comp", "shot_id": world.a.shot_id}, headers=world.headers("coordinator")
+    ).json()
+    bulk = [{"op": "update_task", "id": colleague["id"], "data": {"status": "ip"}}]
+    bulk_url = f"/projects/{world.a.project_id}/bulk"
+    answer = client.post(bulk_url, json={"operations": bulk}, headers=artist)
+    assert answer.status_code == 403
+    assert answer.json()["error"]["details"]["index"] == 0
+    assert (
+        client.post(bulk_url, json={"operations": bulk}, headers=world.headers("service")).status_code == 200
+    )
 
 
 def test_clients_see_and_write_only_shared_notes(client, world: World) -> None:

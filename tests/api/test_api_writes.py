@@ -132,6 +132,8 @@ def test_bulk_is_all_or_nothing(client, world: World, database) -> None:
 
 
 def test_bulk_checks_each_operations_role(client, world: World, database) -> None:
+    assign = {"assignee_ids": [world.user_ids["artist"]]}
+    client.patch(f"/tasks/{world.a.task_id}", json=assign, headers=world.headers("coordinator"))
     operations = [
         {"op": "update_task", "id": world.a.task_id, "data": {"status": "ip"}},
         {"op": "create_shot", "sequence_id": world.a.sequence_id, "data": {"code": "nope"}},
