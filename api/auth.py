@@ -5,6 +5,12 @@ membership change bumps it, after commit) or until AUTH_TTL passes; on a miss th
 token is authenticated against the database, which also writes its last-used time.
 So last_used_at is exact to within AUTH_TTL seconds.
 
+Without Redis each process has its own cache, and a change committed elsewhere (another
+API worker, `bifrost token revoke`) does not bump it; so the generation also carries the
+id of the last such change recorded in the database, read at most once per
+REVOCATION_POLL seconds: a revoked token, a removed membership or a deactivated user
+stops working everywhere within that second.
+
 A client address whose tokens fail `failure_limit` times in a minute is refused (429)
 until the minute ends, before the database is asked: guessing and floods of bad tokens
 cost a cache read each. Tokens it used successfully before, still cached, keep working.
@@ -27,6 +33,9 @@ from bifrost_core.users import service as users
 
 # Failed authentications are counted per client address over windows of this many seconds.
 FAILURE_WINDOW = 60
+# Without a shared cache, how often a process reads the last change of tokens, users and
+# memberships from the database.
+REVOCATION_POLL = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +49,9 @@ class Authenticator:
         self.database = database
         self.cache = cache
         self.failure_limit = failure_limit
+        self._poll = cache.kind != "redis"
+        # (last change's event id, monotonic time it was read)
+        self._last_change = (0, float("-inf"))
 
     def caller(self, authorization: str | None, client: str | None = None) -> Caller:
         if not authorization:
@@ -51,8 +63,8 @@ class Authenticator:
         token_hash = users.hash_token(secret)
         key = token_key(token_hash)
         failures_key = f"authfail:{client or 'unknown'}:{int(time.time() // FAILURE_WINDOW)}"
-        cached, generation, failures = self.cache.get_many([key, AUTH_GENERATION, failures_key])
-        generation = int(generation or 0)
+        cached, counter, failures = self.cache.get_many([key, AUTH_GENERATION, failures_key])
+        generation = self._generation(counter)
         if cached is not None:
             entry = json.loads(cached)
             if entry["gen"] == generation:
@@ -89,6 +101,18 @@ class Authenticator:
         if ttl > 0:
             self.cache.set(key, json.dumps(entry).encode(), ttl)
         return Caller(actor=actor, token_id=token.id)
+
+    def _generation(self, counter: bytes | None) -> str:
+        """What a cached entry must have been stored under to be trusted now."""
+        if not self._poll:
+            return str(int(counter or 0))
+        change, read_at = self._last_change
+        now = time.monotonic()
+        if now - read_at >= REVOCATION_POLL:
+            with UnitOfWork(self.database) as uow:
+                change = users.last_auth_change(uow.session)
+            self._last_change = (change, now)
+        return f"{int(counter or 0)}:{change}"
 
 
 def _caller_from(entry: dict) -> Caller:

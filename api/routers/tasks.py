@@ -113,5 +113,5 @@ def get_workflow(ctx: CtxDep, project_id: Id, kind: Kind) -> Response:
 def set_workflow(ctx: CtxDep, project_id: Id, kind: Kind, data: WorkflowUpdate) -> Response:
     """Replace the statuses and transitions of one kind; exactly one status is initial."""
     ctx.project(project_id, "project.update")
-    workflow.set_workflow(ctx.session, project_id=project_id, kind=kind, workflow=data)
+    workflow.set_workflow(ctx.session, actor=ctx.actor, project_id=project_id, kind=kind, workflow=data)
     return ctx.done(workflow.get_workflow(ctx.session, project_id=project_id, kind=kind))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bifrost_core.cache.backends import Cache
 from bifrost_core.events import bus
 from bifrost_core.events.schemas import EventRead
+from bifrost_core.users.service import AUTH_CHANGES
 
 ENTITY_TTL = 300
 # Also how often a cached token's last-used time is written back.
@@ -17,8 +18,6 @@ AUTH_TTL = 60
 AUTH_GENERATION = "auth:gen"
 # Far longer than any entry lives, so a generation never restarts under a live entry.
 GENERATION_TTL = 86400
-# Changes that alter who a token belongs to or what it may see.
-_AUTH_EVENTS = ("token.", "user.", "membership.")
 
 
 def entity_key(entity_type: str, entity_id: int) -> str:
@@ -52,7 +51,7 @@ class Invalidator:
                 generation_key(event.entity_type, event.entity_id),
                 GENERATION_TTL,
             )
-        if event.kind.startswith(_AUTH_EVENTS):
+        if event.kind in AUTH_CHANGES:
             # One counter for all tokens: cheaper than finding each token of a user.
             self.cache.incr(AUTH_GENERATION, ttl=GENERATION_TTL)
 

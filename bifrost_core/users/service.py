@@ -6,12 +6,13 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.guards import apply_changes, ensure_absent
 from bifrost_core.errors import PermissionDenied, Unauthenticated
+from bifrost_core.events.models import Event
 from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.schemas import changes
@@ -152,6 +153,15 @@ def revoke_token(session: Session, *, actor: Actor, token_id: int) -> ApiToken:
             payload={"user_id": token.user_id, "prefix": token.prefix},
         )
     return token
+
+
+# Changes after which a token may no longer authenticate, or as someone else.
+AUTH_CHANGES = ("user.updated", "membership.set", "membership.removed", "token.revoked")
+
+
+def last_auth_change(session: Session) -> int:
+    """The event id of the latest change that can alter a token's authentication (0: none)."""
+    return session.scalar(select(func.max(Event.id)).where(Event.kind.in_(AUTH_CHANGES))) or 0
 
 
 def actor_for_user(session: Session, user: User) -> Actor:

@@ -6,6 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import InvalidInput, InvalidTransition
+from bifrost_core.events.service import record
+from bifrost_core.scope import Actor
 from bifrost_core.tasks.models import Task
 from bifrost_core.versions.models import Version
 from bifrost_core.workflow.models import Status, Transition
@@ -65,7 +67,29 @@ DEFAULT_WORKFLOWS: dict[str, WorkflowUpdate] = {
 }
 
 
-def set_workflow(session: Session, *, project_id: int, kind: Kind, workflow: WorkflowUpdate) -> None:
+def set_workflow(
+    session: Session, *, actor: Actor, project_id: int, kind: Kind, workflow: WorkflowUpdate
+) -> None:
+    """Replace a project's statuses and transitions of one kind, and record the change."""
+    _replace(session, project_id=project_id, kind=kind, workflow=workflow)
+    record(
+        session,
+        actor=actor,
+        kind="workflow.updated",
+        entity_type="workflow",
+        entity_id=None,
+        project_id=project_id,
+        payload={
+            "kind": kind,
+            "statuses": [status.code for status in workflow.statuses],
+            "transitions": [
+                list(pair) for pair in sorted({(t.from_code, t.to_code) for t in workflow.transitions})
+            ],
+        },
+    )
+
+
+def _replace(session: Session, *, project_id: int, kind: Kind, workflow: WorkflowUpdate) -> None:
     codes = [status.code for status in workflow.statuses]
     if len(set(codes)) != len(codes):
         raise InvalidInput(f"{kind} workflow: status codes must be unique")
@@ -97,8 +121,9 @@ def set_workflow(session: Session, *, project_id: int, kind: Kind, workflow: Wor
 
 
 def install_defaults(session: Session, *, project_id: int) -> None:
+    """A new project's workflows (its creation is the event)."""
     for kind, workflow in DEFAULT_WORKFLOWS.items():
-        set_workflow(session, project_id=project_id, kind=kind, workflow=workflow)
+        _replace(session, project_id=project_id, kind=kind, workflow=workflow)
 
 
 def get_workflow(session: Session, *, project_id: int, kind: Kind) -> WorkflowRead:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from api_world import World
 
+from api import auth
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Unauthenticated
 from bifrost_core.users import service as users
@@ -47,3 +48,21 @@ def test_token_commands(database, world: World, tmp_path: Path) -> None:
     missing = _run(database, tmp_path, "create", "nobody")
     assert missing.returncode == 3
     assert missing.stderr.strip() == "error: user 'nobody' not found"
+
+
+def test_a_revocation_elsewhere_reaches_an_api_without_redis(
+    make_client, database, world: World, tmp_path: Path, monkeypatch
+) -> None:
+    """`bifrost token revoke` in its own process: this API process's in-process cache hears
+    nothing of it, and learns it from the database at its next poll."""
+    monkeypatch.setattr(auth, "REVOCATION_POLL", 3600.0)
+    client = make_client()
+    headers = world.headers("artist")
+    assert client.get("/projects", headers=headers).status_code == 200
+    revoked = _run(database, tmp_path, "revoke", str(world.token_ids["artist"]))
+    assert revoked.returncode == 0, revoked.stderr
+    assert client.get("/projects", headers=headers).status_code == 200  # cached, no poll due
+    monkeypatch.setattr(auth, "REVOCATION_POLL", 0.0)
+    answer = client.get("/projects", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["message"] == "invalid or expired token"

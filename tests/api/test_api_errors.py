@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -106,7 +107,7 @@ def test_bad_tokens_from_one_address_are_refused_before_the_database(
     make_client, world: World, monkeypatch
 ) -> None:
     # One minute window throughout, whatever the clock says.
-    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: 1_000_010.0))
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: 1_000_010.0, monotonic=time.monotonic))
     client = make_client(api_auth_failures=3)
     good, bad = world.headers("artist"), {"Authorization": "Bearer guessed-token"}
     assert client.get("/projects", headers=good).status_code == 200

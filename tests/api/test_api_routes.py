@@ -149,7 +149,8 @@ def _call(client, method: str, path: str, body: Any, world: World, headers: dict
 
 
 @pytest.mark.parametrize("auth", ["none", "garbage", "wrong-scheme"])
-def test_no_valid_token_is_401_everywhere(client, world: World, auth: str) -> None:
+def test_no_valid_token_is_401_everywhere(make_client, world: World, auth: str) -> None:
+    client = make_client(api_auth_failures=0)  # every route in turn: more bad tokens than allowed
     headers = {
         "none": {},
         "garbage": {"Authorization": "Bearer bft_not-a-token"},

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from bifrost_core.errors import InvalidInput, InvalidTransition
+from bifrost_core.events.models import Event
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskUpdate
@@ -80,12 +82,27 @@ def _simple(*codes: str, transitions: list[tuple[str, str]]) -> WorkflowUpdate:
     )
 
 
+def test_a_workflow_change_is_an_event_and_a_new_project_s_defaults_are_not(session, build):
+    project = build.project("P1")
+    custom = _simple("todo", "doing", "done", transitions=[("doing", "done"), ("todo", "doing")])
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=custom)
+    session.flush()
+    events = session.scalars(select(Event).where(Event.project_id == project.id).order_by(Event.id)).all()
+    assert [event.kind for event in events] == ["project.created", "workflow.updated"]
+    assert (events[1].entity_type, events[1].entity_id) == ("workflow", None)
+    assert events[1].payload == {
+        "kind": "task",
+        "statuses": ["todo", "doing", "done"],
+        "transitions": [["doing", "done"], ["todo", "doing"]],
+    }
+
+
 def test_custom_workflow_replaces_the_default_for_one_project(session, build):
     project = build.project("P1")
     shot = build.shot(build.sequence(project))  # no task yet: every default status is free to go
     other_project, other_shot, _ = build.shot_task("P2")
     custom = _simple("todo", "doing", "done", transitions=[("todo", "doing"), ("doing", "done")])
-    workflow.set_workflow(session, project_id=project.id, kind="task", workflow=custom)
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=custom)
     assert [s.code for s in workflow.get_workflow(session, project_id=project.id, kind="task").statuses] == [
         "todo",
         "doing",
@@ -119,7 +136,7 @@ def test_set_workflow_validates(session, build, statuses, transitions, message):
         transitions=[TransitionIn(from_code=a, to_code=b) for a, b in transitions],
     )
     with pytest.raises(InvalidInput, match=message):
-        workflow.set_workflow(session, project_id=project.id, kind="task", workflow=update)
+        workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=update)
     # A refused workflow leaves the old one in place.
     assert workflow.initial_status(session, project_id=project.id, kind="task") == "wtg"
 
@@ -136,7 +153,7 @@ def test_workflow_input_is_validated():
 def test_duplicate_transitions_are_stored_once(session, build):
     project = build.project("P1")
     update = _simple("a", "b", transitions=[("a", "b"), ("a", "b")])
-    workflow.set_workflow(session, project_id=project.id, kind="version", workflow=update)
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="version", workflow=update)
     read = workflow.get_workflow(session, project_id=project.id, kind="version")
     assert [(t.from_code, t.to_code) for t in read.transitions] == [("a", "b")]
 
@@ -147,11 +164,13 @@ def test_a_status_in_use_cannot_be_removed(session, build):
     versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
     without_ip = _simple("wtg", "done", transitions=[("wtg", "done")])
     with pytest.raises(InvalidInput, match="status 'ip' is still in use by tasks"):
-        workflow.set_workflow(session, project_id=project.id, kind="task", workflow=without_ip)
+        workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=without_ip)
     with pytest.raises(InvalidInput, match="status 'pending_review' is still in use by versions"):
-        workflow.set_workflow(session, project_id=project.id, kind="version", workflow=without_ip)
+        workflow.set_workflow(
+            session, actor=SYSTEM, project_id=project.id, kind="version", workflow=without_ip
+        )
     # Keeping the used status is fine, and the old workflow stayed in place until then.
     assert workflow.initial_status(session, project_id=project.id, kind="task") == "wtg"
     keeps_ip = _simple("wtg", "ip", "done", transitions=[("ip", "done")])
-    workflow.set_workflow(session, project_id=project.id, kind="task", workflow=keeps_ip)
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=keeps_ip)
     tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status="done"))
