@@ -6,9 +6,9 @@ token is authenticated against the database, which also writes its last-used tim
 So last_used_at is exact to within AUTH_TTL seconds.
 
 Without Redis each process has its own cache, and a change committed elsewhere (another
-API worker, `bifrost token revoke`) does not bump it; so the generation also carries the
-id of the last such change recorded in the database, read at most once per
-REVOCATION_POLL seconds: a revoked token, a removed membership or a deactivated user
+API worker, `bifrost token revoke`) does not bump it; so the generation also carries
+what the database has recorded of such changes, read at most once per REVOCATION_POLL
+seconds: a revoked token, a removed membership or a deactivated user
 stops working everywhere within that second.
 
 A client address whose tokens fail `failure_limit` times in a minute is refused (429)
@@ -50,8 +50,8 @@ class Authenticator:
         self.cache = cache
         self.failure_limit = failure_limit
         self._poll = cache.kind != "redis"
-        # (last change's event id, monotonic time it was read)
-        self._last_change = (0, float("-inf"))
+        # (auth changes the database has recorded, monotonic time they were read)
+        self._changes_seen = ("", float("-inf"))
 
     def caller(self, authorization: str | None, client: str | None = None) -> Caller:
         if not authorization:
@@ -106,13 +106,13 @@ class Authenticator:
         """What a cached entry must have been stored under to be trusted now."""
         if not self._poll:
             return str(int(counter or 0))
-        change, read_at = self._last_change
+        seen, read_at = self._changes_seen
         now = time.monotonic()
         if now - read_at >= REVOCATION_POLL:
             with UnitOfWork(self.database) as uow:
-                change = users.last_auth_change(uow.session)
-            self._last_change = (change, now)
-        return f"{int(counter or 0)}:{change}"
+                seen = users.auth_changes_seen(uow.session)
+            self._changes_seen = (seen, now)
+        return f"{int(counter or 0)}:{seen}"
 
 
 def _caller_from(entry: dict) -> Caller:

@@ -159,9 +159,14 @@ def revoke_token(session: Session, *, actor: Actor, token_id: int) -> ApiToken:
 AUTH_CHANGES = ("user.updated", "membership.set", "membership.removed", "token.revoked")
 
 
-def last_auth_change(session: Session) -> int:
-    """The event id of the latest change that can alter a token's authentication (0: none)."""
-    return session.scalar(select(func.max(Event.id)).where(Event.kind.in_(AUTH_CHANGES))) or 0
+def auth_changes_seen(session: Session) -> str:
+    """Moves with every committed change that can alter a token's authentication: the count
+    of such events as well as the last id, since a transaction that commits late can hold
+    an id below one already seen."""
+    count, last = session.execute(
+        select(func.count(Event.id), func.max(Event.id)).where(Event.kind.in_(AUTH_CHANGES))
+    ).one()
+    return f"{count}.{last or 0}"
 
 
 def actor_for_user(session: Session, user: User) -> Actor:
