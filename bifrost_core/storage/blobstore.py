@@ -31,7 +31,6 @@ import abc
 import base64
 import contextlib
 import errno
-import fcntl
 import hashlib
 import itertools
 import mmap
@@ -96,6 +95,8 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _SOURCE_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+if _O_DIRECT:  # Linux and the BSDs; Windows has neither O_DIRECT nor fcntl
+    import fcntl
 # Names of temporary files start so (hidden, and never a digest: listings skip them).
 _TEMP_MARK = ".tmp-"
 # Blobs are immutable, and published hard links share their inode: make them read-only.
