@@ -8,8 +8,8 @@ So last_used_at is exact to within AUTH_TTL seconds.
 Without Redis each process has its own cache, and a change committed elsewhere (another
 API worker, `bifrost token revoke`) does not bump it; so the generation also carries
 what the database has recorded of such changes, read at most once per REVOCATION_POLL
-seconds: a revoked token, a removed membership or a deactivated user
-stops working everywhere within that second.
+seconds: a revoked token, a removed membership or a deactivated user stops working
+everywhere within that second.
 
 A client address whose tokens fail `failure_limit` times in a minute is refused (429)
 until the minute ends, before the database is asked: guessing and floods of bad tokens

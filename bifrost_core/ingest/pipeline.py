@@ -51,9 +51,8 @@ from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 # One put_files call (one filesystem sync, on a local tier) per this many files or bytes:
 # large enough that syncs stay a small share of the time and few chunks wait for their
 # slowest file (the local store writes large files past the page cache, or starts their
-# write-back as it copies, so the sync finds little left), small enough
-# that a crash re-copies little. An object store needs no sync: its chunks are bounded
-# by count only.
+# write-back as it copies, so the sync finds little left), small enough that a crash
+# re-copies little. An object store needs no sync: its chunks are bounded by count only.
 CHUNK_FILES = 1000
 CHUNK_BYTES = 4 << 30
 # Copy threads per batch. Local copies are bound by the CPU and the kernel: on the 2-core
