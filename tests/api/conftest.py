@@ -117,12 +117,13 @@ def serve(tmp_path: Path) -> Iterator:
 
 @pytest.fixture
 def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Redis database 14, emptied before and after: entity ids repeat between test databases."""
+    """The tests' Redis database (BIFROST_TEST_REDIS), emptied before and after: entity ids
+    repeat between test databases."""
     import redis
 
     root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
 
-    url = root.REDIS_URL.rsplit("/", 1)[0] + "/14"
+    url = root.REDIS_URL
     connection = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         connection.flushdb()
