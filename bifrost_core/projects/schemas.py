@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from bifrost_core.jsonbounds import ConfigObject, JsonObject
 from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 ProjectStatus = Literal["active", "closed", "archived"]
@@ -35,7 +36,12 @@ def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-ProjectConfig = Annotated[dict[str, Any], AfterValidator(check_project_config)]
+ProjectConfig = Annotated[ConfigObject, AfterValidator(check_project_config)]
+# Tier name -> root (a folder or an fsspec URL); whether the root is allowed is the service's check.
+StorageTiers = Annotated[
+    dict[Annotated[Code, Field(max_length=32)], Annotated[str, Field(min_length=1, max_length=1024)]],
+    Field(max_length=16),
+]
 
 
 class ProjectCreate(InputSchema):
@@ -45,7 +51,7 @@ class ProjectCreate(InputSchema):
     resolution_width: int = Field(default=1920, gt=0, le=65536)
     resolution_height: int = Field(default=1080, gt=0, le=65536)
     frame_padding: int = Field(default=4, ge=1, le=10)
-    storage_tiers: dict[str, str] = Field(default_factory=dict)
+    storage_tiers: StorageTiers = Field(default_factory=dict)
     config: ProjectConfig = Field(default_factory=dict)
 
 
@@ -56,7 +62,7 @@ class ProjectUpdate(InputSchema):
     resolution_height: int | None = Field(default=None, gt=0, le=65536)
     frame_padding: int | None = Field(default=None, ge=1, le=10)
     status: ProjectStatus | None = None
-    storage_tiers: dict[str, str] | None = None
+    storage_tiers: StorageTiers | None = None
     config: ProjectConfig | None = None
 
 
@@ -143,14 +149,14 @@ class ShotCreate(_ShotFrames):
     handles_in: int = Field(default=0, ge=0, le=100_000)
     handles_out: int = Field(default=0, ge=0, le=100_000)
     fps: Fps | None = Field(default=None, gt=0, le=1000)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
 
 
 class ShotUpdate(_ShotFrames):
     description: str | None = Field(default=None, max_length=10_000)
     status: ShotStatus | None = None
     fps: Fps | None = Field(default=None, gt=0, le=1000)
-    meta: dict[str, Any] | None = None
+    meta: JsonObject | None = None
 
 
 class ShotRead(ReadSchema):
