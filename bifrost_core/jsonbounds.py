@@ -131,7 +131,7 @@ def jsonable(body: BaseModel) -> Any:
     """A model as plain JSON data (`model_dump(mode="json")`), values nested too deep clipped."""
     try:
         return body.model_dump(mode="json")
-    except PydanticSerializationError:
+    except ValueError:  # the serialiser's depth limit (a PydanticSerializationError is one too)
         return json.loads(to_json(clip(body)))
 
 

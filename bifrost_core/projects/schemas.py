@@ -39,7 +39,10 @@ def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
 ProjectConfig = Annotated[ConfigObject, AfterValidator(check_project_config)]
 # Tier name -> root (a folder or an fsspec URL); whether the root is allowed is the service's check.
 StorageTiers = Annotated[
-    dict[Annotated[Code, Field(max_length=32)], Annotated[str, Field(min_length=1, max_length=1024)]],
+    dict[
+        Annotated[Code, Field(max_length=32)],
+        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]*$")],
+    ],
     Field(max_length=16),
 ]
 
