@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
@@ -15,22 +15,41 @@ ShotStatus = Literal["active", "on_hold", "omitted"]
 Fps = Decimal
 
 
-def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Naming rules and path templates fail when they are set, not at the next ingest."""
+def _naming_rules(value: Any) -> None:
     # Imported here: the storage package pulls in fsspec and blake3, which list and show
     # commands never need.
-    from bifrost_core.storage.errors import NamingRuleError, PathTemplateError
     from bifrost_core.storage.naming import NamingRules
+
+    NamingRules(value)
+
+
+def _path_templates(value: Any) -> None:
     from bifrost_core.storage.paths import PublishTemplates
 
-    templates = config.get("path_templates")
-    if templates is not None and not isinstance(templates, Mapping):
+    if value is None:  # the defaults
+        return
+    if not isinstance(value, Mapping):
         raise ValueError('config.path_templates must be an object such as {"shot": "...", "asset": "..."}')
+    PublishTemplates.from_config(value)
+
+
+# The keys of a project's config that Bifrost reads, each with its check. Every one holds
+# user-written templates or patterns: tests/core/test_config_bounds.py has blow-up cases
+# for each key listed here.
+CONFIG_CHECKS: dict[str, Callable[[Any], None]] = {
+    "naming_rules": _naming_rules,
+    "path_templates": _path_templates,
+}
+
+
+def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Naming rules and path templates fail when they are set, not at the next ingest."""
+    from bifrost_core.storage.errors import NamingRuleError, PathTemplateError
+
     try:
-        if "naming_rules" in config:
-            NamingRules(config["naming_rules"])
-        if templates is not None:
-            PublishTemplates.from_config(templates)
+        for key, check in CONFIG_CHECKS.items():
+            if key in config:
+                check(config[key])
     except (NamingRuleError, PathTemplateError) as exc:
         raise ValueError(f"config: {exc}") from None
     return config
