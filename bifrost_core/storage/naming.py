@@ -74,11 +74,13 @@ class NamingMatch:
 
 @dataclass(frozen=True, slots=True)
 class NamingRule:
-    """One compiled rule: the source text, its regex, and its defaults."""
+    """One compiled rule: the source text, its regex, its defaults, and the name of each
+    capturing group by position (None for an unnamed one)."""
 
     source: str
     regex: Any  # a compiled RE2 pattern (re2 ships no type hints)
     defaults: Mapping[str, str]
+    groups: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,18 @@ class NamingRules:
         """The match of the first rule that fits `rel_path`, or None."""
         if len(rel_path) > MAX_PATH:
             return None
+        try:
+            # Bytes in, bytes out: re2's str interface maps every offset back to characters,
+            # and its groupdict() builds the group table anew (4x the time of the match).
+            encoded = rel_path.encode()
+        except UnicodeEncodeError:  # a name that is not UTF-8: no code can come of it
+            return None
         for index, rule in enumerate(self.rules, 1):
-            m = rule.regex.fullmatch(rel_path)
+            m = rule.regex.fullmatch(encoded)
             if m is None:
                 continue
-            values = {**rule.defaults, **{k: v for k, v in m.groupdict().items() if v is not None}}
+            captured = zip(rule.groups, m.groups(), strict=True)
+            values = {**rule.defaults, **{k: v.decode() for k, v in captured if k and v is not None}}
             if all(_CODE.fullmatch(values[k]) for k in ENTITY_FIELDS if k in values):
                 return _result(index, values)
         return None
@@ -160,7 +169,10 @@ def _compile(index: int, spec: str | Mapping[str, Any]) -> NamingRule:
     regex = compile_regex(regex_text, where)
     groups = set(regex.groupindex)
     _check_fields(groups, defaults, where)
-    return NamingRule(source, regex, dict(defaults))
+    names: list[str | None] = [None] * regex.groups
+    for name, position in regex.groupindex.items():
+        names[position - 1] = name
+    return NamingRule(source, regex, dict(defaults), tuple(names))
 
 
 def compile_regex(pattern: str, where: str) -> Any:
