@@ -263,7 +263,7 @@ def test_rendered_paths_are_bounded_also_for_long_frames() -> None:
     # A sequence's frames take a fast path (rendered once around the frame); a frame number
     # too long for it goes through the checked one.
     files = [PublishFile("a" * 64, "n" * 200, "exr", 1), PublishFile("b" * 64, "n" * 200, "exr", 10**60)]
-    with pytest.raises(PathTemplateError, match="gives a name of 2.. bytes"):
+    with pytest.raises(PathTemplateError, match="gives a name of 266 bytes"):
         resolve(PathTemplate(SHOT), VERSION, files)
     with pytest.raises(PathTemplateError, match="longer than a file name"):
         PathTemplate(SHOT).format({**VERSION, "name": "n" * 300, "ext": "exr", "frame": 1})
