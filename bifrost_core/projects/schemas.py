@@ -34,7 +34,7 @@ def _path_templates(value: Any) -> None:
 
 
 # The keys of a project's config that Bifrost reads, each with its check. Every one holds
-# user-written templates or patterns: tests/core/test_config_bounds.py has blow-up cases
+# user-written templates or patterns: tests/api/test_api_config_bounds.py has blow-up cases
 # for each key listed here.
 CONFIG_CHECKS: dict[str, Callable[[Any], None]] = {
     "naming_rules": _naming_rules,
