@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from api.deps import Ctx
 from bifrost_core.cache.entities import ENTITY_TTL, entity_key, generation_key
 from bifrost_core.errors import NotFound
+from bifrost_core.jsonbounds import dump_json
 
 
 def read(
@@ -46,7 +47,7 @@ def read(
     entity = load()
     project_id = _project_id(entity_type, entity)
     ctx.require(action, project_id)
-    body = schema.model_validate(entity).model_dump_json().encode()
+    body = dump_json(schema.model_validate(entity))
     cache.set(key, b"%s:%d:%s" % (generation, project_id, body), ENTITY_TTL)
     return ctx.respond(body)
 

@@ -25,6 +25,7 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, RateLimited
 from bifrost_core.idempotency import service as idempotency
+from bifrost_core.jsonbounds import dump_json
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import Actor
 from bifrost_core.users import permissions
@@ -104,12 +105,12 @@ class Ctx:
         permissions.require_admin(self.actor, what)
 
     def respond(self, body: BaseModel | bytes, status: int = 200) -> Response:
-        content = body if isinstance(body, bytes) else body.model_dump_json().encode()
+        content = body if isinstance(body, bytes) else dump_json(body)
         return Response(content, status_code=status, media_type="application/json")
 
     def done(self, body: BaseModel | None, status: int = 200) -> Response:
         """Finish a write: record the idempotent answer, commit, answer."""
-        content = b"" if body is None else body.model_dump_json().encode()
+        content = b"" if body is None else dump_json(body)
         if self._claim_id is not None:
             idempotency.complete(
                 self.session, claim_id=self._claim_id, status_code=status, body=content.decode()

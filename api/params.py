@@ -8,9 +8,9 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
 from pydantic import BaseModel
-from pydantic_core import to_json
 
 from bifrost_core.db.repository import MAX_PAGE, Repository
+from bifrost_core.jsonbounds import dump_json
 
 MAX_ID = 2**63 - 1
 T = TypeVar("T")
@@ -55,4 +55,4 @@ def rows_page(
     """
     rows = repository.list_rows(schema.model_fields, *conditions, filters=filters, after=after, limit=limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
-    return to_json({"items": rows, "next_cursor": next_cursor})
+    return dump_json({"items": rows, "next_cursor": next_cursor})

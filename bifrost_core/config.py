@@ -7,17 +7,19 @@ OpenSearch.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bifrost_core.errors import ConfigError
+from bifrost_core.storage.roots import normalise_root
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 # The synchronous drivers that are installed; any other one fails later with a traceback.
@@ -39,6 +41,13 @@ class Settings(BaseSettings):
         description=(
             "fsspec options of the tiers under each URL prefix, as JSON: "
             '{"s3://studio-archive": {"profile": "archive"}, "s3://": {"endpoint_url": "..."}}'
+        ),
+    )
+    storage_allowed_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Folders and URL prefixes a project's storage tiers may be inside, as a JSON list or "
+            "comma-separated; empty: the hot and archive roots and $BIFROST_HOME/storage"
         ),
     )
     redis_url: str = Field(
@@ -86,6 +95,32 @@ class Settings(BaseSettings):
                     f"{prefix!r} is not a URL prefix such as s3://bucket (local folders take no options)"
                 )
         return value
+
+    @field_validator("storage_allowed_roots", mode="before")
+    @classmethod
+    def _split_allowed_roots(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a valid JSON list") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
+
+    @field_validator("storage_allowed_roots", mode="after")
+    @classmethod
+    def _normalise_allowed_roots(cls, value: list[str]) -> list[str]:
+        return [normalise_root(root) for root in value]
+
+    @property
+    def allowed_storage_roots(self) -> list[str]:
+        """The roots a project's storage tiers must be inside, normalised."""
+        if self.storage_allowed_roots:
+            return list(self.storage_allowed_roots)
+        defaults = [*self.tier_roots.values(), str(self.home / "storage")]
+        return list(dict.fromkeys(normalise_root(root) for root in defaults))
 
     def storage_options_for(self, url: str) -> dict[str, Any]:
         """The options of the longest configured prefix that `url` is at or under, else none.

@@ -186,7 +186,9 @@ def print_json(data: Any) -> None:
 
 
 def dump(schema: type[BaseModel], rows: Iterable[Any]) -> list[dict[str, Any]]:
-    return [schema.model_validate(row).model_dump(mode="json") for row in rows]
+    from bifrost_core.jsonbounds import jsonable
+
+    return [jsonable(schema.model_validate(row)) for row in rows]
 
 
 def render_list(
@@ -214,7 +216,9 @@ def render_list(
 
 def render_one(row: Any, schema: type[BaseModel], *, as_json: bool, title: str) -> None:
     """One entity as JSON (the Read schema) or as a two-column rich table."""
-    data = schema.model_validate(row).model_dump(mode="json")
+    from bifrost_core.jsonbounds import jsonable
+
+    data = jsonable(schema.model_validate(row))
     if as_json:
         print_json(data)
         return

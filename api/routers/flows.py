@@ -23,6 +23,7 @@ from api.deps import Ctx, CtxDep
 from api.params import After, Id, Limit, Page, rows_page
 from bifrost_core.errors import BifrostError, NotFound
 from bifrost_core.ingest.schemas import PublishRequest
+from bifrost_core.jsonbounds import JsonObject
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.projects.service import ensure_active
 from bifrost_core.runs import service
@@ -62,7 +63,7 @@ class PublishRunCreate(InputSchema):
     )
     frame_in: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     frame_out: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
     tier: str = Field(default="hot", min_length=1, max_length=32)
     dry_run: bool = False
 

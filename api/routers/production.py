@@ -45,7 +45,9 @@ def list_projects(ctx: CtxDep, status: Status = None, after: After = None, limit
 @router.post("/projects", response_model=ProjectRead, status_code=201, tags=["projects"])
 def create_project(ctx: CtxDep, data: ProjectCreate) -> Response:
     ctx.require_admin("create projects")
-    project = service.create_project(ctx.session, actor=ctx.actor, data=data)
+    project = service.create_project(
+        ctx.session, actor=ctx.actor, data=data, allowed_roots=ctx.state.settings.allowed_storage_roots
+    )
     return ctx.done(ProjectRead.model_validate(project), 201)
 
 
@@ -65,7 +67,13 @@ def get_project(ctx: CtxDep, project_id: Id) -> Response:
 def update_project(ctx: CtxDep, project_id: Id, data: ProjectUpdate) -> Response:
     ProjectRepository(ctx.session, ctx.actor).get(project_id)
     ctx.require("project.update", project_id)
-    project = service.update_project(ctx.session, actor=ctx.actor, project_id=project_id, data=data)
+    project = service.update_project(
+        ctx.session,
+        actor=ctx.actor,
+        project_id=project_id,
+        data=data,
+        allowed_roots=ctx.state.settings.allowed_storage_roots,
+    )
     return ctx.done(ProjectRead.model_validate(project))
 
 

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from bifrost_core.jsonbounds import JsonObject
 from bifrost_core.schemas import Code, InputSchema, ReadSchema
 
 AssetStatus = Literal["active", "on_hold", "omitted"]
@@ -28,14 +29,14 @@ class AssetCreate(InputSchema):
     name: str = Field(default="", max_length=200)
     description: str = Field(default="", max_length=10_000)
     status: AssetStatus = "active"
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
 
 
 class AssetUpdate(InputSchema):
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     status: AssetStatus | None = None
-    meta: dict[str, Any] | None = None
+    meta: JsonObject | None = None
 
 
 class AssetRead(ReadSchema):

@@ -5,10 +5,11 @@ Everything here serialises to JSON: tasks exchange plans and results, never sess
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bifrost_core.jsonbounds import JsonObject
 from bifrost_core.schemas import InputSchema
 
 PlanStatus = Literal["new", "changed", "known"]
@@ -160,6 +161,6 @@ class PublishRequest(InputSchema):
     files: list[str] = Field(min_length=1, description="Files or image-sequence frames to publish")
     frame_in: int | None = Field(default=None, description="Expected first frame (checked)")
     frame_out: int | None = Field(default=None, description="Expected last frame (checked)")
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
     tier: str = Field(default="hot")
     dry_run: bool = Field(default=False, description="Only plan: report what would be created")

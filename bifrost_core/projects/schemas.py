@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
+from bifrost_core.jsonbounds import ConfigObject, JsonObject
 from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 ProjectStatus = Literal["active", "closed", "archived"]
@@ -14,28 +15,55 @@ ShotStatus = Literal["active", "on_hold", "omitted"]
 Fps = Decimal
 
 
-def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Naming rules and path templates fail when they are set, not at the next ingest."""
+def _naming_rules(value: Any) -> None:
     # Imported here: the storage package pulls in fsspec and blake3, which list and show
     # commands never need.
-    from bifrost_core.storage.errors import NamingRuleError, PathTemplateError
     from bifrost_core.storage.naming import NamingRules
+
+    NamingRules(value)
+
+
+def _path_templates(value: Any) -> None:
     from bifrost_core.storage.paths import PublishTemplates
 
-    templates = config.get("path_templates")
-    if templates is not None and not isinstance(templates, Mapping):
+    if value is None:  # the defaults
+        return
+    if not isinstance(value, Mapping):
         raise ValueError('config.path_templates must be an object such as {"shot": "...", "asset": "..."}')
+    PublishTemplates.from_config(value)
+
+
+# The keys of a project's config that Bifrost reads, each with its check. Every one holds
+# user-written templates or patterns: tests/api/test_api_config_bounds.py has blow-up cases
+# for each key listed here.
+CONFIG_CHECKS: dict[str, Callable[[Any], None]] = {
+    "naming_rules": _naming_rules,
+    "path_templates": _path_templates,
+}
+
+
+def check_project_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Naming rules and path templates fail when they are set, not at the next ingest."""
+    from bifrost_core.storage.errors import NamingRuleError, PathTemplateError
+
     try:
-        if "naming_rules" in config:
-            NamingRules(config["naming_rules"])
-        if templates is not None:
-            PublishTemplates.from_config(templates)
+        for key, check in CONFIG_CHECKS.items():
+            if key in config:
+                check(config[key])
     except (NamingRuleError, PathTemplateError) as exc:
         raise ValueError(f"config: {exc}") from None
     return config
 
 
-ProjectConfig = Annotated[dict[str, Any], AfterValidator(check_project_config)]
+ProjectConfig = Annotated[ConfigObject, AfterValidator(check_project_config)]
+# Tier name -> root (a folder or an fsspec URL); whether the root is allowed is the service's check.
+StorageTiers = Annotated[
+    dict[
+        Annotated[Code, Field(max_length=32)],
+        Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00]*$")],
+    ],
+    Field(max_length=16),
+]
 
 
 class ProjectCreate(InputSchema):
@@ -45,7 +73,7 @@ class ProjectCreate(InputSchema):
     resolution_width: int = Field(default=1920, gt=0, le=65536)
     resolution_height: int = Field(default=1080, gt=0, le=65536)
     frame_padding: int = Field(default=4, ge=1, le=10)
-    storage_tiers: dict[str, str] = Field(default_factory=dict)
+    storage_tiers: StorageTiers = Field(default_factory=dict)
     config: ProjectConfig = Field(default_factory=dict)
 
 
@@ -56,7 +84,7 @@ class ProjectUpdate(InputSchema):
     resolution_height: int | None = Field(default=None, gt=0, le=65536)
     frame_padding: int | None = Field(default=None, ge=1, le=10)
     status: ProjectStatus | None = None
-    storage_tiers: dict[str, str] | None = None
+    storage_tiers: StorageTiers | None = None
     config: ProjectConfig | None = None
 
 
@@ -143,14 +171,14 @@ class ShotCreate(_ShotFrames):
     handles_in: int = Field(default=0, ge=0, le=100_000)
     handles_out: int = Field(default=0, ge=0, le=100_000)
     fps: Fps | None = Field(default=None, gt=0, le=1000)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
 
 
 class ShotUpdate(_ShotFrames):
     description: str | None = Field(default=None, max_length=10_000)
     status: ShotStatus | None = None
     fps: Fps | None = Field(default=None, gt=0, le=1000)
-    meta: dict[str, Any] | None = None
+    meta: JsonObject | None = None
 
 
 class ShotRead(ReadSchema):

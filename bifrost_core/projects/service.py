@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.guards import apply_changes, ensure_absent
@@ -26,6 +28,7 @@ from bifrost_core.projects.schemas import (
 )
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
+from bifrost_core.storage.roots import check_tier_roots
 from bifrost_core.workflow import service as workflow
 
 
@@ -36,11 +39,17 @@ def ensure_active(project: Project, *, doing: str) -> Project:
     return project
 
 
-def create_project(session: Session, *, actor: Actor, data: ProjectCreate) -> Project:
+def create_project(
+    session: Session, *, actor: Actor, data: ProjectCreate, allowed_roots: Collection[str] = ()
+) -> Project:
+    """`allowed_roots` (normalised, see Settings.allowed_storage_roots) bound the project's
+    storage tier roots; without them it can have none of its own."""
     if not actor.is_admin:
         raise PermissionDenied("only an admin can create projects")
     ensure_absent(session, Project.code == data.code, message=f"project {data.code!r} already exists")
-    project = ProjectRepository(session, actor).add(Project(**data.model_dump()))
+    fields = data.model_dump()
+    fields["storage_tiers"] = check_tier_roots(data.storage_tiers, allowed_roots)
+    project = ProjectRepository(session, actor).add(Project(**fields))
     workflow.install_defaults(session, project_id=project.id)
     record_created(
         session,
@@ -53,9 +62,23 @@ def create_project(session: Session, *, actor: Actor, data: ProjectCreate) -> Pr
     return project
 
 
-def update_project(session: Session, *, actor: Actor, project_id: int, data: ProjectUpdate) -> Project:
+def update_project(
+    session: Session,
+    *,
+    actor: Actor,
+    project_id: int,
+    data: ProjectUpdate,
+    allowed_roots: Collection[str] = (),
+) -> Project:
+    """Changing the storage tiers takes an admin, and roots inside `allowed_roots`."""
     project = ProjectRepository(session, actor).get(project_id)
-    changed = apply_changes(project, changes(data))
+    update = changes(data)
+    if update.get("storage_tiers") is not None and update["storage_tiers"] != project.storage_tiers:
+        # Tier roots are where Bifrost writes and gc deletes: the studio's decision.
+        if not actor.is_admin:
+            raise PermissionDenied("only an admin can change a project's storage tiers")
+        update["storage_tiers"] = check_tier_roots(update["storage_tiers"], allowed_roots)
+    changed = apply_changes(project, update)
     session.flush()
     record(
         session,

@@ -8,6 +8,11 @@ A project's configuration lists rules, tried in order; the first that matches th
   name and a leading ``**/`` any number of leading folders; or
 - a regular expression with named groups, matched against the whole path.
 
+Rules come from users, so they run on RE2, an engine whose matching time is linear in the
+path whatever the pattern (``(x+x+)+y`` costs what ``x+y`` does); what RE2 cannot do in
+linear time (backreferences, lookahead and lookbehind) is refused when the rule is built.
+Paths longer than MAX_PATH characters match no rule.
+
 Fields: `episode`, `sequence`, `shot`, `asset`, `task`, `variant`, and, captured for the
 caller, `name`, `frame`, `ext`, `version`. A rule must identify either a shot (`sequence`
 and `shot`) or an `asset`, and a `task`; fields it cannot capture may come from its
@@ -25,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import re2
+
 from bifrost_core.storage.errors import NamingRuleError
 from bifrost_core.storage.scan import ScanItem
 
@@ -40,6 +47,13 @@ _FIELD_PATTERNS = {
     "name": r"[^/]+?",
 }
 _CODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*?"
+# Bounds one rule's compiled program and its matching cache (RE2's default is 8 MiB):
+# ample for any naming rule, and a project with many rules stays small.
+REGEX_MAX_MEM = 1 << 20
+# No filesystem path is longer (Linux's PATH_MAX); matching cost stays bounded by it.
+MAX_PATH = 4096
+# Where RE2 refuses a pattern for one of these, say why rather than quote its parser.
+_NEEDS_BACKTRACKING = re.compile(r"\(\?<?[=!]|\(\?P=|\\[1-9]|\\g<|\(\?>|\(\?\(|[*+?}][+]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +74,13 @@ class NamingMatch:
 
 @dataclass(frozen=True, slots=True)
 class NamingRule:
-    """One compiled rule: the source text, its regex, and its defaults."""
+    """One compiled rule: the source text, its regex, its defaults, and the name of each
+    capturing group by position (None for an unnamed one)."""
 
     source: str
-    regex: re.Pattern[str]
+    regex: Any  # a compiled RE2 pattern (re2 ships no type hints)
     defaults: Mapping[str, str]
+    groups: tuple[str | None, ...]
 
 
 @dataclass(frozen=True)
@@ -85,11 +101,20 @@ class NamingRules:
 
     def match(self, rel_path: str) -> NamingMatch | None:
         """The match of the first rule that fits `rel_path`, or None."""
+        if len(rel_path) > MAX_PATH:
+            return None
+        try:
+            # Bytes in, bytes out: re2's str interface maps every offset back to characters,
+            # and its groupdict() builds the group table anew (4x the time of the match).
+            encoded = rel_path.encode()
+        except UnicodeEncodeError:  # a name that is not UTF-8: no code can come of it
+            return None
         for index, rule in enumerate(self.rules, 1):
-            m = rule.regex.fullmatch(rel_path)
+            m = rule.regex.fullmatch(encoded)
             if m is None:
                 continue
-            values = {**rule.defaults, **{k: v for k, v in m.groupdict().items() if v is not None}}
+            captured = zip(rule.groups, m.groups(), strict=True)
+            values = {**rule.defaults, **{k: v.decode() for k, v in captured if k and v is not None}}
             if all(_CODE.fullmatch(values[k]) for k in ENTITY_FIELDS if k in values):
                 return _result(index, values)
         return None
@@ -141,13 +166,31 @@ def _compile(index: int, spec: str | Mapping[str, Any]) -> NamingRule:
         raise NamingRuleError(f"naming rule {index}: the {kind} must be a non-empty string")
     where = f"naming rule {index} ({source!r})"
     regex_text = _template_regex(source, where) if kind == "template" else source
-    try:
-        regex = re.compile(regex_text)
-    except re.error as exc:
-        raise NamingRuleError(f"{where}: invalid regular expression: {exc}") from exc
+    regex = compile_regex(regex_text, where)
     groups = set(regex.groupindex)
     _check_fields(groups, defaults, where)
-    return NamingRule(source, regex, dict(defaults))
+    names: list[str | None] = [None] * regex.groups
+    for name, position in regex.groupindex.items():
+        names[position - 1] = name
+    return NamingRule(source, regex, dict(defaults), tuple(names))
+
+
+def compile_regex(pattern: str, where: str) -> Any:
+    """`pattern` compiled by RE2 (linear-time matching, memory bounded by REGEX_MAX_MEM), or
+    NamingRuleError naming `where` and why."""
+    options = re2.Options()
+    options.max_mem = REGEX_MAX_MEM
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+        if _NEEDS_BACKTRACKING.search(pattern):
+            raise NamingRuleError(
+                f"{where}: backreferences, lookahead/lookbehind, atomic groups and possessive "
+                f"repeats are not supported: rules are matched in linear time by RE2 ({reason})"
+            ) from None
+        raise NamingRuleError(f"{where}: invalid regular expression: {reason}") from None
 
 
 def _check_fields(groups: set[str], defaults: Any, where: str) -> None:
@@ -192,7 +235,7 @@ def _template_regex(template: str, where: str) -> str:
             continue
         if char == "}":
             raise NamingRuleError(f"{where}: unmatched '}}'")
-        out.append("[^/]*" if char == "*" else re.escape(char))
+        out.append("[^/]*" if char == "*" else re2.escape(char))
         i += 1
     return "".join(out)
 

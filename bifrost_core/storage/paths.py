@@ -8,9 +8,11 @@ ext (strings) and version, frame (integers, with Python format specs). A part in
 a ``{frame}`` outside brackets is left out, with the one ``.``, ``_`` or ``-`` before it,
 for a file that has no frame (a movie). A bare ``{frame}`` is padded like its sequence.
 
-Templates are checked when built: unknown fields, bad format specs, and anything that
-could leave the publish root (absolute paths, ``..``) raise PathTemplateError; so do
-values that would (a ``/`` or ``..`` in a shot code, say).
+Templates are checked when built: unknown fields, bad format specs, widths or
+precisions above MAX_FORMAT_WIDTH, and anything that could leave the publish root
+(absolute paths, ``..``) raise PathTemplateError; so do values that would (a ``/`` or
+``..`` in a shot code, say), and a rendered path with a name above MAX_SEGMENT_BYTES or
+a whole above MAX_PATH_BYTES (what filesystems take), before it is built in full.
 
 `materialise` makes the paths real on a local tier, as hard links to the blobs (symlinks
 where a hard link cannot be made, e.g. across devices), each created under a temporary
@@ -54,7 +56,19 @@ _FRAME_SEPARATORS = "._-"
 PUBLISH_FOLDER = "published"
 # frame_slots renders this in place of the frame and splits the path around it.
 _FRAME_MARK = 7_919_191_919_191_919
+_FRAME_LIMIT = 10**15  # 15 digits and a sign: never longer than the mark
 _PLAIN_INT_SPEC = re.compile(r"0?[0-9]*d?")
+# A frame or version is padded to a handful of digits; a width of 999999999 would build a
+# gigabyte string (and stall the server while it does).
+MAX_FORMAT_WIDTH = 32
+# What Linux filesystems take: a name of 255 bytes, a path of 4096.
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
+# Python's format-spec mini-language, with the numbers captured to bound them.
+_FORMAT_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]*)[_,]?(?:\.(?P<precision>[0-9]*))?[bcdeEfFgGnosxX%]?",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,7 @@ class PathTemplate:
             if rendered is not None:
                 out.append(rendered)
         path = "".join(out)
+        _check_size(self.template, path)
         if not _clean(path):
             raise PathTemplateError(
                 f"path template {self.template!r} gives {path!r}, which is not a clean relative path"
@@ -150,6 +165,8 @@ class PathTemplate:
             spec = part.spec
             if not value or value in (".", "..") or any(c in value for c in "/\\\0"):
                 raise PathTemplateError(f"{{{name}}} value {value!r} cannot be part of a path")
+            if len(value) > MAX_SEGMENT_BYTES:
+                raise PathTemplateError(f"{{{name}}} value {value[:40]!r}... is longer than a file name")
         try:
             return format(value, spec)
         except (ValueError, TypeError) as exc:
@@ -181,11 +198,41 @@ def _parse(template: str) -> list[_Section]:
                 )
             if conversion is not None or (spec and "{" in spec):
                 raise PathTemplateError(f"{where}: field {{{field}}} may only have a plain format spec")
+            if spec:
+                _check_spec(where, field, spec)
             parts.append(_Part(literal, field, spec or ""))
         if optional and not any(p.field for p in parts):
             raise PathTemplateError(f"{where}: an optional [ ] part needs a field")
         sections.append(_Section(tuple(parts), optional))
     return sections
+
+
+def _check_spec(where: str, field: str | None, spec: str) -> None:
+    found = _FORMAT_SPEC.fullmatch(spec)
+    if found is None or any(c in spec for c in "/\\\0"):  # a fill character too
+        raise PathTemplateError(f"{where}: bad format {{{field}:{spec}}}")
+    for name in ("width", "precision"):
+        # int() of a long digit string is itself slow: compare lengths first.
+        digits = (found.group(name) or "").lstrip("0") or "0"
+        if len(digits) > 3 or int(digits) > MAX_FORMAT_WIDTH:
+            raise PathTemplateError(
+                f"{where}: the {name} of {{{field}:{spec}}} is above {MAX_FORMAT_WIDTH}"
+            )
+
+
+def _check_size(template: str, path: str) -> None:
+    """PathTemplateError unless `path` fits a filesystem (names and the whole, in bytes)."""
+    size = len(path.encode())
+    if size > MAX_PATH_BYTES:
+        raise PathTemplateError(
+            f"path template {template[:60]!r}... gives a path of {size} bytes; the limit is {MAX_PATH_BYTES}"
+        )
+    longest = max(path.split("/"), key=lambda name: len(name.encode()))
+    if len(longest.encode()) > MAX_SEGMENT_BYTES:
+        raise PathTemplateError(
+            f"path template {template[:60]!r}... gives a name of {len(longest.encode())} bytes "
+            f"({longest[:40]!r}...); the limit is {MAX_SEGMENT_BYTES}"
+        )
 
 
 @dataclass(frozen=True)
@@ -245,7 +292,8 @@ def resolve(
             "representation": f.representation,
         }
         found = None
-        if type(f.frame) is int:
+        # The slots were rendered (and checked) with the 19-digit mark: no frame may be longer.
+        if type(f.frame) is int and -_FRAME_LIMIT < f.frame < _FRAME_LIMIT:
             sequence = (f.name, f.ext, f.representation, f.padding)
             if sequence not in slots:
                 slots[sequence] = template.frame_slots(values, padding=f.padding)

@@ -5,6 +5,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
+from bifrost_core.jsonbounds import JsonObject
 from bifrost_core.schemas import Code, Frame, InputSchema, ReadSchema
 
 RepresentationKind = Literal["frames", "movie", "proxy", "thumbnail", "file"]
@@ -23,7 +24,7 @@ class RepresentationIn(InputSchema):
     frame_out: Frame | None = None
     frame_padding: int | None = Field(default=None, ge=1, le=10)
     missing_frames: str = Field(default="", max_length=4096)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
     files: list[FileIn] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -45,7 +46,7 @@ class VersionCreate(InputSchema):
     variant: Code = "main"
     comment: str = Field(default="", max_length=10_000)
     source: str = Field(default="", max_length=1024)
-    meta: dict[str, Any] = Field(default_factory=dict)
+    meta: JsonObject = Field(default_factory=dict)
     representations: list[RepresentationIn] = Field(default_factory=list, max_length=100)
 
     @model_validator(mode="after")

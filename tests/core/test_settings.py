@@ -49,6 +49,9 @@ def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkey
         ("BIFROST_STORAGE_OPTIONS", "{not json", "not valid JSON"),
         ("BIFROST_STORAGE_OPTIONS", '{"s3://bucket": "profile"}', "valid dictionary"),
         ("BIFROST_STORAGE_OPTIONS", '{"/mnt/hot": {}}', "'/mnt/hot' is not a URL prefix"),
+        ("BIFROST_STORAGE_ALLOWED_ROOTS", "mnt/hot", "'mnt/hot' is not an absolute path or a URL"),
+        ("BIFROST_STORAGE_ALLOWED_ROOTS", '["/mnt/hot"', "not a valid JSON list"),
+        ("BIFROST_STORAGE_ALLOWED_ROOTS", "/mnt/../etc", "'..' path segment"),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(bifrost_env, monkeypatch, variable, value, message):
@@ -139,3 +142,21 @@ def test_initialise_makes_the_home_and_the_first_admin_once(bifrost_env):
     second = initialise(settings)
     second.database.dispose()
     assert second.admin_token is None  # a rerun finds the admin and issues nothing new
+
+
+@pytest.mark.parametrize(
+    "value", ['/mnt/hot/, s3://Studio-Archive/x/', '["/mnt/hot", "S3://Studio-Archive/x"]']
+)
+def test_allowed_storage_roots_are_a_list_or_comma_separated(bifrost_env, monkeypatch, value):
+    monkeypatch.setenv("BIFROST_STORAGE_ALLOWED_ROOTS", value)
+    assert load_settings().allowed_storage_roots == ["/mnt/hot", "s3://Studio-Archive/x"]
+
+
+def test_allowed_storage_roots_default_to_the_studio_roots_and_the_home_storage(bifrost_env, monkeypatch):
+    monkeypatch.setenv("BIFROST_ARCHIVE_ROOT", "s3://archive/bifrost")
+    home = bifrost_env.resolve()
+    assert load_settings().allowed_storage_roots == [
+        str(home / "storage" / "hot"),
+        "s3://archive/bifrost",
+        str(home / "storage"),
+    ]

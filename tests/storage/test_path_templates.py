@@ -257,3 +257,13 @@ def test_object_tier_gives_blob_urls(s3_store: BlobStore, make_file: MakeFile) -
     assert all(p.url.startswith("s3://") for p in published)
     with pytest.raises(InvalidInput, match="object store"):
         default_publish_root(s3_store)
+
+
+def test_rendered_paths_are_bounded_also_for_long_frames() -> None:
+    # A sequence's frames take a fast path (rendered once around the frame); a frame number
+    # too long for it goes through the checked one.
+    files = [PublishFile("a" * 64, "n" * 200, "exr", 1), PublishFile("b" * 64, "n" * 200, "exr", 10**60)]
+    with pytest.raises(PathTemplateError, match="gives a name of 266 bytes"):
+        resolve(PathTemplate(SHOT), VERSION, files)
+    with pytest.raises(PathTemplateError, match="longer than a file name"):
+        PathTemplate(SHOT).format({**VERSION, "name": "n" * 300, "ext": "exr", "frame": 1})
