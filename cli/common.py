@@ -188,11 +188,21 @@ def operator(database: Database) -> Actor:
     return actor
 
 
-def operator_name() -> str:
-    """The operator's username, for the `actor` of a flow run this command starts."""
+def flow_actor(project: str, action: str) -> str:
+    """The operator's username, for the `actor` of a flow run this command starts.
+
+    The flow's own check runs here first: a user it would refuse gets one line and exit 6
+    before any Prefect server starts, not a failed run.
+    """
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.users import identity
+
     database = open_database()  # the embedded default migrates itself before any flow starts
     try:
-        return operator(database).username
+        username = operator(database).username
+        with UnitOfWork(database) as uow:
+            identity.flow_actor(uow.session, username=username, project=project, action=action)
+        return username
     finally:
         database.dispose()
 

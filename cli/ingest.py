@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, JsonOption, operator_name, print_json
+from cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, JsonOption, flow_actor, print_json
 
 if TYPE_CHECKING:
     from bifrost_core.ingest.schemas import IngestSummary
@@ -207,7 +207,7 @@ def ingest(
         from bifrost_core.errors import InvalidInput
 
         raise InvalidInput(f"{path} is not a folder")
-    actor = operator_name()  # before any Prefect server starts: an unknown user is exit 6 at once
+    actor = flow_actor(project, "flows.ingest")
     server = prefect_env()
     from flows.ingest import IngestParameters
     from flows.ingest import ingest as ingest_flow
@@ -247,7 +247,7 @@ def publish(
         if not sequence or not shot_code:
             raise typer.BadParameter(f"{shot!r} is not SEQUENCE/SHOT", param_hint="--shot")
     request = PublishRequest(
-        actor=operator_name(),
+        actor=flow_actor(project, "flows.publish"),
         project=project,
         sequence=sequence,
         shot=shot_code,

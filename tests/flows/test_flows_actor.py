@@ -109,14 +109,20 @@ def test_the_cli_runs_flows_as_its_named_user(
         )
         assert list(authors) == ["ann", "ben", "ben", "ben"]
 
-    # Nobody by that name on a configured database: one line, exit 6, nothing written.
+    # Nobody by that name on a configured database, or a user the flow would refuse (ann may
+    # not ingest): one line, exit 6, nothing written, no run started.
     monkeypatch.delenv("BIFROST_TOKEN")
-    login(monkeypatch, "zed")
     before = row_counts(database)
-    for command in (("publish", *paths, "--project", "DEMO", "--asset", "chair", "--task", "look"),
-                    ("ingest", delivery, "--project", "DEMO")):  # fmt: skip
+    publish = ("publish", *paths, "--project", "DEMO", "--asset", "chair", "--task", "look")
+    ingest = ("ingest", delivery, "--project", "DEMO")
+    for login_name, command, message in (
+        ("zed", publish, "no Bifrost user 'zed' (your operating-system login): set BIFROST_TOKEN"),
+        ("zed", ingest, "no Bifrost user 'zed' (your operating-system login): set BIFROST_TOKEN"),
+        ("ann", ingest, "actor 'ann' (artist in DEMO) may not start ingest flows and read their runs"),
+    ):
+        login(monkeypatch, login_name)
         result = invoke(*command, code=EXIT_FORBIDDEN)
-        assert result.output.startswith("error: no Bifrost user 'zed' (your operating-system login)")
+        assert result.output.startswith(f"error: {message}")
         assert result.output.count("\n") == 1
     assert row_counts(database) == before
 
