@@ -65,7 +65,7 @@ def initialise(settings: Settings) -> InitResult:
             owns_home = not settings.database_url
             if not (token_due or owns_home):
                 return InitResult(database=database, admin_token=None)
-            new_database = not session.scalar(select(exists().where(User.id.is_not(None))))
+            new_database = not session.scalar(select(exists().select_from(User)))
             operator = identity.operator(session, settings, may_create=owns_home or new_database)
             admin_token = None
             if token_due:
