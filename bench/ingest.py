@@ -37,6 +37,8 @@ from deployments.local_server import local_prefect_server
 ROOT = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
 PROJECT = "BENCH"
+# The admin the set-up makes (`initialise` on a new home) and the ingest runs as.
+OPERATOR = "bench"
 
 
 # --------------------------------------------------------------------------- data sets
@@ -140,6 +142,7 @@ def prepare_home(home: Path, hot_root: str) -> dict[str, str]:
         "BIFROST_HOME": str(home),
         "BIFROST_HOT_ROOT": hot_root,
         "BIFROST_ARCHIVE_ROOT": str(home / "archive"),
+        "BIFROST_USER": OPERATOR,
     }
     code = f"""
 import os
@@ -178,7 +181,7 @@ def child(source: str) -> None:
     from flows.ingest import IngestParameters, ingest
 
     start = time.perf_counter()
-    state = ingest(IngestParameters(project=PROJECT, source=source), return_state=True)
+    state = ingest(IngestParameters(actor=OPERATOR, project=PROJECT, source=source), return_state=True)
     call = time.perf_counter() - start
     summary = state.result()
 

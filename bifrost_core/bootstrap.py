@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, select
 
 from bifrost_core.cache.entities import invalidate_on_commit
 from bifrost_core.config import Settings
@@ -12,9 +12,10 @@ from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import ConfigError
-from bifrost_core.scope import SYSTEM
+from bifrost_core.scope import Actor
+from bifrost_core.users import identity
 from bifrost_core.users import service as users
-from bifrost_core.users.models import User
+from bifrost_core.users.models import ApiToken, User
 from bifrost_core.users.schemas import TokenCreate, TokenIssued, UserCreate
 
 
@@ -29,28 +30,53 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
     return database
 
 
+ADMIN = "admin"
+
+
 @dataclass
 class InitResult:
     database: Database
     admin_token: TokenIssued | None
+    # Who initialised, when it had to be known (see `initialise`).
+    operator: Actor | None = None
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the home folders, migrate to head and, on a new database, the first admin."""
+    """Create the home folders, migrate to head, and give the first admin its token.
+
+    Migrating needs no Bifrost identity. Making the user 'admin' and its token (once: while
+    'admin' has never had a token) is done by the operator, who is then created as an admin
+    if missing: always on the embedded default (the operator owns the home), and on a
+    configured database only while it has no user at all (whoever initialises a new
+    database runs it). The embedded default's operator is identified (and created) even when
+    there is nothing else to do.
+    """
     # Reach the database first, so an unreachable server leaves no home behind.
     database = open_database(settings, require_schema=False)
-    settings.home.mkdir(parents=True, exist_ok=True)
-    migrate.upgrade(database)
-    admin_token = None
-    with UnitOfWork(database) as uow:
-        if not uow.session.scalar(select(func.count(User.id))):
-            admin = users.create_user(
-                uow.session,
-                actor=SYSTEM,
-                data=UserCreate(username="admin", name="Administrator", is_admin=True),
+    try:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        migrate.upgrade(database)
+        with UnitOfWork(database) as uow:
+            session = uow.session
+            admin = session.scalar(select(User).where(User.username == ADMIN))
+            token_due = admin is None or not session.scalar(
+                select(exists().where(ApiToken.user_id == admin.id))
             )
-            admin_token = users.create_token(
-                uow.session, actor=SYSTEM, user_id=admin.id, data=TokenCreate(name="bootstrap")
-            )
+            owns_home = not settings.database_url
+            if not (token_due or owns_home):
+                return InitResult(database=database, admin_token=None)
+            new_database = not session.scalar(select(exists().select_from(User)))
+            operator = identity.operator(session, settings, may_create=owns_home or new_database)
+            admin_token = None
+            if token_due:
+                if admin is None:
+                    data = UserCreate(username=ADMIN, name="Administrator", is_admin=True)
+                    admin = users.create_user(session, actor=operator, data=data)
+                admin_token = users.create_token(
+                    session, actor=operator, user_id=admin.id, data=TokenCreate(name="bootstrap")
+                )
             uow.commit()
-    return InitResult(database=database, admin_token=admin_token)
+    except BaseException:
+        database.dispose()
+        raise
+    return InitResult(database=database, admin_token=admin_token, operator=operator)

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
         description="Failed token checks per minute per client address before it is refused; 0: off",
     )
     api_max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, description="Largest API request body")
+    # Who the CLI acts as (see bifrost_core/users/identity.py): a token, else a username.
+    token: str = Field(default="", repr=False, description="API token the CLI acts as; wins over `user`")
+    user: str = Field(
+        default="",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$",
+        description="Username the CLI acts as; the operating-system login name when empty",
+    )
 
     @field_validator("home", mode="after")
     @classmethod

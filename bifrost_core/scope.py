@@ -30,5 +30,6 @@ class Actor:
         return "admin" if self.is_admin else self.roles.get(project_id)
 
 
-# The local operator of the embedded default (CLI, demo, flows): no login, every project.
+# Nobody in particular, seeing every project: for what no person does (internal lookups,
+# upkeep) and for tests' set-up. The API, the CLI and flows always act as a named user.
 SYSTEM = Actor(user_id=None, username="system", is_admin=True)

@@ -22,12 +22,11 @@ def create(
     """Create an asset."""
     from bifrost_core.assets import service
     from bifrost_core.assets.schemas import AssetCreate
-    from bifrost_core.scope import SYSTEM
 
     data = AssetCreate(code=code, asset_type=asset_type, name=name, description=description)
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        service.create_asset(uow.session, actor=SYSTEM, project_id=project_row.id, data=data)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        service.create_asset(uow.session, actor=uow.actor, project_id=project_row.id, data=data)
         uow.commit()
     done(f"created asset {project}/{data.code} ({data.asset_type})")
 
@@ -45,7 +44,7 @@ def list_(
     from bifrost_core.assets.schemas import AssetRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         stmt = (
             select(Asset, AssetType.code)
             .join(AssetType, AssetType.id == Asset.asset_type_id)
@@ -80,6 +79,6 @@ def show(
     from bifrost_core.assets.schemas import AssetRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        asset = asset_by_code(uow.session, project_row.id, code)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        asset = asset_by_code(uow.session, uow.actor, project_row.id, code)
         render_one(asset, AssetRead, as_json=as_json, title=f"Asset {project}/{code}")

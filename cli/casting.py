@@ -32,14 +32,13 @@ def cast(
     """Cast an asset into a shot (casting it again sets the new count)."""
     from bifrost_core.assets import service
     from bifrost_core.assets.schemas import CastingCreate
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        shot_row = shot_by_code(uow.session, project_row.id, sequence, shot)
-        asset_row = asset_by_code(uow.session, project_row.id, asset)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        shot_row = shot_by_code(uow.session, uow.actor, project_row.id, sequence, shot)
+        asset_row = asset_by_code(uow.session, uow.actor, project_row.id, asset)
         data = CastingCreate(shot_id=shot_row.id, asset_id=asset_row.id, count=count)
-        service.cast(uow.session, actor=SYSTEM, data=data)
+        service.cast(uow.session, actor=uow.actor, data=data)
         uow.commit()
     done(f"cast {asset} x{count} into {sequence}/{shot}")
 
@@ -56,18 +55,17 @@ def uncast(
     from bifrost_core.assets.models import Casting
     from bifrost_core.assets.repository import CastingRepository
     from bifrost_core.errors import NotFound
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        shot_row = shot_by_code(uow.session, project_row.id, sequence, shot)
-        asset_row = asset_by_code(uow.session, project_row.id, asset)
-        casting = CastingRepository(uow.session, SYSTEM).first(
+        project_row = project_by_code(uow.session, uow.actor, project)
+        shot_row = shot_by_code(uow.session, uow.actor, project_row.id, sequence, shot)
+        asset_row = asset_by_code(uow.session, uow.actor, project_row.id, asset)
+        casting = CastingRepository(uow.session, uow.actor).first(
             Casting.shot_id == shot_row.id, Casting.asset_id == asset_row.id
         )
         if casting is None:
             raise NotFound(f"asset {asset!r} is not cast in {sequence}/{shot}")
-        service.uncast(uow.session, actor=SYSTEM, casting_id=casting.id)
+        service.uncast(uow.session, actor=uow.actor, casting_id=casting.id)
         uow.commit()
     done(f"removed {asset} from {sequence}/{shot}")
 
@@ -84,21 +82,20 @@ def list_(
     from bifrost_core.assets.repository import CastingRepository
     from bifrost_core.assets.schemas import CastingRead
     from bifrost_core.errors import InvalidInput
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         conditions = [Casting.project_id == project_row.id]
         if shot is not None:
             sequence_code, slash, shot_code = shot.partition("/")
             if not slash:
                 raise InvalidInput(f"--shot takes SEQUENCE/SHOT, not {shot!r}")
-            conditions.append(
-                Casting.shot_id == shot_by_code(uow.session, project_row.id, sequence_code, shot_code).id
-            )
+            shot_row = shot_by_code(uow.session, uow.actor, project_row.id, sequence_code, shot_code)
+            conditions.append(Casting.shot_id == shot_row.id)
         if asset is not None:
-            conditions.append(Casting.asset_id == asset_by_code(uow.session, project_row.id, asset).id)
-        rows = CastingRepository(uow.session, SYSTEM).list(*conditions)
+            asset_row = asset_by_code(uow.session, uow.actor, project_row.id, asset)
+            conditions.append(Casting.asset_id == asset_row.id)
+        rows = CastingRepository(uow.session, uow.actor).list(*conditions)
         shots = shot_refs(uow.session, (row.shot_id for row in rows))
         assets = asset_codes(uow.session, (row.asset_id for row in rows))
         render_list(

@@ -18,10 +18,15 @@ nothing is committed, because each command commits only once, at its end.
 
 Auto-initialisation: on the embedded default (no BIFROST_DATABASE_URL) any
 command creates the home and migrates the SQLite file on first use, so a newcomer
-never has to run `bifrost init` first. It does not create the first admin, so a
-later `bifrost init` still prints that admin's token once. A database named by
+never has to run `bifrost init` first. It does not create the user 'admin' and its
+token, so a later `bifrost init` still prints that token once. A database named by
 BIFROST_DATABASE_URL (a shared server) is never migrated behind the operator's
 back: until `bifrost init` has run, commands stop with exit 7.
+
+Identity: every command acts as a named Bifrost user (`operator`), recorded on what it
+writes: the user behind BIFROST_TOKEN, else the one named BIFROST_USER or, by default, the
+operating-system login. On the embedded default that user is created as an admin on first
+use (the operator owns the home); on a configured database an unknown user is exit 6.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -57,6 +63,7 @@ if TYPE_CHECKING:
     from bifrost_core.config import Settings
     from bifrost_core.db.database import Database
     from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.scope import Actor
 
 EXIT_UNEXPECTED = 1
 EXIT_NOT_FOUND = 3
@@ -165,15 +172,67 @@ def open_database() -> Database:
     return database
 
 
+def operator(database: Database) -> Actor:
+    """The named user this command acts as (BIFROST_TOKEN, BIFROST_USER or the login name).
+
+    On the embedded default the operator owns the home: a missing user is created as an
+    admin. A configured database creates nobody behind the operator's back (exit 6).
+    """
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.users import identity
+
+    config = settings()
+    with UnitOfWork(database) as uow:
+        actor = identity.operator(uow.session, config, may_create=not config.database_url)
+        uow.commit()  # the operator's account if it was just made, the token's last use
+    return actor
+
+
+def flow_actor(project: str, action: str) -> str:
+    """The operator's username, for the `actor` of a flow run this command starts.
+
+    The flow's own check runs here first: a user it would refuse gets one line and exit 6
+    before any Prefect server starts, not a failed run.
+    """
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.users import identity
+
+    database = open_database()  # the embedded default migrates itself before any flow starts
+    try:
+        username = operator(database).username
+        with UnitOfWork(database) as uow:
+            identity.flow_actor(uow.session, username=username, project=project, action=action)
+        return username
+    finally:
+        database.dispose()
+
+
+@dataclass
+class CommandUnit:
+    """A command's one transaction (`session`, `commit()`), and the user it acts as."""
+
+    uow: UnitOfWork
+    actor: Actor
+
+    @property
+    def session(self) -> Session:
+        return self.uow.session
+
+    def commit(self) -> None:
+        self.uow.commit()
+
+
 @contextmanager
-def unit_of_work() -> Iterator[UnitOfWork]:
-    """One transaction per command: the command calls `uow.commit()` last; anything else rolls back."""
+def unit_of_work() -> Iterator[CommandUnit]:
+    """One transaction per command, acting as the operator (`uow.actor`): the command calls
+    `uow.commit()` last; anything else rolls back."""
     from bifrost_core.db.uow import UnitOfWork
 
     database = open_database()
     try:
+        actor = operator(database)
         with UnitOfWork(database) as uow:
-            yield uow
+            yield CommandUnit(uow, actor)
     finally:
         database.dispose()
 
@@ -250,55 +309,50 @@ def done(message: str) -> None:
 # (NotFound -> "error: project 'XYZ' not found", exit 3).
 
 
-def project_by_code(session: Session, code: str) -> Any:
+def project_by_code(session: Session, actor: Actor, code: str) -> Any:
     from bifrost_core.projects.repository import ProjectRepository
-    from bifrost_core.scope import SYSTEM
 
-    return ProjectRepository(session, SYSTEM).by_code(code)
+    return ProjectRepository(session, actor).by_code(code)
 
 
-def sequence_by_code(session: Session, project_id: int, code: str) -> Any:
+def sequence_by_code(session: Session, actor: Actor, project_id: int, code: str) -> Any:
     from bifrost_core.projects.repository import SequenceRepository
-    from bifrost_core.scope import SYSTEM
 
-    return SequenceRepository(session, SYSTEM).by_code(project_id, code)
+    return SequenceRepository(session, actor).by_code(project_id, code)
 
 
-def shot_by_code(session: Session, project_id: int, sequence_code: str, code: str) -> Any:
+def shot_by_code(session: Session, actor: Actor, project_id: int, sequence_code: str, code: str) -> Any:
     from bifrost_core.projects.repository import ShotRepository
-    from bifrost_core.scope import SYSTEM
 
-    sequence = sequence_by_code(session, project_id, sequence_code)
-    return ShotRepository(session, SYSTEM).by_code(sequence.id, code)
+    sequence = sequence_by_code(session, actor, project_id, sequence_code)
+    return ShotRepository(session, actor).by_code(sequence.id, code)
 
 
-def asset_by_code(session: Session, project_id: int, code: str) -> Any:
+def asset_by_code(session: Session, actor: Actor, project_id: int, code: str) -> Any:
     from bifrost_core.assets.repository import AssetRepository
-    from bifrost_core.scope import SYSTEM
 
-    return AssetRepository(session, SYSTEM).by_code(project_id, code)
+    return AssetRepository(session, actor).by_code(project_id, code)
 
 
 ENTITY_HELP = "A shot as SEQUENCE/SHOT (e.g. SQ010/SH010) or an asset by its code."
 
 
-def entity_by_ref(session: Session, project_id: int, ref: str) -> tuple[str, Any]:
+def entity_by_ref(session: Session, actor: Actor, project_id: int, ref: str) -> tuple[str, Any]:
     """`SEQ/SHOT` names a shot, anything else an asset (asset codes cannot contain '/')."""
     if "/" in ref:
         sequence_code, _, shot_code = ref.partition("/")
-        return "shot", shot_by_code(session, project_id, sequence_code, shot_code)
-    return "asset", asset_by_code(session, project_id, ref)
+        return "shot", shot_by_code(session, actor, project_id, sequence_code, shot_code)
+    return "asset", asset_by_code(session, actor, project_id, ref)
 
 
-def task_by_ref(session: Session, project_id: int, entity_ref: str, name: str) -> Any:
+def task_by_ref(session: Session, actor: Actor, project_id: int, entity_ref: str, name: str) -> Any:
     from bifrost_core.errors import NotFound
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks.models import Task
     from bifrost_core.tasks.repository import TaskRepository
 
-    kind, entity = entity_by_ref(session, project_id, entity_ref)
+    kind, entity = entity_by_ref(session, actor, project_id, entity_ref)
     column = Task.shot_id if kind == "shot" else Task.asset_id
-    task = TaskRepository(session, SYSTEM).first(column == entity.id, Task.name == name)
+    task = TaskRepository(session, actor).first(column == entity.id, Task.name == name)
     if task is None:
         raise NotFound(f"task {name!r} not found on {kind} {entity_ref!r}")
     return task

@@ -73,7 +73,7 @@ def ingest_delivery(demo: Demo) -> str:
 
     server_ready(server)
 
-    summary = ingest(IngestParameters(project=demo.project, source=str(root)))
+    summary = ingest(IngestParameters(project=demo.project, source=str(root), actor=demo.actor.username))
     if summary.problems:
         first = summary.problems[0]
         raise InvalidInput(f"the demo delivery did not ingest: {first.path}: {first.message}")

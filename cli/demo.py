@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cli.common import settings
+from cli.common import operator, settings
 from cli.delivery import ingest_delivery
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from bifrost_core.config import Settings
     from bifrost_core.db.database import Database
+    from bifrost_core.scope import Actor
 
 PROJECT = "DEMO"
 SEQUENCES = {"SQ010": "Arrival", "SQ020": "The chase"}
@@ -82,6 +83,8 @@ class Demo:
     settings: Settings
     database: Database
     console: Console
+    # Who builds the production: the operator, recorded on every row and event.
+    actor: Actor
     project: str = PROJECT
 
     @contextmanager
@@ -96,7 +99,7 @@ class Demo:
     def project_id(self, session: Session) -> int:
         from cli.common import project_by_code
 
-        return project_by_code(session, self.project).id
+        return project_by_code(session, self.actor, self.project).id
 
 
 def _tally(created: int, total: int, what: str) -> str:
@@ -108,20 +111,18 @@ def make_project(demo: Demo) -> str:
     from bifrost_core.projects.models import Project
     from bifrost_core.projects.repository import ProjectRepository
     from bifrost_core.projects.schemas import ProjectCreate
-    from bifrost_core.scope import SYSTEM
 
     with demo.session() as session:
-        if ProjectRepository(session, SYSTEM).first(Project.code == demo.project) is not None:
+        if ProjectRepository(session, demo.actor).first(Project.code == demo.project) is not None:
             return f"project {demo.project} already there"
         data = ProjectCreate(
             code=demo.project, name="Bifrost demo", fps=24, resolution_width=1920, resolution_height=1080
         )
-        service.create_project(session, actor=SYSTEM, data=data)
+        service.create_project(session, actor=demo.actor, data=data)
     return f"created project {demo.project} (24 fps, 1920x1080)"
 
 
 def make_users(demo: Demo) -> str:
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.users import service
     from bifrost_core.users.models import ProjectMembership, User
     from bifrost_core.users.repository import MembershipRepository, UserRepository
@@ -131,19 +132,19 @@ def make_users(demo: Demo) -> str:
     with demo.session() as session:
         project_id = demo.project_id(session)
         for username, name, role in USERS:
-            user = UserRepository(session, SYSTEM).first(User.username == username)
+            user = UserRepository(session, demo.actor).first(User.username == username)
             if user is None:
                 user = service.create_user(
-                    session, actor=SYSTEM, data=UserCreate(username=username, name=name)
+                    session, actor=demo.actor, data=UserCreate(username=username, name=name)
                 )
                 created += 1
-            member = MembershipRepository(session, SYSTEM).first(
+            member = MembershipRepository(session, demo.actor).first(
                 ProjectMembership.project_id == project_id, ProjectMembership.user_id == user.id
             )
             if member is None:
                 service.set_membership(
                     session,
-                    actor=SYSTEM,
+                    actor=demo.actor,
                     project_id=project_id,
                     data=MembershipCreate(user_id=user.id, role=role),
                 )
@@ -155,28 +156,29 @@ def make_shots(demo: Demo) -> str:
     from bifrost_core.projects.models import Sequence, Shot
     from bifrost_core.projects.repository import SequenceRepository, ShotRepository
     from bifrost_core.projects.schemas import SequenceCreate, ShotCreate
-    from bifrost_core.scope import SYSTEM
 
     created = 0
     with demo.session() as session:
         project_id = demo.project_id(session)
         sequences = {}
         for code, name in SEQUENCES.items():
-            sequence = SequenceRepository(session, SYSTEM).first(
+            sequence = SequenceRepository(session, demo.actor).first(
                 Sequence.project_id == project_id, Sequence.code == code
             )
             if sequence is None:
                 data = SequenceCreate(code=code, name=name)
-                sequence = service.create_sequence(session, actor=SYSTEM, project_id=project_id, data=data)
+                sequence = service.create_sequence(
+                    session, actor=demo.actor, project_id=project_id, data=data
+                )
             sequences[code] = sequence
         for sequence_code, code, frame_in, frame_out in SHOTS:
             sequence_id = sequences[sequence_code].id
-            if ShotRepository(session, SYSTEM).first(Shot.sequence_id == sequence_id, Shot.code == code):
+            if ShotRepository(session, demo.actor).first(Shot.sequence_id == sequence_id, Shot.code == code):
                 continue
             data = ShotCreate(
                 code=code, frame_in=frame_in, frame_out=frame_out, handles_in=HANDLES, handles_out=HANDLES
             )
-            service.create_shot(session, actor=SYSTEM, sequence_id=sequence_id, data=data)
+            service.create_shot(session, actor=demo.actor, sequence_id=sequence_id, data=data)
             created += 1
     return f"{len(SEQUENCES)} sequences, " + _tally(created, len(SHOTS), "shots")
 
@@ -186,16 +188,15 @@ def make_assets(demo: Demo) -> str:
     from bifrost_core.assets.models import Asset
     from bifrost_core.assets.repository import AssetRepository
     from bifrost_core.assets.schemas import AssetCreate
-    from bifrost_core.scope import SYSTEM
 
     created = 0
     with demo.session() as session:
         project_id = demo.project_id(session)
         for code, asset_type, name in ASSETS:
-            if AssetRepository(session, SYSTEM).first(Asset.project_id == project_id, Asset.code == code):
+            if AssetRepository(session, demo.actor).first(Asset.project_id == project_id, Asset.code == code):
                 continue
             data = AssetCreate(code=code, asset_type=asset_type, name=name)
-            service.create_asset(session, actor=SYSTEM, project_id=project_id, data=data)
+            service.create_asset(session, actor=demo.actor, project_id=project_id, data=data)
             created += 1
     return _tally(created, len(ASSETS), "assets")
 
@@ -205,31 +206,29 @@ def cast_assets(demo: Demo) -> str:
     from bifrost_core.assets.models import Casting
     from bifrost_core.assets.repository import CastingRepository
     from bifrost_core.assets.schemas import CastingCreate
-    from bifrost_core.scope import SYSTEM
     from cli.common import asset_by_code, entity_by_ref
 
     changed = total = 0
     with demo.session() as session:
         project_id = demo.project_id(session)
         for shot_ref, assets in CASTING.items():
-            _, shot = entity_by_ref(session, project_id, shot_ref)
+            _, shot = entity_by_ref(session, demo.actor, project_id, shot_ref)
             for asset_code, count in assets.items():
                 total += 1
-                asset = asset_by_code(session, project_id, asset_code)
-                existing = CastingRepository(session, SYSTEM).first(
+                asset = asset_by_code(session, demo.actor, project_id, asset_code)
+                existing = CastingRepository(session, demo.actor).first(
                     Casting.shot_id == shot.id, Casting.asset_id == asset.id
                 )
                 # Re-casting with the same count would only add an event: skip what is done.
                 if existing is not None and existing.count == count:
                     continue
                 data = CastingCreate(shot_id=shot.id, asset_id=asset.id, count=count)
-                service.cast(session, actor=SYSTEM, data=data)
+                service.cast(session, actor=demo.actor, data=data)
                 changed += 1
     return _tally(changed, total, "castings")
 
 
 def make_tasks(demo: Demo) -> str:
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks import service
     from bifrost_core.tasks.models import Task
     from bifrost_core.tasks.repository import TaskRepository
@@ -247,15 +246,15 @@ def make_tasks(demo: Demo) -> str:
     created = 0
     with demo.session() as session:
         project_id = demo.project_id(session)
-        users = UserRepository(session, SYSTEM)
+        users = UserRepository(session, demo.actor)
         for ref, task, username in wanted:
-            kind, entity = entity_by_ref(session, project_id, ref)
+            kind, entity = entity_by_ref(session, demo.actor, project_id, ref)
             column = Task.shot_id if kind == "shot" else Task.asset_id
-            if TaskRepository(session, SYSTEM).first(column == entity.id, Task.name == task):
+            if TaskRepository(session, demo.actor).first(column == entity.id, Task.name == task):
                 continue
             assignees = [users.by_username(username).id] if username else []
             data = TaskCreate(task_type=task, assignee_ids=assignees, **{f"{kind}_id": entity.id})
-            service.create_task(session, actor=SYSTEM, data=data)
+            service.create_task(session, actor=demo.actor, data=data)
             created += 1
     return _tally(created, len(wanted), "tasks")
 
@@ -288,12 +287,14 @@ def demo() -> None:
         console.print(f"Bifrost home: {config.home}\ndatabase: {safe_url}", highlight=False, soft_wrap=True)
         if result.admin_token is not None:
             console.print(
-                "created the first admin user 'admin'; its API token is shown only once, keep it safe:\n"
+                "the API token of the admin user 'admin' is shown only once, keep it safe:\n"
                 f"{result.admin_token.token}",
                 highlight=False,
                 soft_wrap=True,
             )
-        context = Demo(settings=config, database=result.database, console=console)
+        actor = operator(result.database)
+        console.print(f"acting as {actor.username}", highlight=False)
+        context = Demo(settings=config, database=result.database, console=console, actor=actor)
         for title, step in STEPS:
             console.print(f"[green]✓[/green] {title}: {step(context)}")
         summarise(context)

@@ -20,12 +20,11 @@ def create(
     """Create an episode in a project."""
     from bifrost_core.projects import service
     from bifrost_core.projects.schemas import EpisodeCreate
-    from bifrost_core.scope import SYSTEM
 
     data = EpisodeCreate(code=code, name=name)
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        service.create_episode(uow.session, actor=SYSTEM, project_id=project_row.id, data=data)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        service.create_episode(uow.session, actor=uow.actor, project_id=project_row.id, data=data)
         uow.commit()
     done(f"created episode {project}/{data.code}")
 
@@ -36,11 +35,10 @@ def list_(project: Annotated[str, typer.Argument(help="Project code")], as_json:
     from bifrost_core.projects.models import Episode
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import EpisodeRead
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        rows = EpisodeRepository(uow.session, SYSTEM).list(Episode.project_id == project_row.id)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        rows = EpisodeRepository(uow.session, uow.actor).list(Episode.project_id == project_row.id)
         render_list(
             rows,
             EpisodeRead,
@@ -59,9 +57,8 @@ def show(
     """Show one episode."""
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import EpisodeRead
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        episode = EpisodeRepository(uow.session, SYSTEM).by_code(project_row.id, code)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        episode = EpisodeRepository(uow.session, uow.actor).by_code(project_row.id, code)
         render_one(episode, EpisodeRead, as_json=as_json, title=f"Episode {project}/{code}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, JsonOption, open_database, print_json
+from cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, JsonOption, flow_actor, print_json
 
 if TYPE_CHECKING:
     from bifrost_core.ingest.schemas import IngestSummary
@@ -207,14 +207,16 @@ def ingest(
         from bifrost_core.errors import InvalidInput
 
         raise InvalidInput(f"{path} is not a folder")
+    actor = flow_actor(project, "flows.ingest")
     server = prefect_env()
-    open_database().dispose()  # the embedded default migrates itself before the flow starts
     from flows.ingest import IngestParameters
     from flows.ingest import ingest as ingest_flow
 
     server_ready(server)
 
-    params = IngestParameters(project=project, source=str(path.resolve()), tier=tier, dry_run=dry_run)
+    params = IngestParameters(
+        project=project, source=str(path.resolve()), tier=tier, dry_run=dry_run, actor=actor
+    )
     with _Bar(enabled=not as_json and not dry_run):
         summary = ingest_flow(params)
     _report(summary, as_json=as_json)
@@ -245,6 +247,7 @@ def publish(
         if not sequence or not shot_code:
             raise typer.BadParameter(f"{shot!r} is not SEQUENCE/SHOT", param_hint="--shot")
     request = PublishRequest(
+        actor=flow_actor(project, "flows.publish"),
         project=project,
         sequence=sequence,
         shot=shot_code,
@@ -259,7 +262,6 @@ def publish(
         dry_run=dry_run,
     )
     server = prefect_env()
-    open_database().dispose()
     from flows.publish import publish as publish_flow
 
     server_ready(server)

@@ -23,7 +23,6 @@ def create(
     """Create a project (with the default task and version workflows)."""
     from bifrost_core.projects import service
     from bifrost_core.projects.schemas import ProjectCreate
-    from bifrost_core.scope import SYSTEM
 
     data = ProjectCreate(
         code=code,
@@ -34,7 +33,7 @@ def create(
         frame_padding=padding,
     )
     with unit_of_work() as uow:
-        project = service.create_project(uow.session, actor=SYSTEM, data=data)
+        project = service.create_project(uow.session, actor=uow.actor, data=data)
         uow.commit()
     done(f"created project {project.code} ({project.fps} fps, {width}x{height})")
 
@@ -44,10 +43,9 @@ def list_(as_json: bool = JsonOption) -> None:
     """List the projects."""
     from bifrost_core.projects.repository import ProjectRepository
     from bifrost_core.projects.schemas import ProjectRead
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        rows = ProjectRepository(uow.session, SYSTEM).list()
+        rows = ProjectRepository(uow.session, uow.actor).list()
         render_list(
             rows,
             ProjectRead,
@@ -69,4 +67,5 @@ def show(code: Annotated[str, typer.Argument(help="Project code")], as_json: boo
     from bifrost_core.projects.schemas import ProjectRead
 
     with unit_of_work() as uow:
-        render_one(project_by_code(uow.session, code), ProjectRead, as_json=as_json, title=f"Project {code}")
+        project = project_by_code(uow.session, uow.actor, code)
+        render_one(project, ProjectRead, as_json=as_json, title=f"Project {code}")

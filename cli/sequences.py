@@ -31,15 +31,14 @@ def create(
     from bifrost_core.projects import service
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import SequenceCreate
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         episode_id = None
         if episode is not None:
-            episode_id = EpisodeRepository(uow.session, SYSTEM).by_code(project_row.id, episode).id
+            episode_id = EpisodeRepository(uow.session, uow.actor).by_code(project_row.id, episode).id
         data = SequenceCreate(code=code, name=name, description=description, episode_id=episode_id)
-        service.create_sequence(uow.session, actor=SYSTEM, project_id=project_row.id, data=data)
+        service.create_sequence(uow.session, actor=uow.actor, project_id=project_row.id, data=data)
         uow.commit()
     done(f"created sequence {project}/{data.code}")
 
@@ -54,15 +53,14 @@ def list_(
     from bifrost_core.projects.models import Sequence
     from bifrost_core.projects.repository import EpisodeRepository, SequenceRepository
     from bifrost_core.projects.schemas import SequenceRead
-    from bifrost_core.scope import SYSTEM
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         conditions = [Sequence.project_id == project_row.id]
         if episode is not None:
-            episode_row = EpisodeRepository(uow.session, SYSTEM).by_code(project_row.id, episode)
+            episode_row = EpisodeRepository(uow.session, uow.actor).by_code(project_row.id, episode)
             conditions.append(Sequence.episode_id == episode_row.id)
-        rows = SequenceRepository(uow.session, SYSTEM).list(*conditions)
+        rows = SequenceRepository(uow.session, uow.actor).list(*conditions)
         render_list(
             rows,
             SequenceRead,
@@ -86,6 +84,6 @@ def show(
     from bifrost_core.projects.schemas import SequenceRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        sequence = sequence_by_code(uow.session, project_row.id, code)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        sequence = sequence_by_code(uow.session, uow.actor, project_row.id, code)
         render_one(sequence, SequenceRead, as_json=as_json, title=f"Sequence {project}/{code}")

@@ -38,7 +38,6 @@ def create(
     """Create a shot in a sequence."""
     from bifrost_core.projects import service
     from bifrost_core.projects.schemas import ShotCreate
-    from bifrost_core.scope import SYSTEM
 
     data = ShotCreate(
         code=code,
@@ -52,9 +51,9 @@ def create(
         description=description,
     )
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        sequence_row = sequence_by_code(uow.session, project_row.id, sequence)
-        shot = service.create_shot(uow.session, actor=SYSTEM, sequence_id=sequence_row.id, data=data)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        sequence_row = sequence_by_code(uow.session, uow.actor, project_row.id, sequence)
+        shot = service.create_shot(uow.session, actor=uow.actor, sequence_id=sequence_row.id, data=data)
         uow.commit()
     done(
         f"created shot {project}/{sequence}/{shot.code} "
@@ -76,7 +75,7 @@ def list_(
     from bifrost_core.projects.schemas import ShotRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         stmt = (
             select(Shot, Sequence.code)
             .join(Sequence, Sequence.id == Shot.sequence_id)
@@ -84,7 +83,8 @@ def list_(
             .order_by(Sequence.code, Shot.code)
         )
         if sequence is not None:
-            stmt = stmt.where(Shot.sequence_id == sequence_by_code(uow.session, project_row.id, sequence).id)
+            sequence_row = sequence_by_code(uow.session, uow.actor, project_row.id, sequence)
+            stmt = stmt.where(Shot.sequence_id == sequence_row.id)
         if status is not None:
             stmt = stmt.where(Shot.status == status)
         rows = uow.session.execute(stmt).all()
@@ -121,6 +121,6 @@ def show(
     from bifrost_core.projects.schemas import ShotRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        shot = shot_by_code(uow.session, project_row.id, sequence, code)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        shot = shot_by_code(uow.session, uow.actor, project_row.id, sequence, code)
         render_one(shot, ShotRead, as_json=as_json, title=f"Shot {project}/{sequence}/{code}")

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
-from cli.common import JsonOption, open_database, print_json, settings
+from cli.common import JsonOption, open_database, operator, print_json, settings
+
+if TYPE_CHECKING:
+    from bifrost_core.db.database import Database
 
 app = typer.Typer(no_args_is_help=True, help="Stored content: garbage collection and usage.")
 
 EXIT_DAMAGED = 9
+
+
+def _open_database() -> Database:
+    """The database, once the operator is known: upkeep records no author, yet the CLI
+    never runs anonymously (an unknown user is exit 6 here too)."""
+    database = open_database()
+    try:
+        operator(database)
+    except BaseException:
+        database.dispose()
+        raise
+    return database
 
 
 def verify(
@@ -20,7 +37,7 @@ def verify(
     from bifrost_core.ingest import upkeep
 
     config = settings()
-    database = open_database()
+    database = _open_database()
     try:
         report = upkeep.verify(database, config, sample=sample, tier=tier)
     finally:
@@ -48,7 +65,7 @@ def gc(
     from bifrost_core.ingest import upkeep
 
     config = settings()
-    database = open_database()
+    database = _open_database()
     try:
         report = upkeep.gc(database, config, grace_hours=grace_hours)
     finally:
@@ -69,7 +86,7 @@ def du(as_json: bool = JsonOption) -> None:
     from bifrost_core.ingest import upkeep
 
     config = settings()
-    database = open_database()
+    database = _open_database()
     try:
         per_project = upkeep.du(database)
         per_tier = upkeep.tier_totals(database)

@@ -5,7 +5,7 @@ ENTITY is a shot as SEQUENCE/SHOT (e.g. SQ010/SH010) or an asset by its code.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,16 +23,18 @@ from cli.common import (
     unit_of_work,
 )
 
+if TYPE_CHECKING:
+    from cli.common import CommandUnit
+
 app = typer.Typer(help="Tasks: assignments and statuses on shots and assets.", no_args_is_help=True)
 
 EntityArg = Annotated[str, typer.Argument(help=ENTITY_HELP)]
 
 
-def _user_ids(session, usernames: list[str]) -> list[int]:
-    from bifrost_core.scope import SYSTEM
+def _user_ids(uow: CommandUnit, usernames: list[str]) -> list[int]:
     from bifrost_core.users.repository import UserRepository
 
-    users = UserRepository(session, SYSTEM)
+    users = UserRepository(uow.session, uow.actor)
     return [users.by_username(username).id for username in usernames]
 
 
@@ -46,21 +48,20 @@ def create(
     due: Annotated[str | None, typer.Option(help="Due date, YYYY-MM-DD")] = None,
 ) -> None:
     """Create a task on a shot or an asset."""
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks import service
     from bifrost_core.tasks.schemas import TaskCreate
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        kind, entity_row = entity_by_ref(uow.session, project_row.id, entity)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        kind, entity_row = entity_by_ref(uow.session, uow.actor, project_row.id, entity)
         data = TaskCreate(
             task_type=task_type,
             name=name,
             due_date=due,
-            assignee_ids=_user_ids(uow.session, assignee or []),
+            assignee_ids=_user_ids(uow, assignee or []),
             **{f"{kind}_id": entity_row.id},
         )
-        task = service.create_task(uow.session, actor=SYSTEM, data=data)
+        task = service.create_task(uow.session, actor=uow.actor, data=data)
         uow.commit()
     done(f"created task {task.name} on {kind} {entity} (status {task.status})")
 
@@ -77,17 +78,16 @@ def list_(
     """List the tasks of a project, with filters."""
     from sqlalchemy import select
 
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks.models import Task, TaskType
     from bifrost_core.tasks.repository import TaskRepository
     from bifrost_core.tasks.schemas import TaskRead
     from bifrost_core.users.models import User
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         conditions = [Task.project_id == project_row.id]
         if entity is not None:
-            kind, entity_row = entity_by_ref(uow.session, project_row.id, entity)
+            kind, entity_row = entity_by_ref(uow.session, uow.actor, project_row.id, entity)
             conditions.append((Task.shot_id if kind == "shot" else Task.asset_id) == entity_row.id)
         if task_type is not None:
             conditions.append(
@@ -100,8 +100,8 @@ def list_(
         if status is not None:
             conditions.append(Task.status == status)
         if assignee is not None:
-            conditions.append(Task.assignees.any(User.id == _user_ids(uow.session, [assignee])[0]))
-        rows = TaskRepository(uow.session, SYSTEM).list(*conditions)
+            conditions.append(Task.assignees.any(User.id == _user_ids(uow, [assignee])[0]))
+        rows = TaskRepository(uow.session, uow.actor).list(*conditions)
         shots = shot_refs(uow.session, (t.shot_id for t in rows if t.shot_id))
         assets = asset_codes(uow.session, (t.asset_id for t in rows if t.asset_id))
         render_list(
@@ -130,8 +130,8 @@ def show(
     from bifrost_core.tasks.schemas import TaskRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        task = task_by_ref(uow.session, project_row.id, entity, name)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        task = task_by_ref(uow.session, uow.actor, project_row.id, entity, name)
         render_one(task, TaskRead, as_json=as_json, title=f"Task {project} {entity} {name}")
 
 
@@ -143,14 +143,13 @@ def set_status(
     status: Annotated[str, typer.Argument(help="New status code (see `bifrost workflow show`)")],
 ) -> None:
     """Move a task to another status, if the project's workflow allows the transition."""
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks import service
     from bifrost_core.tasks.schemas import TaskUpdate
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
-        task = task_by_ref(uow.session, project_row.id, entity, name)
+        project_row = project_by_code(uow.session, uow.actor, project)
+        task = task_by_ref(uow.session, uow.actor, project_row.id, entity, name)
         previous = task.status
-        service.update_task(uow.session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status=status))
+        service.update_task(uow.session, actor=uow.actor, task_id=task.id, data=TaskUpdate(status=status))
         uow.commit()
     done(f"task {name} on {entity}: {previous} -> {status}")

@@ -1,4 +1,4 @@
-"""`bifrost token`: create, list and revoke API tokens (the operator acts as the system)."""
+"""`bifrost token`: create, list and revoke API tokens, as the operator (an admin manages anyone's)."""
 
 from __future__ import annotations
 
@@ -21,15 +21,14 @@ def create(
     as_json: bool = JsonOption,
 ) -> None:
     """Issue a token and print its secret (the only time it is shown)."""
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.users import service
     from bifrost_core.users.repository import UserRepository
     from bifrost_core.users.schemas import TokenCreate
 
     data = TokenCreate(name=name, expires_in_days=expires_in_days)
     with unit_of_work() as uow:
-        user = UserRepository(uow.session, SYSTEM).by_username(username)
-        issued = service.create_token(uow.session, actor=SYSTEM, user_id=user.id, data=data)
+        user = UserRepository(uow.session, uow.actor).by_username(username)
+        issued = service.create_token(uow.session, actor=uow.actor, user_id=user.id, data=data)
         uow.commit()
     if as_json:
         print_json(issued.model_dump(mode="json"))
@@ -44,7 +43,6 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List tokens (prefixes, expiry, last use; never secrets)."""
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.users.models import ApiToken
     from bifrost_core.users.repository import TokenRepository, UserRepository
     from bifrost_core.users.schemas import TokenRead
@@ -53,9 +51,9 @@ def list_(
         conditions = []
         if username is not None:
             conditions.append(
-                ApiToken.user_id == UserRepository(uow.session, SYSTEM).by_username(username).id
+                ApiToken.user_id == UserRepository(uow.session, uow.actor).by_username(username).id
             )
-        rows = TokenRepository(uow.session, SYSTEM).list(*conditions)
+        rows = TokenRepository(uow.session, uow.actor).list(*conditions)
         render_list(
             rows,
             TokenRead,
@@ -79,10 +77,9 @@ def revoke(
 ) -> None:
     """Revoke a token. With Redis configured the API refuses it at once; with the
     in-process cache of a running API, within a minute (its token cache lifetime)."""
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.users import service
 
     with unit_of_work() as uow:
-        token = service.revoke_token(uow.session, actor=SYSTEM, token_id=token_id)
+        token = service.revoke_token(uow.session, actor=uow.actor, token_id=token_id)
         uow.commit()
     done(f"revoked token {token.id} ({token.prefix}…)")

@@ -21,7 +21,7 @@ from cli.common import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from cli.common import CommandUnit
 
 # Arguments the version commands share.
 ProjectArg = Annotated[str, typer.Argument(help="Project code")]
@@ -45,17 +45,16 @@ def list_(
     """List the versions of a project, with filters."""
     from sqlalchemy import select
 
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.tasks.models import Task
     from bifrost_core.versions.models import Version
     from bifrost_core.versions.repository import VersionRepository
     from bifrost_core.versions.schemas import VersionRead
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         conditions = [Version.project_id == project_row.id]
         if entity is not None:
-            kind, entity_row = entity_by_ref(uow.session, project_row.id, entity)
+            kind, entity_row = entity_by_ref(uow.session, uow.actor, project_row.id, entity)
             conditions.append((Version.shot_id if kind == "shot" else Version.asset_id) == entity_row.id)
         if task is not None:
             conditions.append(
@@ -67,7 +66,7 @@ def list_(
             conditions.append(Version.variant == variant)
         if status is not None:
             conditions.append(Version.status == status)
-        rows = VersionRepository(uow.session, SYSTEM).list(*conditions)
+        rows = VersionRepository(uow.session, uow.actor).list(*conditions)
         shots = shot_refs(uow.session, (v.shot_id for v in rows if v.shot_id))
         assets = asset_codes(uow.session, (v.asset_id for v in rows if v.asset_id))
         task_names = dict(
@@ -105,7 +104,7 @@ def show(
     from bifrost_core.versions.schemas import VersionRead
 
     with unit_of_work() as uow:
-        version = _find_version(uow.session, project, entity, task, number, variant)
+        version = _find_version(uow, project, entity, task, number, variant)
         render_one(version, VersionRead, as_json=as_json, title=_title(project, entity, task, version))
 
 
@@ -123,7 +122,7 @@ def files(
     from bifrost_core.versions.service import file_locations
 
     with unit_of_work() as uow:
-        version = _find_version(uow.session, project, entity, task, number, variant)
+        version = _find_version(uow, project, entity, task, number, variant)
         title = _title(project, entity, task, version)
         rows = []
         for representation in version.representations:
@@ -154,16 +153,15 @@ def _title(project: str, entity: str, task: str, version: Any) -> str:
 
 
 def _find_version(
-    session: Session, project: str, entity: str, task: str, number: int | None, variant: str
+    uow: CommandUnit, project: str, entity: str, task: str, number: int | None, variant: str
 ) -> Any:
     from bifrost_core.errors import NotFound
-    from bifrost_core.scope import SYSTEM
     from bifrost_core.versions.models import Version
     from bifrost_core.versions.repository import VersionRepository
 
-    project_row = project_by_code(session, project)
-    task_row = task_by_ref(session, project_row.id, entity, task)
-    versions = VersionRepository(session, SYSTEM)
+    project_row = project_by_code(uow.session, uow.actor, project)
+    task_row = task_by_ref(uow.session, uow.actor, project_row.id, entity, task)
+    versions = VersionRepository(uow.session, uow.actor)
     if number is None:
         version = versions.latest(task_row.id, variant)
     else:

@@ -21,7 +21,7 @@ def show(
     from bifrost_core.workflow import service
 
     with unit_of_work() as uow:
-        project_row = project_by_code(uow.session, project)
+        project_row = project_by_code(uow.session, uow.actor, project)
         workflow = service.get_workflow(uow.session, project_id=project_row.id, kind=kind)
     if as_json:
         print_json(workflow.model_dump(mode="json"))

@@ -18,12 +18,17 @@ from bifrost_core.ingest import progress
 from bifrost_core.ingest.pipeline import batches, merge, summary_of
 from bifrost_core.ingest.schemas import IngestSummary
 from flows.reporting import publish_artifacts
-from tasks.ingest import plan_ingest, record_ingest, store_and_register
+from tasks.ingest import check_actor, plan_ingest, record_ingest, store_and_register
 
 
 class IngestParameters(BaseModel):
-    """What to ingest, where to, and how big each batch may be (the form in the Prefect UI)."""
+    """Who ingests what, where to, and how big each batch may be (the form in the Prefect UI)."""
 
+    actor: str = Field(
+        min_length=1,
+        max_length=64,
+        description="Bifrost username of who starts the run (your own): the author of what it writes",
+    )
     project: str = Field(description="Project code, e.g. DEMO")
     source: str = Field(description="Folder of the delivery, as the worker sees it")
     tier: str = Field(default="hot", description="Storage tier to store into")
@@ -47,6 +52,7 @@ def ingest(params: IngestParameters) -> IngestSummary:
 
 
 def _ingest(params: IngestParameters) -> IngestSummary:
+    actor = check_actor(params.actor, params.project, "flows.ingest")
     plan = plan_ingest(params.project, params.source, params.tier)
     summary = summary_of(plan, dry_run=params.dry_run)
     if not params.dry_run:
@@ -56,7 +62,7 @@ def _ingest(params: IngestParameters) -> IngestSummary:
         futures = [
             # quote: Prefect would otherwise walk every file of the batch looking for futures.
             store_and_register.submit(
-                plan.project, plan.tier, plan.source, quote(group), label=f"{number}-of-{len(groups)}"
+                plan.project, plan.tier, plan.source, quote(group), actor, label=f"{number}-of-{len(groups)}"
             )
             for number, group in enumerate(groups, 1)
         ]
@@ -64,6 +70,6 @@ def _ingest(params: IngestParameters) -> IngestSummary:
             merge(summary, future.result())
         if summary.created or summary.problems:
             # A rerun that finds everything done leaves no trace but its Prefect run.
-            record_ingest(quote(summary), "ingest")
+            record_ingest(quote(summary), "ingest", actor)
     publish_artifacts("ingest", summary)
     return summary

@@ -8,11 +8,12 @@ from bifrost_core.ingest import progress
 from bifrost_core.ingest.pipeline import merge, summary_of
 from bifrost_core.ingest.schemas import IngestSummary, PublishRequest
 from flows.reporting import publish_artifacts
-from tasks.ingest import plan_publish, record_ingest, store_and_register
+from tasks.ingest import check_actor, plan_publish, record_ingest, store_and_register
 
 
 @flow(name="publish")
 def publish(request: PublishRequest) -> IngestSummary:
+    actor = check_actor(request.actor, request.project, "flows.publish")
     plan = plan_publish(request)
     summary = summary_of(plan, dry_run=request.dry_run)
     if not request.dry_run:
@@ -23,6 +24,7 @@ def publish(request: PublishRequest) -> IngestSummary:
                 plan.tier,
                 plan.source,
                 plan.pending,
+                actor,
                 label="1-of-1",
                 comment=request.comment,
                 meta=request.meta,
@@ -30,6 +32,6 @@ def publish(request: PublishRequest) -> IngestSummary:
             merge(summary, result)
         if summary.created or summary.problems:
             # A rerun that finds everything done leaves no trace but its Prefect run.
-            record_ingest(summary, "publish")
+            record_ingest(summary, "publish", actor)
     publish_artifacts("publish", summary)
     return summary

@@ -12,9 +12,21 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
+from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline
 from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
+from bifrost_core.scope import Actor
+from bifrost_core.users import identity
 from tasks.common import context
+
+
+@task(name="check-actor", cache_policy=NO_CACHE)
+def check_actor(username: str, project: str, action: str) -> Actor:
+    """Who the run acts as: an active user whom the project allows `action`; the run fails
+    here, before anything is read or written, for anyone else."""
+    _, database = context()
+    with UnitOfWork(database) as uow:
+        return identity.flow_actor(uow.session, username=username, project=project, action=action)
 
 
 @task(name="plan-ingest", cache_policy=NO_CACHE)
@@ -49,6 +61,7 @@ def store_and_register(
     tier: str,
     source: str,
     versions: list[PlannedVersion],
+    actor: Actor,
     label: str,
     comment: str = "",
     meta: dict | None = None,
@@ -62,12 +75,13 @@ def store_and_register(
         tier=tier,
         source=source,
         versions=versions,
+        actor=actor,
         comment=comment,
         meta=meta,
     )
 
 
 @task(name="record-ingest", cache_policy=NO_CACHE)
-def record_ingest(summary: IngestSummary, kind: str) -> None:
+def record_ingest(summary: IngestSummary, kind: str, actor: Actor) -> None:
     _, database = context()
-    pipeline.record_run(database, summary=summary, kind=kind)
+    pipeline.record_run(database, summary=summary, kind=kind, actor=actor)

@@ -3,7 +3,8 @@
 A request never runs a flow: it creates a flow run of the flow's Prefect deployment
 (`run_deployment(..., timeout=0)`) and answers its id at once; a worker of the
 deployment's work pool runs it in its own process, visible in the Prefect UI. Prefect
-is imported only here, on first use, so the API starts without it.
+is imported only here, on first use, so the API starts without it. The run acts as the
+caller: their username is its `actor` parameter, recorded on every row and event it writes.
 """
 
 from __future__ import annotations
@@ -156,7 +157,8 @@ def start_ingest(ctx: CtxDep, project_id: Id, data: IngestRunCreate) -> Response
     project = ensure_active(
         ProjectRepository(ctx.session, ctx.actor).get(project_id), doing="ingest or publish"
     )
-    return _start(ctx, project_id, "ingest", {"project": project.code, **data.model_dump()})
+    parameters = {"actor": ctx.actor.username, "project": project.code, **data.model_dump()}
+    return _start(ctx, project_id, "ingest", parameters)
 
 
 @router.post("/projects/{project_id}/flows/publish/runs", response_model=FlowRunRead, status_code=202)
@@ -166,7 +168,7 @@ def start_publish(ctx: CtxDep, project_id: Id, data: PublishRunCreate) -> Respon
     project = ensure_active(
         ProjectRepository(ctx.session, ctx.actor).get(project_id), doing="ingest or publish"
     )
-    request = PublishRequest(project=project.code, **data.model_dump())
+    request = PublishRequest(actor=ctx.actor.username, project=project.code, **data.model_dump())
     return _start(ctx, project_id, "publish", request.model_dump(mode="json"))
 
 

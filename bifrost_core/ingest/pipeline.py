@@ -36,7 +36,7 @@ from bifrost_core.ingest.schemas import (
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.projects.service import ensure_active
-from bifrost_core.scope import SYSTEM, Actor
+from bifrost_core.scope import Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
 from bifrost_core.storage.errors import PutFailed, StorageFull, storage_error
@@ -320,7 +320,7 @@ def run_batch(
     tier: str,
     source: str,
     versions: Sequence[PlannedVersion],
-    actor: Actor = SYSTEM,
+    actor: Actor,
     comment: str = "",
     meta: dict | None = None,
 ) -> IngestSummary:
@@ -391,7 +391,7 @@ def merge(summary: IngestSummary, batch: IngestSummary) -> None:
     summary.bytes_copied += batch.bytes_copied
 
 
-def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor = SYSTEM) -> None:
+def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor) -> None:
     """The run's event (counts and created version ids), in its own transaction."""
     with UnitOfWork(database) as uow:
         project_id = ProjectRepository(uow.session, actor).by_code(summary.project).id

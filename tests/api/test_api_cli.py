@@ -19,16 +19,20 @@ from bifrost_core.users import service as users
 BIFROST = str(Path(sys.executable).parent / "bifrost")
 
 
-def _run(database, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _run(database, world: World, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`bifrost token ...` acting as the world's admin, through its API token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIFROST_")}
-    env.update(BIFROST_DATABASE_URL=database.url, BIFROST_HOME=str(tmp_path / "home"))
+    env.update(
+        BIFROST_DATABASE_URL=database.url,
+        BIFROST_HOME=str(tmp_path / "home"),
+        BIFROST_TOKEN=world.tokens["admin"],
+    )
     return subprocess.run([BIFROST, "token", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_token_commands(database, world: World, tmp_path: Path) -> None:
-    created = _run(
-        database, tmp_path, "create", "artist", "--name", "maya on ws042", "--expires-in-days", "30", "--json"
-    )
+    options = ("--name", "maya on ws042", "--expires-in-days", "30", "--json")
+    created = _run(database, world, tmp_path, "create", "artist", *options)
     assert created.returncode == 0, created.stderr
     issued = json.loads(created.stdout)
     assert issued["token"].startswith("bft_")
@@ -36,16 +40,16 @@ def test_token_commands(database, world: World, tmp_path: Path) -> None:
         actor, _token = users.authenticate(uow.session, issued["token"])
     assert actor.username == "artist"
 
-    listed = json.loads(_run(database, tmp_path, "list", "--user", "artist", "--json").stdout)
+    listed = json.loads(_run(database, world, tmp_path, "list", "--user", "artist", "--json").stdout)
     assert {token["name"] for token in listed} == {"test", "maya on ws042"}
     assert all("token" not in token and "token_hash" not in token for token in listed)
 
-    revoked = _run(database, tmp_path, "revoke", str(issued["id"]))
+    revoked = _run(database, world, tmp_path, "revoke", str(issued["id"]))
     assert revoked.returncode == 0
     with UnitOfWork(database) as uow, pytest.raises(Unauthenticated):
         users.authenticate(uow.session, issued["token"])
 
-    missing = _run(database, tmp_path, "create", "nobody")
+    missing = _run(database, world, tmp_path, "create", "nobody")
     assert missing.returncode == 3
     assert missing.stderr.strip() == "error: user 'nobody' not found"
 
@@ -59,7 +63,7 @@ def test_a_revocation_elsewhere_reaches_an_api_without_redis(
     client = make_client()
     headers = world.headers("artist")
     assert client.get("/projects", headers=headers).status_code == 200
-    revoked = _run(database, tmp_path, "revoke", str(world.token_ids["artist"]))
+    revoked = _run(database, world, tmp_path, "revoke", str(world.token_ids["artist"]))
     assert revoked.returncode == 0, revoked.stderr
     assert client.get("/projects", headers=headers).status_code == 200  # cached, no poll due
     monkeypatch.setattr(auth, "REVOCATION_POLL", 0.0)

@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 from api_world import World, build_world
+from sqlalchemy import func, select
 
 from api.client import BifrostClient
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.events.models import Event
 from bifrost_core.projects.models import Project
+from bifrost_core.versions.models import Version
 
 pytestmark = pytest.mark.slow
 
@@ -88,6 +91,62 @@ def test_ingest_run_is_started_read_and_scoped(
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def wait_for(client, run_ids: list[str], headers: dict[str, str], log: Path) -> None:
+    """Until every run has ended; each must have completed."""
+    deadline = time.monotonic() + 240
+    pending = set(run_ids)
+    while pending and time.monotonic() < deadline:
+        for run_id in list(pending):
+            state = client.get(f"/flow-runs/{run_id}", headers=headers).json()["state"]
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                assert state == "COMPLETED", log.read_text()[-3000:]
+                pending.discard(run_id)
+        time.sleep(1)
+    assert not pending, log.read_text()[-3000:]
+
+
+def test_runs_started_through_the_api_act_as_the_caller(
+    flows_client, world: World, prefect_api, database, tmp_path
+) -> None:
+    """An admin starts an ingest and a publish; a worker runs them: every version, task and
+    event they write names the admin (they used to name nobody)."""
+    delivery = tmp_path / "delivery"
+    (delivery / "sq010" / "sh010" / "comp").mkdir(parents=True)
+    for frame in (1001, 1002):
+        (delivery / "sq010" / "sh010" / "comp" / f"comp.{frame}.exr").write_bytes(b"frame %d" % frame)
+    look = tmp_path / "look.abc"
+    look.write_bytes(b"alembic")
+    with UnitOfWork(database) as uow:
+        last_event = uow.session.scalar(select(func.max(Event.id)))
+    admin = world.headers("admin")
+    project = f"/projects/{world.a.project_id}/flows"
+    publish = {"asset": "hero", "task": "look", "files": [str(look)]}
+    started = [
+        flows_client.post(f"{project}/ingest/runs", json={"source": str(delivery)}, headers=admin),
+        flows_client.post(f"{project}/publish/runs", json=publish, headers=admin),
+    ]
+    assert [answer.status_code for answer in started] == [202, 202], started[0].text
+    worker = start_worker(prefect_api, database.url, tmp_path)
+    try:
+        run_ids = [answer.json()["run_id"] for answer in started]
+        wait_for(flows_client, run_ids, admin, tmp_path / "worker.log")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+    admin_id = world.user_ids["admin"]
+    with UnitOfWork(database) as uow:
+        events = uow.session.execute(select(Event.kind, Event.actor_id).where(Event.id > last_event)).all()
+        authors = uow.session.scalars(
+            select(Version.author_id).where(Version.id.not_in([world.a.version_id, world.b.version_id]))
+        ).all()
+    assert authors == [admin_id, admin_id]
+    kinds = sorted(kind for kind, _ in events)
+    assert {"version.created", "task.created", "ingest.finished"} <= set(kinds), kinds
+    assert kinds.count("version.created") == 2 and kinds.count("ingest.finished") == 2
+    assert {actor_id for _, actor_id in events} == {admin_id}
 
 
 def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str, tmp_path) -> None:

@@ -98,6 +98,7 @@ def test_two_workers_share_the_redis_cache(serve, database, redis_url: str) -> N
             env={
                 "BIFROST_DATABASE_URL": database.url,
                 "BIFROST_REDIS_URL": redis_url,
+                "BIFROST_TOKEN": world.tokens["admin"],  # the CLI acts as a named user
                 "PATH": "/usr/bin:/bin",
             },
             capture_output=True,

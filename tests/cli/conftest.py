@@ -24,11 +24,12 @@ BIFROST = Path(sys.executable).parent / "bifrost"
 
 @pytest.fixture
 def bifrost(bifrost_env: Path) -> Callable[..., Result]:
-    """`bifrost(*args)` runs the CLI in-process; it must succeed unless `code=` says otherwise."""
+    """`bifrost(*args)` runs the CLI in-process; it must succeed unless `code=` says otherwise;
+    `env=` adds environment variables for this run only."""
     runner = CliRunner()
 
-    def run(*args: object, code: int = 0) -> Result:
-        result = runner.invoke(app, [str(arg) for arg in args])
+    def run(*args: object, code: int = 0, env: dict[str, str] | None = None) -> Result:
+        result = runner.invoke(app, [str(arg) for arg in args], env=env)
         # SystemExit is how every exit ends; anything else escaped the error handling.
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"

@@ -52,6 +52,8 @@ def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkey
         ("BIFROST_STORAGE_ALLOWED_ROOTS", "mnt/hot", "'mnt/hot' is not an absolute path or a URL"),
         ("BIFROST_STORAGE_ALLOWED_ROOTS", '["/mnt/hot"', "not a valid JSON list"),
         ("BIFROST_STORAGE_ALLOWED_ROOTS", "/mnt/../etc", "'..' path segment"),
+        ("BIFROST_USER", "jane doe", "String should match pattern"),
+        ("BIFROST_USER", "-admin", "String should match pattern"),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(bifrost_env, monkeypatch, variable, value, message):
@@ -105,6 +107,14 @@ def test_storage_options_stay_out_of_the_settings_repr(bifrost_env, monkeypatch)
     settings = load_settings()
     assert settings.storage_options_for("s3://vendor/drop")["secret"] == "hush"
     assert "hush" not in repr(settings)
+
+
+def test_the_cli_token_stays_out_of_the_settings_repr(bifrost_env, monkeypatch):
+    monkeypatch.setenv("BIFROST_TOKEN", "bft_secret")
+    monkeypatch.setenv("BIFROST_USER", "jane.doe")
+    settings = load_settings()
+    assert (settings.token, settings.user) == ("bft_secret", "jane.doe")
+    assert "bft_secret" not in repr(settings)
 
 
 def test_get_settings_is_cached(bifrost_env):

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The production, settings and delivery fixtures are shared with tests/ingest.
 sys.path.insert(0, str(ROOT / "tests" / "ingest"))
 
-from ingest_helpers import delivery, production, s3_endpoint, s3_settings, settings  # noqa: E402
+from ingest_helpers import OPERATOR, delivery, production, s3_endpoint, s3_settings, settings  # noqa: E402
 
 from deployments.local_server import ServerDidNotStart, local_prefect_server  # noqa: E402
 
@@ -53,12 +53,14 @@ def prefect_server(prefect_api: str) -> Iterator[str]:
 
 @pytest.fixture
 def flow_env(monkeypatch: pytest.MonkeyPatch, settings, tmp_path: Path) -> dict[str, str]:
-    """BIFROST_* variables for the flow's tasks (they read settings from the environment)."""
+    """BIFROST_* variables for the flow's tasks (they read settings from the environment), and
+    for the CLI, which acts as OPERATOR."""
     env = {
         "BIFROST_HOME": str(settings.home),
         "BIFROST_DATABASE_URL": settings.database,
         "BIFROST_HOT_ROOT": settings.tier_roots["hot"],
         "BIFROST_ARCHIVE_ROOT": settings.tier_roots["archive"],
+        "BIFROST_USER": OPERATOR,
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -38,7 +38,9 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     database, production, settings, flow_env, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)])
+    pipeline.run_batch(
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
+    )
     assert "verified 3 blob location(s): 0 damaged" in invoke("verify").output
     store = BlobStore(settings.tier_roots["hot"])
     corrupt, missing = sorted(info.digest for info in store.iter_blobs())[:2]

@@ -30,6 +30,10 @@ def test_deployments_register_with_typed_parameter_forms(prefect_server):
         ingest_schema["definitions"]["IngestParameters"]["properties"]
     )
     assert "PublishRequest" in by_name["publish"].parameter_openapi_schema["definitions"]
+    # Who starts a run is a required field of the form, which no deployment fills for them.
+    for name, model in (("ingest", "IngestParameters"), ("publish", "PublishRequest")):
+        assert "actor" in by_name[name].parameter_openapi_schema["definitions"][model]["required"]
+        assert by_name[name].parameters == {}
     assert all(deployment.work_pool_name == WORK_POOL for deployment in deployments)
 
     # prefect.yaml declares the same deployments for `prefect deploy --all`.
@@ -37,3 +41,4 @@ def test_deployments_register_with_typed_parameter_forms(prefect_server):
     assert [(d["name"], d["entrypoint"]) for d in declared] == [
         (name, entry) for name, entry, _, _ in DEPLOYMENTS
     ]
+    assert all(d["parameters"] == {} for d in declared)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ingest_helpers import frames, write
+from ingest_helpers import OPERATOR, frames, write
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
@@ -34,6 +34,7 @@ def test_publish_frames_and_movie_then_rerun(database, production, flow_env, pre
     paths = frames(tmp_path / "work", "comp", 1001, 1005)
     movie = write(tmp_path / "work" / "comp.mov", b"mov" * 999)
     request = PublishRequest(
+        actor=OPERATOR,
         project="DEMO",
         sequence="sq010",
         shot="sh010",
@@ -80,13 +81,14 @@ def test_publish_and_ingest_flows_into_an_s3_tier(
     paths = frames(tmp_path / "work", "comp", 1001, 1003)
     published = publish(
         PublishRequest(
+            actor=OPERATOR,
             project="DEMO", asset="chair", task="look", files=[str(p) for p in paths], comment="s3"
         )
     )
     assert [(v.target, v.number) for v in published.created] == [("asset chair look main", 1)]
-    ingested = ingest(IngestParameters(project="DEMO", source=str(delivery)))
+    ingested = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery)))
     assert len(ingested.created) == 3
-    assert ingest(IngestParameters(project="DEMO", source=str(delivery))).known == 3
+    assert ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery))).known == 3
     report = upkeep.verify(database, s3_settings)
     # sh020's five plate frames have the bytes of sh010's first five: stored once.
     assert report.ok and report.checked == 3 + 10 + 1 + 1

@@ -18,6 +18,8 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
+from bifrost_core.users import service as users
+from bifrost_core.users.schemas import UserCreate
 
 # Deliveries are laid out <sequence>/<shot>/<task>/<files> or assets/<asset>/<task>/<files>.
 NAMING = {
@@ -28,6 +30,10 @@ NAMING = {
 }
 
 
+# The admin who runs the flows and the CLI in these tests (BIFROST_USER in `flow_env`).
+OPERATOR = "td"
+
+
 @dataclass
 class Production:
     project_id: int
@@ -36,8 +42,10 @@ class Production:
 
 @pytest.fixture
 def production(database: Database) -> Production:
-    """Project DEMO with sq010/sh010, sq010/sh020 and the asset `chair`, committed."""
+    """Project DEMO with sq010/sh010, sq010/sh020 and the asset `chair`, and the admin
+    OPERATOR, committed."""
     with UnitOfWork(database) as uow:
+        users.create_user(uow.session, actor=SYSTEM, data=UserCreate(username=OPERATOR, is_admin=True))
         project = projects.create_project(
             uow.session, actor=SYSTEM, data=ProjectCreate(code="DEMO", name="Demo", config=NAMING)
         )

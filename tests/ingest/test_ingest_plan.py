@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ingest_helpers import frames, write
+from ingest_helpers import OPERATOR, frames, write
 from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
@@ -14,6 +14,7 @@ from bifrost_core.errors import Conflict, InvalidInput, NotFound
 from bifrost_core.ingest import pipeline
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.projects.models import Project
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.errors import SourceUnreadable
 
 
@@ -23,7 +24,8 @@ def run(database, settings, plan):
         pipeline.merge(
             summary,
             pipeline.run_batch(
-                database, settings, project=plan.project, tier=plan.tier, source=plan.source, versions=group
+                database, settings, actor=SYSTEM,
+                project=plan.project, tier=plan.tier, source=plan.source, versions=group
             ),
         )
     return summary
@@ -132,6 +134,7 @@ def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
     with pytest.raises(Conflict, match=message):
         pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     request = PublishRequest(
+        actor=OPERATOR,
         project="DEMO",
         sequence="sq010",
         shot="sh010",

@@ -14,6 +14,7 @@ from bifrost_core.ingest import pipeline, progress, service
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
 from bifrost_core.projects.models import Project
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
@@ -61,6 +62,7 @@ def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, produc
     result = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source=str(tmp_path / "src"),
@@ -88,6 +90,7 @@ def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, produc
     rerun = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source=str(tmp_path / "src"),
@@ -101,7 +104,9 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
     database, production, settings, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="d1", versions=[planned(paths)])
+    pipeline.run_batch(
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[planned(paths)]
+    )
     write(paths[1], b"retouched frame")
     second = planned(paths)
     with UnitOfWork(database) as uow:
@@ -109,7 +114,7 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
         service.classify(uow.session, project_id=production.project_id, versions=[second])
     assert second.status == "changed"
     result = pipeline.run_batch(
-        database, settings, project="DEMO", tier="hot", source="d1", versions=[second]
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[second]
     )
     assert [v.number for v in result.created] == [2]
     assert result.files_copied == 1
@@ -122,6 +127,7 @@ def test_identical_content_in_two_places_is_stored_once(database, production, se
     result = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source="two",
@@ -158,7 +164,7 @@ def test_unreadable_file_skips_its_whole_version_only(database, production, sett
     progress.listen(recorder)
     try:
         result = pipeline.run_batch(
-            database, settings, project="DEMO", tier="hot", source="s", versions=versions
+            database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=versions
         )
     finally:
         progress.forget(recorder)
@@ -187,7 +193,7 @@ def test_project_path_template_places_the_published_links(database, production, 
     set_path_templates(database, production.project_id, {"shot": template})
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
     result = pipeline.run_batch(
-        database, settings, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
     )
     assert not result.problems
     folder = Path(settings.tier_roots["hot"]) / "published" / "DEMO" / "sh010" / "plate" / "v001"
@@ -210,6 +216,7 @@ def test_bad_path_template_fails_each_version_whole(database, production, settin
     result = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source="s",

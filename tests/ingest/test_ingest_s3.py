@@ -13,6 +13,7 @@ from test_ingest_register import counts, planned
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import StorageError
 from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import blob_key
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
@@ -28,6 +29,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     result = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source="s3",
@@ -54,6 +56,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     rerun = pipeline.run_batch(
         database,
         settings,
+        actor=SYSTEM,
         project="DEMO",
         tier="hot",
         source="s3",
@@ -116,7 +119,7 @@ def test_a_tier_gets_its_endpoint_and_credentials_from_the_storage_options(
     )
     paths = frames(tmp_path / "src", "plate", 1001, 1002, size=5000)
     result = pipeline.run_batch(
-        database, settings, project="DEMO", tier="hot", source="opts", versions=[planned(paths)]
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="opts", versions=[planned(paths)]
     )
     assert (result.problems, result.files_copied) == ([], 2)
     assert upkeep.verify(database, settings).ok
