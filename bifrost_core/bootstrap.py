@@ -36,11 +36,25 @@ class InitResult:
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the home folders, migrate to head and, on a new database, the first admin."""
+    """Create the home folders, migrate to head, check every tier root and, on a new
+    database, create the first admin.
+
+    The default tier roots under the home are created; every other root (the studio's
+    settings, each project's own tiers) must exist and take a write, else ConfigError names
+    each that does not, before any admin (and its token, shown once) is made.
+    """
+    # Imported here: the storage package pulls in fsspec and blake3.
+    from bifrost_core.ingest.roots import check_every_root
+
     # Reach the database first, so an unreachable server leaves no home behind.
     database = open_database(settings, require_schema=False)
     settings.home.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(database)
+    try:
+        check_every_root(database, settings)
+    except BaseException:
+        database.dispose()
+        raise
     admin_token = None
     with UnitOfWork(database) as uow:
         if not uow.session.scalar(select(func.count(User.id))):
