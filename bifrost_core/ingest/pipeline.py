@@ -284,8 +284,9 @@ def within(path: str, source: str) -> str:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed batch may succeed if simply run again: the store or the database
-    failed or could not be reached. Not a full disk, not bad input, not a bug. Running a
-    batch again is safe: what it stored is found, what it registered is known."""
+    failed or could not be reached. Not a full disk, not a missing bucket or folder (a
+    ConfigError), not bad input, not a bug. Running a batch again is safe: what it stored
+    is found, what it registered is known."""
     if isinstance(exc, StorageFull):
         return False
     return isinstance(exc, StorageError | DatabaseUnavailable | OperationalError | InterfaceError)
