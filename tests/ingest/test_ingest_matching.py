@@ -7,14 +7,18 @@ from pathlib import Path
 
 import pytest
 from ingest_helpers import frames, write
+from sqlalchemy import select
 from test_ingest_plan import run
 
+from bifrost_core.assets import service as assets
+from bifrost_core.assets.schemas import AssetCreate
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest import pipeline
 from bifrost_core.ingest.planning import nothing_matched
 from bifrost_core.ingest.schemas import Problem, PublishRequest
 from bifrost_core.projects import service as projects
+from bifrost_core.projects.models import Shot
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
@@ -24,7 +28,7 @@ from bifrost_core.tasks.schemas import TaskCreate
 @pytest.fixture
 def studio(database) -> str:
     """Project CASE (default naming rules) with SQ010/SH0010, whose compositing task is
-    `Comp`, and SQ010/SH0020 and SQ010/sh0020, which differ only by case."""
+    `Comp`, SQ010/SH0020 and SQ010/sh0020, which differ only by case, and the asset Chair."""
     with UnitOfWork(database) as uow:
         project = projects.create_project(
             uow.session, actor=SYSTEM, data=ProjectCreate(code="CASE", name="C")
@@ -43,6 +47,12 @@ def studio(database) -> str:
             actor=SYSTEM,
             data=TaskCreate(shot_id=shots["SH0010"].id, task_type="Comp", name="Comp"),
         )
+        assets.create_asset(
+            uow.session,
+            actor=SYSTEM,
+            project_id=project.id,
+            data=AssetCreate(code="Chair", asset_type="prop"),
+        )
         uow.commit()
     return "CASE"
 
@@ -51,19 +61,21 @@ def test_codes_match_whatever_their_case(database, studio, settings, tmp_path):
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh0010" / "comp", "comp", 1001, 1002)
     frames(root / "Sq010" / "SH0010" / "COMP", "matte", 1001, 1002)  # the same version, spelled otherwise
+    write(root / "assets" / "CHAIR" / "Model" / "chair.abc", b"alembic")  # a new task: as delivered
     plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert not plan.unmatched and not plan.problems
-    [version] = plan.versions
-    assert (version.target.sequence, version.target.shot, version.target.task) == ("SQ010", "SH0010", "Comp")
-    assert sorted(rep.name for rep in version.representations) == ["comp", "matte"]
+    comp, chair = sorted(plan.versions, key=lambda version: version.target.asset or "")
+    assert (comp.target.sequence, comp.target.shot, comp.target.task) == ("SQ010", "SH0010", "Comp")
+    assert sorted(rep.name for rep in comp.representations) == ["comp", "matte"]
+    assert (chair.target.asset, chair.target.task) == ("Chair", "Model")
     result = run(database, settings, plan)
-    assert [v.target for v in result.created] == ["SQ010/SH0010 Comp main"]
+    assert sorted(v.target for v in result.created) == ["SQ010/SH0010 Comp main", "asset Chair Model main"]
     published = Path(settings.tier_roots["hot"]) / "published" / "CASE" / "shots"
     assert (published / "SQ010" / "SH0010" / "Comp" / "main" / "v001" / "comp.1001.exr").is_file()
     assert not (published / "sq010").exists()
     # A rerun, spelled either way, finds the version done.
     again = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
-    assert [v.status for v in again.versions] == ["known"]
+    assert [v.status for v in again.versions] == ["known", "known"]
 
 
 def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, studio, settings, tmp_path):
@@ -78,6 +90,16 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
             message="shot SQ010/SH0020 matches SQ010/SH0020 and SQ010/sh0020, "
             "which differ only by case: rename one",
         )
+    ]
+    # Two tasks of one shot likewise.
+    with UnitOfWork(database) as uow:
+        [shot_id] = uow.session.scalars(select(Shot.id).where(Shot.code == "SH0010"))
+        tasks.create_task(uow.session, actor=SYSTEM, data=TaskCreate(shot_id=shot_id, task_type="comp"))
+        uow.commit()
+    plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    assert plan.versions == []
+    assert "task comp of shot SQ010/SH0010 matches Comp and comp, which differ only by case: rename one" in [
+        problem.message for problem in plan.problems
     ]
     # A publish names its shot too: the same rules.
     request = PublishRequest(
