@@ -136,14 +136,18 @@ def time_s3_put(src: Path, s3, prefix: str) -> float:
 # --------------------------------------------------------------------------- environment
 
 
-def prepare_home(home: Path, hot_root: str) -> dict[str, str]:
-    """A fresh embedded-default home with the BENCH project and its shots."""
+def prepare_home(home: Path, hot_root: str, store_env: dict[str, str] | None = None) -> dict[str, str]:
+    """A fresh embedded-default home with the BENCH project and its shots, and its tier roots
+    (they must exist: `initialise` checks them, with `store_env` for an S3 one)."""
     env = {
         "BIFROST_HOME": str(home),
         "BIFROST_HOT_ROOT": hot_root,
         "BIFROST_ARCHIVE_ROOT": str(home / "archive"),
         "BIFROST_USER": OPERATOR,
     }
+    (home / "archive").mkdir(parents=True, exist_ok=True)
+    if "://" not in hot_root:
+        Path(hot_root).mkdir(parents=True, exist_ok=True)
     code = f"""
 import os
 os.environ.update({env!r})
@@ -165,7 +169,8 @@ with UnitOfWork(database) as uow:
                                 data=ShotCreate(code=f"sh{{n:04d}}"))
     uow.commit()
 """
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, **env})
+    child_env = {**os.environ, **(store_env or {}), **env}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=child_env)
     return env
 
 
@@ -239,7 +244,7 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
         leftovers += [home, work / f"cp-{name}-{rep}", work / f"cp-sync-{name}-{rep}"]
         hot = s3.url(f"bench-{name}-{rep}-{os.getpid()}") if s3 is not None else str(home / "hot")
         env = {
-            **prepare_home(home, hot),
+            **prepare_home(home, hot, s3_env(s3) if s3 is not None else None),
             "PREFECT_API_URL": api,
             "PREFECT_HOME": str(work / "prefect-client"),
         }

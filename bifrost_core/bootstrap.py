@@ -42,7 +42,12 @@ class InitResult:
 
 
 def initialise(settings: Settings) -> InitResult:
-    """Create the home folders, migrate to head, and give the first admin its token.
+    """Create the home folders, migrate to head, check every tier root, and give the first
+    admin its token.
+
+    The default tier roots under the home are created; every other root (the studio's
+    settings, each project's own tiers) must exist and take a write, else ConfigError names
+    each that does not, before any admin (and its token, shown once) is made.
 
     Migrating needs no Bifrost identity. Making the user 'admin' and its token (once: while
     'admin' has never had a token) is done by the operator, who is then created as an admin
@@ -51,11 +56,15 @@ def initialise(settings: Settings) -> InitResult:
     database runs it). The embedded default's operator is identified (and created) even when
     there is nothing else to do.
     """
+    # Imported here: the storage package pulls in fsspec and blake3.
+    from bifrost_core.ingest.roots import check_every_root
+
     # Reach the database first, so an unreachable server leaves no home behind.
     database = open_database(settings, require_schema=False)
     try:
         settings.home.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(database)
+        check_every_root(database, settings)
         with UnitOfWork(database) as uow:
             session = uow.session
             admin = session.scalar(select(User).where(User.username == ADMIN))

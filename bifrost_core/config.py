@@ -154,6 +154,13 @@ class Settings(BaseSettings):
             "archive": self.archive_root or str(self.home / "storage" / "archive"),
         }
 
+    @property
+    def home_tier_roots(self) -> dict[str, str]:
+        """The default tiers whose root no setting names: folders Bifrost chose under its
+        home, so it creates them when needed. A root that is configured must exist."""
+        configured = {"hot": self.hot_root, "archive": self.archive_root}
+        return {name: root for name, root in self.tier_roots.items() if not configured[name]}
+
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings, turning a validation failure into one line naming the variable."""

@@ -16,6 +16,10 @@ Exit codes (one scheme for every command):
 Expected failures print one line on stderr (`error: ...`) and never a traceback;
 nothing is committed, because each command commits only once, at its end.
 
+Everything printed that can hold a delivered file name or text a user typed goes through
+`bifrost_core.text.escape` (tables through `cell`): a name holding an escape sequence or a
+newline shows as ``\x1b[31m`` or ``\n``, never reaches the terminal raw.
+
 Auto-initialisation: on the embedded default (no BIFROST_DATABASE_URL) any
 command creates the home and migrates the SQLite file on first use, so a newcomer
 never has to run `bifrost init` first. It does not create the user 'admin' and its
@@ -55,9 +59,11 @@ from bifrost_core.errors import (
     StorageError,
     Unauthenticated,
 )
+from bifrost_core.text import escape
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
+    from rich.text import Text
     from sqlalchemy.orm import Session
 
     from bifrost_core.config import Settings
@@ -94,7 +100,7 @@ def exit_code(error: BifrostError) -> int:
 
 
 def fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {escape(message)}", err=True)
     return typer.Exit(code)
 
 
@@ -188,7 +194,7 @@ def operator(database: Database) -> Actor:
     return actor
 
 
-def flow_actor(project: str, action: str) -> str:
+def flow_actor(database: Database, project: str, action: str) -> str:
     """The operator's username, for the `actor` of a flow run this command starts.
 
     The flow's own check runs here first: a user it would refuse gets one line and exit 6
@@ -197,14 +203,10 @@ def flow_actor(project: str, action: str) -> str:
     from bifrost_core.db.uow import UnitOfWork
     from bifrost_core.users import identity
 
-    database = open_database()  # the embedded default migrates itself before any flow starts
-    try:
-        username = operator(database).username
-        with UnitOfWork(database) as uow:
-            identity.flow_actor(uow.session, username=username, project=project, action=action)
-        return username
-    finally:
-        database.dispose()
+    username = operator(database).username
+    with UnitOfWork(database) as uow:
+        identity.flow_actor(uow.session, username=username, project=project, action=action)
+    return username
 
 
 @dataclass
@@ -265,11 +267,11 @@ def render_list(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=cell(title))
     for header, _ in columns:
         table.add_column(header)
     for row in rows:
-        table.add_row(*(_cell(value(row)) for _, value in columns))
+        table.add_row(*(cell(value(row)) for _, value in columns))
     Console().print(table)
 
 
@@ -284,25 +286,34 @@ def render_one(row: Any, schema: type[BaseModel], *, as_json: bool, title: str) 
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_header=False)
+    table = Table(title=cell(title), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
-        table.add_row(key, _cell(value))
+        table.add_row(cell(key), cell(value))
     Console().print(table)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> Text:
+    """A table cell (or title) that shows `value` as it is: control characters escaped,
+    brackets never read as rich markup; lists and mappings as JSON."""
+    from rich.text import Text
+
     if value is None:
-        return ""
+        return Text()
     if isinstance(value, dict | list):
-        return json.dumps(value, default=str) if value else ""
-    return str(value)
+        return Text(json.dumps(value, default=str) if value else "")
+    return Text(escape(value))
+
+
+def say(message: str, *, err: bool = False) -> None:
+    """One line of output that may hold delivered names or typed text, escaped."""
+    typer.echo(escape(message), err=err)
 
 
 def done(message: str) -> None:
     """A one-line confirmation of a write, on stdout."""
-    typer.echo(message)
+    say(message)
 
 
 # Entities are referenced by code on the command line; these turn codes into rows

@@ -16,7 +16,17 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import EXIT_INVALID, EXIT_UNAVAILABLE, JsonOption, flow_actor, print_json
+from cli.common import (
+    EXIT_INVALID,
+    EXIT_UNAVAILABLE,
+    JsonOption,
+    cell,
+    flow_actor,
+    open_database,
+    print_json,
+    say,
+    settings,
+)
 
 if TYPE_CHECKING:
     from bifrost_core.ingest.schemas import IngestSummary
@@ -51,16 +61,14 @@ def prefect_env() -> ServerProcess | None:
     its database under BIFROST_HOME/prefect (see tasks/__init__.py): it is started now and
     returned, for `server_ready` once the flow's modules are imported (the two overlap:
     ~12 s -> ~7 s for a one-file ingest), and stopped when the command exits.
-    Console logs stay at warnings unless the operator chose a level: Prefect's per-run
-    lines would tear through the progress bar (the API still gets every log).
+    Prefect's console logs are off unless BIFROST_DEBUG=1 or the operator chose a level:
+    the command reports every outcome itself (a summary, problems, or one error line),
+    where Prefect would print each expected failure with its traceback, once per run and
+    per task, and tear through the progress bar (its server still gets every log).
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    for name in (
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL",
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL",
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL",
-    ):
-        os.environ.setdefault(name, "WARNING")
+    quiet = "WARNING" if os.environ.get("BIFROST_DEBUG") == "1" else "CRITICAL"
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
     if os.environ.get("PREFECT_API_URL"):
         return None
     if _answers(f"{LOCAL_PREFECT}/health"):
@@ -87,7 +95,7 @@ def server_ready(server: ServerProcess | None) -> None:
     try:
         server.wait_ready()
     except ServerDidNotStart as exc:
-        typer.echo(f"error: cannot start the embedded Prefect server: {exc}", err=True)
+        say(f"error: cannot start the embedded Prefect server: {exc}", err=True)
         raise typer.Exit(EXIT_UNAVAILABLE) from None
 
 
@@ -158,15 +166,14 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
         from rich.table import Table
 
         console = Console()
-        table = Table(
-            title=f"{'Plan' if summary.dry_run else 'Ingest'} of {summary.source} into {summary.project}"
-        )
+        kind = "Plan" if summary.dry_run else "Ingest"
+        table = Table(title=cell(f"{kind} of {summary.source} into {summary.project}"))
         for header in ("version", "status", "number", "files", "bytes"):
             table.add_column(header, justify="right" if header in ("number", "files", "bytes") else "left")
         if summary.dry_run and summary.plan is not None:
             for version in summary.plan.versions:
                 table.add_row(
-                    version.target.label,
+                    cell(version.target.label),
                     version.status,
                     str(version.version_number or ""),
                     str(len(version.files)),
@@ -174,22 +181,45 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
                 )
         else:
             for created in summary.created:
-                table.add_row(
-                    created.target, "created", str(created.number), str(created.files), f"{created.size:,}"
-                )
+                number, files = str(created.number), str(created.files)
+                table.add_row(cell(created.target), "created", number, files, f"{created.size:,}")
         console.print(table)
         console.print(
             f"new {summary.planned_new}, changed {summary.planned_changed}, "
             f"already ingested {summary.known}, created {len(summary.created)}; "
             f"copied {summary.files_copied} file(s), {summary.bytes_copied:,} bytes; "
-            f"unmatched {len(summary.unmatched)}, problems {len(summary.problems)}"
+            f"unmatched {len(summary.unmatched)}, problems {len(summary.problems)}, "
+            f"held back {len(summary.held_back)}",
+            markup=False,
+            highlight=False,
         )
         for item in summary.unmatched:
-            console.print(f"unmatched: {item.path}: {item.message}", markup=False, highlight=False)
+            console.print(cell(f"unmatched: {item.path}: {item.message}"), highlight=False)
+    # Each version held back, with why; then the problems that held nothing back.
+    reasons = {(problem.path, problem.message) for held in summary.held_back for problem in held.problems}
+    for held in summary.held_back:
+        say(f"held back: {held.target}: {held.reason}", err=True)
     for item in summary.problems:
-        typer.echo(f"problem: {item.path}: {item.message}", err=True)
-    if summary.problems:
+        if (item.path, item.message) not in reasons:
+            say(f"problem: {item.path}: {item.message}", err=True)
+    if summary.problems or summary.held_back:
         raise typer.Exit(EXIT_INVALID)
+
+
+def _preflight(project: str, tier: str, action: str) -> str:
+    """What the flow would refuse, checked before Prefect starts: the operator may start it
+    (else one line and exit 6) and the tier's root exists and takes writes (else exit 7).
+    Returns the operator's username, the run's actor; the flow checks both again where it
+    runs. The embedded default migrates itself here, before any flow starts."""
+    from bifrost_core.ingest.planning import check_destination
+
+    database = open_database()
+    try:
+        username = flow_actor(database, project, action)
+        check_destination(database, settings(), project=project, tier=tier)
+        return username
+    finally:
+        database.dispose()
 
 
 def ingest(
@@ -201,13 +231,15 @@ def ingest(
 ) -> None:
     """Ingest a delivery: match its files to shots/assets and tasks, store them, register versions.
 
-    Exit code 5 when some files could not be ingested (each is listed); rerunning is safe.
+    Exit code 5 when some files could not be ingested (each is listed, with the versions
+    they held back) or nothing matched the naming rules; 7 when the tier's root does not
+    exist or refuses writes. Rerunning is safe.
     """
     if not path.is_dir():
         from bifrost_core.errors import InvalidInput
 
         raise InvalidInput(f"{path} is not a folder")
-    actor = flow_actor(project, "flows.ingest")
+    actor = _preflight(project, tier, "flows.ingest")
     server = prefect_env()
     from flows.ingest import IngestParameters
     from flows.ingest import ingest as ingest_flow
@@ -247,7 +279,7 @@ def publish(
         if not sequence or not shot_code:
             raise typer.BadParameter(f"{shot!r} is not SEQUENCE/SHOT", param_hint="--shot")
     request = PublishRequest(
-        actor=flow_actor(project, "flows.publish"),
+        actor=_preflight(project, tier, "flows.publish"),
         project=project,
         sequence=sequence,
         shot=shot_code,

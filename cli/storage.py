@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import JsonOption, open_database, operator, print_json, settings
+from cli.common import JsonOption, cell, open_database, operator, print_json, say, settings
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -46,7 +46,7 @@ def verify(
         print_json({"checked": report.checked, "findings": [vars(finding) for finding in report.findings]})
     else:
         for finding in report.findings:
-            typer.echo(
+            say(
                 f"{finding.problem.split(' ')[0].upper()}: blob {finding.hash} in {finding.tier} "
                 f"at {finding.url}: {finding.problem}",
                 err=True,
@@ -110,11 +110,11 @@ def du(as_json: bool = JsonOption) -> None:
         table.add_column(header, justify="right" if header in ("blobs", "bytes") else "left")
     for usage in [*per_project, *per_tier]:
         table.add_row(
-            "all projects" if usage.project == "*" else usage.project,
-            usage.tier,
+            cell("all projects" if usage.project == "*" else usage.project),
+            cell(usage.tier),
             str(usage.blobs),
             f"{usage.bytes:,}",
         )
     for tier, root, size in roots:
-        table.add_row("on the store", f"{tier} ({root})", "", f"{size:,}")
+        table.add_row("on the store", cell(f"{tier} ({root})"), "", f"{size:,}")
     Console().print(table)

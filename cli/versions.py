@@ -10,6 +10,7 @@ from cli.common import (
     ENTITY_HELP,
     JsonOption,
     asset_codes,
+    cell,
     entity_by_ref,
     print_json,
     project_by_code,
@@ -136,15 +137,17 @@ def files(
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title)
+    table = Table(title=cell(title))
     for column in ("representation", "name", "frame", "published path", "where"):
         # Paths wrap instead of being cut short: a truncated path is of no use.
         table.add_column(column, overflow="fold")
     for row in rows:
-        where = "\n".join(f"{tier}: {url}" for tier, url in sorted(row["locations"].items()))
-        frame = "" if row["frame"] is None else str(row["frame"])
-        table.add_row(row["representation"], row["name"], frame, row["published_path"] or "", where)
+        # One line per tier: each location escaped on its own, the newlines between them kept.
+        where = Text("\n").join(cell(f"{tier}: {url}") for tier, url in sorted(row["locations"].items()))
+        names = (row["representation"], row["name"], row["frame"], row["published_path"])
+        table.add_row(*(cell(value) for value in names), where)
     Console().print(table)
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from cli.common import JsonOption, print_json, project_by_code, unit_of_work
+from cli.common import JsonOption, cell, print_json, project_by_code, unit_of_work
 
 app = typer.Typer(help="Status workflows of a project.", no_args_is_help=True)
 
@@ -32,10 +32,11 @@ def show(
     targets: dict[str, list[str]] = {}
     for transition in workflow.transitions:
         targets.setdefault(transition.from_code, []).append(transition.to_code)
-    table = Table(title=f"{kind.capitalize()} workflow of {project}")
+    table = Table(title=cell(f"{kind.capitalize()} workflow of {project}"))
     for header in ("status", "name", "", "can go to"):
         table.add_column(header)
     for status in workflow.statuses:
         flag = "initial" if status.is_initial else "final" if status.is_final else ""
-        table.add_row(status.code, status.name, flag, ", ".join(targets.get(status.code, [])))
+        can_go_to = ", ".join(targets.get(status.code, []))
+        table.add_row(cell(status.code), cell(status.name), flag, cell(can_go_to))
     Console().print(table)

@@ -14,8 +14,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import BaseModel, Field
 
+from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest import progress
 from bifrost_core.ingest.pipeline import batches, merge, summary_of
+from bifrost_core.ingest.planning import nothing_matched
 from bifrost_core.ingest.schemas import IngestSummary
 from flows.reporting import publish_artifacts
 from tasks.ingest import check_actor, plan_ingest, record_ingest, store_and_register
@@ -55,6 +57,12 @@ def _ingest(params: IngestParameters) -> IngestSummary:
     actor = check_actor(params.actor, params.project, "flows.ingest")
     plan = plan_ingest(params.project, params.source, params.tier)
     summary = summary_of(plan, dry_run=params.dry_run)
+    nothing = nothing_matched(plan)
+    if nothing is not None:
+        # A delivery laid out against the naming rules, or sent to the wrong project: the
+        # run fails (after its summary, which lists what did not match), dry run or not.
+        publish_artifacts("ingest", summary)
+        raise InvalidInput(nothing)
     if not params.dry_run:
         pending = plan.pending
         progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
@@ -68,7 +76,7 @@ def _ingest(params: IngestParameters) -> IngestSummary:
         ]
         for future in futures:
             merge(summary, future.result())
-        if summary.created or summary.problems:
+        if summary.created or summary.problems or summary.held_back:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(quote(summary), "ingest", actor)
     publish_artifacts("ingest", summary)

@@ -1,4 +1,9 @@
-"""Prefect artifacts of ingest and publish runs: a markdown summary and a table of versions."""
+"""Prefect artifacts of ingest and publish runs: a markdown summary and a table of versions.
+
+Delivered names and typed text are shown literally: control characters escaped and
+markdown's own characters backslashed (bifrost_core.text), so a file name can neither
+forge lines, links or table cells in the summary nor reach a terminal raw.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import re
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from bifrost_core.ingest.schemas import IngestSummary
+from bifrost_core.text import escape, escape_markdown
 
 SHOWN_PROBLEMS = 20
 
@@ -19,10 +25,11 @@ def artifact_key(kind: str, project: str) -> str:
 def markdown(kind: str, summary: IngestSummary) -> str:
     verb = "would create" if summary.dry_run else "created"
     versions = summary.planned_new + summary.planned_changed if summary.dry_run else len(summary.created)
+    heading = f"{kind.capitalize()} {'plan' if summary.dry_run else 'summary'}"
     lines = [
-        f"# {kind.capitalize()} {'plan' if summary.dry_run else 'summary'}: {summary.project}",
+        f"# {heading}: {escape_markdown(summary.project)}",
         "",
-        f"Source `{summary.source}` → tier `{summary.tier}`",
+        f"Source {escape_markdown(summary.source)} → tier {escape_markdown(summary.tier)}",
         "",
         "| | count |",
         "| --- | ---: |",
@@ -32,13 +39,20 @@ def markdown(kind: str, summary: IngestSummary) -> str:
         f"| versions {verb} | {versions} |",
         f"| unmatched paths | {len(summary.unmatched)} |",
         f"| problems | {len(summary.problems)} |",
+        f"| versions held back | {len(summary.held_back)} |",
         f"| files / bytes seen | {summary.files} / {summary.bytes:,} |",
         f"| files / bytes copied | {summary.files_copied} / {summary.bytes_copied:,} |",
     ]
-    for title, items in (("Problems", summary.problems), ("Unmatched", summary.unmatched)):
+    sections = (
+        ("Held back (not registered)", [(held.target, held.reason) for held in summary.held_back]),
+        ("Problems", [(item.path, item.message) for item in summary.problems]),
+        ("Unmatched", [(item.path, item.message) for item in summary.unmatched]),
+    )
+    for title, items in sections:
         if items:
             lines += ["", f"## {title}", ""]
-            lines += [f"- `{item.path}`: {item.message}" for item in items[:SHOWN_PROBLEMS]]
+            shown = items[:SHOWN_PROBLEMS]
+            lines += [f"- {escape_markdown(what)}: {escape_markdown(why)}" for what, why in shown]
             if len(items) > SHOWN_PROBLEMS:
                 lines.append(f"- … and {len(items) - SHOWN_PROBLEMS} more")
     return "\n".join(lines)
@@ -46,10 +60,12 @@ def markdown(kind: str, summary: IngestSummary) -> str:
 
 def publish_artifacts(kind: str, summary: IngestSummary) -> None:
     key = artifact_key(kind, summary.project)
-    create_markdown_artifact(markdown(kind, summary), key=key, description=f"{kind} of {summary.source}")
+    create_markdown_artifact(
+        markdown(kind, summary), key=key, description=f"{kind} of {escape_markdown(summary.source)}"
+    )
     if summary.dry_run and summary.plan is not None:
         rows = [
-            {"target": v.target.label, "status": v.status, "files": len(v.files), "bytes": v.size}
+            {"target": escape(v.target.label), "status": v.status, "files": len(v.files), "bytes": v.size}
             for v in summary.plan.versions
         ]
         create_table_artifact(rows, key=f"{key}-plan", description=f"versions planned by {kind}")
@@ -59,7 +75,7 @@ def publish_artifacts(kind: str, summary: IngestSummary) -> None:
     rows = [
         {
             "version_id": version.version_id,
-            "target": version.target,
+            "target": escape(version.target),
             "number": version.number,
             "representations": version.representations,
             "files": version.files,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from pydantic import BaseModel
 
 from api.deps import state_of
 from api.errors import ErrorBody, error_response
+from bifrost_core.ingest.roots import RootProbes
 
 router = APIRouter(tags=["operations"])
 
@@ -31,24 +31,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _storage_problem(root: str) -> str | None:
-    if "://" in root and not root.startswith("file://"):
-        import fsspec
+# How long a tier root's check (a probe written and removed) is reused: a load balancer
+# asking every second must not write to the stores every second.
+ROOT_CHECK_SECONDS = 30.0
 
-        protocol = root.split("://", 1)[0]
-        try:
-            filesystem = fsspec.filesystem(protocol)
-            return None if filesystem.exists(root) else f"{root} does not exist"
-        except Exception as exc:  # any backend error means "not ready"
-            return f"{root}: {type(exc).__name__}: {exc}"
-    path = Path(root.removeprefix("file://"))
-    if path.exists() and not path.is_dir():
-        return f"{root} is not a folder"
-    # A root not made yet is fine if it can be: the first write creates it.
-    existing = next(parent for parent in (path, *path.parents) if parent.exists())
-    if not os.access(existing, os.W_OK):
-        return f"{root} is not writable"
-    return None
+
+def _root_probes(request: Request) -> RootProbes:
+    """The app's root checks, made at its first readiness request."""
+    probes = getattr(request.app.state, "root_probes", None)
+    if probes is None:
+        probes = request.app.state.root_probes = RootProbes(max_age=ROOT_CHECK_SECONDS)
+    return probes
 
 
 def _prefect_problem(url: str) -> str | None:
@@ -63,7 +56,8 @@ def _prefect_problem(url: str) -> str | None:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": ErrorBody}})
 def readyz(request: Request) -> Any:
-    """Database, cache, storage roots and (when PREFECT_API_URL is set) Prefect all answer."""
+    """Database, cache, every tier root in use (the studio's and each project's: it exists
+    and takes a write) and, when PREFECT_API_URL is set, Prefect all answer."""
     state = state_of(request)
     checks: dict[str, str] = {}
     problems: dict[str, str] = {}
@@ -77,12 +71,15 @@ def readyz(request: Request) -> Any:
         checks["cache"] = f"ok ({state.cache.kind})"
     except Exception as exc:
         problems["cache"] = f"{state.cache.kind}: {exc}"
-    for tier, root in state.settings.tier_roots.items():
-        problem = _storage_problem(root)
+    try:
+        roots = _root_probes(request).problems(state.database, state.settings)
+    except Exception as exc:  # the projects' tiers are read from the database
+        roots = {"storage": f"cannot list the tier roots: {exc}"}
+    for label, problem in roots.items():
         if problem:
-            problems[f"storage.{tier}"] = problem
+            problems[label] = problem
         else:
-            checks[f"storage.{tier}"] = "ok"
+            checks[label] = "ok"
     prefect_url = os.environ.get("PREFECT_API_URL")
     if prefect_url:
         problem = _prefect_problem(prefect_url)

@@ -1,4 +1,5 @@
-"""The ingest machinery as plain functions over plain data: plan, store a batch, register.
+"""The ingest machinery as plain functions over plain data: plan (bifrost_core.ingest.planning),
+store a batch, register.
 
 Prefect tasks wrap these one to one; the CLI and tests can also call them directly.
 Each function opens its own units of work: it gets a Database, never a session.
@@ -7,46 +8,43 @@ Each function opens its own units of work: it gets a Database, never a session.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import signal
 from collections.abc import Sequence
-from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session
 
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import BifrostError, DatabaseUnavailable, InvalidInput, StorageError
+from bifrost_core.errors import BifrostError, DatabaseUnavailable, StorageError
 from bifrost_core.ingest import progress, repository, service
+from bifrost_core.ingest.entities import Entities
+from bifrost_core.ingest.planning import plan_ingest as plan_ingest
+from bifrost_core.ingest.planning import plan_publish as plan_publish
+from bifrost_core.ingest.planning import source_file as source_file
+from bifrost_core.ingest.roots import blob_store, tier_root
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
+    HeldBack,
     IngestPlan,
     IngestSummary,
-    PlannedRepresentation,
     PlannedVersion,
     Problem,
-    PublishRequest,
     SourceFile,
     StoredBlob,
-    Target,
 )
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
-from bifrost_core.projects.service import ensure_active
 from bifrost_core.scope import Actor
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
-from bifrost_core.storage.errors import PutFailed, StorageFull, storage_error
-from bifrost_core.storage.naming import NamingRules
+from bifrost_core.storage.errors import PutFailed, SourceError, StorageFull, storage_error
 from bifrost_core.storage.paths import (
     PublishTemplates,
     default_publish_root,
     materialise,
 )
-from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
 # One put_files call (one filesystem sync, on a local tier) per this many files or bytes:
 # large enough that syncs stay a small share of the time and few chunks wait for their
@@ -61,32 +59,6 @@ CHUNK_BYTES = 4 << 30
 # meanwhile. Object stores wait on the network, so more uploads in flight pay off.
 LOCAL_WORKERS = 2
 OBJECT_WORKERS = 4
-
-_stores: dict[tuple[str, str, str], BlobStore] = {}
-
-
-def tier_root(settings: Settings, project: Project, tier: str) -> str:
-    """The root URL of a project's tier: the project's own setting, else the studio default."""
-    roots = {**settings.tier_roots, **(project.storage_tiers or {})}
-    if tier not in roots:
-        raise InvalidInput(f"project {project.code} has no storage tier {tier!r} (tiers: {', '.join(roots)})")
-    return str(roots[tier])
-
-
-def blob_store(settings: Settings, root: str, tier: str) -> BlobStore:
-    """One store per root, options and process (an S3 client is worth reusing), opened
-    with the storage options the settings give for its URL."""
-    options = settings.storage_options_for(root)
-    key = (root, tier, json.dumps(options, sort_keys=True, default=str))
-    store = _stores.get(key)
-    if store is None:
-        store = _stores[key] = BlobStore(root, name=tier, storage_options=options)
-    return store
-
-
-def active_project(session: Session, code: str) -> Project:
-    """The project by code, refusing one that is closed or archived."""
-    return ensure_active(ProjectRepository(session).by_code(code), doing="ingest or publish")
 
 
 def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
@@ -214,11 +186,17 @@ def register(
     source: str,
     versions: Sequence[PlannedVersion],
     blobs: dict[str, StoredBlob],
+    failures: dict[str, Problem],
     problems: list[Problem],
+    held_back: list[HeldBack],
     comment: str = "",
     meta: dict | None = None,
 ) -> tuple[list[CreatedVersion], int]:
-    """One transaction per version; a version with any file problem is skipped whole.
+    """One transaction per version; a version with any file problem is held back whole.
+
+    `failures` holds the problem of each source path that could not be stored. A version
+    held back is added to `held_back` with its problems; problems met here (a file whose
+    name gives no published path, a conflicting write) are added to `problems` too.
 
     Published paths are linked inside each version's transaction, before its commit, so a
     kill at any point leaves either the version and its links or neither (a rerun gets the
@@ -231,24 +209,23 @@ def register(
     """
     created: list[CreatedVersion] = []
     known = 0
-    bad = {problem.path for problem in problems}
     with UnitOfWork(database) as uow:
-        entities = service.entity_ids(uow.session, project_id)
+        entities = Entities.load(uow.session, project_id)
         project = uow.session.get(Project, project_id)
         assert project is not None
         code, path_templates = project.code, (project.config or {}).get("path_templates")
     # Parsed at the first version, once per batch (a bad one is reported for each version).
     templates: PublishTemplates | None = None
     for planned in versions:
-        failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
+        failed = [file.path for file in planned.files if file.path in failures or file.path not in blobs]
         if failed:
-            problems.append(
-                Problem(
-                    path=planned.representations[0].source,
-                    message=f"version {planned.target.label} not registered: {len(failed)} file(s) failed",
-                )
-            )
+            reasons = [
+                failures.get(path) or Problem(path=within(path, source), message="not stored")
+                for path in failed
+            ]
+            held_back.append(HeldBack(target=planned.target.label, problems=reasons))
             continue
+        problem: Problem | None = None
         try:
             templates = templates or PublishTemplates.from_config(path_templates)
             with UnitOfWork(database) as uow:
@@ -276,15 +253,17 @@ def register(
         except IntegrityError as exc:
             if _already_ingested(database, project_id, planned):
                 known += 1  # a concurrent run committed the same content first
-            else:
-                problems.append(
-                    Problem(path=planned.representations[0].source, message=f"conflicting write: {exc.orig}")
-                )
-            continue
+                continue
+            message = f"conflicting write: {exc.orig}"
+            problem = Problem(path=planned.representations[0].source, message=message)
+        except SourceError as exc:  # a file of the version, named: the one at fault
+            problem = Problem(path=within(exc.path, source), message=exc.reason)
         except BifrostError as exc:
-            problems.append(Problem(path=planned.representations[0].source, message=str(exc)))
-            continue
-        if done is None:
+            problem = Problem(path=planned.representations[0].source, message=str(exc))
+        if problem is not None:
+            problems.append(problem)
+            held_back.append(HeldBack(target=planned.target.label, problems=[problem]))
+        elif done is None:
             known += 1
         else:
             created.append(done)
@@ -297,10 +276,17 @@ def register(
     return created, known
 
 
+def within(path: str, source: str) -> str:
+    """`path` relative to the delivery folder when it is inside it, as problems name files."""
+    prefix = source.rstrip("/") + "/"
+    return path[len(prefix) :] if path.startswith(prefix) else path
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed batch may succeed if simply run again: the store or the database
-    failed or could not be reached. Not a full disk, not bad input, not a bug. Running a
-    batch again is safe: what it stored is found, what it registered is known."""
+    failed or could not be reached. Not a full disk, not a missing bucket or folder (a
+    ConfigError), not bad input, not a bug. Running a batch again is safe: what it stored
+    is found, what it registered is known."""
     if isinstance(exc, StorageFull):
         return False
     return isinstance(exc, StorageError | DatabaseUnavailable | OperationalError | InterfaceError)
@@ -327,8 +313,14 @@ def run_batch(
     """Store the files of a batch of versions (durable), then register each version."""
     project_id, store = project_store(database, settings, project, tier)
     files = [file for version in versions for file in version.files]
-    blobs, problems, copied_files, copied_bytes = store_files(database, store, tier=tier, files=files)
+    blobs, stored_problems, copied_files, copied_bytes = store_files(database, store, tier=tier, files=files)
     crash_point("stored")
+    failures = {
+        problem.path: Problem(path=within(problem.path, source), message=problem.message)
+        for problem in stored_problems
+    }
+    problems = list(failures.values())
+    held_back: list[HeldBack] = []
     created, known = register(
         database,
         store,
@@ -338,7 +330,9 @@ def run_batch(
         source=source,
         versions=versions,
         blobs=blobs,
+        failures=failures,
         problems=problems,
+        held_back=held_back,
         comment=comment,
         meta=meta,
     )
@@ -349,18 +343,11 @@ def run_batch(
         known=known,
         created=created,
         problems=problems,
+        held_back=held_back,
         files=len(files),
         bytes=sum(file.size for file in files),
         files_copied=copied_files,
         bytes_copied=copied_bytes,
-    )
-
-
-def source_file(path: Path, *, name: str | None = None, frame: int | None = None) -> SourceFile:
-    """Stat one source file (following no further than the scanner already did)."""
-    st = path.stat()
-    return SourceFile(
-        path=str(path), name=name or path.name, size=st.st_size, mtime_ns=st.st_mtime_ns, frame=frame
     )
 
 
@@ -376,6 +363,7 @@ def summary_of(plan: IngestPlan, *, dry_run: bool) -> IngestSummary:
         known=plan.count("known"),
         unmatched=plan.unmatched,
         problems=list(plan.problems),
+        held_back=list(plan.held_back),
         files=sum(len(version.files) for version in plan.versions),
         bytes=sum(version.size for version in plan.versions),
         plan=plan if dry_run else None,
@@ -387,6 +375,7 @@ def merge(summary: IngestSummary, batch: IngestSummary) -> None:
     summary.known += batch.known
     summary.created.extend(batch.created)
     summary.problems.extend(batch.problems)
+    summary.held_back.extend(batch.held_back)
     summary.files_copied += batch.files_copied
     summary.bytes_copied += batch.bytes_copied
 
@@ -407,198 +396,9 @@ def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: 
                 "known": summary.known,
                 "unmatched": len(summary.unmatched),
                 "problems": len(summary.problems),
+                "held_back": [held.target for held in summary.held_back],
                 "files_copied": summary.files_copied,
                 "bytes_copied": summary.bytes_copied,
             },
         )
         uow.commit()
-
-
-def kind_of(extension: str, framed: bool) -> str:
-    if framed:
-        return "frames"
-    return "movie" if extension.lstrip(".").lower() in MOVIE_EXTENSIONS else "file"
-
-
-def plan_publish(database: Database, settings: Settings, *, request: PublishRequest) -> IngestPlan:
-    """One planned version from an explicit list of files (frames are grouped into sequences)."""
-    import fileseq
-
-    problems: list[Problem] = []
-    readable: list[str] = []
-    for name in request.files:
-        path = Path(name)
-        if not path.is_absolute():
-            raise InvalidInput(f"{name}: give an absolute path")
-        if not path.is_file():
-            problems.append(
-                Problem(path=name, message="not a regular file" if path.exists() else "does not exist")
-            )
-        else:
-            readable.append(str(path))
-    if problems:
-        raise InvalidInput(
-            f"{len(problems)} file(s) cannot be published: {problems[0].path}: {problems[0].message}"
-        )
-    target = Target(
-        sequence=request.sequence,
-        shot=request.shot,
-        asset=request.asset,
-        task=request.task,
-        variant=request.variant,
-    )
-    taken: set[str] = set()
-    representations: list[PlannedRepresentation] = []
-    for group in fileseq.findSequencesInList(readable):
-        frames = group.frameSet()
-        framed = frames is not None and group.padding() != ""
-        if framed:
-            files = [
-                source_file(Path(member), frame=frame) for frame, member in zip(frames, group, strict=True)
-            ]
-        else:
-            files = [source_file(Path(str(group)))]
-        # Frames are named by their stem (`plate`), single files by their whole name (`plate.mov`).
-        stem = group.basename().rstrip("._-") if framed else Path(str(group)).name
-        rep = PlannedRepresentation(
-            name=service.representation_name(stem, taken),
-            kind=kind_of(group.extension(), framed),
-            source=str(group),
-            stem=group.basename().rstrip("._-") if framed else Path(str(group)).stem,
-            ext=group.extension().lstrip("."),
-            files=files,
-        )
-        if framed:
-            rep.frame_in, rep.frame_out, rep.frame_padding = group.start(), group.end(), group.zfill()
-            rep.missing_frames = group.invertedFrameRange() or ""
-            _check_range(request, rep)
-        representations.append(rep)
-    version = PlannedVersion(target=target, status="new", representations=representations)
-    with UnitOfWork(database) as uow:
-        project = active_project(uow.session, request.project)
-        tier_root(settings, project, request.tier)
-        shots, assets = service.entity_ids(uow.session, project.id)
-        problem = service.unknown_entity(target, shots, assets)
-        if problem:
-            raise InvalidInput(problem)
-        service.apply_fingerprints(uow.session, project.id, version.files)
-        service.classify(uow.session, project_id=project.id, versions=[version])
-    return IngestPlan(
-        project=request.project,
-        source=str(Path(readable[0]).parent),
-        tier=request.tier,
-        versions=[version],
-    )
-
-
-def _check_range(request: PublishRequest, rep: PlannedRepresentation) -> None:
-    expected = (request.frame_in, request.frame_out)
-    if expected != (None, None) and expected != (rep.frame_in, rep.frame_out):
-        raise InvalidInput(
-            f"{rep.source}: frames {rep.frame_in}-{rep.frame_out} found, "
-            f"{request.frame_in}-{request.frame_out} expected"
-        )
-
-
-# Used when a project's configuration has no `naming_rules`: the layout `bifrost demo`
-# delivers and most vendors can be asked for.
-DEFAULT_NAMING_RULES = [
-    "assets/{asset}/{task}/*",
-    "assets/{asset}/{task}/{variant}/*",
-    "{sequence}/{shot}/{task}/*",
-    "{sequence}/{shot}/{task}/{variant}/*",
-]
-MAX_REPRESENTATIONS = 100
-
-
-def naming_rules(project: Project) -> NamingRules:
-    return NamingRules((project.config or {}).get("naming_rules") or DEFAULT_NAMING_RULES)
-
-
-def _planned_representation(item: ScanItem, taken: set[str]) -> PlannedRepresentation:
-    framed = item.kind == "frames"
-    # Frames are named by their stem (`plate`), single files by their whole name (`plate.mov`).
-    stem = item.name if framed else item.rel.rsplit("/", 1)[-1]
-    return PlannedRepresentation(
-        name=service.representation_name(stem, taken),
-        kind=item.kind,
-        source=item.rel,
-        frame_in=item.first,
-        frame_out=item.last,
-        frame_padding=item.padding,
-        missing_frames=item.missing or "",
-        stem=item.name,
-        ext=item.ext,
-        files=[
-            SourceFile(
-                path=file.path,
-                name=file.rel.rsplit("/", 1)[-1],
-                size=file.size,
-                mtime_ns=file.mtime_ns,
-                frame=file.frame,
-            )
-            for file in item.files
-        ],
-    )
-
-
-def plan_ingest(
-    database: Database, settings: Settings, *, project: str, source: str, tier: str
-) -> IngestPlan:
-    """Scan a delivery and plan one version per matched (shot or asset, task, variant).
-
-    Each version is new, changed (its task and variant already has versions) or known
-    (these exact files were ingested before: nothing to do). Unmatched paths and
-    unreadable files are listed, never dropped.
-    """
-    if not os.path.isabs(source):
-        raise InvalidInput(f"{source}: give the delivery as an absolute path")
-    with UnitOfWork(database) as uow:
-        found = active_project(uow.session, project)
-        tier_root(settings, found, tier)
-        rules = naming_rules(found)
-        project_id = found.id
-    scanned = scan(source)
-    problems = [Problem(path=problem.rel, message=problem.reason) for problem in scanned.problems]
-    report = rules.match_items(scanned.items)
-    unmatched = [Problem(path=item.rel, message="no naming rule matches") for item in report.unmatched]
-    grouped: dict[Target, list[ScanItem]] = {}
-    for item, match in report.matched:
-        target = Target(
-            sequence=match.sequence,
-            shot=match.shot,
-            asset=match.asset,
-            task=match.task,
-            variant=match.variant,
-        )
-        grouped.setdefault(target, []).append(item)
-
-    versions: list[PlannedVersion] = []
-    with UnitOfWork(database) as uow:
-        shots, assets = service.entity_ids(uow.session, project_id)
-        for target, items in grouped.items():
-            reason = service.unknown_entity(target, shots, assets)
-            if reason:
-                unmatched.extend(Problem(path=item.rel, message=reason) for item in items)
-            elif len(items) > MAX_REPRESENTATIONS:
-                problems.append(
-                    Problem(
-                        path=items[0].directory,
-                        message=f"{len(items)} representations for {target.label}; "
-                        f"a version holds at most {MAX_REPRESENTATIONS}: split the delivery",
-                    )
-                )
-            else:
-                taken: set[str] = set()
-                representations = [_planned_representation(item, taken) for item in items]
-                versions.append(PlannedVersion(target=target, status="new", representations=representations))
-        service.apply_fingerprints(uow.session, project_id, [file for v in versions for file in v.files])
-        service.classify(uow.session, project_id=project_id, versions=versions)
-    return IngestPlan(
-        project=project,
-        source=scanned.root,
-        tier=tier,
-        versions=versions,
-        unmatched=unmatched,
-        problems=problems,
-    )

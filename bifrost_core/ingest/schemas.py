@@ -82,6 +82,18 @@ class Problem(BaseModel):
     message: str
 
 
+class HeldBack(BaseModel):
+    """A version not registered because something of it could not be taken: its target
+    (label) and the problems that held it back."""
+
+    target: str
+    problems: list[Problem]
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(f"{problem.path}: {problem.message}" for problem in self.problems)
+
+
 class IngestPlan(BaseModel):
     project: str
     source: str
@@ -89,6 +101,9 @@ class IngestPlan(BaseModel):
     versions: list[PlannedVersion] = Field(default_factory=list)
     unmatched: list[Problem] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
+    held_back: list[HeldBack] = Field(default_factory=list)
+    # Files the scan found (taken or not): what "nothing matched" is out of.
+    files_seen: int = 0
 
     def count(self, status: PlanStatus) -> int:
         return sum(1 for version in self.versions if version.status == status)
@@ -137,6 +152,7 @@ class IngestSummary(BaseModel):
     created: list[CreatedVersion] = Field(default_factory=list)
     unmatched: list[Problem] = Field(default_factory=list)
     problems: list[Problem] = Field(default_factory=list)
+    held_back: list[HeldBack] = Field(default_factory=list)
     files: int = 0
     bytes: int = 0
     files_copied: int = 0

@@ -19,10 +19,10 @@ from blake3 import blake3
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from bifrost_core.assets.models import Asset
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
 from bifrost_core.ingest import repository
+from bifrost_core.ingest.entities import Entities
 from bifrost_core.ingest.models import IngestRecord
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
@@ -32,9 +32,9 @@ from bifrost_core.ingest.schemas import (
     StoredBlob,
     Target,
 )
-from bifrost_core.projects.models import Sequence, Shot
 from bifrost_core.scope import Actor
-from bifrost_core.storage.paths import PublishFile, PublishTemplates, resolve
+from bifrost_core.storage.errors import PathTemplateError, SourceError
+from bifrost_core.storage.paths import PathTemplate, PublishFile, PublishTemplates, resolve
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
@@ -96,29 +96,6 @@ def apply_fingerprints(session: Session, project_id: int, files: Iterable[Source
     return filled
 
 
-def entity_ids(session: Session, project_id: int) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
-    """(sequence, shot) -> shot id and asset code -> asset id for one project."""
-    shots = session.execute(
-        select(Sequence.code, Shot.code, Shot.id)
-        .join(Sequence, Sequence.id == Shot.sequence_id)
-        .where(Shot.project_id == project_id)
-    )
-    assets = session.execute(select(Asset.code, Asset.id).where(Asset.project_id == project_id))
-    return {(seq, shot): shot_id for seq, shot, shot_id in shots}, {
-        code: asset_id for code, asset_id in assets
-    }
-
-
-def unknown_entity(target: Target, shots: dict[tuple[str, str], int], assets: dict[str, int]) -> str | None:
-    if target.shot is not None:
-        if (target.sequence or "", target.shot) not in shots:
-            return f"shot {target.sequence}/{target.shot} is not in the project"
-        return None
-    if target.asset not in assets:
-        return f"asset {target.asset} is not in the project"
-    return None
-
-
 def _task(session: Session, target: Target, shot_id: int | None, asset_id: int | None) -> Task | None:
     entity = Task.shot_id == shot_id if shot_id is not None else Task.asset_id == asset_id
     return session.scalars(select(Task).where(entity, Task.name == target.task)).first()
@@ -134,19 +111,14 @@ def classify(session: Session, *, project_id: int, versions: list[PlannedVersion
     for version in complete:
         version.key = content_key(project_id, version)
     done = repository.records(session, project_id, [version.key for version in complete if version.key])
-    shots, assets = entity_ids(session, project_id)
+    entities = Entities.load(session, project_id)
     for version in versions:
         if version.key and version.key in done:
             version.status = "known"
             version.version_id, version.version_number = done[version.key]
             continue
         target = version.target
-        task = _task(
-            session,
-            target,
-            shots.get((target.sequence or "", target.shot or "")),
-            assets.get(target.asset or ""),
-        )
+        task = _task(session, target, *entities.ids(target))
         has_versions = task is not None and session.scalar(
             select(exists().where(Version.task_id == task.id, Version.variant == target.variant))
         )
@@ -166,33 +138,33 @@ def register_version(
     project_code: str,
     comment: str = "",
     meta: dict[str, Any] | None = None,
-    entities: tuple[dict[tuple[str, str], int], dict[str, int]] | None = None,
+    entities: Entities | None = None,
 ) -> tuple[CreatedVersion, list[tuple[str, str]]] | None:
     """Record one stored version; None when the same content was already ingested.
 
     Returns the version and the (published path, blob hash) of each of its files, from the
     project's path `templates`, for the caller to link on a local tier. The caller commits
     (one transaction per version). `blobs` maps each source path to its durable blob; a
-    version with a file missing from it is refused whole. `entities` (from entity_ids)
-    saves looking the project's shots and assets up again per version.
+    version with a file missing from it is refused whole. `entities` (Entities.load)
+    saves looking the project's shots, assets and tasks up again per version.
     """
     files = planned.files
     missing = [file.path for file in files if file.path not in blobs]
     if missing:
         raise InvalidInput(f"{printable(missing[0])} was not stored; version {planned.target.label} skipped")
+    entities = entities if entities is not None else Entities.load(session, project_id)
+    target = entities.resolve(planned.target)
+    if not isinstance(target, Target):
+        raise InvalidInput(target.reason)
+    if target != planned.target:  # registered against the project's own codes
+        planned = planned.model_copy(update={"target": target})
     for file in files:
         file.hash = blobs[file.path].hash
     key = content_key(project_id, planned)
     if session.scalar(select(exists().where(IngestRecord.project_id == project_id, IngestRecord.key == key))):
         return None
 
-    shots, assets = entities if entities is not None else entity_ids(session, project_id)
-    target = planned.target
-    problem = unknown_entity(target, shots, assets)
-    if problem:
-        raise InvalidInput(problem)
-    shot_id = shots.get((target.sequence or "", target.shot or "")) if target.shot else None
-    asset_id = assets.get(target.asset or "") if target.asset else None
+    shot_id, asset_id = entities.ids(target)
     task = _task(session, target, shot_id, asset_id) or tasks.create_task(
         session,
         actor=actor,
@@ -255,7 +227,11 @@ def published_paths(
     templates: PublishTemplates, project: str, planned: PlannedVersion, number: int
 ) -> list[tuple[str, str]]:
     """(published path, blob hash) of every file of a version, in the order of its
-    representations and files, from the project's path template for shots or assets."""
+    representations and files, from the project's path template for shots or assets.
+
+    A file whose name gives no valid path (an empty extension, a name of ``.``) or the path
+    of another file raises SourceError naming that file, not the version's first.
+    """
     target = planned.target
     template = templates.for_entity("shot" if target.shot else "asset")
     values = {
@@ -279,7 +255,27 @@ def published_paths(
         for rep in planned.representations
         for file in rep.files
     ]
-    return [(path, file.digest) for path, file in resolve(template, values, files)]
+    try:
+        return [(path, file.digest) for path, file in resolve(template, values, files)]
+    except PathTemplateError as exc:
+        culprit = _culprit(template, values, files)
+        if culprit is None:
+            raise
+        raise SourceError(planned.files[culprit].path, str(exc)) from exc
+
+
+def _culprit(template: PathTemplate, values: dict[str, Any], files: list[PublishFile]) -> int | None:
+    """The index of the first file that gives no path, or the path of an earlier file with
+    other content (one by one: only once resolving them all has failed)."""
+    taken: dict[str, str] = {}
+    for index, file in enumerate(files):
+        try:
+            [(path, _)] = resolve(template, values, [file])
+        except PathTemplateError:
+            return index
+        if taken.setdefault(path, file.digest) != file.digest:
+            return index
+    return None
 
 
 def _representation_in(rep: PlannedRepresentation) -> RepresentationIn:

@@ -52,7 +52,7 @@ import blake3
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from bifrost_core.errors import BifrostError
+from bifrost_core.errors import BifrostError, ConfigError
 from bifrost_core.storage.durability import start_writeback, sync_filesystem
 from bifrost_core.storage.errors import (
     BlobNotFound,
@@ -175,7 +175,7 @@ class BlobStore:
         try:
             fs, path = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
-            raise StorageError(f"cannot open storage tier {url}: {exc}", tier=url) from exc
+            raise ConfigError(f"cannot open storage tier {url}: {exc}", tier=url) from exc
         self.root = url
         self.name = name or url
         self._tier: _Tier
@@ -316,6 +316,15 @@ class BlobStore:
         Returns how many were removed.
         """
         return self._tier.purge_temp(time.time() - older_than)
+
+    def check(self) -> None:
+        """Check that the tier root exists and takes a write: a probe written and removed.
+
+        Raises ConfigError naming the tier and root if the root does not exist (a folder
+        not mounted, a misspelt bucket) or refuses the write (no permission, read-only),
+        and StorageError if the store cannot be reached. An empty root is fine.
+        """
+        self._tier.check(self.root)
 
 
 # --------------------------------------------------------------------------- sources
@@ -459,6 +468,9 @@ class _Tier(abc.ABC):
 
     @abc.abstractmethod
     def purge_temp(self, cutoff: float) -> int: ...
+
+    @abc.abstractmethod
+    def check(self, root: str) -> None: ...
 
 
 # --------------------------------------------------------------------------- local tier
@@ -658,6 +670,31 @@ class _LocalTier(_Tier):
                     os.unlink(entry.path)
                     removed += 1
         return removed
+
+    def check(self, root: str) -> None:
+        try:
+            if not os.path.isdir(self.root):
+                missing = not os.path.lexists(self.root)
+                raise ConfigError(
+                    f"storage tier {self.name}: {root} {'does not exist' if missing else 'is not a folder'}",
+                    tier=self.name,
+                )
+            probe = f"{self.root}/{_TEMP_MARK}probe-{uuid.uuid4().hex}"
+            os.close(os.open(probe, _TEMP_FLAGS, 0o600))
+            os.unlink(probe)
+        except OSError as exc:
+            raise _unwritable(self.name, root, exc) from exc
+
+
+def _unwritable(tier: str, root: str, exc: Exception) -> BifrostError:
+    """The error of a root check that failed: no permission or a read-only store is the
+    configuration's fault, anything else the store's."""
+    if isinstance(exc, PermissionError) or getattr(exc, "errno", None) == errno.EROFS:
+        detail = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+        return ConfigError(f"storage tier {tier}: cannot write to {root}: {detail}", tier=tier)
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(f"storage tier {tier}: {root} does not exist", tier=tier)
+    return storage_error(tier, f"checking {root}", exc)
 
 
 def _entries(folder: str) -> list[os.DirEntry[str]]:
@@ -920,6 +957,14 @@ class _ObjectTier(_Tier):
             self._remove(path)
         return len(stale)
 
+    def check(self, root: str) -> None:
+        probe = f"{self.base}/tmp/{_TEMP_MARK}probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+        except Exception as exc:
+            raise _unwritable(self.name, root, exc) from exc
+
 
 def _b64(md5: bytes) -> str:
     """A Content-MD5 header value."""
@@ -1163,3 +1208,21 @@ class _S3Tier(_ObjectTier):
             if not page.get("IsTruncated"):
                 return
             markers = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+
+    def check(self, root: str) -> None:
+        try:
+            self.fs.call_s3("head_bucket", Bucket=self.bucket)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"storage tier {self.name}: bucket {self.bucket} does not exist ({root})", tier=self.name
+            ) from None
+        except PermissionError:
+            pass  # a policy may allow writes under the prefix but not HeadBucket: the probe tells
+        except Exception as exc:
+            raise storage_error(self.name, f"checking {root}", exc) from exc
+        key = f"{self.prefix}tmp/{_TEMP_MARK}probe-{uuid.uuid4().hex}"
+        try:
+            self.fs.call_s3("put_object", Bucket=self.bucket, Key=key, Body=b"")
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise _unwritable(self.name, root, exc) from exc

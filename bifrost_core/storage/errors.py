@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from os import PathLike
 from typing import TYPE_CHECKING
 
-from bifrost_core.errors import InvalidInput, NotFound, StorageError
+from bifrost_core.errors import BifrostError, ConfigError, InvalidInput, NotFound, StorageError
 
 if TYPE_CHECKING:
     from bifrost_core.storage.blobstore import StoredBlob
@@ -103,10 +103,24 @@ class PathTemplateError(InvalidInput):
     code = "invalid_path_template"
 
 
-def storage_error(tier: str, action: str, exc: BaseException) -> StorageError:
-    """The StorageError for a failure of the store while doing `action` on `tier`:
-    StorageFull for ENOSPC/EDQUOT, else the OS or client error in one line."""
+def storage_error(tier: str, action: str, exc: BaseException) -> BifrostError:
+    """The error for a failure of the store while doing `action` on `tier`: StorageFull for
+    ENOSPC/EDQUOT, ConfigError for a bucket that does not exist (no retry can help: the
+    tier's root is wrong), else a StorageError with the OS or client error in one line."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFull(f"storage tier {tier} is full: {action}: {exc.strerror or exc}", tier=tier)
+    bucket = _missing_bucket(exc)
+    if bucket is not None:
+        return ConfigError(f"storage tier {tier}: bucket {bucket} does not exist ({action})", tier=tier)
     detail = (exc.strerror or str(exc)) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}"
     return StorageError(f"storage tier {tier}: {action}: {detail}", tier=tier)
+
+
+def _missing_bucket(exc: BaseException) -> str | None:
+    """The bucket named by a NoSuchBucket answer (botocore's, or s3fs's translation of it,
+    which keeps it as the cause), else None."""
+    for error in (exc, exc.__cause__):
+        details = (getattr(error, "response", None) or {}).get("Error") or {}
+        if details.get("Code") == "NoSuchBucket":
+            return str(details.get("BucketName") or "?")
+    return None

@@ -46,9 +46,10 @@ IMAGE_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 # <name><sep><frame><ext>; the name is lazy so that the frame is the last digit group
-# before an extension made of alphabetic-led parts ("bgeo.sc", "exr", or none).
-_FRAME_NAME = re.compile(r"(?P<name>.*?)(?P<sep>[._])(?P<frame>\d+)(?P<ext>(?:\.[A-Za-z]\w*)*)")
-_EXTENSION = re.compile(r".+?(?P<ext>(?:\.[A-Za-z]\w*)+)")
+# before an extension made of alphabetic-led parts ("bgeo.sc", "exr", or none). DOTALL: a
+# name holding a newline is split like any other.
+_FRAME_NAME = re.compile(r"(?P<name>.*?)(?P<sep>[._])(?P<frame>\d+)(?P<ext>(?:\.[A-Za-z]\w*)*)", re.DOTALL)
+_EXTENSION = re.compile(r".+?(?P<ext>(?:\.[A-Za-z]\w*)+)", re.DOTALL)
 # Longer digit groups (dates, ids) are part of the name: frames must fit a 32-bit integer.
 _MAX_FRAME_DIGITS = 9
 

@@ -46,11 +46,19 @@ def start_worker(prefect_api: str, database_url: str, tmp_path: Path) -> subproc
     )
 
 
+def matching_delivery(tmp_path: Path) -> Path:
+    """A delivery with one frame for the world's shot sq010/sh010: an ingest where nothing
+    matched fails (issue #10, defect 11)."""
+    frame = tmp_path / "delivery" / "sq010" / "sh010" / "anim" / "anim.1001.exr"
+    frame.parent.mkdir(parents=True)
+    frame.write_bytes(b"frame")
+    return tmp_path / "delivery"
+
+
 def test_ingest_run_is_started_read_and_scoped(
     flows_client, world: World, prefect_api, database, tmp_path
 ) -> None:
-    delivery = tmp_path / "delivery"
-    delivery.mkdir()
+    delivery = matching_delivery(tmp_path)
     url = f"/projects/{world.a.project_id}/flows/ingest/runs"
     body = {"source": str(delivery), "dry_run": True}
     started = flows_client.post(url, json=body, headers=world.headers("supervisor"))
@@ -153,7 +161,8 @@ def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str
     world = build_world(database)
     url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
     with BifrostClient(url, world.tokens["service"]) as bifrost:
-        run = bifrost.start_flow(world.a.project_id, "ingest", {"source": str(tmp_path), "dry_run": True})
+        source = str(matching_delivery(tmp_path))
+        run = bifrost.start_flow(world.a.project_id, "ingest", {"source": source, "dry_run": True})
         # The worker polls once (--run-once): started after the run exists, it cannot miss it.
         worker = start_worker(prefect_api, database.url, tmp_path)
         try:

@@ -99,8 +99,12 @@ def test_publish_and_ingest_commands(database, production, flow_env, prefect_ser
     frames(delivery / "sq010" / "sh020" / "plate", "plate", 1001, 1002)
     os.mkfifo(delivery / "sq010" / "sh020" / "plate" / "plate.1003.exr")
     result = invoke("ingest", delivery, "--project", "DEMO", code=5)
-    assert "sq010/sh020 plate main" in result.output
-    assert "problem: sq010/sh020/plate/plate.1003.exr: not a regular file (a FIFO)" in result.output
+    # Frames 1001-1002 of 1001-1003: held back whole, with the reason (issue #10, defect 6).
+    assert (
+        "held back: sq010/sh020 plate main: sq010/sh020/plate/plate.1003.exr: not a regular file (a FIFO)"
+        in result.output
+    )
+    assert "created 0" in result.output
     assert "nope is not a folder" in invoke("ingest", tmp_path / "nope", "--project", "DEMO", code=5).output
 
 

@@ -153,7 +153,7 @@ def test_kill_9_at_any_point_then_rerun_gives_exactly_the_expected_versions(
 def test_is_transient_tells_failures_worth_a_retry():
     from sqlalchemy.exc import OperationalError
 
-    from bifrost_core.errors import DatabaseUnavailable, InvalidInput
+    from bifrost_core.errors import ConfigError, DatabaseUnavailable, InvalidInput
     from bifrost_core.ingest.pipeline import is_transient
     from bifrost_core.storage.errors import StorageError, StorageFull, VerificationFailed
 
@@ -162,6 +162,7 @@ def test_is_transient_tells_failures_worth_a_retry():
     assert is_transient(DatabaseUnavailable("cannot reach the database"))
     assert is_transient(OperationalError("SELECT 1", {}, Exception("server closed the connection")))
     assert not is_transient(StorageFull("storage tier hot is full", tier="hot"))
+    assert not is_transient(ConfigError("storage tier hot: bucket studio-hot does not exist"))
     assert not is_transient(InvalidInput("project DEMO has no storage tier 'cold'"))
     assert not is_transient(KeyError("a bug"))
 

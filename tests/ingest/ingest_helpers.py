@@ -68,6 +68,9 @@ def production(database: Database) -> Production:
 
 @pytest.fixture
 def settings(tmp_path: Path, database: Database) -> Settings:
+    """Settings whose tier roots are folders of the test (made: a configured root must exist)."""
+    for tier in ("hot", "archive"):
+        (tmp_path / "tiers" / tier).mkdir(parents=True)
     return load_settings(
         home=tmp_path / "home",
         database_url=database.url,
@@ -144,6 +147,7 @@ def s3_settings(s3_endpoint, tmp_path: Path, database: Database, monkeypatch: py
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    (tmp_path / "tiers" / "archive").mkdir(parents=True, exist_ok=True)
     return load_settings(
         home=tmp_path / "home",
         database_url=database.url,

@@ -14,9 +14,11 @@ from test_ingest_plan import run
 from test_ingest_register import counts
 
 from bifrost_core.config import load_settings
+from bifrost_core.errors import ConfigError
 from bifrost_core.ingest import pipeline
+from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.storage.blobstore import BlobStore
-from bifrost_core.storage.errors import StorageError, StorageFull
+from bifrost_core.storage.errors import StorageFull
 
 EMPTY = {
     "versions": 0,
@@ -47,6 +49,7 @@ def small_disk(request: pytest.FixtureRequest, tmp_path: Path):
 
 
 def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tmp_path, small_disk):
+    (small_disk / "hot").mkdir()
     settings = load_settings(
         home=tmp_path / "home", database_url=database.url, hot_root=str(small_disk / "hot")
     )
@@ -63,18 +66,23 @@ def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tm
     assert not list((small_disk / "hot").rglob(".tmp-*"))  # small files' temporary files
 
 
-def test_an_object_store_error_stops_the_batch_with_a_clear_error(
-    database, production, s3_settings, tmp_path
-):
-    settings = load_settings(
+def test_a_missing_bucket_is_a_configuration_error_at_once(database, production, s3_settings, tmp_path):
+    """Defect 6 of issue #10 (9 in its list): a missing bucket was a StorageError, retried as
+    transient (5 s, 30 s). It is a ConfigError, found before anything is stored."""
+    missing = load_settings(
         home=tmp_path / "home", database_url=database.url, hot_root="s3://no-such-bucket/bifrost"
     )
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1002)
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
-    with pytest.raises(StorageError, match="storage tier hot") as raised:
-        run(database, settings, plan)
-    assert "NoSuchBucket" in str(raised.value) or "does not exist" in str(raised.value)
+    with pytest.raises(ConfigError) as planned:
+        pipeline.plan_ingest(database, missing, project="DEMO", source=str(root), tier="hot")
+    assert str(planned.value) == "storage tier hot: bucket no-such-bucket does not exist (s3://no-such-bucket/bifrost)"
+    # Planned while the bucket was there, stored once it is gone: the same kind of error,
+    # which a retry cannot help.
+    plan = pipeline.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
+    with pytest.raises(ConfigError, match="storage tier hot: bucket no-such-bucket does not exist") as stored:
+        run(database, missing, plan)
+    assert not pipeline.is_transient(stored.value)
     no_versions(database)
 
 
@@ -89,9 +97,11 @@ def test_a_file_changed_after_the_scan_is_reported_and_its_version_skipped(
     write(moving[1], content(b"a longer, newer take", 5000))  # size and mtime move after the scan
     result = run(database, settings, plan)
     assert [v.target for v in result.created] == ["sq010/sh020 plate main"]
-    messages = {p.path: p.message for p in result.problems}
-    assert messages[str(moving[1])] == "changed while being ingested; run the ingest again"
-    assert "sq010/sh010 plate main not registered" in messages["sq010/sh010/plate/plate.1001-1003#.exr"]
+    changed = Problem(
+        path="sq010/sh010/plate/plate.1002.exr", message="changed while being ingested; run the ingest again"
+    )
+    assert result.problems == [changed]
+    assert result.held_back == [HeldBack(target="sq010/sh010 plate main", problems=[changed])]
     # The rerun picks the new bytes up.
     again = run(
         database,

@@ -106,9 +106,16 @@ def test_bad_sources_are_problems_and_never_half_registered(database, production
     assert "outside the source folder" in messages["sq010/sh020/plate/escape.txt"]
     assert "outside the source folder" in messages["sq010/sh020/plate/dotdot.txt"]
     assert "not a regular file" in messages["sq010/sh020/plate/pipe.0001.exr"]
+    # Each bad entry is matched like a file: all four belong to sh020's plate, held back whole.
+    assert [(held.target, sorted(p.path for p in held.problems)) for held in plan.held_back] == [
+        (
+            "sq010/sh020 plate main",
+            [f"sq010/sh020/plate/{name}" for name in ("dotdot.txt", "escape.txt", "loop", "pipe.0001.exr")],
+        )
+    ]
     result = run(database, settings, plan)
-    # The readable frames are still ingested; the bad entries were never part of a version.
-    assert sorted(v.target for v in result.created) == ["sq010/sh010 plate main", "sq010/sh020 plate main"]
+    assert [v.target for v in result.created] == ["sq010/sh010 plate main"]
+    assert [held.target for held in result.held_back] == ["sq010/sh020 plate main"]
 
 
 def test_plan_refuses_unknown_project_tier_and_missing_source(database, production, settings, tmp_path):

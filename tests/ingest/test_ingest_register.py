@@ -174,7 +174,10 @@ def test_unreadable_file_skips_its_whole_version_only(database, production, sett
     messages = [p.message for p in result.problems]
     assert any("no such file" in m.lower() for m in messages), messages
     assert any("not a regular file" in m for m in messages), messages
-    assert any("sq010/sh020 plate main not registered: 2 file(s) failed" in m for m in messages), messages
+    # The version is held back whole, with the problems of its two files.
+    assert [(held.target, held.problems) for held in result.held_back] == [
+        ("sq010/sh020 plate main", result.problems)
+    ]
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Version)) == 1
         # The good frame of the broken version may be stored, but nothing points at it.

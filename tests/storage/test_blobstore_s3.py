@@ -15,6 +15,7 @@ import boto3
 import pytest
 from s3server import S3Endpoint, free_port
 
+from bifrost_core.errors import ConfigError
 from bifrost_core.storage import blobstore
 from bifrost_core.storage.blobstore import BlobStore, MiB
 from bifrost_core.storage.errors import StorageError, VerificationFailed
@@ -141,11 +142,21 @@ def test_upload_that_fails_verification_is_not_kept(
     assert keys(s3, s3_endpoint.bucket, store_prefix(s3_store)) == []
 
 
-def test_missing_bucket_is_a_storage_error(s3_endpoint: S3Endpoint, make_file: MakeFile) -> None:
+def test_missing_bucket_is_a_configuration_error(s3_endpoint: S3Endpoint, make_file: MakeFile) -> None:
+    # No retry brings a bucket back: not a StorageError (503, retried as transient).
     store = BlobStore("s3://no-such-bucket/x", storage_options=s3_endpoint.storage_options, name="archive")
-    with pytest.raises(StorageError, match="storage tier archive: put_object") as caught:
+    with pytest.raises(ConfigError, match="storage tier archive: bucket no-such-bucket does not exist"):
         store.put_file(make_file("a", b"a"))
-    assert caught.value.status_code == 503
+    with pytest.raises(ConfigError) as caught:
+        store.check()
+    assert str(caught.value) == "storage tier archive: bucket no-such-bucket does not exist (s3://no-such-bucket/x)"
+
+
+def test_check_takes_an_empty_prefix_and_leaves_nothing(s3_endpoint: S3Endpoint, s3: Any) -> None:
+    prefix = f"empty-{os.getpid()}"
+    store = BlobStore(s3_endpoint.url(prefix), storage_options=s3_endpoint.storage_options, name="hot")
+    store.check()  # nothing under the prefix yet: still a usable root
+    assert keys(s3, s3_endpoint.bucket, prefix) == []
 
 
 def test_unreachable_endpoint_is_a_storage_error(make_file: MakeFile) -> None:
@@ -161,6 +172,8 @@ def test_unreachable_endpoint_is_a_storage_error(make_file: MakeFile) -> None:
         store.put_file(make_file("a", b"a"))
     with pytest.raises(StorageError, match="storage tier cloud"):
         store.exists("0" * 64)
+    with pytest.raises(StorageError, match="storage tier cloud: checking s3://bucket/x"):
+        store.check()  # a store that cannot be reached is not a configuration error
 
 
 def test_purge_temp_aborts_stale_uploads(s3_store: BlobStore, s3: Any, s3_endpoint: S3Endpoint) -> None:
