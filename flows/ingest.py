@@ -62,7 +62,7 @@ def _ingest(params: IngestParameters) -> IngestSummary:
         ]
         for future in futures:
             merge(summary, future.result())
-        if summary.created or summary.problems:
+        if summary.created or summary.problems or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(quote(summary), "ingest")
     publish_artifacts("ingest", summary)

@@ -28,7 +28,7 @@ def publish(request: PublishRequest) -> IngestSummary:
                 meta=request.meta,
             )
             merge(summary, result)
-        if summary.created or summary.problems:
+        if summary.created or summary.problems or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(summary, "publish")
     publish_artifacts("publish", summary)

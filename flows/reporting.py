@@ -34,6 +34,7 @@ def markdown(kind: str, summary: IngestSummary) -> str:
         f"| problems | {len(summary.problems)} |",
         f"| files / bytes seen | {summary.files} / {summary.bytes:,} |",
         f"| files / bytes copied | {summary.files_copied} / {summary.bytes_copied:,} |",
+        f"| stored blobs repaired (missing or damaged) | {summary.blobs_repaired} |",
     ]
     for title, items in (("Problems", summary.problems), ("Unmatched", summary.unmatched)):
         if items:
@@ -49,7 +50,13 @@ def publish_artifacts(kind: str, summary: IngestSummary) -> None:
     create_markdown_artifact(markdown(kind, summary), key=key, description=f"{kind} of {summary.source}")
     if summary.dry_run and summary.plan is not None:
         rows = [
-            {"target": v.target.label, "status": v.status, "files": len(v.files), "bytes": v.size}
+            {
+                "target": v.target.label,
+                "status": v.status,
+                "missing_blobs": v.missing,
+                "files": len(v.files),
+                "bytes": v.size,
+            }
             for v in summary.plan.versions
         ]
         create_table_artifact(rows, key=f"{key}-plan", description=f"versions planned by {kind}")

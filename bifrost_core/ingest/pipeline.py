@@ -20,7 +20,7 @@ from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, DatabaseUnavailable, InvalidInput, StorageError
-from bifrost_core.ingest import progress, repository, service
+from bifrost_core.ingest import progress, repair, repository, service
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
     IngestPlan,
@@ -31,12 +31,14 @@ from bifrost_core.ingest.schemas import (
     PublishRequest,
     SourceFile,
     StoredBlob,
+    StoreResult,
     Target,
 )
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.projects.service import ensure_active
 from bifrost_core.scope import SYSTEM, Actor
+from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.durability import sync_filesystem
 from bifrost_core.storage.errors import PutFailed, StorageFull, storage_error
@@ -98,8 +100,9 @@ def project_store(database: Database, settings: Settings, project: str, tier: st
 def crash_point(name: str) -> None:
     """Kill this process at a named point when the crash-safety tests ask for it.
 
-    BIFROST_TEST_KILL_AT is `stored` (blobs durable, nothing registered), `flushed` (a
-    version flushed, not committed) or `committed:N` (after N versions committed).
+    BIFROST_TEST_KILL_AT is `stored` (blobs durable, nothing registered), `leased` (the
+    batch's blobs leased), `flushed` (a version flushed, not committed) or `committed:N`
+    (after N versions committed).
     """
     if os.environ.get("BIFROST_TEST_KILL_AT") == name:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -135,45 +138,50 @@ def _chunks(files: Sequence[SourceFile], max_bytes: float) -> list[list[SourceFi
     return out
 
 
+def _workers(store: BlobStore) -> int:
+    return LOCAL_WORKERS if store.is_local else OBJECT_WORKERS
+
+
 def store_files(
     database: Database, store: BlobStore, *, tier: str, files: Sequence[SourceFile]
-) -> tuple[dict[str, StoredBlob], list[Problem], int, int]:
+) -> StoreResult:
     """Make every file's content durable in the tier; a file whose content the tier already
-    records (known from its fingerprint) is not read again.
+    records (known from its fingerprint) is not read again once its blob is rehashed.
 
-    Returns path -> blob, the per-file problems, and the files and bytes copied.
+    Returns path -> blob, the per-file problems, the files and bytes copied, and the blobs
+    found missing or damaged and stored again.
     """
-    blobs: dict[str, StoredBlob] = {}
-    known = [file.hash for file in files if file.hash]
-    with UnitOfWork(database) as uow:
-        located = repository.located(uow.session, known, tier)
+    result = StoreResult()
+    reuse, bad = repair.reusable(database, store, tier, files, workers=_workers(store))
     todo: list[SourceFile] = []
     for file in files:
-        if file.hash and file.hash in located:
-            blobs[file.path] = StoredBlob(hash=file.hash, size=file.size, url=located[file.hash])
+        if file.hash and file.hash in reuse:
+            result.blobs[file.path] = StoredBlob(hash=file.hash, size=file.size, url=reuse[file.hash])
         else:
             todo.append(file)
-    progress.advance(len(files) - len(todo), sum(f.size for f in files if f.path in blobs))
+    progress.advance(len(files) - len(todo), sum(f.size for f in files if f.path in result.blobs))
 
-    problems: list[Problem] = []
-    copied_files = copied_bytes = 0
     for chunk in _chunks(todo, CHUNK_BYTES if store.is_local else float("inf")):
         try:
             stored = store.put_files(
                 [file.path for file in chunk],
-                workers=LOCAL_WORKERS if store.is_local else OBJECT_WORKERS,
+                workers=_workers(store),
                 on_done=functools.partial(_advance_progress, chunk),
             )
         except PutFailed as exc:
             stored = exc.stored
-            problems.extend(Problem(path=failure.path, message=failure.reason) for failure in exc.failures)
+            result.problems.extend(
+                Problem(path=failure.path, message=failure.reason) for failure in exc.failures
+            )
         for blob in stored:
-            blobs[str(blob.source)] = StoredBlob(hash=blob.digest, size=blob.size, url=blob.url)
+            result.blobs[str(blob.source)] = StoredBlob(hash=blob.digest, size=blob.size, url=blob.url)
             if blob.new:
-                copied_files += 1
-                copied_bytes += blob.size
-    _check_unchanged(files, blobs, problems)
-    return blobs, problems, copied_files, copied_bytes
+                result.files_copied += 1
+                result.bytes_copied += blob.size
+            if blob.repaired or blob.digest in bad:
+                result.repaired.add(blob.digest)
+    _check_unchanged(files, result.blobs, result.problems)
+    return result
 
 
 def _advance_progress(chunk: Sequence[SourceFile], index: int) -> None:
@@ -241,7 +249,21 @@ def register(
     templates: PublishTemplates | None = None
     for planned in versions:
         failed = [file.path for file in planned.files if file.path in bad or file.path not in blobs]
-        if failed:
+        if planned.status == "known":
+            # Here only for its missing blobs: stored again from sources that must still
+            # hold the recorded bytes, else the version would be registered anew.
+            failed += [f.path for f in planned.files if f.path in blobs and blobs[f.path].hash != f.hash]
+            if failed:
+                problems.append(
+                    Problem(
+                        path=planned.representations[0].source,
+                        message=f"version {planned.target.label} v{planned.version_number or 0:03d} has "
+                        f"{planned.missing} blob(s) missing from tier {tier}, not repaired: "
+                        f"{len(failed)} of its source file(s) failed or no longer hold the recorded bytes",
+                    )
+                )
+                continue
+        elif failed:
             problems.append(
                 Problem(
                     path=planned.representations[0].source,
@@ -324,35 +346,42 @@ def run_batch(
     comment: str = "",
     meta: dict | None = None,
 ) -> IngestSummary:
-    """Store the files of a batch of versions (durable), then register each version."""
+    """Store the files of a batch of versions (durable), lease their blobs (so that `storage
+    gc` keeps off them), store again any that went before the lease, register each version,
+    and release the leases."""
     project_id, store = project_store(database, settings, project, tier)
     files = [file for version in versions for file in version.files]
-    blobs, problems, copied_files, copied_bytes = store_files(database, store, tier=tier, files=files)
+    stored = store_files(database, store, tier=tier, files=files)
     crash_point("stored")
-    created, known = register(
-        database,
-        store,
-        actor=actor,
-        project_id=project_id,
-        tier=tier,
-        source=source,
-        versions=versions,
-        blobs=blobs,
-        problems=problems,
-        comment=comment,
-        meta=meta,
-    )
+    with leases.leased(database, {blob.hash for blob in stored.blobs.values()}):
+        crash_point("leased")
+        repair.restore_missing(store, stored, workers=_workers(store))
+        repair.relink_published(database, store, stored.repaired)
+        created, known = register(
+            database,
+            store,
+            actor=actor,
+            project_id=project_id,
+            tier=tier,
+            source=source,
+            versions=versions,
+            blobs=stored.blobs,
+            problems=stored.problems,
+            comment=comment,
+            meta=meta,
+        )
     return IngestSummary(
         project=project,
         source=source,
         tier=tier,
         known=known,
         created=created,
-        problems=problems,
+        problems=stored.problems,
         files=len(files),
         bytes=sum(file.size for file in files),
-        files_copied=copied_files,
-        bytes_copied=copied_bytes,
+        files_copied=stored.files_copied,
+        bytes_copied=stored.bytes_copied,
+        blobs_repaired=len(stored.repaired),
     )
 
 
@@ -373,7 +402,8 @@ def summary_of(plan: IngestPlan, *, dry_run: bool) -> IngestSummary:
         dry_run=dry_run,
         planned_new=plan.count("new"),
         planned_changed=plan.count("changed"),
-        known=plan.count("known"),
+        # A known version with missing blobs is counted by the batch that repairs it.
+        known=plan.count("known") - (0 if dry_run else sum(1 for v in plan.versions if v.missing)),
         unmatched=plan.unmatched,
         problems=list(plan.problems),
         files=sum(len(version.files) for version in plan.versions),
@@ -389,6 +419,7 @@ def merge(summary: IngestSummary, batch: IngestSummary) -> None:
     summary.problems.extend(batch.problems)
     summary.files_copied += batch.files_copied
     summary.bytes_copied += batch.bytes_copied
+    summary.blobs_repaired += batch.blobs_repaired
 
 
 def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor = SYSTEM) -> None:
@@ -409,6 +440,7 @@ def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: 
                 "problems": len(summary.problems),
                 "files_copied": summary.files_copied,
                 "bytes_copied": summary.bytes_copied,
+                "blobs_repaired": summary.blobs_repaired,
             },
         )
         uow.commit()
@@ -476,13 +508,14 @@ def plan_publish(database: Database, settings: Settings, *, request: PublishRequ
     version = PlannedVersion(target=target, status="new", representations=representations)
     with UnitOfWork(database) as uow:
         project = active_project(uow.session, request.project)
-        tier_root(settings, project, request.tier)
+        store = blob_store(settings, tier_root(settings, project, request.tier), request.tier)
         shots, assets = service.entity_ids(uow.session, project.id)
         problem = service.unknown_entity(target, shots, assets)
         if problem:
             raise InvalidInput(problem)
         service.apply_fingerprints(uow.session, project.id, version.files)
         service.classify(uow.session, project_id=project.id, versions=[version])
+        repair.mark_missing(uow.session, store, request.tier, [version], workers=_workers(store))
     return IngestPlan(
         project=request.project,
         source=str(Path(readable[0]).parent),
@@ -555,7 +588,7 @@ def plan_ingest(
         raise InvalidInput(f"{source}: give the delivery as an absolute path")
     with UnitOfWork(database) as uow:
         found = active_project(uow.session, project)
-        tier_root(settings, found, tier)
+        store = blob_store(settings, tier_root(settings, found, tier), tier)
         rules = naming_rules(found)
         project_id = found.id
     scanned = scan(source)
@@ -594,6 +627,7 @@ def plan_ingest(
                 versions.append(PlannedVersion(target=target, status="new", representations=representations))
         service.apply_fingerprints(uow.session, project_id, [file for v in versions for file in v.files])
         service.classify(uow.session, project_id=project_id, versions=versions)
+        repair.mark_missing(uow.session, store, tier, versions, workers=_workers(store))
     return IngestPlan(
         project=project,
         source=scanned.root,

@@ -48,6 +48,13 @@ _LOCATED = (
 )
 
 
+_PUBLISHED = (
+    select(RepresentationFile.published_path, Blob.hash)
+    .join(Blob, Blob.id == RepresentationFile.blob_id)
+    .where(Blob.hash.in_(bindparam("keys", expanding=True)), RepresentationFile.published_path.is_not(None))
+)
+
+
 def _lookup(session: Session, statement: Select, keys: Sequence[str], **params: Any) -> Iterable[Row[Any]]:
     connection = session.connection()
     for chunk in _chunks(keys):
@@ -75,6 +82,11 @@ def records(session: Session, project_id: int, keys: Sequence[str]) -> dict[str,
 def located(session: Session, hashes: Sequence[str], tier: str) -> dict[str, str]:
     """hash -> URL for the blobs recorded in a tier (their bytes need no second copy)."""
     return {digest: url for digest, url in _lookup(session, _LOCATED, hashes, tier=tier)}
+
+
+def published(session: Session, hashes: Sequence[str]) -> list[tuple[str, str]]:
+    """(published path, hash) of every file recorded with one of these blobs."""
+    return [(path, digest) for path, digest in _lookup(session, _PUBLISHED, hashes)]
 
 
 def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: str) -> dict[str, int]:
