@@ -21,15 +21,18 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import repository
 from bifrost_core.ingest.schemas import PlannedVersion, Problem, SourceFile, StoreResult
-from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.blobstore import BlobStore, root_of
 from bifrost_core.storage.errors import PutFailed
 from bifrost_core.storage.paths import relink
 
 
-def _recorded_here(session: Session, store: BlobStore, tier: str, hashes: Sequence[str]) -> dict[str, str]:
-    """hash -> URL of those of `hashes` recorded in `tier` at this store's root."""
-    located = repository.located(session, hashes, tier)
-    return {digest: url for digest, url in located.items() if url == store.url_for(digest)}
+def _recorded_here(session: Session, store: BlobStore, tier: str, hashes: Sequence[str]) -> list[str]:
+    """Those of `hashes` recorded in `tier` at this store's root (or not recorded at all:
+    they came from records that gc may have removed since, and each is checked anyway)."""
+    sample = hashes[0]
+    prefix = f"{root_of(store.url_for(sample), sample)}/blobs/"
+    elsewhere = repository.not_located(session, hashes, tier, prefix)
+    return [digest for digest in hashes if digest not in elsewhere]
 
 
 def reusable(
@@ -37,13 +40,13 @@ def reusable(
 ) -> tuple[dict[str, str], set[str]]:
     """hash -> URL of the recorded blobs that `files` may reuse, rehashed (`workers` at a
     time); and the hashes recorded in the tier whose blob is missing or damaged."""
-    known = [file.hash for file in files if file.hash]
+    known = sorted({file.hash for file in files if file.hash})
     if not known or not store.is_local:
         return {}, set()
     with UnitOfWork(database) as uow:
         recorded = _recorded_here(uow.session, store, tier, known)
     bad = store.damaged(recorded, workers=workers)
-    return {digest: url for digest, url in recorded.items() if digest not in bad}, bad
+    return {digest: store.url_for(digest) for digest in recorded if digest not in bad}, bad
 
 
 def restore_missing(store: BlobStore, stored: StoreResult, *, workers: int) -> None:

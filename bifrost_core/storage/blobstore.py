@@ -684,8 +684,10 @@ class _LocalTier(_Tier):
 
     def rehash(self, digest: str) -> str | None:
         path = self.url(digest)
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         try:
+            # Threads pay off on large blobs only: on a small one they cost more than the hashing.
+            threads = blake3.blake3.AUTO if os.stat(path).st_size > SMALL_FILE else 1
+            hasher = blake3.blake3(max_threads=threads)
             hasher.update_mmap(path)
         except FileNotFoundError:
             return None
