@@ -563,7 +563,7 @@ class _LocalTier(_Tier):
         size = _file_size(final)
         # A blob of the right size is hashed before it is trusted: it is small, and a new
         # version must not point at damaged bytes.
-        if size == len(data) and _small_file_hash(final) == digest:
+        if size == len(data) and self._small_hash(final, digest) == digest:
             return StoredBlob(src.path, digest, len(data), final, False)
         folder = os.path.dirname(final)
         self._ensure_dir(folder)
@@ -571,6 +571,16 @@ class _LocalTier(_Tier):
         with self._temp_file(tmp, src.path, large=len(data) >= DIRECT_FROM) as out:
             out.write(data)
         return _Pending(src.path, digest, len(data), tmp, final, True, repair=size is not None)
+
+    def _small_hash(self, path: str, digest: str) -> str | None:
+        """BLAKE3 of a small blob read whole, or None if it is gone."""
+        try:
+            with open(path, "rb") as f:
+                return blake3.blake3(f.read()).hexdigest()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise storage_error(self.name, f"reading blob {digest}", exc) from exc
 
     def _put_streamed(self, src: _Source, buf: memoryview) -> _Pending | None:
         buf = buf[:CHUNK]
@@ -788,13 +798,6 @@ def _entries(folder: str, swept: Swept | None) -> list[os.DirEntry[str]]:
         return []
 
 
-def _small_file_hash(path: str) -> str | None:
-    """BLAKE3 of a small file read whole, or None if it is gone."""
-    try:
-        with open(path, "rb") as f:
-            return blake3.blake3(f.read()).hexdigest()
-    except FileNotFoundError:
-        return None
 
 
 def _file_size(path: str) -> int | None:
@@ -1153,7 +1156,7 @@ class _S3Tier(_ObjectTier):
         if int(head["ContentLength"]) != size:
             return False, True
         etag = _etag(head)
-        if head.get("ServerSideEncryption") == "aws:kms" or "SSECustomerAlgorithm" in head:
+        if str(head.get("ServerSideEncryption", "")).startswith("aws:kms") or "SSECustomerAlgorithm" in head:
             return False, False
         if "-" in etag:
             return (multipart is not None and multipart() == etag), False
