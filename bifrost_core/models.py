@@ -8,7 +8,7 @@ from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.reviews.models import Note
 from bifrost_core.runs.models import FlowRun
-from bifrost_core.storage.models import Blob, BlobLocation
+from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
 from bifrost_core.tasks.models import Task, TaskType, task_assignees
 from bifrost_core.users.models import ApiToken, ProjectMembership, User
 from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
@@ -20,6 +20,7 @@ __all__ = [
     "AssetType",
     "Base",
     "Blob",
+    "BlobLease",
     "BlobLocation",
     "Casting",
     "Episode",

@@ -172,9 +172,10 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
             table.add_column(header, justify="right" if header in ("number", "files", "bytes") else "left")
         if summary.dry_run and summary.plan is not None:
             for version in summary.plan.versions:
+                missing = f", {version.missing} blob(s) missing" if version.missing else ""
                 table.add_row(
                     cell(version.target.label),
-                    version.status,
+                    version.status + missing,
                     str(version.version_number or ""),
                     str(len(version.files)),
                     f"{version.size:,}",
@@ -188,6 +189,7 @@ def _report(summary: IngestSummary, *, as_json: bool) -> None:
             f"new {summary.planned_new}, changed {summary.planned_changed}, "
             f"already ingested {summary.known}, created {len(summary.created)}; "
             f"copied {summary.files_copied} file(s), {summary.bytes_copied:,} bytes; "
+            f"repaired {summary.blobs_repaired} stored blob(s); "
             f"unmatched {len(summary.unmatched)}, problems {len(summary.problems)}, "
             f"held back {len(summary.held_back)}",
             markup=False,

@@ -61,7 +61,10 @@ def gc(
     grace_hours: float = typer.Option(24.0, "--grace-hours", min=0, help="Keep anything younger than this"),
     as_json: bool = JsonOption,
 ) -> None:
-    """Remove blobs no version points to, and unrecorded copies left by crashed ingests."""
+    """Remove blobs no version points to, and unrecorded copies left by crashed ingests.
+
+    A blob a running ingest has leased is kept; so is anything in a tier root the store did
+    not write (listed as skipped)."""
     from bifrost_core.ingest import upkeep
 
     config = settings()
@@ -76,8 +79,12 @@ def gc(
     typer.echo(
         f"removed {report.records_removed} unreferenced blob record(s), {report.blobs_removed} blob(s) "
         f"({report.bytes_removed:,} bytes) and {report.temp_removed} temporary file(s) "
-        f"from {len(report.roots)} tier root(s)"
+        f"from {len(report.roots)} tier root(s); skipped {report.skipped} item(s)"
     )
+    for what in report.skipped_examples:
+        typer.echo(f"skipped: {what}", err=True)
+    if report.skipped > len(report.skipped_examples):
+        typer.echo(f"skipped: … and {report.skipped - len(report.skipped_examples)} more", err=True)
 
 
 @app.command()

@@ -76,7 +76,7 @@ def _ingest(params: IngestParameters) -> IngestSummary:
         ]
         for future in futures:
             merge(summary, future.result())
-        if summary.created or summary.problems or summary.held_back:
+        if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(quote(summary), "ingest", actor)
     publish_artifacts("ingest", summary)

@@ -30,7 +30,7 @@ def publish(request: PublishRequest) -> IngestSummary:
                 meta=request.meta,
             )
             merge(summary, result)
-        if summary.created or summary.problems or summary.held_back:
+        if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_ingest(summary, "publish", actor)
     publish_artifacts("publish", summary)

@@ -42,6 +42,7 @@ def markdown(kind: str, summary: IngestSummary) -> str:
         f"| versions held back | {len(summary.held_back)} |",
         f"| files / bytes seen | {summary.files} / {summary.bytes:,} |",
         f"| files / bytes copied | {summary.files_copied} / {summary.bytes_copied:,} |",
+        f"| stored blobs repaired (missing or damaged) | {summary.blobs_repaired} |",
     ]
     sections = (
         ("Held back (not registered)", [(held.target, held.reason) for held in summary.held_back]),
@@ -65,7 +66,13 @@ def publish_artifacts(kind: str, summary: IngestSummary) -> None:
     )
     if summary.dry_run and summary.plan is not None:
         rows = [
-            {"target": escape(v.target.label), "status": v.status, "files": len(v.files), "bytes": v.size}
+            {
+                "target": escape(v.target.label),
+                "status": v.status,
+                "missing_blobs": v.missing,
+                "files": len(v.files),
+                "bytes": v.size,
+            }
             for v in summary.plan.versions
         ]
         create_table_artifact(rows, key=f"{key}-plan", description=f"versions planned by {kind}")

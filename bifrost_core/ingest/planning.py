@@ -18,9 +18,9 @@ from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import InvalidInput
-from bifrost_core.ingest import service
+from bifrost_core.ingest import repair, service
 from bifrost_core.ingest.entities import Entities
-from bifrost_core.ingest.roots import tier_root, usable_store
+from bifrost_core.ingest.roots import copy_workers, tier_root, usable_store
 from bifrost_core.ingest.schemas import (
     HeldBack,
     IngestPlan,
@@ -34,6 +34,7 @@ from bifrost_core.ingest.schemas import (
 from bifrost_core.projects.models import Project
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.projects.service import ensure_active
+from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.naming import NamingMatch, NamingRules
 from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
 
@@ -53,15 +54,17 @@ def active_project(session: Session, code: str) -> Project:
     return ensure_active(ProjectRepository(session).by_code(code), doing="ingest or publish")
 
 
-def check_destination(database: Database, settings: Settings, *, project: str, tier: str) -> Project:
+def check_destination(
+    database: Database, settings: Settings, *, project: str, tier: str
+) -> tuple[Project, BlobStore]:
     """What an ingest or a publish checks before anything else: the project takes them, it
-    has the tier, and the tier's root exists and takes a write (ConfigError otherwise)."""
+    has the tier, and the tier's root exists and takes a write (ConfigError otherwise).
+    Returns the project and the tier's store."""
     with UnitOfWork(database) as uow:
         found = active_project(uow.session, project)
         root = tier_root(settings, found, tier)
         uow.session.expunge(found)
-    usable_store(settings, root, tier)
-    return found
+    return found, usable_store(settings, root, tier)
 
 
 def naming_rules(project: Project) -> NamingRules:
@@ -86,7 +89,7 @@ def plan_publish(database: Database, settings: Settings, *, request: PublishRequ
     """One planned version from an explicit list of files (frames are grouped into sequences)."""
     import fileseq
 
-    project = check_destination(database, settings, project=request.project, tier=request.tier)
+    project, store = check_destination(database, settings, project=request.project, tier=request.tier)
     problems: list[Problem] = []
     readable: list[str] = []
     for name in request.files:
@@ -143,6 +146,7 @@ def plan_publish(database: Database, settings: Settings, *, request: PublishRequ
         version = PlannedVersion(target=target, status="new", representations=representations)
         service.apply_fingerprints(uow.session, project.id, version.files)
         service.classify(uow.session, project_id=project.id, versions=[version])
+        repair.mark_missing(uow.session, store, request.tier, [version], workers=copy_workers(store))
     return IngestPlan(
         project=request.project,
         source=str(Path(readable[0]).parent),
@@ -206,7 +210,7 @@ def plan_ingest(
     """
     if not os.path.isabs(source):
         raise InvalidInput(f"{source}: give the delivery as an absolute path")
-    found = check_destination(database, settings, project=project, tier=tier)
+    found, store = check_destination(database, settings, project=project, tier=tier)
     rules = naming_rules(found)
     scanned = scan(source)
     problems = [Problem(path=problem.rel, message=problem.reason) for problem in scanned.problems]
@@ -243,6 +247,7 @@ def plan_ingest(
             versions.append(PlannedVersion(target=target, status="new", representations=representations))
         service.apply_fingerprints(uow.session, found.id, [file for v in versions for file in v.files])
         service.classify(uow.session, project_id=found.id, versions=versions)
+        repair.mark_missing(uow.session, store, tier, versions, workers=copy_workers(store))
     return IngestPlan(
         project=project,
         source=scanned.root,

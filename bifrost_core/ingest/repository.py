@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, select
+from sqlalchemy import Row, Select, String, bindparam, exists, func, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.base import utcnow
@@ -41,10 +41,22 @@ _RECORDS = (
         IngestRecord.key.in_(bindparam("keys", expanding=True)),
     )
 )
-_LOCATED = (
-    select(Blob.hash, BlobLocation.url)
-    .join(BlobLocation, BlobLocation.blob_id == Blob.id)
-    .where(Blob.hash.in_(bindparam("keys", expanding=True)), BlobLocation.tier == bindparam("tier"))
+# The blobs not recorded at their content path (`<prefix>ab/<hash>`, see blobstore.blob_key)
+# under a tier root: usually none, so the answer is small where a list of every location
+# found would be thousands of rows.
+_CONTENT_URL = bindparam("prefix", type_=String) + func.substr(Blob.hash, 1, 2) + "/" + Blob.hash
+_NOT_LOCATED = select(Blob.hash).where(
+    Blob.hash.in_(bindparam("keys", expanding=True)),
+    ~exists().where(
+        BlobLocation.blob_id == Blob.id,
+        BlobLocation.tier == bindparam("tier"),
+        BlobLocation.url == _CONTENT_URL,
+    ),
+)
+_PUBLISHED = (
+    select(RepresentationFile.published_path, Blob.hash)
+    .join(Blob, Blob.id == RepresentationFile.blob_id)
+    .where(Blob.hash.in_(bindparam("keys", expanding=True)), RepresentationFile.published_path.is_not(None))
 )
 
 
@@ -72,9 +84,14 @@ def records(session: Session, project_id: int, keys: Sequence[str]) -> dict[str,
     }
 
 
-def located(session: Session, hashes: Sequence[str], tier: str) -> dict[str, str]:
-    """hash -> URL for the blobs recorded in a tier (their bytes need no second copy)."""
-    return {digest: url for digest, url in _lookup(session, _LOCATED, hashes, tier=tier)}
+def not_located(session: Session, hashes: Sequence[str], tier: str, prefix: str) -> set[str]:
+    """Those of `hashes` with a record but no location in `tier` at `<prefix>ab/<hash>`."""
+    return {digest for (digest,) in _lookup(session, _NOT_LOCATED, hashes, tier=tier, prefix=prefix)}
+
+
+def published(session: Session, hashes: Sequence[str]) -> list[tuple[str, str]]:
+    """(published path, hash) of every file recorded with one of these blobs."""
+    return [(path, digest) for path, digest in _lookup(session, _PUBLISHED, hashes)]
 
 
 def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: str) -> dict[str, int]:

@@ -25,6 +25,16 @@ from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import storage_error
 
 _stores: dict[tuple[str, str, str], BlobStore] = {}
+# Copy (and rehash) threads per batch. Local copies are bound by the CPU and the kernel: on the 2-core
+# reference machine, 4 threads stored 10,000 small files in 1.2-1.5 s against 0.9-1.2 s
+# for 1 or 2, spending 1.6 times the CPU fighting over the GIL, which registration needs
+# meanwhile. Object stores wait on the network, so more uploads in flight pay off.
+LOCAL_WORKERS = 2
+OBJECT_WORKERS = 4
+
+
+def copy_workers(store: BlobStore) -> int:
+    return LOCAL_WORKERS if store.is_local else OBJECT_WORKERS
 
 
 def tier_root(settings: Settings, project: Project, tier: str) -> str:

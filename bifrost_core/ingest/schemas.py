@@ -65,6 +65,8 @@ class PlannedVersion(BaseModel):
     key: str | None = None
     version_id: int | None = None
     version_number: int | None = None
+    # A known version's blobs that are missing from the tier: the run stores them again.
+    missing: int = 0
 
     @property
     def files(self) -> list[SourceFile]:
@@ -110,7 +112,8 @@ class IngestPlan(BaseModel):
 
     @property
     def pending(self) -> list[PlannedVersion]:
-        return [version for version in self.versions if version.status != "known"]
+        """Versions to store and register, and known ones whose missing blobs to store again."""
+        return [version for version in self.versions if version.status != "known" or version.missing]
 
 
 class StoredBlob(BaseModel):
@@ -122,12 +125,14 @@ class StoredBlob(BaseModel):
 
 
 class StoreResult(BaseModel):
-    """The outcome of storing one batch: hashes per source path, and per-file failures."""
+    """The outcome of storing one batch: blobs per source path, per-file failures, what was
+    copied, and the hashes of blobs found missing or damaged and stored again."""
 
     blobs: dict[str, StoredBlob] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
     bytes_copied: int = 0
     files_copied: int = 0
+    repaired: set[str] = Field(default_factory=set)
 
 
 class CreatedVersion(BaseModel):
@@ -157,6 +162,7 @@ class IngestSummary(BaseModel):
     bytes: int = 0
     files_copied: int = 0
     bytes_copied: int = 0
+    blobs_repaired: int = 0
     plan: IngestPlan | None = None
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, distinct, exists, func, select
+from sqlalchemy import ColumnElement, distinct, exists, func, select
+from sqlalchemy.exc import IntegrityError
 
 from bifrost_core.config import Settings
 from bifrost_core.db.base import utcnow
@@ -18,8 +19,10 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.pipeline import blob_store
 from bifrost_core.projects.models import Project
-from bifrost_core.storage.blobstore import root_of
-from bifrost_core.storage.models import Blob, BlobLocation
+from bifrost_core.storage import leases
+from bifrost_core.storage.blobstore import BlobInfo, BlobStore, root_of
+from bifrost_core.storage.errors import StorageError
+from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
 
 
@@ -75,6 +78,16 @@ def verify(
     return report
 
 
+# Blobs per locked transaction of gc: few enough that the lock (which holds every ingest's
+# leases off, and on SQLite every writer) is held for milliseconds on a local tier.
+GC_CHUNK = 200
+# Temporary files are purged only once this old, whatever the grace: a running put's
+# temporary file is younger (its writes keep its time fresh), so gc never breaks a put.
+TEMP_MIN_AGE = leases.LEASE_TTL
+# At most this many skipped paths are listed in the report (all are counted).
+SHOWN_SKIPPED = 20
+
+
 @dataclass
 class GcReport:
     records_removed: int = 0
@@ -82,6 +95,16 @@ class GcReport:
     bytes_removed: int = 0
     temp_removed: int = 0
     roots: list[str] = field(default_factory=list)
+    skipped: int = 0
+    skipped_examples: list[str] = field(default_factory=list)
+
+    def skip(self, what: str) -> None:
+        self.skipped += 1
+        if len(self.skipped_examples) < SHOWN_SKIPPED:
+            # Names found in a tier may hold anything, terminal escapes included.
+            self.skipped_examples.append(
+                "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in what)
+            )
 
 
 def tier_roots(database: Database, settings: Settings) -> dict[str, str]:
@@ -99,39 +122,103 @@ def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> 
     Records go first (committed), bytes after: a crash in between leaves bytes without a
     record, which the next gc removes, never a record without bytes. Bytes in a tier that
     no record knows (a crashed ingest's copies) go too, and stale temporary files.
+
+    Every removal runs in a transaction holding `leases.lock_for_gc`, and re-checks there
+    that the blob has no record or reference and no live lease (see leases.py): a blob a
+    running ingest has leased is never removed. Only blobs at their content paths and the
+    store's own temporary files are removed, never folders; anything else is skipped.
     """
     cutoff = utcnow() - timedelta(hours=grace_hours)
     report = GcReport()
-    unreferenced = ~exists().where(RepresentationFile.blob_id == Blob.id)
+    leases.drop_expired(database)
     with UnitOfWork(database) as uow:
-        doomed = uow.session.execute(
-            select(Blob.id, Blob.hash, Blob.size, BlobLocation.tier, BlobLocation.url)
-            .outerjoin(BlobLocation, BlobLocation.blob_id == Blob.id)
-            .where(unreferenced, Blob.created_at < cutoff)
-        ).all()
-        ids = sorted({row[0] for row in doomed})
-        for start in range(0, len(ids), 500):
-            # Re-checked in the DELETE itself: a version may have started to use one meanwhile.
-            uow.session.execute(delete(Blob).where(Blob.id.in_(ids[start : start + 500]), unreferenced))
-        uow.commit()
-        report.records_removed = len(ids)
-    for _blob_id, digest, size, tier_name, url in doomed:
-        if url is not None and blob_store(settings, root_of(url, digest), tier_name).delete(digest):
-            report.blobs_removed += 1
-            report.bytes_removed += size
+        ids = uow.session.scalars(select(Blob.id).where(*_removable(cutoff)).order_by(Blob.id)).all()
+    roots = tier_roots(database, settings)
+    for start in range(0, len(ids), GC_CHUNK):
+        roots.update(_remove_records(database, ids[start : start + GC_CHUNK], cutoff, report))
 
     with UnitOfWork(database) as uow:
         recorded = set(uow.session.scalars(select(Blob.hash)))
     horizon = cutoff.timestamp()
-    for root, name in tier_roots(database, settings).items():
-        store = blob_store(settings, root, name)
+    for root, name in roots.items():
         report.roots.append(root)
-        for info in list(store.iter_blobs()):
-            if info.digest not in recorded and info.mtime < horizon and store.delete(info.digest):
+        try:
+            store = blob_store(settings, root, name)
+            unrecorded = [i for i in store.iter_blobs() if i.digest not in recorded and i.mtime < horizon]
+            for start in range(0, len(unrecorded), GC_CHUNK):
+                _remove_files(database, store, unrecorded[start : start + GC_CHUNK], horizon, report)
+            swept = store.purge_temp(older_than=max(grace_hours * 3600, TEMP_MIN_AGE.total_seconds()))
+        except StorageError as exc:
+            report.skip(f"{root}: {exc}")
+            continue
+        report.temp_removed += swept.removed
+        for what in swept.skipped:
+            report.skip(what)
+    return report
+
+
+def _removable(cutoff: datetime) -> list[ColumnElement[bool]]:
+    """SQL: a blob record that no version uses, older than `cutoff`, that no ingest has leased."""
+    return [
+        ~exists().where(RepresentationFile.blob_id == Blob.id),
+        Blob.created_at < cutoff,
+        ~leases.live(Blob.hash, utcnow()),
+    ]
+
+
+def _remove_records(database: Database, ids: list[int], cutoff: datetime, report: GcReport) -> dict[str, str]:
+    """Delete those of the records `ids` that are still removable, under the gc lock; the
+    tier roots (root -> tier) of their locations, whose bytes are now unrecorded."""
+    with UnitOfWork(database) as uow:
+        leases.lock_for_gc(uow.session)
+        locations = uow.session.execute(
+            select(BlobLocation.blob_id, Blob.hash, BlobLocation.tier, BlobLocation.url)
+            .join(Blob, Blob.id == BlobLocation.blob_id)
+            .where(BlobLocation.blob_id.in_(ids))
+        ).all()
+        try:
+            # Re-checked here, under the lock: a version may have started to use one meanwhile.
+            removed = uow.session.execute(
+                Blob.__table__.delete().where(Blob.id.in_(ids), *_removable(cutoff)).returning(Blob.id)
+            ).scalars()
+            gone = set(removed)
+        except IntegrityError:
+            # PostgreSQL: a version being registered began to use one of them (its foreign key
+            # is RESTRICT). The next gc takes the others.
+            report.skip(f"{len(ids)} blob record(s): in use by a version being registered")
+            return {}
+        uow.commit()
+    report.records_removed += len(gone)
+    return {root_of(url, digest): tier for blob_id, digest, tier, url in locations if blob_id in gone}
+
+
+def _remove_files(
+    database: Database, store: BlobStore, found: list[BlobInfo], horizon: float, report: GcReport
+) -> None:
+    """Remove blobs the tier holds and no record knows, under the gc lock, once re-checked
+    there: still no record, no live lease, and still older than `horizon` (a rerun that
+    wrote it again made it young)."""
+    digests = [info.digest for info in found]
+    with UnitOfWork(database) as uow:
+        leases.lock_for_gc(uow.session)
+        now = utcnow()
+        kept = set(uow.session.scalars(select(Blob.hash).where(Blob.hash.in_(digests))))
+        kept.update(
+            uow.session.scalars(
+                select(BlobLease.hash).where(BlobLease.hash.in_(digests), BlobLease.expires_at > now)
+            )
+        )
+        for info in found:
+            if info.digest in kept:
+                continue
+            try:
+                removed = store.delete(info.digest, if_older_than=horizon)
+            except StorageError as exc:
+                report.skip(f"{store.url_for(info.digest)}: {exc}")
+                continue
+            if removed:
                 report.blobs_removed += 1
                 report.bytes_removed += info.size
-        report.temp_removed += store.purge_temp(older_than=grace_hours * 3600)
-    return report
 
 
 @dataclass

@@ -22,7 +22,14 @@ to 65,536). Each source byte is read once: it is hashed in the same pass as it i
   the temporary key and the server-side copy, which cost the store a second write.
 - Other fsspec stores: stream to a temporary path, verify by reading back, then move.
 
-Identical content is stored once: a blob that already exists is not written again.
+Identical content is stored once: a blob that already exists is not written again, once
+it is shown to hold the right bytes (a small local blob is hashed, a large one hashed once
+its new copy is on disk; an S3 object's ETag is compared with the MD5 of the bytes read;
+other stores read it back). A damaged one is replaced by the new copy, atomically.
+
+Garbage collection (`iter_blobs`, `delete`, `purge_temp`) touches only what the store
+writes: blobs at their content paths and its own temporary files, never folders, never
+symlinks, and counts what else it finds rather than failing on it.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import abc
 import base64
 import contextlib
 import errno
+import functools
 import hashlib
 import itertools
 import mmap
@@ -41,9 +49,9 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, BinaryIO, NamedTuple
@@ -90,6 +98,7 @@ _S3_MAX_SINGLE = 5 * GiB
 _S3_MAX_PARTS = 10_000
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_BLOB_FOLDER = re.compile(r"[0-9a-f]{2}")
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 # O_NONBLOCK: opening a FIFO must fail the regular-file check, not hang waiting for a writer.
 _SOURCE_FLAGS = os.O_RDONLY | _O_CLOEXEC | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
@@ -99,6 +108,11 @@ if _O_DIRECT:  # Linux and the BSDs; Windows has neither O_DIRECT nor fcntl
     import fcntl
 # Names of temporary files start so (hidden, and never a digest: listings skip them).
 _TEMP_MARK = ".tmp-"
+# A local tier's temporary files: mark, process id, store id, count (see _LocalTier). gc
+# removes files so named and nothing else.
+_TEMP_NAME = re.compile(re.escape(_TEMP_MARK) + r"[0-9]+-[0-9a-f]{12}-[0-9]+")
+# An object tier's temporary files: a uuid in tmp/.
+_OBJECT_TEMP = re.compile(r"[0-9a-f]{32}")
 # Blobs are immutable, and published hard links share their inode: make them read-only.
 _BLOB_MODE = 0o444
 
@@ -108,7 +122,8 @@ class StoredBlob:
     """The outcome of storing one source: its content address and where it now lives.
 
     `source` is the path as given to the store; `new` is False when the tier already
-    held this content and nothing was written.
+    held this content and nothing was written; `repaired` is True when the tier held this
+    digest with other bytes (damaged, truncated) and the right ones replaced them.
     """
 
     source: str
@@ -116,6 +131,7 @@ class StoredBlob:
     size: int
     url: str
     new: bool
+    repaired: bool = False
 
 
 class BlobInfo(NamedTuple):
@@ -124,6 +140,15 @@ class BlobInfo(NamedTuple):
     digest: str
     size: int
     mtime: float
+
+
+@dataclass
+class Swept:
+    """What `purge_temp` did: temporary files removed, and what it left alone (`path: why`):
+    entries the store did not write, and files it could not remove."""
+
+    removed: int = 0
+    skipped: list[str] = field(default_factory=list)
 
 
 def check_digest(digest: str) -> str:
@@ -297,9 +322,21 @@ class BlobStore:
         corrupt), or None if the blob is missing."""
         return self._tier.rehash(check_digest(digest))
 
-    def delete(self, digest: str) -> bool:
-        """Remove a blob; True if it existed. Records pointing at it are the caller's affair."""
-        return self._tier.delete(check_digest(digest))
+    def missing(self, digests: Collection[str], *, workers: int = 8) -> set[str]:
+        """Those of `digests` the tier does not hold: one stat (or HEAD) each, `workers` at a time."""
+        found = _spread(self._tier.exists, [check_digest(d) for d in digests], workers)
+        return {digest for digest, present in found.items() if not present}
+
+    def damaged(self, digests: Collection[str], *, workers: int = 2) -> set[str]:
+        """Those of `digests` whose blob is missing or does not hash to its digest (each is read)."""
+        found = _spread(self._tier.rehash, [check_digest(d) for d in digests], workers)
+        return {digest for digest, rehashed in found.items() if rehashed != digest}
+
+    def delete(self, digest: str, *, if_older_than: float | None = None) -> bool:
+        """Remove a blob; True if it was removed. With `if_older_than` (POSIX seconds), only
+        if its last write is older: the time is read again just before removing it. Records
+        pointing at it are the caller's affair."""
+        return self._tier.delete(check_digest(digest), if_older_than)
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
         """Every blob in the tier (digest, size, mtime), for garbage collection and audits."""
@@ -309,11 +346,13 @@ class BlobStore:
         """Total bytes of all blobs in the tier."""
         return sum(info.size for info in self._tier.iter_blobs())
 
-    def purge_temp(self, older_than: float = 24 * 3600.0) -> int:
+    def purge_temp(self, older_than: float = 24 * 3600.0) -> Swept:
         """Remove temporary files (and unfinished S3 multipart uploads) left by crashed puts.
 
-        Only those older than `older_than` seconds, so running puts are not disturbed.
-        Returns how many were removed.
+        Only those older than `older_than` seconds, so running puts are not disturbed, and
+        only files named as this store names them: anything else found among them (folders,
+        symlinks, other files) is left alone and listed in `Swept.skipped`, as are files
+        that cannot be removed.
         """
         return self._tier.purge_temp(time.time() - older_than)
 
@@ -325,6 +364,17 @@ class BlobStore:
         and StorageError if the store cannot be reached. An empty root is fine.
         """
         self._tier.check(self.root)
+
+
+def _spread(function: Callable[[str], Any], items: list[str], workers: int) -> dict[str, Any]:
+    """`function` of each item, on up to `workers` threads each taking a share of the items
+    (a future per item would cost more than a stat)."""
+    if workers <= 1 or len(items) <= 1:
+        return {item: function(item) for item in items}
+    shares = [items[i::workers] for i in range(min(workers, len(items)))]
+    with ThreadPoolExecutor(len(shares), "blobstore") as pool:
+        done = pool.map(lambda share: [(item, function(item)) for item in share], shares)
+        return dict(pair for share in done for pair in share)
 
 
 # --------------------------------------------------------------------------- sources
@@ -423,8 +473,9 @@ def _strerror(exc: OSError) -> str:
 class _Pending(NamedTuple):
     """A local blob written to a temporary file, waiting for the batch sync to be placed.
 
-    `checked`: the final path was found empty just before writing (small files), so only
-    a duplicate within the batch can be there now.
+    `checked`: the final path was found empty or damaged just before writing (small
+    files), so only a duplicate within the batch can hold the right bytes there now;
+    `repair`: it was found damaged.
     """
 
     source: str
@@ -433,6 +484,7 @@ class _Pending(NamedTuple):
     tmp: str
     final: str
     checked: bool
+    repair: bool = False
 
 
 class _Tier(abc.ABC):
@@ -461,13 +513,13 @@ class _Tier(abc.ABC):
     def rehash(self, digest: str) -> str | None: ...
 
     @abc.abstractmethod
-    def delete(self, digest: str) -> bool: ...
+    def delete(self, digest: str, if_older_than: float | None = None) -> bool: ...
 
     @abc.abstractmethod
     def iter_blobs(self) -> Iterator[BlobInfo]: ...
 
     @abc.abstractmethod
-    def purge_temp(self, cutoff: float) -> int: ...
+    def purge_temp(self, cutoff: float) -> Swept: ...
 
     @abc.abstractmethod
     def check(self, root: str) -> None: ...
@@ -520,14 +572,27 @@ class _LocalTier(_Tier):
             return None
         digest = blake3.blake3(data).hexdigest()
         final = self.url(digest)
-        if _file_size(final) == len(data):
+        size = _file_size(final)
+        # A blob of the right size is hashed before it is trusted: it is small, and a new
+        # version must not point at damaged bytes.
+        if size == len(data) and self._small_hash(final, digest) == digest:
             return StoredBlob(src.path, digest, len(data), final, False)
         folder = os.path.dirname(final)
         self._ensure_dir(folder)
         tmp = self._new_temp(folder)
         with self._temp_file(tmp, src.path, large=len(data) >= DIRECT_FROM) as out:
             out.write(data)
-        return _Pending(src.path, digest, len(data), tmp, final, True)
+        return _Pending(src.path, digest, len(data), tmp, final, True, repair=size is not None)
+
+    def _small_hash(self, path: str, digest: str) -> str | None:
+        """BLAKE3 of a small blob read whole, or None if it is gone."""
+        try:
+            with open(path, "rb") as f:
+                return blake3.blake3(f.read()).hexdigest()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise storage_error(self.name, f"reading blob {digest}", exc) from exc
 
     def _put_streamed(self, src: _Source, buf: memoryview) -> _Pending | None:
         buf = buf[:CHUNK]
@@ -554,7 +619,7 @@ class _LocalTier(_Tier):
         placed: set[str] = set()
         try:
             for p in pending:
-                done.append(StoredBlob(p.source, p.digest, p.size, p.final, self._place(p, placed)))
+                done.append(self._place(p, placed))
         except OSError as exc:
             self.discard(pending[len(done) :])
             raise storage_error(self.name, f"placing blob {pending[len(done)].digest}", exc) from exc
@@ -567,18 +632,27 @@ class _LocalTier(_Tier):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p.tmp)
 
-    def _place(self, p: _Pending, placed: set[str]) -> bool:
-        """Rename a synced temporary file to its content path, unless that blob is there."""
-        if p.digest in placed or (not p.checked and _file_size(p.final) == p.size):
+    def _place(self, p: _Pending, placed: set[str]) -> StoredBlob:
+        """Rename a synced temporary file to its content path, unless that blob is there
+        with the right bytes (a damaged one is replaced)."""
+        repair = p.repair
+        if p.digest not in placed and not p.checked:
+            size = _file_size(p.final)
+            # Hashing the blob found costs a read of it, but keeps hard links to it (published
+            # paths) on one inode, which replacing it by the new copy would split.
+            repair = size is not None and (size != p.size or self.rehash(p.digest) != p.digest)
+            if size is not None and not repair:
+                placed.add(p.digest)
+        if p.digest in placed:
             os.unlink(p.tmp)
-            return False
+            return StoredBlob(p.source, p.digest, p.size, p.final, False)
         try:
             os.replace(p.tmp, p.final)
         except FileNotFoundError:  # first blob of its directory
             self._ensure_dir(os.path.dirname(p.final))
             os.replace(p.tmp, p.final)
         placed.add(p.digest)
-        return True
+        return StoredBlob(p.source, p.digest, p.size, p.final, True, repair)
 
     def _sync(self, action: str) -> None:
         try:
@@ -632,8 +706,10 @@ class _LocalTier(_Tier):
 
     def rehash(self, digest: str) -> str | None:
         path = self.url(digest)
-        hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         try:
+            # Threads pay off on large blobs only: on a small one they cost more than the hashing.
+            threads = blake3.blake3.AUTO if os.stat(path).st_size > SMALL_FILE else 1
+            hasher = blake3.blake3(max_threads=threads)
             hasher.update_mmap(path)
         except FileNotFoundError:
             return None
@@ -641,9 +717,13 @@ class _LocalTier(_Tier):
             raise storage_error(self.name, f"reading blob {digest}", exc) from exc
         return hasher.hexdigest()
 
-    def delete(self, digest: str) -> bool:
+    def delete(self, digest: str, if_older_than: float | None = None) -> bool:
+        path = self.url(digest)
         try:
-            os.unlink(self.url(digest))
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode) or (if_older_than is not None and st.st_mtime >= if_older_than):
+                return False
+            os.unlink(path)
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -651,25 +731,45 @@ class _LocalTier(_Tier):
         return True
 
     def iter_blobs(self) -> Iterator[BlobInfo]:
-        for folder in _sorted_dirs(self.blobs):
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            for entry in entries:
-                if _DIGEST.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
-                    st = entry.stat(follow_symlinks=False)
-                    yield BlobInfo(entry.name, st.st_size, st.st_mtime)
+        for folder in self._blob_folders(None):
+            for entry in sorted(_entries(folder, None), key=lambda e: e.name):
+                if _is_blob(entry, folder):
+                    with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                        st = entry.stat(follow_symlinks=False)
+                        yield BlobInfo(entry.name, st.st_size, st.st_mtime)
 
-    def purge_temp(self, cutoff: float) -> int:
-        entries = _entries(self.tmp)
-        for folder in _sorted_dirs(self.blobs):
-            entries += [e for e in _entries(folder) if e.name.startswith(_TEMP_MARK)]
-        removed = 0
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):  # placed meanwhile
-                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
+    def _blob_folders(self, swept: Swept | None) -> list[str]:
+        """The folders blobs/ab/ (real folders, not symlinks); with `swept`, anything else in
+        blobs/ is listed there as skipped."""
+        if not _own_folder(self.blobs, swept):
+            return []
+        folders = []
+        for entry in _entries(self.blobs, swept):
+            if _BLOB_FOLDER.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif swept is not None:
+                swept.skipped.append(f"{entry.path}: not a blob folder")
+        return sorted(folders)
+
+    def purge_temp(self, cutoff: float) -> Swept:
+        swept = Swept()
+        folders = [self.tmp] if _own_folder(self.tmp, swept) else []
+        for folder in folders + self._blob_folders(swept):
+            for entry in _entries(folder, swept):
+                if folder != self.tmp and _is_blob(entry, folder):
+                    continue
+                if not (_TEMP_NAME.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
+                    swept.skipped.append(f"{entry.path}: not a file this store wrote")
+                    continue
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        swept.removed += 1
+                except FileNotFoundError:
+                    continue  # placed meanwhile
+                except OSError as exc:
+                    swept.skipped.append(f"{entry.path}: {_strerror(exc)}")
+        return swept
 
     def check(self, root: str) -> None:
         try:
@@ -697,12 +797,44 @@ def _unwritable(tier: str, root: str, exc: Exception) -> BifrostError:
     return storage_error(tier, f"checking {root}", exc)
 
 
-def _entries(folder: str) -> list[os.DirEntry[str]]:
+def _is_blob(entry: os.DirEntry[str], folder: str) -> bool:
+    """A regular file named by a digest, in the folder of its first two digits."""
+    return (
+        _DIGEST.fullmatch(entry.name) is not None
+        and entry.name[:2] == os.path.basename(folder)
+        and entry.is_file(follow_symlinks=False)
+    )
+
+
+def _own_folder(path: str, swept: Swept | None) -> bool:
+    """Whether `path` is a folder the store may sweep: a real folder, not a symlink to one."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        if swept is not None:
+            swept.skipped.append(f"{path}: {_strerror(exc)}")
+        return False
+    if stat.S_ISDIR(st.st_mode):
+        return True
+    if swept is not None:
+        swept.skipped.append(f"{path}: not a folder")
+    return False
+
+
+def _entries(folder: str, swept: Swept | None) -> list[os.DirEntry[str]]:
     try:
         with os.scandir(folder) as it:
             return list(it)
     except FileNotFoundError:
         return []
+    except OSError as exc:  # unreadable: left alone
+        if swept is not None:
+            swept.skipped.append(f"{folder}: {_strerror(exc)}")
+        return []
+
+
 
 
 def _file_size(path: str) -> int | None:
@@ -791,14 +923,6 @@ def _aligned_buffer(size: int) -> memoryview:
     return memoryview(mmap.mmap(-1, size))
 
 
-def _sorted_dirs(path: str) -> list[str]:
-    try:
-        with os.scandir(path) as it:
-            return sorted(e.path for e in it if e.is_dir(follow_symlinks=False))
-    except FileNotFoundError:
-        return []
-
-
 # --------------------------------------------------------------------------- object tiers
 
 
@@ -832,7 +956,7 @@ class _ObjectTier(_Tier):
         return f"{self.base}/{blob_key(digest)}"
 
     def _tmp_path(self) -> str:
-        return f"{self.base}/tmp/{uuid.uuid4().hex}"
+        return f"{self.base}/tmp/{uuid.uuid4().hex}"  # as _OBJECT_TEMP expects
 
     def url(self, digest: str) -> str:
         return self.fs.unstrip_protocol(self.path(digest))
@@ -879,16 +1003,18 @@ class _ObjectTier(_Tier):
                     tier=self.name,
                 )
             final = self.path(digest)
-            with self._guard(f"storing {src.path}"):
-                new = not self._exists_path(final)
-                if new:
+            # A blob already there is read back before it is trusted; a damaged one is replaced.
+            found = self._rehash_path(final)
+            if found != digest:
+                with self._guard(f"storing {src.path}"):
                     self.fs.mv(tmp, final)
         except BaseException:
             self._remove(tmp)
             raise
-        if not new:
+        if found == digest:
             self._remove(tmp)
-        return StoredBlob(src.path, digest, total, self.fs.unstrip_protocol(final), new)
+        url = self.fs.unstrip_protocol(final)
+        return StoredBlob(src.path, digest, total, url, found != digest, found not in (None, digest))
 
     def _remove(self, path: str) -> None:
         with contextlib.suppress(OSError):  # best effort; purge_temp collects leftovers
@@ -930,11 +1056,20 @@ class _ObjectTier(_Tier):
     def rehash(self, digest: str) -> str | None:
         return self._rehash_path(self.path(digest))
 
-    def delete(self, digest: str) -> bool:
-        if not self.exists(digest):
-            return False
-        with self._guard(f"deleting blob {digest}"):
-            self.fs.rm_file(self.path(digest))
+    def delete(self, digest: str, if_older_than: float | None = None) -> bool:
+        path = self.path(digest)
+        self.fs.invalidate_cache(path)
+        try:
+            with self._guard(f"deleting blob {digest}"):
+                info = self.fs.info(path)
+                young = if_older_than is not None and _mtime(info) >= if_older_than
+                if info.get("type") != "file" or young:
+                    return False
+                self.fs.rm_file(path)
+        except StorageError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return False
+            raise
         return True
 
     def _listing(self, prefix: str) -> list[dict[str, Any]]:
@@ -948,14 +1083,24 @@ class _ObjectTier(_Tier):
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for info in self._listing("blobs"):
             name = info["name"].rsplit("/", 1)[-1]
-            if _DIGEST.fullmatch(name):
+            if _DIGEST.fullmatch(name) and info["name"] == self.path(name):
                 yield BlobInfo(name, int(info["size"]), _mtime(info))
 
-    def purge_temp(self, cutoff: float) -> int:
-        stale = [i["name"] for i in self._listing("tmp") if _mtime(i) < cutoff]
-        for path in stale:
-            self._remove(path)
-        return len(stale)
+    def purge_temp(self, cutoff: float) -> Swept:
+        swept = Swept()
+        for info in self._listing("tmp"):
+            name = info["name"]
+            folder, _, leaf = name.rpartition("/")
+            if folder != f"{self.base}/tmp" or not _OBJECT_TEMP.fullmatch(leaf):
+                swept.skipped.append(f"{self.fs.unstrip_protocol(name)}: not a file this store wrote")
+            elif _mtime(info) < cutoff:
+                try:
+                    with self._guard(f"removing {name}"):
+                        self.fs.rm_file(name)
+                    swept.removed += 1
+                except StorageError as exc:
+                    swept.skipped.append(f"{self.fs.unstrip_protocol(name)}: {exc}")
+        return swept
 
     def check(self, root: str) -> None:
         probe = f"{self.base}/tmp/{_TEMP_MARK}probe-{uuid.uuid4().hex}"
@@ -969,6 +1114,10 @@ class _ObjectTier(_Tier):
 def _b64(md5: bytes) -> str:
     """A Content-MD5 header value."""
     return base64.b64encode(md5).decode()
+
+
+def _etag(response: Mapping[str, Any]) -> str:
+    return str(response.get("ETag", "")).strip('"')
 
 
 def _mtime(info: Mapping[str, Any]) -> float:
@@ -1035,9 +1184,45 @@ class _S3Tier(_ObjectTier):
                 return None
             raise
 
-    def _size_of(self, key: str) -> int | None:
-        head = self._call("head_object", Key=key, missing_ok=True)
-        return None if head is None else int(head["ContentLength"])
+    def _head(self, key: str) -> dict[str, Any] | None:
+        return self._call("head_object", Key=key, missing_ok=True)
+
+    @staticmethod
+    def _judge(
+        head: Mapping[str, Any] | None, md5: str, size: int, multipart: Callable[[], str] | None = None
+    ) -> tuple[bool, bool]:
+        """(reuse, damaged) for the object a HEAD found, given the MD5 and size of the bytes
+        to store: a single-part upload's ETag is the MD5 of its bytes, a multipart one's is
+        what `multipart` computes, if the parts were cut as this store cuts them. An ETag
+        that cannot be checked (an encrypted object's, parts cut otherwise) means the bytes
+        are uploaded again, not counted as damaged."""
+        if head is None:
+            return False, False
+        if int(head["ContentLength"]) != size:
+            return False, True
+        etag = _etag(head)
+        if str(head.get("ServerSideEncryption", "")).startswith("aws:kms") or "SSECustomerAlgorithm" in head:
+            return False, False
+        if "-" in etag:
+            return (multipart is not None and multipart() == etag), False
+        return etag == md5, etag != md5
+
+    def _part_size(self, size: int) -> int:
+        return max(self.part_size, -(-size // _S3_MAX_PARTS))
+
+    def _multipart_etag(self, spool: BinaryIO, size: int, source: str) -> str:
+        """The ETag a multipart upload of the spool by `_put_parts` gets: it reads the spool again."""
+        part_size = self._part_size(size)
+        md5s = []
+        spool.seek(0)
+        with self._spooling(source):
+            for offset in range(0, size, part_size):
+                md5, left = hashlib.md5(), min(part_size, size - offset)
+                while left > 0 and (chunk := spool.read(min(CHUNK, left))):
+                    md5.update(chunk)
+                    left -= len(chunk)
+                md5s.append(md5.digest())
+        return f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
 
     def _discard_key(self, key: str) -> None:
         with contextlib.suppress(Exception):  # best effort; purge_temp collects leftovers
@@ -1059,13 +1244,14 @@ class _S3Tier(_ObjectTier):
         digest = blake3.blake3(data).hexdigest()
         key = self.key(digest)
         url = self.url(digest)
-        if self._size_of(key) == len(data):
-            return StoredBlob(src.path, digest, len(data), url, False)
         md5 = hashlib.md5(data)
+        reuse, damaged = self._judge(self._head(key), md5.hexdigest(), len(data))
+        if reuse:
+            return StoredBlob(src.path, digest, len(data), url, False)
         # A PUT is atomic and S3 rejects a body that does not match Content-MD5.
         response = self._call("put_object", Key=key, Body=data, ContentMD5=_b64(md5.digest()))
         self._verify(response, md5.hexdigest(), key, digest, src.path)
-        return StoredBlob(src.path, digest, len(data), url, True)
+        return StoredBlob(src.path, digest, len(data), url, True, damaged)
 
     def _put_spooled(self, src: _Source) -> StoredBlob | None:
         with self._spool_file(src.path) as spool:
@@ -1082,7 +1268,13 @@ class _S3Tier(_ObjectTier):
             digest = blake.hexdigest()
             key = self.key(digest)
             url = self.url(digest)
-            if self._size_of(key) == total:
+            reuse, damaged = self._judge(
+                self._head(key),
+                md5.hexdigest(),
+                total,
+                functools.partial(self._multipart_etag, spool, total, src.path),
+            )
+            if reuse:
                 return StoredBlob(src.path, digest, total, url, False)
             spool.seek(0)
             if total <= self.multipart_threshold:
@@ -1092,7 +1284,7 @@ class _S3Tier(_ObjectTier):
                 self._verify(response, md5.hexdigest(), key, digest, src.path)
             else:
                 self._put_parts(spool, key, total, digest, src.path)
-        return StoredBlob(src.path, digest, total, url, True)
+        return StoredBlob(src.path, digest, total, url, True, damaged)
 
     def _spool_file(self, source: str) -> BinaryIO:
         with self._spooling(source):
@@ -1113,7 +1305,7 @@ class _S3Tier(_ObjectTier):
     def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> None:
         """A multipart upload from the spool to the content key, each part checked by its
         Content-MD5, the whole by the ETag; the object appears only once completed."""
-        part_size = max(self.part_size, -(-size // _S3_MAX_PARTS))
+        part_size = self._part_size(size)
         upload = self._call("create_multipart_upload", Key=key)["UploadId"]
         md5s: list[bytes] = []
         parts: list[dict[str, Any]] = []
@@ -1151,7 +1343,7 @@ class _S3Tier(_ObjectTier):
         """Check what S3 stored against what was read: the ETag is the MD5 (or, for a
         multipart upload, the MD5 of the parts' MD5s) unless the object is KMS- or
         customer-key encrypted; then read it back instead. A mismatch removes the object."""
-        etag = str(response.get("ETag", "")).strip('"')
+        etag = _etag(response)
         if etag == md5:
             return
         encrypted = response.get("ServerSideEncryption") == "aws:kms" or "SSECustomerAlgorithm" in response
@@ -1165,11 +1357,12 @@ class _S3Tier(_ObjectTier):
         )
 
     def exists(self, digest: str) -> bool:
-        return self._size_of(self.key(digest)) is not None
+        return self._head(self.key(digest)) is not None
 
-    def delete(self, digest: str) -> bool:
+    def delete(self, digest: str, if_older_than: float | None = None) -> bool:
         key = self.key(digest)
-        if self._size_of(key) is None:
+        head = self._head(key)
+        if head is None or (if_older_than is not None and head["LastModified"].timestamp() >= if_older_than):
             return False
         self._call("delete_object", Key=key)
         return True
@@ -1186,18 +1379,22 @@ class _S3Tier(_ObjectTier):
     def iter_blobs(self) -> Iterator[BlobInfo]:
         for obj in self._list("blobs/"):
             name = obj["Key"].rsplit("/", 1)[-1]
-            if _DIGEST.fullmatch(name):
+            if _DIGEST.fullmatch(name) and obj["Key"] == self.key(name):
                 yield BlobInfo(name, int(obj["Size"]), obj["LastModified"].timestamp())
 
-    def purge_temp(self, cutoff: float) -> int:
+    def purge_temp(self, cutoff: float) -> Swept:
         # Uploads go straight to content keys: a crash leaves only unfinished multipart
         # uploads (invisible as objects) and spool files the kernel already removed.
-        removed = 0
+        swept = Swept()
         for upload in list(self._uploads("blobs/")):
-            if upload["Initiated"].timestamp() < cutoff:
-                self._call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
-                removed += 1
-        return removed
+            key = upload["Key"]
+            name = key.rsplit("/", 1)[-1]
+            if not (_DIGEST.fullmatch(name) and key == self.key(name)):
+                swept.skipped.append(f"upload {upload['UploadId']} to s3://{self.bucket}/{key}: not a blob")
+            elif upload["Initiated"].timestamp() < cutoff:
+                self._call("abort_multipart_upload", Key=key, UploadId=upload["UploadId"])
+                swept.removed += 1
+        return swept
 
     def _uploads(self, prefix: str) -> Iterator[dict[str, Any]]:
         """Unfinished multipart uploads under `prefix`, page by page."""

@@ -27,3 +27,15 @@ class BlobLocation(IdMixin, Base):
     url: Mapped[str] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     verified_at: Mapped[datetime | None]
+
+
+class BlobLease(IdMixin, Base):
+    """A running ingest's claim on a blob it stored or found, held from just after the store
+    until its versions are registered; `storage gc` leaves a leased blob alone (see leases.py).
+    No foreign key: the blob's record usually does not exist yet."""
+
+    __tablename__ = "blob_leases"
+
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    holder: Mapped[str] = mapped_column(String(128), index=True)
+    expires_at: Mapped[datetime]

@@ -370,6 +370,24 @@ def materialise(
     return out
 
 
+def relink(store: BlobStore, files: Sequence[tuple[str, str]]) -> None:
+    """After a blob's file was replaced (a repair), point its published paths (relative path,
+    digest) under `default_publish_root` at it again: a hard link keeps the file it was made
+    to. Each path there is replaced atomically; a path that does not exist is not created."""
+    if not store.is_local or not files:
+        return
+    base = default_publish_root(store)
+    for rel, digest in files:
+        _check_relative(rel)
+        target = f"{base}/{rel}"
+        if os.path.lexists(target):
+            _relink(store, store.url_for(digest), target, rel, digest)
+    try:
+        sync_filesystem(base)
+    except OSError as exc:
+        raise storage_error(store.name, f"syncing published paths under {base}", exc) from exc
+
+
 def _check_relative(rel: str) -> None:
     if not _clean(rel) or "\\" in rel or "\0" in rel:
         raise PathTemplateError(f"published path {rel!r} is not a clean relative path")

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import blake3
 import pytest
 from ingest_helpers import NAMING, frames, write
 from test_ingest_register import planned
@@ -59,9 +60,13 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     assert usage["projects"] == [{"project": "DEMO", "tier": "hot", "blobs": 3, "bytes": 3 * 2048}]
     gc = json.loads(invoke("storage", "gc", "--grace-hours", "0", "--json").output)
     assert gc["records_removed"] == 0  # every blob is still used by the version
+    (Path(settings.tier_roots["hot"]) / "tmp" / "notes").mkdir(parents=True)
+    text = invoke("storage", "gc", "--grace-hours", "0").output
+    assert "skipped 1 item(s)" in text
+    assert f"skipped: {settings.tier_roots['hot']}/tmp/notes: not a file this store wrote" in text
 
 
-def test_publish_and_ingest_commands(database, production, flow_env, prefect_server, tmp_path):
+def test_publish_and_ingest_commands(database, production, settings, flow_env, prefect_server, tmp_path):
     paths = frames(tmp_path / "work", "comp", 1001, 1004)
     result = invoke(
         "publish",
@@ -86,6 +91,11 @@ def test_publish_and_ingest_commands(database, production, flow_env, prefect_ser
     assert link.read_bytes() == Path(paths[0]).read_bytes()
     table = invoke("version", "files", "DEMO", "sq010/sh010", "comp").output
     assert "comp.1004.exr" in table and "…" not in table  # paths wrap, never cut short
+    # A blob gone from the tier: publishing the same files again stores it again.
+    digest = blake3.blake3(Path(paths[1]).read_bytes()).hexdigest()
+    BlobStore(settings.tier_roots["hot"]).local_path(digest).unlink()
+    again = invoke("publish", *paths, "--project", "DEMO", "--shot", "sq010/sh010", "--task", "comp")
+    assert "already ingested 1, created 0" in again.output and "repaired 1 stored blob(s)" in again.output
     bad = invoke(
         "publish", *paths, "--project", "DEMO", "--shot", "sq010/sh010", "--task", "comp",
         "--frame-in", "1001", "--frame-out", "1010", code=5,

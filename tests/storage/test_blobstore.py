@@ -221,7 +221,7 @@ def test_file_that_keeps_changing_is_refused(
     with pytest.raises(SourceChanged, match=r"render\.0001\.exr: changed while being read"):
         store.put_file(path)
     assert list(store.iter_blobs()) == []
-    assert store.purge_temp(older_than=0) == 0  # nothing left behind
+    assert store.purge_temp(older_than=0).removed == 0  # nothing left behind
 
 
 def test_corrupt_and_missing_blobs_are_found_by_rehash(store: BlobStore, make_file: MakeFile) -> None:
@@ -244,6 +244,27 @@ def test_a_damaged_blob_is_rewritten_by_the_next_put(store: BlobStore, make_file
     again = store.put_file(path)
     assert again.new
     assert store.rehash(blob.digest) == blob.digest
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_blob_of_the_right_size_with_flipped_bytes_is_repaired_not_reused(
+    store: BlobStore, make_file: MakeFile, small_threshold: int, size: str
+) -> None:
+    """Issue #10, defect 2: a reuse used to trust the size alone."""
+    data = os.urandom(1000 if size == "small" else 3 * small_threshold + 5)
+    blob = store.put_file(make_file("a", data))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    overwrite_blob(store, blob.digest, bytes(flipped))
+
+    again = store.put_file(make_file("b", data))
+    assert (again.new, again.repaired) == (True, True)
+    assert store.rehash(blob.digest) == blob.digest
+    with store.open(blob.digest) as f:
+        assert f.read() == data
+    # A sound blob is still reused, not written again.
+    third = store.put_file(make_file("c", data))
+    assert (third.new, third.repaired) == (False, False)
 
 
 def test_digests_are_checked(store: BlobStore) -> None:
@@ -474,17 +495,95 @@ def test_purge_temp_removes_only_stale_leftovers(local_store: BlobStore, make_fi
     blob = local_store.put_file(make_file("a", b"a"))  # creates the tier
     tmp = Path(local_store.root) / "tmp"
     folder = Path(local_store.root) / "blobs" / blob.digest[:2]  # where small files are written
-    stale, fresh = tmp / "123-dead-1", tmp / "123-dead-2"
-    stale_small, fresh_small = folder / ".tmp-123-dead-3", folder / ".tmp-123-dead-4"
+    stale, fresh = tmp / ".tmp-123-0123456789ab-1", tmp / ".tmp-123-0123456789ab-2"
+    stale_small, fresh_small = folder / ".tmp-123-0123456789ab-3", folder / ".tmp-123-0123456789ab-4"
     for path in (stale, fresh, stale_small, fresh_small):
         path.write_bytes(b"half a blob")
     old = time.time() - 7200
     for path in (stale, stale_small):
         os.utime(path, (old, old))
-    assert local_store.purge_temp(older_than=3600) == 2
+    assert local_store.purge_temp(older_than=3600) == blobstore.Swept(removed=2)
     assert sorted(os.listdir(tmp)) == [fresh.name]
     assert sorted(os.listdir(folder)) == sorted([fresh_small.name, blob.digest])
     assert [info.digest for info in local_store.iter_blobs()] == [blob.digest]
+
+
+def tree(root: Path) -> dict[str, object]:
+    """Every entry under `root`: a symlink's target, a file's bytes, or "dir"."""
+    out: dict[str, object] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = ("symlink", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = "dir"
+        else:
+            out[rel] = path.read_bytes()
+    return out
+
+
+def test_gc_calls_touch_nothing_the_store_did_not_write(
+    tmp_path: Path, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue #10, defect 5: a tier root that is a scratch folder full of other things."""
+    root = tmp_path / "scratch"
+    outside = tmp_path / "outside"
+    (outside / "folder").mkdir(parents=True)
+    (outside / "keep.txt").write_bytes(b"not yours")
+    for rel, data in {
+        "notes.txt": b"notes",
+        "tmp/report.pdf": b"pdf",
+        "tmp/sub/deep.txt": b"deep",
+        "tmp/.tmp-looks-like-ours": b"almost",
+        f"tmp/{'c' * 32}": b"an object tier's name, not a local one's",
+        "blobs/readme": b"readme",
+        "blobs/zz/" + "a" * 64: b"a digest name in a folder that is not its own",
+        "blobs/ab/" + "cd" * 32: b"a digest in the wrong folder",
+        "blobs/ab/other.bin": b"other",
+        "blobs/ab/sub/x": b"x",
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    (root / "tmp" / "link-to-file").symlink_to(outside / "keep.txt")
+    (root / "tmp" / ".tmp-1-0123456789ab-1").symlink_to(outside / "keep.txt")  # our name, a symlink
+    (root / "tmp" / "link-to-dir").symlink_to(outside / "folder")
+    (root / "blobs" / "ef").symlink_to(outside)
+    (root / "blobs" / "ab" / ("ab" * 32)).symlink_to(outside / "keep.txt")  # a digest name, a symlink
+    (root / "blobs" / "ab" / ".tmp-2-0123456789ab-2").mkdir()  # our name, a folder
+    store = BlobStore(root)
+    blob = store.put_file(make_file("frame", b"a real blob"))
+    leftover = Path(store.root) / "tmp" / ".tmp-9-0123456789ab-9"
+    leftover.write_bytes(b"a crashed put's temporary file")
+    before = tree(root)
+    outside_before = tree(outside)
+
+    swept = store.purge_temp(older_than=-60)
+    assert swept.removed == 1 and not leftover.exists()
+    assert [info.digest for info in store.iter_blobs()] == [blob.digest]
+    assert not store.delete("ab" * 32)  # a symlink where a blob would be is not removed
+    assert store.delete(blob.digest, if_older_than=time.time() - 3600) is False  # too young
+
+    del before["tmp/.tmp-9-0123456789ab-9"]
+    assert tree(root) == before
+    assert tree(outside) == outside_before
+    skipped = "\n".join(swept.skipped)
+    for rel in ("tmp/report.pdf", "tmp/sub", "tmp/link-to-dir", "tmp/.tmp-1-0123456789ab-1", "blobs/readme"):
+        assert f"{root}/{rel}: " in skipped, rel
+    assert f"{root}/blobs/ab/.tmp-2-0123456789ab-2: " in skipped
+
+    # A file it cannot remove is listed, not fatal.
+    leftover.write_bytes(b"another")
+    real_unlink = os.unlink
+
+    def refusing(path: str, *args: object, **kwargs: object) -> None:
+        if str(path) == str(leftover):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real_unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", refusing)
+    swept = store.purge_temp(older_than=-60)
+    assert swept.removed == 0
+    assert f"{leftover}: Permission denied" in swept.skipped
 
 
 def test_memory_filesystem_tier(make_file: MakeFile, small_threshold: int) -> None:
@@ -498,4 +597,10 @@ def test_memory_filesystem_tier(make_file: MakeFile, small_threshold: int) -> No
         assert store.rehash(blob.digest) == blob.digest
     assert store.usage() == 1 + 3 * small_threshold
     assert store.local_path(stored[0].digest) is None
-    assert store.purge_temp(older_than=0) == 0
+    tier = store._tier
+    tier.fs.pipe_file(f"{tier.base}/tmp/{'e' * 32}", b"a crashed put's")  # type: ignore[attr-defined]
+    tier.fs.pipe_file(f"{tier.base}/tmp/notes.txt", b"someone else's")  # type: ignore[attr-defined]
+    tier.fs.pipe_file(f"{tier.base}/tmp/sub/{'f' * 32}", b"someone else's")  # type: ignore[attr-defined]
+    swept = store.purge_temp(older_than=-60)
+    assert swept.removed == 1
+    assert sorted(s.split(": ")[0].rsplit("/", 2)[-1] for s in swept.skipped) == ["f" * 32, "notes.txt"]

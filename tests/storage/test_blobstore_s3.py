@@ -181,6 +181,13 @@ def test_purge_temp_aborts_stale_uploads(s3_store: BlobStore, s3: Any, s3_endpoi
     s3.create_multipart_upload(Bucket=s3_endpoint.bucket, Key=f"{prefix}blobs/ab/{'ab' * 32}")
     # moto reports every multipart upload as initiated in 2010: the cutoff must be in the
     # future for this one to be stale, and a recent cutoff keeps it (it may be running).
-    assert s3_store.purge_temp(older_than=20 * 365 * 86400) == 0
-    assert s3_store.purge_temp(older_than=-60) == 1
-    assert s3.list_multipart_uploads(Bucket=s3_endpoint.bucket, Prefix=prefix).get("Uploads", []) == []
+    assert s3_store.purge_temp(older_than=20 * 365 * 86400).removed == 0
+    # An upload to a key that is not a blob's was not started by the store: left alone.
+    foreign = s3.create_multipart_upload(Bucket=s3_endpoint.bucket, Key=f"{prefix}blobs/ab/notes.txt")
+    swept = s3_store.purge_temp(older_than=-60)
+    assert swept.removed == 1
+    assert swept.skipped == [
+        f"upload {foreign['UploadId']} to s3://{s3_endpoint.bucket}/{prefix}blobs/ab/notes.txt: not a blob"
+    ]
+    uploads = s3.list_multipart_uploads(Bucket=s3_endpoint.bucket, Prefix=prefix).get("Uploads", [])
+    assert [upload["Key"] for upload in uploads] == [f"{prefix}blobs/ab/notes.txt"]
