@@ -288,6 +288,7 @@ def test_values_stored_before_the_limits_are_answered_clipped(
     # `bifrost shot list --json` failed on the same row.
     monkeypatch.setenv("BIFROST_DATABASE_URL", database.url)
     monkeypatch.setenv("BIFROST_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BIFROST_TOKEN", world.tokens["admin"])  # the CLI acts as a named user
     result = CliRunner().invoke(cli_app, ["shot", "list", "PRJA", "--json"])
     assert result.exit_code == 0, result.output
     assert '"meta"' in result.output
