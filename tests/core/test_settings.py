@@ -49,6 +49,9 @@ def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkey
         ("BIFROST_STORAGE_OPTIONS", "{not json", "not valid JSON"),
         ("BIFROST_STORAGE_OPTIONS", '{"s3://bucket": "profile"}', "valid dictionary"),
         ("BIFROST_STORAGE_OPTIONS", '{"/mnt/hot": {}}', "'/mnt/hot' is not a URL prefix"),
+        ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
+        # uvicorn would read a network with host bits set as a name that matches nothing.
+        ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(bifrost_env, monkeypatch, variable, value, message):
