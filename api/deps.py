@@ -1,8 +1,9 @@
 """Per-request dependencies: the caller, the rate limit, the unit of work, idempotency.
 
 `Ctx` is everything a route needs: one session (one transaction per request), the
-actor, and the two ways to answer — `respond` for reads and `done` for writes, which
-stores the idempotent answer and commits. Anything not committed rolls back.
+actor and the token it came with, and the two ways to answer — `respond` for reads and
+`done` for writes, which stores the idempotent answer and commits. Anything not
+committed rolls back.
 """
 
 from __future__ import annotations
@@ -71,22 +72,27 @@ def state_of(request: Request) -> ApiState:
 
 
 def _check_rate(state: ApiState, caller: Caller) -> None:
+    """At most `api_rate_limit` requests a minute per user, all of their tokens together, so
+    that minting tokens does not multiply it. (A per-token limit of the same size could never
+    bind first: a token's requests are a share of its user's.)"""
     limit = state.settings.api_rate_limit
     if not limit:
         return
     window = int(time.time() // RATE_WINDOW)
-    count = state.cache.incr(f"rl:{caller.token_id}:{window}", ttl=RATE_WINDOW + 1)
+    count = state.cache.incr(f"rl:user:{caller.actor.user_id}:{window}", ttl=RATE_WINDOW + 1)
     if count > limit:
         retry = RATE_WINDOW - int(time.time()) % RATE_WINDOW
-        raise RateLimited(f"rate limit of {limit} requests per minute exceeded", retry_after=retry)
+        raise RateLimited(f"rate limit of {limit} requests per minute per user exceeded", retry_after=retry)
 
 
 class Ctx:
-    __slots__ = ("_claim_id", "_uow", "actor", "session", "state")
+    __slots__ = ("_claim_id", "_uow", "actor", "session", "state", "token_id")
 
-    def __init__(self, state: ApiState, actor: Actor, uow: UnitOfWork) -> None:
+    def __init__(self, state: ApiState, actor: Actor, uow: UnitOfWork, token_id: int | None = None) -> None:
         self.state = state
         self.actor = actor
+        # The token the request came with: tokens made with it are bounded by it.
+        self.token_id = token_id
         self._uow = uow
         self.session: Session = uow.session
         self._claim_id: int | None = None
@@ -130,7 +136,7 @@ def get_ctx(
     request.state.user_id = caller.actor.user_id
     _check_rate(state, caller)
     with UnitOfWork(state.database) as uow:
-        ctx = Ctx(state, caller.actor, uow)
+        ctx = Ctx(state, caller.actor, uow, caller.token_id)
         if claim is not None:
             ctx._claim_id = idempotency.claim(
                 uow.session,

@@ -7,6 +7,7 @@ OpenSearch.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from functools import lru_cache
@@ -55,7 +56,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=5, ge=1, le=200)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
-    api_rate_limit: int = Field(default=6000, ge=0, description="API requests per minute per token; 0: off")
+    api_rate_limit: int = Field(
+        default=6000, ge=0, description="API requests per minute per user (all their tokens); 0: off"
+    )
     api_auth_failures: int = Field(
         default=30,
         ge=0,
@@ -68,6 +71,13 @@ class Settings(BaseSettings):
         default="",
         pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$",
         description="Username the CLI acts as; the operating-system login name when empty",
+    )
+    api_trusted_proxies: str = Field(
+        default="",
+        description=(
+            "Comma-separated IPs or networks of the reverse proxies whose X-Forwarded-For the API "
+            "believes; empty: none, the peer address is the client"
+        ),
     )
 
     @field_validator("home", mode="after")
@@ -128,6 +138,18 @@ class Settings(BaseSettings):
             return list(self.storage_allowed_roots)
         defaults = [*self.tier_roots.values(), str(self.home / "storage")]
         return list(dict.fromkeys(normalise_root(root) for root in defaults))
+
+    @field_validator("api_trusted_proxies", mode="after")
+    @classmethod
+    def _check_trusted_proxies(cls, value: str) -> str:
+        proxies = [item.strip() for item in value.split(",") if item.strip()]
+        for proxy in proxies:
+            try:
+                # As uvicorn reads them: a network with host bits set would silently match nothing.
+                ipaddress.ip_network(proxy) if "/" in proxy else ipaddress.ip_address(proxy)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return ",".join(proxies)
 
     def storage_options_for(self, url: str) -> dict[str, Any]:
         """The options of the longest configured prefix that `url` is at or under, else none.

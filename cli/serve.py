@@ -32,6 +32,10 @@ def serve(
         access_log=False,  # the app writes its own JSON access lines, with request ids
         log_level=config.log_level.lower(),
         server_header=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: then any local client could
+        # pose as any address (and dodge the failed-token limit). Only configured proxies count.
+        proxy_headers=bool(config.api_trusted_proxies),
+        forwarded_allow_ips=config.api_trusted_proxies,
     )
 
 

@@ -65,6 +65,7 @@ def list_(
                 ("expires", lambda t: t.expires_at),
                 ("revoked", lambda t: t.revoked_at),
                 ("last used", lambda t: t.last_used_at),
+                ("parent", lambda t: t.parent_id),
             ],
             as_json=as_json,
             title="API tokens",
@@ -75,8 +76,8 @@ def list_(
 def revoke(
     token_id: Annotated[int, typer.Argument(min=1, help="The token's id (see `bifrost token list`)")],
 ) -> None:
-    """Revoke a token. With Redis configured the API refuses it at once; with the
-    in-process cache of a running API, within a minute (its token cache lifetime)."""
+    """Revoke a token, and every token made with it through the API. With Redis configured
+    the API refuses them at once; without it, within a second."""
     from bifrost_core.users import service
 
     with unit_of_work() as uow:

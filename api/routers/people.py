@@ -62,9 +62,14 @@ def update_user(ctx: CtxDep, user_id: Id, data: UserUpdate) -> Response:
 
 @router.post("/users/{user_id}/tokens", response_model=TokenIssued, status_code=201, tags=["tokens"])
 def create_token_for(ctx: CtxDep, user_id: Id, data: TokenCreate) -> Response:
-    """Issue a token for another user (a render node's service account, say); admin only."""
+    """Issue a token for another user (a render node's service account, say); admin only. It
+    expires no later than the caller's token and is revoked with it (`bifrost token create`
+    makes tokens bound to none)."""
     ctx.require_admin("create tokens for other users")
-    return ctx.done(service.create_token(ctx.session, actor=ctx.actor, user_id=user_id, data=data), 201)
+    issued = service.create_token(
+        ctx.session, actor=ctx.actor, user_id=user_id, data=data, parent_id=ctx.token_id
+    )
+    return ctx.done(issued, 201)
 
 
 @router.get("/tokens", response_model=Page[TokenRead], tags=["tokens"])
@@ -78,14 +83,22 @@ def list_tokens(ctx: CtxDep, after: After = None, limit: Limit = 100) -> Respons
 
 @router.post("/tokens", response_model=TokenIssued, status_code=201, tags=["tokens"])
 def create_token(ctx: CtxDep, data: TokenCreate) -> Response:
-    """A new token for the caller; the secret is in this answer and nowhere else."""
-    issued = service.create_token(ctx.session, actor=ctx.actor, user_id=ctx.actor.user_id, data=data)  # type: ignore[arg-type]
+    """A new token for the caller; the secret is in this answer and nowhere else. It expires
+    no later than the token the request came with, and is revoked with it."""
+    issued = service.create_token(
+        ctx.session,
+        actor=ctx.actor,
+        user_id=ctx.actor.user_id,  # type: ignore[arg-type]
+        data=data,
+        parent_id=ctx.token_id,
+    )
     return ctx.done(issued, 201)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenRead, tags=["tokens"])
 def revoke_token(ctx: CtxDep, token_id: Id) -> Response:
-    """Revoke one of the caller's tokens (an admin may revoke anyone's)."""
+    """Revoke one of the caller's tokens (an admin may revoke anyone's), and every token made
+    with it."""
     token = service.revoke_token(ctx.session, actor=ctx.actor, token_id=token_id)
     return ctx.done(TokenRead.model_validate(token))
 

@@ -43,3 +43,8 @@ class ApiToken(IdMixin, Base):
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    # The token that made this one through the API: it bounds this one's expiry, and revoking
+    # it revokes this one. None for tokens made by the operator (`bifrost token create`, init).
+    parent_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )

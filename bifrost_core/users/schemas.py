@@ -59,6 +59,9 @@ class TokenRead(ReadSchema):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None
+    parent_id: int | None = Field(
+        default=None, description="The token this one was made with; revoking it revokes this one"
+    )
 
 
 class TokenIssued(TokenRead):

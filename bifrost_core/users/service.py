@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -114,17 +114,31 @@ def remove_membership(session: Session, *, actor: Actor, membership_id: int) -> 
     )
 
 
-def create_token(session: Session, *, actor: Actor, user_id: int, data: TokenCreate) -> TokenIssued:
+def create_token(
+    session: Session, *, actor: Actor, user_id: int, data: TokenCreate, parent_id: int | None = None
+) -> TokenIssued:
+    """A new token for `user_id`. `parent_id` is the token the request was made with (the
+    API's token routes): the new token expires no later than it, and dies with it."""
     if actor.user_id != user_id:
         _require_admin(actor, "create tokens for other users")
     user = UserRepository(session, actor).get(user_id)
+    now = utcnow()
+    expires_at = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
+    if parent_id is not None:
+        parent = session.get(ApiToken, parent_id)
+        if parent is None or parent.revoked_at is not None:
+            raise Unauthenticated("invalid or expired token")
+        parent_expiry = _aware(parent.expires_at)
+        if parent_expiry is not None and (expires_at is None or parent_expiry < expires_at):
+            expires_at = parent_expiry
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user.id,
         name=data.name,
         token_hash=hash_token(secret),
         prefix=secret[:12],
-        expires_at=utcnow() + timedelta(days=data.expires_in_days) if data.expires_in_days else None,
+        expires_at=expires_at,
+        parent_id=parent_id,
     )
     TokenRepository(session, actor).add(token)
     record_created(
@@ -133,25 +147,33 @@ def create_token(session: Session, *, actor: Actor, user_id: int, data: TokenCre
         entity_type="token",
         entity=token,
         project_id=None,
-        payload={"user_id": user.id, "prefix": token.prefix},
+        payload={"user_id": user.id, "prefix": token.prefix, "parent_id": parent_id},
     )
     return TokenIssued(**TokenRead.model_validate(token).model_dump(), token=secret)
 
 
 def revoke_token(session: Session, *, actor: Actor, token_id: int) -> ApiToken:
+    """Revoke a token and every token made with it, at any depth (whoever they belong to:
+    a token made with a stolen one must not outlive its revocation)."""
     token = TokenRepository(session, actor).get(token_id)
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-        session.flush()
+    tree = select(ApiToken.id).where(ApiToken.id == token.id).cte("token_tree", recursive=True)
+    tree = tree.union(select(ApiToken.id).join(tree, ApiToken.parent_id == tree.c.id))
+    live = session.scalars(
+        select(ApiToken).where(ApiToken.id.in_(select(tree.c.id)), ApiToken.revoked_at.is_(None))
+    ).all()
+    now = utcnow()
+    for revoked in sorted(live, key=lambda row: row.id):
+        revoked.revoked_at = now
         record(
             session,
             actor=actor,
             kind="token.revoked",
             entity_type="token",
-            entity_id=token.id,
+            entity_id=revoked.id,
             project_id=None,
-            payload={"user_id": token.user_id, "prefix": token.prefix},
+            payload={"user_id": revoked.user_id, "prefix": revoked.prefix},
         )
+    session.flush()
     return token
 
 
@@ -191,10 +213,13 @@ def authenticate(session: Session, secret: str) -> tuple[Actor, ApiToken]:
     if row is None:
         raise Unauthenticated("invalid or expired token")
     token, user = row
-    expires_at = token.expires_at
-    if expires_at is not None and expires_at.tzinfo is None:
-        expires_at = expires_at.replace(tzinfo=now.tzinfo)
+    expires_at = _aware(token.expires_at)
     if token.revoked_at is not None or not user.is_active or (expires_at and expires_at <= now):
         raise Unauthenticated("invalid or expired token")
     token.last_used_at = now
     return actor_for_user(session, user), token
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # A row read back from SQLite outside the UtcDateTime type may be naive; it is UTC.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment

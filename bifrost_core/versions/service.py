@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,7 @@ from bifrost_core.scope import Actor
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.repository import TaskRepository
+from bifrost_core.users import permissions
 from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
 from bifrost_core.versions.repository import VersionRepository
 from bifrost_core.versions.schemas import VersionCreate, VersionUpdate
@@ -38,17 +39,41 @@ def allocate_number(session: Session, *, task_id: int, variant: str) -> int:
     return session.execute(stmt).scalar_one()
 
 
-def _blob_ids(session: Session, hashes: set[str]) -> dict[str, int]:
+def _blob_ids(session: Session, actor: Actor, hashes: set[str]) -> dict[str, int]:
+    """Hash -> blob id for the content a new version may point at: what some version the actor
+    can read already holds (an admin, anything stored). Content that is not stored and content
+    that is not visible are refused alike, so the answer tells nothing about other projects."""
+    readable = _readable_projects(actor)
     ids: dict[str, int] = {}
     ordered = sorted(hashes)
     for start in range(0, len(ordered), 500):
         chunk = ordered[start : start + 500]
+        stmt = select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))
+        if readable is not None:
+            stmt = stmt.where(
+                exists()
+                .where(RepresentationFile.blob_id == Blob.id)
+                .where(Representation.id == RepresentationFile.representation_id)
+                .where(Version.id == Representation.version_id, Version.project_id.in_(readable))
+            )
         # .all(), not .tuples(): a 2.1 Result has keys(), so dict.update() would treat it as a mapping.
-        ids.update(session.execute(select(Blob.hash, Blob.id).where(Blob.hash.in_(chunk))).all())
+        ids.update(session.execute(stmt).all())
     missing = hashes - ids.keys()
     if missing:
-        raise InvalidInput(f"{len(missing)} file(s) point at content that is not stored, e.g. {min(missing)}")
+        raise InvalidInput(
+            f"{len(missing)} file(s) point at content that is not stored or not visible to you, "
+            f"e.g. {min(missing)}"
+        )
     return ids
+
+
+def _readable_projects(actor: Actor) -> list[int] | None:
+    """The projects whose versions the actor may read; None for all of them."""
+    if actor.is_admin:
+        return None
+    return sorted(
+        project_id for project_id in actor.roles if permissions.allowed(actor, "versions.read", project_id)
+    )
 
 
 def file_locations(session: Session, representation: Representation) -> dict[str, dict[str, str]]:
@@ -82,7 +107,9 @@ def create_version(
     (ingest does), is not loaded again."""
     if task is None or task.id != data.task_id or not actor.can_see(task.project_id):
         task = TaskRepository(session, actor).get(data.task_id)
-    blob_ids = _blob_ids(session, {file.blob_hash for rep in data.representations for file in rep.files})
+    blob_ids = _blob_ids(
+        session, actor, {file.blob_hash for rep in data.representations for file in rep.files}
+    )
     version = Version(
         project_id=task.project_id,
         task_id=task.id,

@@ -36,6 +36,7 @@ def test_token_commands(database, world: World, tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     issued = json.loads(created.stdout)
     assert issued["token"].startswith("bft_")
+    assert issued["parent_id"] is None  # the operator's tokens are bound to no other token
     with UnitOfWork(database) as uow:
         actor, _token = users.authenticate(uow.session, issued["token"])
     assert actor.username == "artist"

@@ -92,14 +92,14 @@ def test_body_size_limit_is_413(make_client, world: World) -> None:
     _error(chunked, 413, "too_large")
 
 
-def test_rate_limit_per_token(make_client, world: World) -> None:
+def test_rate_limit_per_user(make_client, world: World) -> None:
     client = make_client(api_rate_limit=3)
     for _ in range(3):
         assert client.get("/projects", headers=world.headers("coordinator")).status_code == 200
     limited = client.get("/projects", headers=world.headers("coordinator"))
     _error(limited, 429, "rate_limited")
     assert 1 <= int(limited.headers["retry-after"]) <= 60
-    # Another token has its own budget.
+    # Another user has their own budget (a user's tokens share one: see test_api_tokens).
     assert client.get("/projects", headers=world.headers("artist")).status_code == 200
 
 

@@ -47,6 +47,17 @@ CASES = [
     ((*SHOT, "--handles-out", "-1"), EXIT_INVALID, "handles_out: Input should be greater than or equal to 0"),
     ((*SHOT, "--cut-in", "50", "--cut-out", "10"), EXIT_INVALID, "cut in (50) is after cut out (10)"),
     (("project", "create", "bad code!"), EXIT_INVALID, "code: String should match pattern"),
+    # control characters: stored by SQLite, refused by PostgreSQL, so refused before either
+    (
+        ("sequence", "create", "DEMO", "SQ020", "--name", "a\x00b"),
+        EXIT_INVALID,
+        "name: control character U+0000 is not allowed",
+    ),
+    (
+        (*SHOT, "--description", "line\x1bone"),
+        EXIT_INVALID,
+        "description: control character U+001B is not allowed (only tab, newline and carriage return are)",
+    ),
     (("project", "create", "NEW", "--fps", "fast"), EXIT_INVALID, "fps: Input should be a valid decimal"),
     (
         ("task", "create", "DEMO", "hero", "model", "--due", "someday"),

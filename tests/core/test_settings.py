@@ -54,6 +54,9 @@ def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkey
         ("BIFROST_STORAGE_ALLOWED_ROOTS", "/mnt/../etc", "'..' path segment"),
         ("BIFROST_USER", "jane doe", "String should match pattern"),
         ("BIFROST_USER", "-admin", "String should match pattern"),
+        ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
+        # uvicorn would read a network with host bits set as a name that matches nothing.
+        ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(bifrost_env, monkeypatch, variable, value, message):
