@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ingest_helpers import frames
+from ingest_helpers import OPERATOR, frames
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -55,6 +55,7 @@ def cli_env(database, s3_settings, tmp_path, monkeypatch) -> dict[str, str]:
         "BIFROST_DATABASE_URL": database.url,
         "BIFROST_HOT_ROOT": s3_settings.tier_roots["hot"],
         "BIFROST_ARCHIVE_ROOT": s3_settings.tier_roots["archive"],
+        "BIFROST_USER": OPERATOR,
         # Where no Prefect server answers: a command that got as far as its flow would fail.
         "PREFECT_API_URL": "http://127.0.0.1:9/api",
     }
@@ -144,11 +145,12 @@ def test_init_checks_every_tier_root_before_making_the_admin(
         f"error: storage tier cold: {tmp_path / 'cold'} does not exist (project DEMO)\n",
     )
     with UnitOfWork(database) as uow:
-        assert uow.session.query(User).count() == 0  # the admin's token is shown once: not yet
+        # The admin's token is shown once: not yet.
+        assert uow.session.query(User).filter_by(username="admin").count() == 0
     (tmp_path / "cold").mkdir()
     code, output = invoke("init")
     assert code == 0, output
-    assert "created the first admin user 'admin'" in output
+    assert "the API token of the admin user 'admin' is shown only once" in output
 
 
 def test_init_on_the_embedded_default_makes_its_tier_roots(bifrost_env: Path):
