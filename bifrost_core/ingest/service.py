@@ -38,6 +38,7 @@ from bifrost_core.storage.paths import PathTemplate, PublishFile, PublishTemplat
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
+from bifrost_core.text import escape
 from bifrost_core.versions.models import Representation, Version
 from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
 from bifrost_core.versions.service import create_version
@@ -185,7 +186,7 @@ def register_version(
             task_id=task.id,
             variant=target.variant,
             comment=comment,
-            source=printable(source)[:1024],
+            source=escape(source)[:1024],
             meta={**(meta or {}), "ingest_key": key},
         ),
     )
@@ -286,10 +287,9 @@ def _representation_in(rep: PlannedRepresentation) -> RepresentationIn:
         frame_out=rep.frame_out,
         frame_padding=rep.frame_padding,
         missing_frames=rep.missing_frames[:4096],
-        meta={"source": printable(rep.source)},
-        files=[
-            FileIn(name=printable(file.name), blob_hash=file.hash, frame=file.frame) for file in rep.files
-        ],
+        meta={"source": escape(rep.source)},
+        # A delivered name may hold control characters; a recorded one, like any typed in, may not.
+        files=[FileIn(name=escape(file.name), blob_hash=file.hash, frame=file.frame) for file in rep.files],
     )
 
 

@@ -30,6 +30,7 @@ import traceback
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.scope import SYSTEM
 
 GC_ROUNDS = 100
 
@@ -48,7 +49,7 @@ def ingest(database: Database, source: str, batch_files: str, pause: str = "0") 
     summary = pipeline.summary_of(plan, dry_run=False)
     for group in pipeline.batches(plan.pending, max_files=int(batch_files), max_bytes=1 << 40):
         batch = pipeline.run_batch(
-            database, settings, project="DEMO", tier="hot", source=plan.source, versions=group
+            database, settings, actor=SYSTEM, project="DEMO", tier="hot", source=plan.source, versions=group
         )
         pipeline.merge(summary, batch)
     return {

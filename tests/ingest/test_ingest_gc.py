@@ -22,6 +22,7 @@ from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline, upkeep
 from bifrost_core.projects.models import Project
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage import blobstore, leases
 from bifrost_core.storage.blobstore import BlobStore, blob_key
 from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
@@ -64,7 +65,13 @@ def ingest(database, settings, source: Path, *, batch_files: int = 1000):
         pipeline.merge(
             summary,
             pipeline.run_batch(
-                database, settings, project="DEMO", tier="hot", source=plan.source, versions=group
+                database,
+                settings,
+                actor=SYSTEM,
+                project="DEMO",
+                tier="hot",
+                source=plan.source,
+                versions=group,
             ),
         )
     return summary
@@ -207,7 +214,13 @@ def test_a_version_whose_blob_and_source_are_both_gone_is_reported_by_name(
         pipeline.merge(
             summary,
             pipeline.run_batch(
-                database, settings, project="DEMO", tier="hot", source=plan.source, versions=group
+                database,
+                settings,
+                actor=SYSTEM,
+                project="DEMO",
+                tier="hot",
+                source=plan.source,
+                versions=group,
             ),
         )
     messages = [p.message for p in summary.problems]
@@ -353,9 +366,17 @@ def test_gc_removes_no_bytes_of_a_record_its_delete_kept(database, production, s
     blob listed, also of those its DELETE kept because a version had begun to use them."""
     kept = frames(tmp_path / "kept", "plate", 1001, 1001)
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(kept)])
     pipeline.run_batch(
-        database, settings, project="DEMO", tier="hot", source="s", versions=[planned(orphan, shot="sh020")]
+        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(kept)]
+    )
+    pipeline.run_batch(
+        database,
+        settings,
+        actor=SYSTEM,
+        project="DEMO",
+        tier="hot",
+        source="s",
+        versions=[planned(orphan, shot="sh020")],
     )
     with UnitOfWork(database) as uow:
         representation = uow.session.scalars(select(Representation).order_by(Representation.id)).first()
@@ -409,7 +430,13 @@ def test_gc_in_a_tier_root_full_of_other_things_touches_none_of_them(
     plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
     for group in pipeline.batches(plan.pending, max_files=100, max_bytes=1 << 40):
         pipeline.run_batch(
-            database, settings, project="DEMO", tier="scratch", source=plan.source, versions=group
+            database,
+            settings,
+            actor=SYSTEM,
+            project="DEMO",
+            tier="scratch",
+            source=plan.source,
+            versions=group,
         )
     stale = write(scratch / "tmp" / ".tmp-1-0123456789ab-7", b"a crashed put's")
     os.utime(stale, (time.time() - 2 * 3600,) * 2)

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from ingest_helpers import frames, write
+from sqlalchemy import select
 from test_ingest_plan import run
 from test_ingest_register import counts
 
+from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline
 from bifrost_core.ingest.schemas import HeldBack, Problem
+from bifrost_core.versions.models import RepresentationFile
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "sq010/sh010/{task}/plate.{frame}.exr"
@@ -66,7 +69,9 @@ CHILD = """
 import json, os, sys
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import pipeline
+from bifrost_core.scope import SYSTEM
 
 source, database_url, hot, late = sys.argv[1:]
 settings = load_settings(database_url=database_url, hot_root=hot, archive_root=hot)
@@ -75,7 +80,7 @@ plan = pipeline.plan_ingest(database, settings, project="DEMO", source=source, t
 os.chmod(late, 0)  # unreadable only after the scan: found when the store opens it
 summary = pipeline.summary_of(plan, dry_run=False)
 batch = pipeline.run_batch(
-    database, settings, project="DEMO", tier="hot", source=plan.source, versions=plan.pending
+    database, settings, actor=SYSTEM, project="DEMO", tier="hot", source=plan.source, versions=plan.pending
 )
 pipeline.merge(summary, batch)
 print(summary.model_dump_json())
@@ -136,6 +141,8 @@ def test_the_file_whose_name_gives_no_path_is_blamed(database, production, setti
         pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
     )
     assert [v.target for v in result.created] == ["asset chair model main"]
+    with UnitOfWork(database) as uow:  # recorded as it is shown: no control character in a record
+        assert uow.session.scalars(select(RepresentationFile.name)).all() == ["chair\\nv2.ma"]
     assert result.problems == [
         Problem(path="sq010/sh010/layout/..ma", message="{name} value '.' cannot be part of a path"),
         Problem(path="sq010/sh020/layout/notes", message="{ext} value '' cannot be part of a path"),
