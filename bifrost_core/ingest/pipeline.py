@@ -26,13 +26,13 @@ from bifrost_core.ingest.planning import source_file as source_file
 from bifrost_core.ingest.roots import blob_store, copy_workers, tier_root
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
+    DurableBlob,
     HeldBack,
     IngestPlan,
     IngestSummary,
     PlannedVersion,
     Problem,
     SourceFile,
-    StoredBlob,
     StoreResult,
 )
 from bifrost_core.projects.models import Project
@@ -118,7 +118,7 @@ def store_files(
     todo: list[SourceFile] = []
     for file in files:
         if file.hash and file.hash in reuse:
-            result.blobs[file.path] = StoredBlob(hash=file.hash, size=file.size, url=reuse[file.hash])
+            result.blobs[file.path] = DurableBlob(hash=file.hash, size=file.size, url=reuse[file.hash])
         else:
             todo.append(file)
     progress.advance(len(files) - len(todo), sum(f.size for f in files if f.path in result.blobs))
@@ -136,7 +136,7 @@ def store_files(
                 Problem(path=failure.path, message=failure.reason) for failure in exc.failures
             )
         for blob in stored:
-            result.blobs[str(blob.source)] = StoredBlob(hash=blob.digest, size=blob.size, url=blob.url)
+            result.blobs[str(blob.source)] = DurableBlob(hash=blob.digest, size=blob.size, url=blob.url)
             if blob.new:
                 result.files_copied += 1
                 result.bytes_copied += blob.size
@@ -151,7 +151,7 @@ def _advance_progress(chunk: Sequence[SourceFile], index: int) -> None:
 
 
 def _check_unchanged(
-    files: Sequence[SourceFile], blobs: dict[str, StoredBlob], problems: list[Problem]
+    files: Sequence[SourceFile], blobs: dict[str, DurableBlob], problems: list[Problem]
 ) -> None:
     """A file that moved since it was scanned is not what the plan describes: report it.
 
@@ -183,7 +183,7 @@ def register(
     tier: str,
     source: str,
     versions: Sequence[PlannedVersion],
-    blobs: dict[str, StoredBlob],
+    blobs: dict[str, DurableBlob],
     failures: dict[str, Problem],
     problems: list[Problem],
     held_back: list[HeldBack],

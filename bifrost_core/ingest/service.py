@@ -26,10 +26,10 @@ from bifrost_core.ingest.entities import Entities
 from bifrost_core.ingest.models import IngestRecord
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
+    DurableBlob,
     PlannedRepresentation,
     PlannedVersion,
     SourceFile,
-    StoredBlob,
     Target,
 )
 from bifrost_core.scope import Actor
@@ -131,7 +131,7 @@ def register_version(
     actor: Actor,
     project_id: int,
     planned: PlannedVersion,
-    blobs: dict[str, StoredBlob],
+    blobs: dict[str, DurableBlob],
     tier: str,
     source: str,
     templates: PublishTemplates,
