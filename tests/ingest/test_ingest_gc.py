@@ -21,7 +21,7 @@ from test_ingest_register import counts, planned
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.ingest import batches, planning, summaries, upkeep
 from bifrost_core.projects.models import Project
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore, blob_key, local
@@ -59,12 +59,12 @@ def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def ingest(database, settings, source: Path, *, batch_files: int = 1000):
     """Plan and run a delivery in-process, in batches of `batch_files` files."""
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(source), tier="hot")
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=batch_files, max_bytes=1 << 40):
-        pipeline.merge(
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(source), tier="hot")
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=batch_files, max_bytes=1 << 40):
+        summaries.merge(
             summary,
-            pipeline.run_batch(
+            batches.run_batch(
                 database, settings, project="DEMO", tier="hot", source=plan.source, versions=group
             ),
         )
@@ -97,14 +97,14 @@ def delivery(root: Path, salt: bytes = b"") -> Path:
 def gc_at(monkeypatch: pytest.MonkeyPatch, point: str, database, settings) -> list[upkeep.GcReport]:
     """Run `storage gc` with no grace when the ingest reaches `point` (its first time there)."""
     reports: list[upkeep.GcReport] = []
-    real = pipeline.crash_point
+    real = batches.crash_point
 
     def hook(name: str) -> None:
         if name == point and not reports:
             reports.append(upkeep.gc(database, settings, grace_hours=0))
         real(name)
 
-    monkeypatch.setattr(pipeline, "crash_point", hook)
+    monkeypatch.setattr(batches, "crash_point", hook)
     return reports
 
 
@@ -172,7 +172,7 @@ def test_a_rerun_repairs_a_version_whose_blob_went_missing(database, production,
     store.local_path(digest).unlink()
     assert not upkeep.verify(database, settings).ok
 
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     assert sorted((v.status, v.missing) for v in plan.versions) == [("known", 0), ("known", 0), ("known", 1)]
     summary = ingest(database, settings, root)
     assert (summary.created, summary.known, summary.blobs_repaired, summary.problems) == ([], 3, 1, [])
@@ -200,14 +200,14 @@ def test_a_version_whose_blob_and_source_are_both_gone_is_reported_by_name(
     st = changed.stat()
     changed.write_bytes(bytes(255 - b for b in changed.read_bytes()))
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     deleted.unlink()  # gone between the plan and the run
 
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=1000, max_bytes=1 << 40):
-        pipeline.merge(
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=1000, max_bytes=1 << 40):
+        summaries.merge(
             summary,
-            pipeline.run_batch(
+            batches.run_batch(
                 database, settings, project="DEMO", tier="hot", source=plan.source, versions=group
             ),
         )
@@ -354,8 +354,8 @@ def test_gc_removes_no_bytes_of_a_record_its_delete_kept(database, production, s
     blob listed, also of those its DELETE kept because a version had begun to use them."""
     kept = frames(tmp_path / "kept", "plate", 1001, 1001)
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    pipeline.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(kept)])
-    pipeline.run_batch(
+    batches.run_batch(database, settings, project="DEMO", tier="hot", source="s", versions=[planned(kept)])
+    batches.run_batch(
         database, settings, project="DEMO", tier="hot", source="s", versions=[planned(orphan, shot="sh020")]
     )
     with UnitOfWork(database) as uow:
@@ -407,9 +407,9 @@ def test_gc_in_a_tier_root_full_of_other_things_touches_none_of_them(
         uow.commit()
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
-    for group in pipeline.batches(plan.pending, max_files=100, max_bytes=1 << 40):
-        pipeline.run_batch(
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
+    for group in batches.batches(plan.pending, max_files=100, max_bytes=1 << 40):
+        batches.run_batch(
             database, settings, project="DEMO", tier="scratch", source=plan.source, versions=group
         )
     stale = write(scratch / "tmp" / ".tmp-1-0123456789ab-7", b"a crashed put's")
