@@ -19,7 +19,7 @@ import sys
 import time
 from types import ModuleType
 
-from bifrost_core.ingest.pipeline import DEFAULT_NAMING_RULES
+from bifrost_core.ingest.planning import DEFAULT_NAMING_RULES
 
 REGEX_RULE = {"regex": r"(?P<sequence>sq\d+)/(?P<shot>sh\d+)/(?P<task>[a-z]+)/(?P<name>[^/]+)\.exr"}
 PATHOLOGICAL = {"regex": r"(?P<sequence>(x+x+)+y)/(?P<shot>\w+)/(?P<task>\w+)/.*"}

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, asset_by_code, done, project_by_code, render_list, render_one, unit_of_work
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 app = typer.Typer(help="Assets: what is cast into shots.", no_args_is_help=True)
 
@@ -22,6 +23,7 @@ def create(
     """Create an asset."""
     from bifrost_core.assets import service
     from bifrost_core.assets.schemas import AssetCreate
+    from bifrost_core.codes import project_by_code
 
     data = AssetCreate(code=code, asset_type=asset_type, name=name, description=description)
     with unit_of_work() as uow:
@@ -42,6 +44,7 @@ def list_(
 
     from bifrost_core.assets.models import Asset, AssetType
     from bifrost_core.assets.schemas import AssetRead
+    from bifrost_core.codes import project_by_code
 
     with unit_of_work() as uow:
         project_row = project_by_code(uow.session, uow.actor, project)
@@ -77,6 +80,7 @@ def show(
 ) -> None:
     """Show one asset."""
     from bifrost_core.assets.schemas import AssetRead
+    from bifrost_core.codes import asset_by_code, project_by_code
 
     with unit_of_work() as uow:
         project_row = project_by_code(uow.session, uow.actor, project)

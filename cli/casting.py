@@ -6,17 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import (
-    JsonOption,
-    asset_by_code,
-    asset_codes,
-    done,
-    project_by_code,
-    render_list,
-    shot_by_code,
-    shot_refs,
-    unit_of_work,
-)
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list
 
 app = typer.Typer(help="Casting: assets in shots.", no_args_is_help=True)
 
@@ -32,6 +23,7 @@ def cast(
     """Cast an asset into a shot (casting it again sets the new count)."""
     from bifrost_core.assets import service
     from bifrost_core.assets.schemas import CastingCreate
+    from bifrost_core.codes import asset_by_code, project_by_code, shot_by_code
 
     with unit_of_work() as uow:
         project_row = project_by_code(uow.session, uow.actor, project)
@@ -54,6 +46,7 @@ def uncast(
     from bifrost_core.assets import service
     from bifrost_core.assets.models import Casting
     from bifrost_core.assets.repository import CastingRepository
+    from bifrost_core.codes import asset_by_code, project_by_code, shot_by_code
     from bifrost_core.errors import NotFound
 
     with unit_of_work() as uow:
@@ -81,6 +74,7 @@ def list_(
     from bifrost_core.assets.models import Casting
     from bifrost_core.assets.repository import CastingRepository
     from bifrost_core.assets.schemas import CastingRead
+    from bifrost_core.codes import asset_by_code, asset_codes, project_by_code, shot_by_code, shot_refs
     from bifrost_core.errors import InvalidInput
 
     with unit_of_work() as uow:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from cli.demo import Demo
+    from bifrost_core.demo import Demo
 
 # (sequence, shot) of the delivery; 24 frames each, numbered from 1001.
 SHOTS = [("SQ010", "SH010"), ("SQ010", "SH020")]

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, done, project_by_code, render_list, render_one, unit_of_work
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 app = typer.Typer(help="Episodes (optional): group sequences of a series.", no_args_is_help=True)
 
@@ -18,6 +19,7 @@ def create(
     name: Annotated[str, typer.Option(help="Display name")] = "",
 ) -> None:
     """Create an episode in a project."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects import service
     from bifrost_core.projects.schemas import EpisodeCreate
 
@@ -32,6 +34,7 @@ def create(
 @app.command("list")
 def list_(project: Annotated[str, typer.Argument(help="Project code")], as_json: bool = JsonOption) -> None:
     """List the episodes of a project."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects.models import Episode
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import EpisodeRead
@@ -55,6 +58,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one episode."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import EpisodeRead
 

@@ -16,17 +16,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import (
-    EXIT_INVALID,
-    EXIT_UNAVAILABLE,
-    JsonOption,
-    cell,
-    flow_actor,
-    open_database,
-    print_json,
-    say,
-    settings,
-)
+from cli.common import flow_actor, open_database, settings
+from cli.errors import EXIT_INVALID, EXIT_UNAVAILABLE
+from cli.output import JsonOption, cell, print_json, say
 
 if TYPE_CHECKING:
     from bifrost_core.ingest.schemas import IngestSummary

@@ -3,7 +3,7 @@
 Each command group lives in its own module under `cli/` and is registered here
 with one line. Modules import heavy libraries (Prefect, FastAPI, uvicorn) only
 inside the commands that need them, so `bifrost --help` stays fast.
-Exit codes and the auto-initialisation of the embedded default: see `cli/common.py`.
+Exit codes: see `cli/errors.py`; the auto-initialisation of the embedded default: `cli/common.py`.
 """
 
 import typer
@@ -11,7 +11,7 @@ import typer
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
 from cli import ingest as ingest_cli
 from cli import storage as storage_cli
-from cli.common import BifrostGroup
+from cli.errors import BifrostGroup
 from cli.serve import serve
 from cli.tokens import app as token_app
 

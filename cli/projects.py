@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, done, project_by_code, render_list, render_one, unit_of_work
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 app = typer.Typer(help="Projects: the top of the production tree.", no_args_is_help=True)
 
@@ -64,6 +65,7 @@ def list_(as_json: bool = JsonOption) -> None:
 @app.command("show")
 def show(code: Annotated[str, typer.Argument(help="Project code")], as_json: bool = JsonOption) -> None:
     """Show one project."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects.schemas import ProjectRead
 
     with unit_of_work() as uow:

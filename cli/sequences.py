@@ -6,15 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import (
-    JsonOption,
-    done,
-    project_by_code,
-    render_list,
-    render_one,
-    sequence_by_code,
-    unit_of_work,
-)
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 app = typer.Typer(help="Sequences: groups of shots.", no_args_is_help=True)
 
@@ -28,6 +21,7 @@ def create(
     episode: Annotated[str | None, typer.Option(help="Code of the episode it belongs to")] = None,
 ) -> None:
     """Create a sequence in a project."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects import service
     from bifrost_core.projects.repository import EpisodeRepository
     from bifrost_core.projects.schemas import SequenceCreate
@@ -50,6 +44,7 @@ def list_(
     as_json: bool = JsonOption,
 ) -> None:
     """List the sequences of a project."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.projects.models import Sequence
     from bifrost_core.projects.repository import EpisodeRepository, SequenceRepository
     from bifrost_core.projects.schemas import SequenceRead
@@ -81,6 +76,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one sequence."""
+    from bifrost_core.codes import project_by_code, sequence_by_code
     from bifrost_core.projects.schemas import SequenceRead
 
     with unit_of_work() as uow:

@@ -6,16 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import (
-    JsonOption,
-    done,
-    project_by_code,
-    render_list,
-    render_one,
-    sequence_by_code,
-    shot_by_code,
-    unit_of_work,
-)
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 app = typer.Typer(help="Shots: frame ranges, handles and cut points.", no_args_is_help=True)
 
@@ -36,6 +28,7 @@ def create(
     description: Annotated[str, typer.Option(help="Free text")] = "",
 ) -> None:
     """Create a shot in a sequence."""
+    from bifrost_core.codes import project_by_code, sequence_by_code
     from bifrost_core.projects import service
     from bifrost_core.projects.schemas import ShotCreate
 
@@ -71,6 +64,7 @@ def list_(
     """List the shots of a project, in sequence order."""
     from sqlalchemy import select
 
+    from bifrost_core.codes import project_by_code, sequence_by_code
     from bifrost_core.projects.models import Sequence, Shot
     from bifrost_core.projects.schemas import ShotRead
 
@@ -118,6 +112,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one shot."""
+    from bifrost_core.codes import project_by_code, shot_by_code
     from bifrost_core.projects.schemas import ShotRead
 
     with unit_of_work() as uow:

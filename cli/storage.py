@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import JsonOption, cell, open_database, operator, print_json, say, settings
+from cli.common import open_database, operator, settings
+from cli.output import JsonOption, cell, print_json, say
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database

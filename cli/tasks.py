@@ -9,19 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cli.common import (
-    ENTITY_HELP,
-    JsonOption,
-    asset_codes,
-    done,
-    entity_by_ref,
-    project_by_code,
-    render_list,
-    render_one,
-    shot_refs,
-    task_by_ref,
-    unit_of_work,
-)
+from cli.common import ENTITY_HELP, unit_of_work
+from cli.output import JsonOption, done, render_list, render_one
 
 if TYPE_CHECKING:
     from cli.common import CommandUnit
@@ -48,6 +37,7 @@ def create(
     due: Annotated[str | None, typer.Option(help="Due date, YYYY-MM-DD")] = None,
 ) -> None:
     """Create a task on a shot or an asset."""
+    from bifrost_core.codes import entity_by_ref, project_by_code
     from bifrost_core.tasks import service
     from bifrost_core.tasks.schemas import TaskCreate
 
@@ -78,6 +68,7 @@ def list_(
     """List the tasks of a project, with filters."""
     from sqlalchemy import select
 
+    from bifrost_core.codes import asset_codes, entity_by_ref, project_by_code, shot_refs
     from bifrost_core.tasks.models import Task, TaskType
     from bifrost_core.tasks.repository import TaskRepository
     from bifrost_core.tasks.schemas import TaskRead
@@ -127,6 +118,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show one task."""
+    from bifrost_core.codes import project_by_code, task_by_ref
     from bifrost_core.tasks.schemas import TaskRead
 
     with unit_of_work() as uow:
@@ -143,6 +135,7 @@ def set_status(
     status: Annotated[str, typer.Argument(help="New status code (see `bifrost workflow show`)")],
 ) -> None:
     """Move a task to another status, if the project's workflow allows the transition."""
+    from bifrost_core.codes import project_by_code, task_by_ref
     from bifrost_core.tasks import service
     from bifrost_core.tasks.schemas import TaskUpdate
 

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from cli.common import JsonOption, done, print_json, render_list, unit_of_work
+from cli.common import unit_of_work
+from cli.output import JsonOption, done, print_json, render_list
 
 app = typer.Typer(help="API tokens: only their hash is stored; a secret is shown once.", no_args_is_help=True)
 

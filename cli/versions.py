@@ -6,20 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cli.common import (
-    ENTITY_HELP,
-    JsonOption,
-    asset_codes,
-    cell,
-    entity_by_ref,
-    print_json,
-    project_by_code,
-    render_list,
-    render_one,
-    shot_refs,
-    task_by_ref,
-    unit_of_work,
-)
+from cli.common import ENTITY_HELP, unit_of_work
+from cli.output import JsonOption, cell, print_json, render_list, render_one
 
 if TYPE_CHECKING:
     from cli.common import CommandUnit
@@ -46,6 +34,7 @@ def list_(
     """List the versions of a project, with filters."""
     from sqlalchemy import select
 
+    from bifrost_core.codes import asset_codes, entity_by_ref, project_by_code, shot_refs
     from bifrost_core.tasks.models import Task
     from bifrost_core.versions.models import Version
     from bifrost_core.versions.repository import VersionRepository
@@ -158,6 +147,7 @@ def _title(project: str, entity: str, task: str, version: Any) -> str:
 def _find_version(
     uow: CommandUnit, project: str, entity: str, task: str, number: int | None, variant: str
 ) -> Any:
+    from bifrost_core.codes import project_by_code, task_by_ref
     from bifrost_core.errors import NotFound
     from bifrost_core.versions.models import Version
     from bifrost_core.versions.repository import VersionRepository

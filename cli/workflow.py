@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from cli.common import JsonOption, cell, print_json, project_by_code, unit_of_work
+from cli.common import unit_of_work
+from cli.output import JsonOption, cell, print_json
 
 app = typer.Typer(help="Status workflows of a project.", no_args_is_help=True)
 
@@ -18,6 +19,7 @@ def show(
     as_json: bool = JsonOption,
 ) -> None:
     """Show the statuses and transitions of a project's task or version workflow."""
+    from bifrost_core.codes import project_by_code
     from bifrost_core.workflow import service
 
     with unit_of_work() as uow:

@@ -16,9 +16,10 @@ from pydantic import BaseModel, Field
 
 from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest import progress
-from bifrost_core.ingest.pipeline import batches, merge, summary_of
+from bifrost_core.ingest.batches import batches
 from bifrost_core.ingest.planning import nothing_matched
 from bifrost_core.ingest.schemas import IngestSummary
+from bifrost_core.ingest.summaries import merge, summary_of
 from flows.reporting import publish_artifacts
 from tasks.ingest import check_actor, plan_ingest, record_ingest, store_and_register
 

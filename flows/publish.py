@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow
 
 from bifrost_core.ingest import progress
-from bifrost_core.ingest.pipeline import merge, summary_of
 from bifrost_core.ingest.schemas import IngestSummary, PublishRequest
+from bifrost_core.ingest.summaries import merge, summary_of
 from flows.reporting import publish_artifacts
 from tasks.ingest import check_actor, plan_publish, record_ingest, store_and_register
 

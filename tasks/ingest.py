@@ -1,8 +1,8 @@
 """Prefect tasks of ingest and publish: one per plan, per batch of files, per run summary.
 
-Thin wrappers over `bifrost_core.ingest.pipeline`. Inputs and outputs are pydantic
-models of plain data; caching by inputs is off (hashing thousands of file entries per
-call would cost more than it saves, and a rerun finds its work done by itself).
+Thin wrappers over `bifrost_core.ingest` (planning, batches, summaries). Inputs and outputs
+are pydantic models of plain data; caching by inputs is off (hashing thousands of file
+entries per call would cost more than it saves, and a rerun finds its work done by itself).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import batches, planning, summaries
 from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
 from bifrost_core.scope import Actor
 from bifrost_core.users import identity
@@ -32,18 +32,18 @@ def check_actor(username: str, project: str, action: str) -> Actor:
 @task(name="plan-ingest", cache_policy=NO_CACHE)
 def plan_ingest(project: str, source: str, tier: str) -> IngestPlan:
     settings, database = context()
-    return pipeline.plan_ingest(database, settings, project=project, source=source, tier=tier)
+    return planning.plan_ingest(database, settings, project=project, source=source, tier=tier)
 
 
 @task(name="plan-publish", cache_policy=NO_CACHE)
 def plan_publish(request: PublishRequest) -> IngestPlan:
     settings, database = context()
-    return pipeline.plan_publish(database, settings, request=request)
+    return planning.plan_publish(database, settings, request=request)
 
 
 def retry_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:
-    """Prefect's retry condition for a batch: see `pipeline.is_transient`."""
-    return pipeline.is_transient(state.result(raise_on_failure=False))
+    """Prefect's retry condition for a batch: see `batches.is_transient`."""
+    return batches.is_transient(state.result(raise_on_failure=False))
 
 
 @task(
@@ -68,7 +68,7 @@ def store_and_register(
 ) -> IngestSummary:
     """Store one batch of files (durable, one sync per chunk) and register its versions."""
     settings, database = context()
-    return pipeline.run_batch(
+    return batches.run_batch(
         database,
         settings,
         project=project,
@@ -84,4 +84,4 @@ def store_and_register(
 @task(name="record-ingest", cache_policy=NO_CACHE)
 def record_ingest(summary: IngestSummary, kind: str, actor: Actor) -> None:
     _, database = context()
-    pipeline.record_run(database, summary=summary, kind=kind, actor=actor)
+    summaries.record_run(database, summary=summary, kind=kind, actor=actor)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from bifrost_core.codes import Entities, project_by_code
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest import repair, service
-from bifrost_core.ingest.entities import Entities
 from bifrost_core.ingest.roots import copy_workers, tier_root, usable_store
 from bifrost_core.ingest.schemas import (
     HeldBack,
@@ -32,8 +32,8 @@ from bifrost_core.ingest.schemas import (
     Target,
 )
 from bifrost_core.projects.models import Project
-from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.projects.service import ensure_active
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.naming import NamingMatch, NamingRules
 from bifrost_core.storage.scan import MOVIE_EXTENSIONS, ScanItem, scan
@@ -51,7 +51,7 @@ MAX_REPRESENTATIONS = 100
 
 def active_project(session: Session, code: str) -> Project:
     """The project by code, refusing one that is closed or archived."""
-    return ensure_active(ProjectRepository(session).by_code(code), doing="ingest or publish")
+    return ensure_active(project_by_code(session, SYSTEM, code), doing="ingest or publish")
 
 
 def check_destination(

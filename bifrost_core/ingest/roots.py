@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from bifrost_core.codes import project_by_code
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, ConfigError, InvalidInput
 from bifrost_core.projects.models import Project
+from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import storage_error
 
@@ -54,6 +56,14 @@ def blob_store(settings: Settings, root: str, tier: str) -> BlobStore:
     if store is None:
         store = _stores[key] = BlobStore(root, name=tier, storage_options=options)
     return store
+
+
+def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
+    """A project's id and the store of its tier (unchecked: see `usable_store`)."""
+    with UnitOfWork(database) as uow:
+        found = project_by_code(uow.session, SYSTEM, project)
+        return found.id, blob_store(settings, tier_root(settings, found, tier), tier)
+
 
 
 def usable_store(settings: Settings, root: str, tier: str) -> BlobStore:

@@ -116,7 +116,7 @@ class IngestPlan(BaseModel):
         return [version for version in self.versions if version.status != "known" or version.missing]
 
 
-class StoredBlob(BaseModel):
+class DurableBlob(BaseModel):
     """A blob that is durable in a tier: safe to record."""
 
     hash: str
@@ -128,7 +128,7 @@ class StoreResult(BaseModel):
     """The outcome of storing one batch: blobs per source path, per-file failures, what was
     copied, and the hashes of blobs found missing or damaged and stored again."""
 
-    blobs: dict[str, StoredBlob] = Field(default_factory=dict)
+    blobs: dict[str, DurableBlob] = Field(default_factory=dict)
     problems: list[Problem] = Field(default_factory=list)
     bytes_copied: int = 0
     files_copied: int = 0

@@ -19,17 +19,17 @@ from blake3 import blake3
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
+from bifrost_core.codes import Entities
 from bifrost_core.errors import InvalidInput
 from bifrost_core.events.service import record
 from bifrost_core.ingest import repository
-from bifrost_core.ingest.entities import Entities
 from bifrost_core.ingest.models import IngestRecord
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
+    DurableBlob,
     PlannedRepresentation,
     PlannedVersion,
     SourceFile,
-    StoredBlob,
     Target,
 )
 from bifrost_core.scope import Actor
@@ -132,7 +132,7 @@ def register_version(
     actor: Actor,
     project_id: int,
     planned: PlannedVersion,
-    blobs: dict[str, StoredBlob],
+    blobs: dict[str, DurableBlob],
     tier: str,
     source: str,
     templates: PublishTemplates,

@@ -17,7 +17,7 @@ from bifrost_core.config import Settings
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest.pipeline import blob_store
+from bifrost_core.ingest.roots import blob_store
 from bifrost_core.projects.models import Project
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobInfo, BlobStore, root_of

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from bifrost_core.errors import BifrostError, ConfigError, InvalidInput, NotFound, StorageError
 
 if TYPE_CHECKING:
-    from bifrost_core.storage.blobstore import StoredBlob
+    from bifrost_core.storage.blobstore import PutResult
 
 __all__ = [
     "BlobNotFound",
@@ -83,7 +83,7 @@ class PutFailed(InvalidInput):
 
     code = "put_failed"
 
-    def __init__(self, stored: Sequence[StoredBlob], failures: Sequence[SourceError]) -> None:
+    def __init__(self, stored: Sequence[PutResult], failures: Sequence[SourceError]) -> None:
         shown = "; ".join(str(f) for f in failures[:3])
         more = f" (and {len(failures) - 3} more)" if len(failures) > 3 else ""
         total = len(stored) + len(failures)

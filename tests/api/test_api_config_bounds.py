@@ -20,7 +20,7 @@ from api_world import World
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.errors import InvalidInput
-from bifrost_core.ingest.pipeline import plan_ingest
+from bifrost_core.ingest.planning import plan_ingest
 from bifrost_core.projects.schemas import CONFIG_CHECKS
 from bifrost_core.storage.errors import PathTemplateError
 from bifrost_core.storage.naming import MAX_PATH, NamingRules

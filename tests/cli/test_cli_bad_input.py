@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from typer.testing import CliRunner
 
 from bifrost_core.projects import service as projects_service
-from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
+from cli.errors import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
 from cli.main import app
 
 SHOT = ("shot", "create", "DEMO", "SQ010", "SH020")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bifrost_core.assets.models import Asset, AssetType, Casting
+from bifrost_core.demo import CASTING, HANDLES, Demo
 from bifrost_core.projects.models import Project, Sequence, Shot
 from bifrost_core.tasks.models import Task
 from cli import demo
@@ -71,11 +72,11 @@ def test_demo_twice_leaves_the_same_production(bifrost, bifrost_env, peek, row_c
     assert len(built["shots"]) == 10
     assert len(built["assets"]) == 5
     assert len({asset_type for _, asset_type in built["assets"]}) == 3
-    assert len(built["casting"]) == sum(len(cast) for cast in demo.CASTING.values())
+    assert len(built["casting"]) == sum(len(cast) for cast in CASTING.values())
     assert {task for _, task, _, _ in built["tasks"]} == {"layout", "anim", "comp", "model", "rig"}
     assert ("SQ010/SH010", "anim", "wtg", ("bob",)) in built["tasks"]
     assert built["projects"][0][0] == "DEMO"
-    assert all(handles_in == handles_out == demo.HANDLES for *_, handles_in, handles_out in built["shots"])
+    assert all(handles_in == handles_out == HANDLES for *_, handles_in, handles_out in built["shots"])
 
 
 def test_demo_completes_a_production_built_by_hand(bifrost, peek) -> None:
@@ -94,7 +95,7 @@ def test_demo_completes_a_production_built_by_hand(bifrost, peek) -> None:
 def test_demo_steps_run_in_order_and_can_be_extended(bifrost, monkeypatch) -> None:
     seen: list[int] = []
 
-    def count_shots(context: demo.Demo) -> str:
+    def count_shots(context: Demo) -> str:
         with context.session() as session:
             seen.append(len(session.scalars(select(Shot.id)).all()))
         return "counted"

@@ -19,7 +19,7 @@ from bifrost_core.projects.models import Project
 from bifrost_core.users import service as users
 from bifrost_core.users.models import User
 from bifrost_core.users.schemas import MembershipCreate, UserCreate, UserUpdate
-from cli.common import EXIT_CONFIG, EXIT_FORBIDDEN
+from cli.errors import EXIT_CONFIG, EXIT_FORBIDDEN
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID
+from cli.errors import EXIT_CONFIG, EXIT_CONFLICT, EXIT_INVALID
 
 pytestmark = pytest.mark.postgres
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cli.common import EXIT_CONFIG, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
+from cli.errors import EXIT_CONFIG, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
 
 
 def test_help_lists_the_commands_and_exit_codes(run_bifrost) -> None:

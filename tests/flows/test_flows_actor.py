@@ -26,7 +26,7 @@ from bifrost_core.users import service as users
 from bifrost_core.users.models import User
 from bifrost_core.users.schemas import MembershipCreate, TokenCreate, UserCreate, UserUpdate
 from bifrost_core.versions.models import Version
-from cli.common import EXIT_FORBIDDEN
+from cli.errors import EXIT_FORBIDDEN
 from cli.main import app
 
 

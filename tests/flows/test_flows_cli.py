@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from bifrost_core.bootstrap import initialise
 from bifrost_core.config import load_settings
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import batches
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
@@ -39,7 +39,7 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     database, production, settings, flow_env, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
     )
     assert "verified 3 blob location(s): 0 damaged" in invoke("verify").output

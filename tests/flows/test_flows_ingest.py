@@ -154,7 +154,7 @@ def test_is_transient_tells_failures_worth_a_retry():
     from sqlalchemy.exc import OperationalError
 
     from bifrost_core.errors import ConfigError, DatabaseUnavailable, InvalidInput
-    from bifrost_core.ingest.pipeline import is_transient
+    from bifrost_core.ingest.batches import is_transient
     from bifrost_core.storage.errors import StorageError, StorageFull, VerificationFailed
 
     assert is_transient(StorageError("storage tier hot: put_object: 503 SlowDown", tier="hot"))
@@ -172,11 +172,11 @@ def test_a_batch_is_retried_after_a_transient_failure_only(
     database, production, flow_env, prefect_server, delivery, monkeypatch, error, calls, completed
 ):
     import flows.ingest
-    from bifrost_core.ingest import pipeline
+    from bifrost_core.ingest import batches
     from bifrost_core.storage.errors import StorageError, StorageFull
     from flows.ingest import IngestParameters, ingest
 
-    real_store_files = pipeline.store_files
+    real_store_files = batches.store_files
     seen = []
 
     def failing_once(*args, **kwargs):
@@ -186,7 +186,7 @@ def test_a_batch_is_retried_after_a_transient_failure_only(
             raise cls("storage tier hot: injected failure", tier="hot")
         return real_store_files(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "store_files", failing_once)
+    monkeypatch.setattr(batches, "store_files", failing_once)
     quick = flows.ingest.store_and_register.with_options(retry_delay_seconds=0)
     monkeypatch.setattr(flows.ingest, "store_and_register", quick)
     parameters = IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery))

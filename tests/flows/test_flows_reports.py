@@ -106,14 +106,14 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
     import boto3
 
     import flows.ingest
-    from bifrost_core.ingest import pipeline
+    from bifrost_core.ingest import batches
     from flows.ingest import IngestParameters, ingest
 
     s3 = boto3.client("s3", **s3_endpoint.client_kwargs())
     bucket = f"gone-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=bucket)
     monkeypatch.setenv("BIFROST_HOT_ROOT", f"s3://{bucket}/hot")
-    real_store_files = pipeline.store_files
+    real_store_files = batches.store_files
     runs: list[int] = []
 
     def bucket_gone(*args, **kwargs):
@@ -122,7 +122,7 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
             s3.delete_bucket(Bucket=bucket)
         return real_store_files(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "store_files", bucket_gone)
+    monkeypatch.setattr(batches, "store_files", bucket_gone)
     # Were it retried, no delay would hide it.
     monkeypatch.setattr(
         flows.ingest,

@@ -16,7 +16,7 @@ A forked process writes its JSON to RESULT_FILE when it finishes. An ingest wait
 seconds where its blobs are stored and not yet leased, the window a concurrent gc must not
 exploit. `gc` runs gc with no grace again and again until STOP_FILE exists. Settings come
 from BIFROST_* (database, tier roots); KILL_AT (`-` for none) is BIFROST_TEST_KILL_AT, as
-`pipeline.crash_point` reads it.
+`batches.crash_point` reads it.
 """
 
 from __future__ import annotations
@@ -29,29 +29,29 @@ import traceback
 
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
-from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.ingest import batches, planning, summaries, upkeep
 from bifrost_core.scope import SYSTEM
 
 GC_ROUNDS = 100
 
 
 def ingest(database: Database, source: str, batch_files: str, pause: str = "0") -> dict:
-    real_crash_point = pipeline.crash_point
+    real_crash_point = batches.crash_point
 
     def pausing(name: str) -> None:
         if name == "stored":
             time.sleep(float(pause))
         real_crash_point(name)
 
-    pipeline.crash_point = pausing
+    batches.crash_point = pausing
     settings = load_settings()
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=source, tier="hot")
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=int(batch_files), max_bytes=1 << 40):
-        batch = pipeline.run_batch(
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=source, tier="hot")
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=int(batch_files), max_bytes=1 << 40):
+        batch = batches.run_batch(
             database, settings, actor=SYSTEM, project="DEMO", tier="hot", source=plan.source, versions=group
         )
-        pipeline.merge(summary, batch)
+        summaries.merge(summary, batch)
     return {
         "created": len(summary.created),
         "repaired": summary.blobs_repaired,

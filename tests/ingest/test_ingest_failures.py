@@ -15,7 +15,7 @@ from test_ingest_register import counts
 
 from bifrost_core.config import load_settings
 from bifrost_core.errors import ConfigError
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import batches, planning
 from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import StorageFull
@@ -55,7 +55,7 @@ def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tm
     )
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003, size=600_000)
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     with pytest.raises(StorageFull, match="storage tier hot is full"):
         run(database, settings, plan)
     no_versions(database)
@@ -75,14 +75,14 @@ def test_a_missing_bucket_is_a_configuration_error_at_once(database, production,
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1002)
     with pytest.raises(ConfigError) as planned:
-        pipeline.plan_ingest(database, missing, project="DEMO", source=str(root), tier="hot")
+        planning.plan_ingest(database, missing, project="DEMO", source=str(root), tier="hot")
     assert str(planned.value) == "storage tier hot: bucket no-such-bucket does not exist (s3://no-such-bucket/bifrost)"
     # Planned while the bucket was there, stored once it is gone: the same kind of error,
     # which a retry cannot help.
-    plan = pipeline.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
     with pytest.raises(ConfigError, match="storage tier hot: bucket no-such-bucket does not exist") as stored:
         run(database, missing, plan)
-    assert not pipeline.is_transient(stored.value)
+    assert not batches.is_transient(stored.value)
     no_versions(database)
 
 
@@ -92,7 +92,7 @@ def test_a_file_changed_after_the_scan_is_reported_and_its_version_skipped(
     root = tmp_path / "delivery"
     moving = frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
     frames(root / "sq010" / "sh020" / "plate", "plate", 1001, 1002, salt=b"steady")
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     time.sleep(0.01)
     write(moving[1], content(b"a longer, newer take", 5000))  # size and mtime move after the scan
     result = run(database, settings, plan)
@@ -106,7 +106,7 @@ def test_a_file_changed_after_the_scan_is_reported_and_its_version_skipped(
     again = run(
         database,
         settings,
-        pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
+        planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
     )
     assert [v.target for v in again.created] == ["sq010/sh010 plate main"]
 
@@ -115,7 +115,7 @@ def test_a_file_growing_during_the_copy_is_reread_or_reported(database, producti
     """A writer appending while the store reads: the store re-reads once, then gives up on it."""
     root = tmp_path / "delivery"
     growing = write(root / "sq010" / "sh010" / "plate" / "plate.mov", content(b"growing", 64 << 20))
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     writer = subprocess.Popen(
         ["sh", "-c", f"for i in $(seq 1 400); do printf more >> '{growing}'; sleep 0.005; done"]
     )
@@ -139,7 +139,7 @@ def test_a_full_spool_folder_stops_an_s3_batch_and_says_so(
     monkeypatch.setattr(tempfile, "tempdir", str(small_disk))
     root = tmp_path / "delivery"
     write(root / "sq010" / "sh010" / "plate" / "plate.mov", content(b"movie", 5 << 20))
-    plan = pipeline.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")
     with pytest.raises(StorageFull, match="set TMPDIR") as raised:
         run(database, s3_settings, plan)
     assert "tier hot is full" not in str(raised.value)  # the spool is, not the tier

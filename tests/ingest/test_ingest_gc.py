@@ -12,6 +12,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import blake3
 import boto3
 import pytest
 from ingest_helpers import content, frames, write
@@ -20,11 +21,11 @@ from test_ingest_register import counts, planned
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.ingest import batches, planning, summaries, upkeep
 from bifrost_core.projects.models import Project
 from bifrost_core.scope import SYSTEM
-from bifrost_core.storage import blobstore, leases
-from bifrost_core.storage.blobstore import BlobStore, blob_key
+from bifrost_core.storage import leases
+from bifrost_core.storage.blobstore import BlobStore, blob_key, local
 from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
 
@@ -59,12 +60,12 @@ def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 
 def ingest(database, settings, source: Path, *, batch_files: int = 1000):
     """Plan and run a delivery in-process, in batches of `batch_files` files."""
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(source), tier="hot")
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=batch_files, max_bytes=1 << 40):
-        pipeline.merge(
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(source), tier="hot")
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=batch_files, max_bytes=1 << 40):
+        summaries.merge(
             summary,
-            pipeline.run_batch(
+            batches.run_batch(
                 database,
                 settings,
                 actor=SYSTEM,
@@ -103,14 +104,14 @@ def delivery(root: Path, salt: bytes = b"") -> Path:
 def gc_at(monkeypatch: pytest.MonkeyPatch, point: str, database, settings) -> list[upkeep.GcReport]:
     """Run `storage gc` with no grace when the ingest reaches `point` (its first time there)."""
     reports: list[upkeep.GcReport] = []
-    real = pipeline.crash_point
+    real = batches.crash_point
 
     def hook(name: str) -> None:
         if name == point and not reports:
             reports.append(upkeep.gc(database, settings, grace_hours=0))
         real(name)
 
-    monkeypatch.setattr(pipeline, "crash_point", hook)
+    monkeypatch.setattr(batches, "crash_point", hook)
     return reports
 
 
@@ -171,14 +172,14 @@ def test_a_rerun_repairs_a_version_whose_blob_went_missing(database, production,
     assert len(ingest(database, settings, root).created) == 3
     store = BlobStore(settings.tier_roots["hot"])
     frame = root / "sq010" / "sh010" / "plate" / "plate.1002.exr"
-    digest = blobstore.blake3.blake3(frame.read_bytes()).hexdigest()
+    digest = blake3.blake3(frame.read_bytes()).hexdigest()
     published = Path(settings.tier_roots["hot"]) / "published" / "DEMO" / "shots" / "sq010" / "sh010"
     link = published / "plate" / "main" / "v001" / "plate.1002.exr"
     assert link.stat().st_ino == store.local_path(digest).stat().st_ino
     store.local_path(digest).unlink()
     assert not upkeep.verify(database, settings).ok
 
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     assert sorted((v.status, v.missing) for v in plan.versions) == [("known", 0), ("known", 0), ("known", 1)]
     summary = ingest(database, settings, root)
     assert (summary.created, summary.known, summary.blobs_repaired, summary.problems) == ([], 3, 1, [])
@@ -201,19 +202,19 @@ def test_a_version_whose_blob_and_source_are_both_gone_is_reported_by_name(
         root / "assets" / "chair" / "model" / "chair.abc",
     )
     for path in (changed, deleted):
-        store.local_path(blobstore.blake3.blake3(path.read_bytes()).hexdigest()).unlink()
+        store.local_path(blake3.blake3(path.read_bytes()).hexdigest()).unlink()
     # Other bytes under the same size and time: still "known" by its fingerprint.
     st = changed.stat()
     changed.write_bytes(bytes(255 - b for b in changed.read_bytes()))
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns))
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     deleted.unlink()  # gone between the plan and the run
 
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=1000, max_bytes=1 << 40):
-        pipeline.merge(
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=1000, max_bytes=1 << 40):
+        summaries.merge(
             summary,
-            pipeline.run_batch(
+            batches.run_batch(
                 database,
                 settings,
                 actor=SYSTEM,
@@ -252,14 +253,14 @@ def test_flipped_bytes_of_a_stored_blob_are_repaired_by_the_next_ingest_of_that_
     database, production, settings, tmp_path, monkeypatch
 ):
     # Lower the small-file limit so that one file takes the streamed (large-file) path.
-    monkeypatch.setattr(blobstore, "SMALL_FILE", 64 * 1024)
-    monkeypatch.setattr(blobstore, "CHUNK", 32 * 1024)
+    monkeypatch.setattr(local, "SMALL_FILE", 64 * 1024)
+    monkeypatch.setattr(local, "CHUNK", 32 * 1024)
     first = tmp_path / "first" / "sq010" / "sh010" / "plate"
     small = write(first / "plate.1001.exr", content(b"small frame", 3000))
     large = write(first / "plate.1002.exr", content(b"large frame", 200_000))
     assert len(ingest(database, settings, tmp_path / "first").created) == 1
     store = BlobStore(settings.tier_roots["hot"])
-    digests = [blobstore.blake3.blake3(p.read_bytes()).hexdigest() for p in (small, large)]
+    digests = [blake3.blake3(p.read_bytes()).hexdigest() for p in (small, large)]
     for digest in digests:
         flip(store.local_path(digest))
     assert len(upkeep.verify(database, settings).findings) == 2
@@ -286,7 +287,7 @@ def test_a_damaged_blob_reused_by_fingerprint_is_rehashed_and_repaired(
     paths = frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
     ingest(database, settings, root)
     store = BlobStore(settings.tier_roots["hot"])
-    flip(store.local_path(blobstore.blake3.blake3(paths[0].read_bytes()).hexdigest()))
+    flip(store.local_path(blake3.blake3(paths[0].read_bytes()).hexdigest()))
     write(paths[2], content(b"a new take", 2048))  # a new version that keeps frames 1001-1002
     summary = ingest(database, settings, root)
     assert ([v.number for v in summary.created], summary.files_copied, summary.blobs_repaired) == ([2], 2, 1)
@@ -308,7 +309,7 @@ def test_flipped_bytes_of_an_s3_blob_are_repaired_by_the_next_ingest(
     for path in paths:
         data = bytearray(path.read_bytes())
         data[len(data) // 2] ^= 0xFF
-        key = f"{prefix}/{blob_key(blobstore.blake3.blake3(path.read_bytes()).hexdigest())}"
+        key = f"{prefix}/{blob_key(blake3.blake3(path.read_bytes()).hexdigest())}"
         client.put_object(Bucket=s3_endpoint.bucket, Key=key, Body=bytes(data))
     assert len(upkeep.verify(database, settings).findings) == 2
 
@@ -366,10 +367,10 @@ def test_gc_removes_no_bytes_of_a_record_its_delete_kept(database, production, s
     blob listed, also of those its DELETE kept because a version had begun to use them."""
     kept = frames(tmp_path / "kept", "plate", 1001, 1001)
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(kept)]
     )
-    pipeline.run_batch(
+    batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -427,9 +428,9 @@ def test_gc_in_a_tier_root_full_of_other_things_touches_none_of_them(
         uow.commit()
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
-    for group in pipeline.batches(plan.pending, max_files=100, max_bytes=1 << 40):
-        pipeline.run_batch(
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
+    for group in batches.batches(plan.pending, max_files=100, max_bytes=1 << 40):
+        batches.run_batch(
             database,
             settings,
             actor=SYSTEM,

@@ -18,7 +18,7 @@ from ingest_helpers import content, frames, write
 from test_ingest_gc import HERE, assert_sound, child_env
 
 ROUNDS = 20
-# Where an ingest may be told to kill itself (pipeline.crash_point); None: a kill -9 from
+# Where an ingest may be told to kill itself (batches.crash_point); None: a kill -9 from
 # the test at a random moment, or none.
 CRASH_POINTS = [None, None, None, "stored", "leased", "flushed", "committed:1"]
 

@@ -17,7 +17,7 @@ from test_ingest_plan import run
 from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import planning
 from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.versions.models import RepresentationFile
 
@@ -40,7 +40,7 @@ def test_every_kind_of_problem_holds_back_its_version(database, production, sett
     os.mkfifo(shot / "hole" / "plate.1002.exr")  # a hole in the middle: 1001,1003 must not register
     os.mkfifo(root / "stray-pipe")  # matches no rule: a plain problem, holding nothing back
 
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     assert [v.target.label for v in plan.versions] == ["sq010/sh010 good main"]
     held = {entry.target: entry.problems for entry in plan.held_back}
     assert {target: [p.path for p in problems] for target, problems in held.items()} == {
@@ -69,20 +69,19 @@ CHILD = """
 import json, os, sys
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
-from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import batches, planning, summaries
 from bifrost_core.scope import SYSTEM
 
 source, database_url, hot, late = sys.argv[1:]
 settings = load_settings(database_url=database_url, hot_root=hot, archive_root=hot)
 database = Database(database_url)
-plan = pipeline.plan_ingest(database, settings, project="DEMO", source=source, tier="hot")
+plan = planning.plan_ingest(database, settings, project="DEMO", source=source, tier="hot")
 os.chmod(late, 0)  # unreadable only after the scan: found when the store opens it
-summary = pipeline.summary_of(plan, dry_run=False)
-batch = pipeline.run_batch(
+summary = summaries.summary_of(plan, dry_run=False)
+batch = batches.run_batch(
     database, settings, actor=SYSTEM, project="DEMO", tier="hot", source=plan.source, versions=plan.pending
 )
-pipeline.merge(summary, batch)
+summaries.merge(summary, batch)
 print(summary.model_dump_json())
 """
 
@@ -138,7 +137,7 @@ def test_the_file_whose_name_gives_no_path_is_blamed(database, production, setti
     result = run(
         database,
         settings,
-        pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
+        planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot"),
     )
     assert [v.target for v in result.created] == ["asset chair model main"]
     with UnitOfWork(database) as uow:  # recorded as it is shown: no control character in a record

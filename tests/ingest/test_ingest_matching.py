@@ -14,7 +14,7 @@ from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import InvalidInput
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import planning
 from bifrost_core.ingest.planning import nothing_matched
 from bifrost_core.ingest.schemas import Problem, PublishRequest
 from bifrost_core.projects import service as projects
@@ -62,7 +62,7 @@ def test_codes_match_whatever_their_case(database, studio, settings, tmp_path):
     frames(root / "sq010" / "sh0010" / "comp", "comp", 1001, 1002)
     frames(root / "Sq010" / "SH0010" / "COMP", "matte", 1001, 1002)  # the same version, spelled otherwise
     write(root / "assets" / "CHAIR" / "Model" / "chair.abc", b"alembic")  # a new task: as delivered
-    plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert not plan.unmatched and not plan.problems
     comp, chair = sorted(plan.versions, key=lambda version: version.target.asset or "")
     assert (comp.target.sequence, comp.target.shot, comp.target.task) == ("SQ010", "SH0010", "Comp")
@@ -74,7 +74,7 @@ def test_codes_match_whatever_their_case(database, studio, settings, tmp_path):
     assert (published / "SQ010" / "SH0010" / "Comp" / "main" / "v001" / "comp.1001.exr").is_file()
     assert not (published / "sq010").exists()
     # A rerun, spelled either way, finds the version done.
-    again = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    again = planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert [v.status for v in again.versions] == ["known", "known"]
 
 
@@ -82,7 +82,7 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
     root = tmp_path / "delivery"
     frames(root / "SQ010" / "SH0020" / "plate", "plate", 1001, 1001)
     frames(root / "SQ010" / "SH0010" / "comp", "comp", 1001, 1001)
-    plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert [v.target.label for v in plan.versions] == ["SQ010/SH0010 Comp main"]
     assert plan.problems == [
         Problem(
@@ -96,7 +96,7 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
         [shot_id] = uow.session.scalars(select(Shot.id).where(Shot.code == "SH0010"))
         tasks.create_task(uow.session, actor=SYSTEM, data=TaskCreate(shot_id=shot_id, task_type="comp"))
         uow.commit()
-    plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert plan.versions == []
     assert "task comp of shot SQ010/SH0010 matches Comp and comp, which differ only by case: rename one" in [
         problem.message for problem in plan.problems
@@ -111,7 +111,7 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
         files=[str(root / "SQ010" / "SH0020" / "plate" / "plate.1001.exr")],
     )
     with pytest.raises(InvalidInput, match="shot sq010/SH0020 matches SQ010/SH0020 and SQ010/sh0020"):
-        pipeline.plan_publish(database, settings, request=request)
+        planning.plan_publish(database, settings, request=request)
 
 
 def test_a_publish_takes_the_projects_own_codes(database, studio, settings, tmp_path):
@@ -120,7 +120,7 @@ def test_a_publish_takes_the_projects_own_codes(database, studio, settings, tmp_
         actor="td",
         project=studio, sequence="sq010", shot="sh0010", task="comp", files=[str(p) for p in paths]
     )
-    plan = pipeline.plan_publish(database, settings, request=request)
+    plan = planning.plan_publish(database, settings, request=request)
     assert plan.versions[0].target.label == "SQ010/SH0010 Comp main"
 
 
@@ -128,7 +128,7 @@ def test_an_ingest_where_nothing_matched_says_so_in_one_line(database, studio, s
     root = tmp_path / "delivery"
     write(root / "readme.txt", b"no rule for me")
     frames(root / "SQ999" / "SH0010" / "plate", "plate", 1001, 1003)
-    plan = pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
     assert nothing_matched(plan) == (
         f"nothing in {root} matched the naming rules of CASE "
         "(4 files; e.g. readme.txt: no naming rule matches)"
@@ -136,7 +136,7 @@ def test_an_ingest_where_nothing_matched_says_so_in_one_line(database, studio, s
     frames(root / "SQ010" / "SH0010" / "plate", "plate", 1001, 1001)
     assert (
         nothing_matched(
-            pipeline.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
+            planning.plan_ingest(database, settings, project=studio, source=str(root), tier="hot")
         )
         is None
     )

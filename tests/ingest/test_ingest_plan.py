@@ -11,7 +11,7 @@ from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Conflict, InvalidInput, NotFound
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import batches, planning, summaries
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.projects.models import Project
 from bifrost_core.scope import SYSTEM
@@ -19,11 +19,11 @@ from bifrost_core.storage.errors import SourceUnreadable
 
 
 def run(database, settings, plan):
-    summary = pipeline.summary_of(plan, dry_run=False)
-    for group in pipeline.batches(plan.pending, max_files=5, max_bytes=1 << 30):
-        pipeline.merge(
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=5, max_bytes=1 << 30):
+        summaries.merge(
             summary,
-            pipeline.run_batch(
+            batches.run_batch(
                 database, settings, actor=SYSTEM,
                 project=plan.project, tier=plan.tier, source=plan.source, versions=group
             ),
@@ -34,7 +34,7 @@ def run(database, settings, plan):
 def test_plan_groups_items_into_versions_per_target(database, production, settings, delivery):
     write(delivery / "sq010" / "sh999" / "plate" / "x.exr", b"unknown shot")
     write(delivery / "README.txt", b"no rule for me")
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     versions = {v.target.label: v for v in plan.versions}
     assert set(versions) == {"sq010/sh010 plate main", "sq010/sh020 plate main", "asset chair model main"}
     sh010 = {rep.name: rep for rep in versions["sq010/sh010 plate main"].representations}
@@ -49,7 +49,7 @@ def test_plan_groups_items_into_versions_per_target(database, production, settin
 
 
 def test_ingest_then_rerun_then_change_one_frame(database, production, settings, delivery):
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     first = run(database, settings, plan)
     assert sorted((v.target, v.number) for v in first.created) == [
         ("asset chair model main", 1),
@@ -63,13 +63,13 @@ def test_ingest_then_rerun_then_change_one_frame(database, production, settings,
     assert (published / "shots/sq010/sh010/plate/main/v001/plate.mov").is_file()
     assert (published / "assets/chair/model/main/v001/chair.abc").is_file()
     before = counts(database)
-    again = pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+    again = planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     assert [v.status for v in again.versions] == ["known"] * 3
     assert run(database, settings, again).created == []
     assert counts(database) == before
 
     write(delivery / "sq010" / "sh020" / "plate" / "plate.1003.exr", b"a new take of frame 1003")
-    changed = pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+    changed = planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     assert sorted(v.status for v in changed.versions) == ["changed", "known", "known"]
     result = run(database, settings, changed)
     assert [(v.target, v.number) for v in result.created] == [("sq010/sh020 plate main", 2)]
@@ -81,7 +81,7 @@ def test_awkward_but_valid_names_and_empty_files_are_ingested(database, producti
     write(root / "sq010" / "sh010" / "plate" / "my plate é.0001.exr", b"spaces and accents")
     write(root / "sq010" / "sh010" / "plate" / "my plate é.0002.exr", b"")
     write(root / "sq010" / "sh010" / "plate" / "notes ± final.txt", b"")
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     result = run(database, settings, plan)
     assert not result.problems and not result.unmatched
     assert [v.files for v in result.created] == [3]
@@ -100,7 +100,7 @@ def test_bad_sources_are_problems_and_never_half_registered(database, production
     os.symlink("../../../../outside", shot2 / "dotdot.txt")  # a relative one (`..`)
     write(tmp_path / "outside", b"not part of the delivery")
     os.mkfifo(shot2 / "pipe.0001.exr")
-    plan = pipeline.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
+    plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     messages = {p.path: p.message for p in plan.problems}
     assert "symlink loop" in messages["sq010/sh020/plate/loop"]
     assert "outside the source folder" in messages["sq010/sh020/plate/escape.txt"]
@@ -120,13 +120,13 @@ def test_bad_sources_are_problems_and_never_half_registered(database, production
 
 def test_plan_refuses_unknown_project_tier_and_missing_source(database, production, settings, tmp_path):
     with pytest.raises(NotFound, match="project 'NOPE' not found"):
-        pipeline.plan_ingest(database, settings, project="NOPE", source=str(tmp_path), tier="hot")
+        planning.plan_ingest(database, settings, project="NOPE", source=str(tmp_path), tier="hot")
     with pytest.raises(InvalidInput, match="no storage tier 'cold'"):
-        pipeline.plan_ingest(database, settings, project="DEMO", source=str(tmp_path), tier="cold")
+        planning.plan_ingest(database, settings, project="DEMO", source=str(tmp_path), tier="cold")
     with pytest.raises(SourceUnreadable, match="cannot scan"):
-        pipeline.plan_ingest(database, settings, project="DEMO", source=str(tmp_path / "missing"), tier="hot")
+        planning.plan_ingest(database, settings, project="DEMO", source=str(tmp_path / "missing"), tier="hot")
     with pytest.raises(InvalidInput, match="absolute path"):
-        pipeline.plan_ingest(database, settings, project="DEMO", source="relative/path", tier="hot")
+        planning.plan_ingest(database, settings, project="DEMO", source="relative/path", tier="hot")
 
 
 @pytest.mark.parametrize("status", ["closed", "archived"])
@@ -139,7 +139,7 @@ def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
     before = counts(database)
     message = f"project DEMO is {status}: reopen it to ingest or publish"
     with pytest.raises(Conflict, match=message):
-        pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
+        planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     request = PublishRequest(
         actor=OPERATOR,
         project="DEMO",
@@ -149,5 +149,5 @@ def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
         files=[str(delivery / "sq010" / "sh010" / "plate" / "plate.mov")],
     )
     with pytest.raises(Conflict, match=message):
-        pipeline.plan_publish(database, settings, request=request)
+        planning.plan_publish(database, settings, request=request)
     assert counts(database) == before

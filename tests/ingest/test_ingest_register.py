@@ -10,7 +10,7 @@ from ingest_helpers import frames, write
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline, progress, service
+from bifrost_core.ingest import batches, planning, progress, service
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
 from bifrost_core.projects.models import Project
@@ -35,7 +35,7 @@ def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> P
                 frame_padding=4,
                 stem="plate",
                 ext="exr",
-                files=[pipeline.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
+                files=[planning.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
             )
         ],
     )
@@ -59,7 +59,7 @@ def counts(database) -> dict[str, int]:
 
 def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1004)
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -87,7 +87,7 @@ def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, produc
         service.classify(uow.session, project_id=production.project_id, versions=[again])
     assert again.status == "known"
     before = counts(database)
-    rerun = pipeline.run_batch(
+    rerun = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -104,7 +104,7 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
     database, production, settings, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[planned(paths)]
     )
     write(paths[1], b"retouched frame")
@@ -113,7 +113,7 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
         assert service.apply_fingerprints(uow.session, production.project_id, second.files) == 2
         service.classify(uow.session, project_id=production.project_id, versions=[second])
     assert second.status == "changed"
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[second]
     )
     assert [v.number for v in result.created] == [2]
@@ -124,7 +124,7 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
 def test_identical_content_in_two_places_is_stored_once(database, production, settings, tmp_path):
     a = frames(tmp_path / "a", "plate", 1001, 1002)
     b = frames(tmp_path / "b", "plate", 1001, 1002)
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -163,7 +163,7 @@ def test_unreadable_file_skips_its_whole_version_only(database, production, sett
     recorder = Recorder()
     progress.listen(recorder)
     try:
-        result = pipeline.run_batch(
+        result = batches.run_batch(
             database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=versions
         )
     finally:
@@ -195,7 +195,7 @@ def test_project_path_template_places_the_published_links(database, production, 
     template = "{project}/{shot}/{task}/v{version:03d}/{name}_{frame}.{ext}"
     set_path_templates(database, production.project_id, {"shot": template})
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
     )
     assert not result.problems
@@ -216,7 +216,7 @@ def test_project_path_template_places_the_published_links(database, production, 
 def test_bad_path_template_fails_each_version_whole(database, production, settings, tmp_path):
     set_path_templates(database, production.project_id, {"shot": "{project}/{nosuch}/{name}.{ext}"})
     before = counts(database)
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,

@@ -19,7 +19,7 @@ from bifrost_core.cache.backends import LocalCache
 from bifrost_core.config import load_settings
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import ConfigError
-from bifrost_core.ingest import pipeline
+from bifrost_core.ingest import planning
 from bifrost_core.ingest.roots import RootProbes
 from bifrost_core.projects.models import Project
 from bifrost_core.storage.blobstore import BlobStore
@@ -97,12 +97,12 @@ def test_a_missing_or_unusable_folder_is_a_configuration_error(database, product
     ):
         bad = load_settings(home=tmp_path / "home", database_url=database.url, hot_root=str(root))
         with pytest.raises(ConfigError) as raised:
-            pipeline.plan_ingest(database, bad, project="DEMO", source=str(delivery), tier="hot")
+            planning.plan_ingest(database, bad, project="DEMO", source=str(delivery), tier="hot")
         assert str(raised.value) == message
     assert not nowhere.exists()
     # The default roots are Bifrost's own folders under its home: made when first needed.
     home = load_settings(home=tmp_path / "home", database_url=database.url)
-    pipeline.plan_ingest(database, home, project="DEMO", source=str(delivery), tier="hot")
+    planning.plan_ingest(database, home, project="DEMO", source=str(delivery), tier="hot")
     assert (tmp_path / "home" / "storage" / "hot").is_dir()
 
 

@@ -12,7 +12,7 @@ from test_ingest_register import counts, planned
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import StorageError
-from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.ingest import batches, upkeep
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import blob_key
 from bifrost_core.storage.models import Blob
@@ -26,7 +26,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     settings = s3_settings
     paths = frames(tmp_path / "src", "plate", 1001, 1003, size=6000)
     big = frames(tmp_path / "big", "plate", 1001, 1001, size=5 << 20)  # above the small-file path
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -53,7 +53,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     assert where[name] == {"hot": f"{settings.tier_roots['hot']}/{blob_key(digest)}"}
 
     before = counts(database)
-    rerun = pipeline.run_batch(
+    rerun = batches.run_batch(
         database,
         settings,
         actor=SYSTEM,
@@ -118,7 +118,7 @@ def test_a_tier_gets_its_endpoint_and_credentials_from_the_storage_options(
         storage_options={f"s3://{s3_endpoint.bucket}": options},
     )
     paths = frames(tmp_path / "src", "plate", 1001, 1002, size=5000)
-    result = pipeline.run_batch(
+    result = batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="opts", versions=[planned(paths)]
     )
     assert (result.problems, result.files_copied) == ([], 2)

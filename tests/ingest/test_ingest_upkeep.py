@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select
 from test_ingest_register import planned
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import pipeline, upkeep
+from bifrost_core.ingest import batches, upkeep
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob
@@ -18,7 +18,7 @@ from bifrost_core.versions.models import Version
 
 def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1004)
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
     )
     assert upkeep.verify(database, settings).ok
@@ -41,14 +41,14 @@ def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, setti
 
 def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, production, settings, tmp_path):
     kept = frames(tmp_path / "kept", "plate", 1001, 1002)
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(kept)]
     )
     store = BlobStore(settings.tier_roots["hot"])
     # A copy a crashed ingest left behind (stored, never recorded), and a record nothing uses.
     stray = store.put_file(frames(tmp_path / "stray", "x", 1, 1)[0])
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM,
         project="DEMO", tier="hot", source="s", versions=[planned(orphan, shot="sh020")]
     )
@@ -78,7 +78,7 @@ def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, productio
 
 def test_du_counts_bytes_per_project_and_tier(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1003, size=4096)
-    pipeline.run_batch(
+    batches.run_batch(
         database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
     )
     usage = upkeep.du(database)

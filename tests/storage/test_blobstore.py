@@ -15,8 +15,8 @@ import blake3
 import pytest
 
 from bifrost_core.errors import BifrostError
-from bifrost_core.storage import blobstore
-from bifrost_core.storage.blobstore import BlobStore, blob_key
+from bifrost_core.storage.blobstore import BlobStore, Swept, blob_key, local, objects, s3, temp_file
+from bifrost_core.storage.blobstore.source import Source
 from bifrost_core.storage.errors import (
     BlobNotFound,
     InvalidDigest,
@@ -37,8 +37,10 @@ def digest_of(data: bytes) -> str:
 @pytest.fixture
 def small_threshold(monkeypatch: pytest.MonkeyPatch) -> int:
     """Lower the small-file limit so the streaming paths run on small test files."""
-    monkeypatch.setattr(blobstore, "SMALL_FILE", 64 * 1024)
-    monkeypatch.setattr(blobstore, "CHUNK", 32 * 1024)
+    for backend in (local, s3):
+        monkeypatch.setattr(backend, "SMALL_FILE", 64 * 1024)
+    for backend in (local, objects, s3):
+        monkeypatch.setattr(backend, "CHUNK", 32 * 1024)
     return 64 * 1024
 
 
@@ -46,29 +48,29 @@ def mutate_while_read(monkeypatch: pytest.MonkeyPatch, path: Path, times: int) -
     """Append to `path` right after the store reads it, the first `times` reads; returns a
     counter of the reads seen."""
     seen = [0]
-    real_read_all = blobstore._Source.read_all
-    real_readinto = blobstore._Source.readinto
+    real_read_all = Source.read_all
+    real_readinto = Source.readinto
 
-    def touch(src: blobstore._Source) -> None:
+    def touch(src: Source) -> None:
         if src.path == str(path):
             seen[0] += 1
             if seen[0] <= times:
                 with open(path, "ab") as f:
                     f.write(b"more")
 
-    def read_all(self: blobstore._Source) -> bytes:
+    def read_all(self: Source) -> bytes:
         data = real_read_all(self)
         touch(self)
         return data
 
-    def readinto(self: blobstore._Source, buf: memoryview) -> int:
+    def readinto(self: Source, buf: memoryview) -> int:
         n = real_readinto(self, buf)
         if n:
             touch(self)
         return n
 
-    monkeypatch.setattr(blobstore._Source, "read_all", read_all)
-    monkeypatch.setattr(blobstore._Source, "readinto", readinto)
+    monkeypatch.setattr(Source, "read_all", read_all)
+    monkeypatch.setattr(Source, "readinto", readinto)
     return seen
 
 
@@ -138,14 +140,14 @@ def test_each_source_byte_is_read_once(
 ) -> None:
     path = make_file("big.mov", 5 * small_threshold + 3)
     read = [0]
-    real = blobstore._Source.readinto
+    real = Source.readinto
 
-    def counting(self: blobstore._Source, buf: memoryview) -> int:
+    def counting(self: Source, buf: memoryview) -> int:
         n = real(self, buf)
         read[0] += n
         return n
 
-    monkeypatch.setattr(blobstore._Source, "readinto", counting)
+    monkeypatch.setattr(Source, "readinto", counting)
     store.put_file(path)
     assert read[0] == path.stat().st_size
 
@@ -162,7 +164,7 @@ def test_unreadable_file_is_reported_and_the_rest_stored(
             raise PermissionError(errno.EACCES, "Permission denied", str(bad))
         return real_open(path, flags, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(blobstore.os, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     done: list[int] = []
     with pytest.raises(PutFailed) as caught:
         store.put_files([good, bad], on_done=done.append)
@@ -305,7 +307,7 @@ def test_one_sync_before_placing_and_one_after(
     local_store: BlobStore, make_file: MakeFile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     events: list[str] = []
-    real_sync, real_replace = blobstore.sync_filesystem, os.replace
+    real_sync, real_replace = local.sync_filesystem, os.replace
 
     def sync(path: str) -> None:
         events.append("sync")
@@ -315,8 +317,8 @@ def test_one_sync_before_placing_and_one_after(
         real_replace(src, dst)
         events.append("place")
 
-    monkeypatch.setattr(blobstore, "sync_filesystem", sync)
-    monkeypatch.setattr(blobstore.os, "replace", replace)
+    monkeypatch.setattr(local, "sync_filesystem", sync)
+    monkeypatch.setattr(os, "replace", replace)
     local_store.put_files([make_file(f"f{i}", os.urandom(10)) for i in range(50)], workers=4)
     assert events == ["sync"] + ["place"] * 50 + ["sync"]
 
@@ -354,7 +356,7 @@ def test_full_disk_is_a_clear_error_and_leaves_nothing(
                 raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(blobstore.os, "write", write)
+    monkeypatch.setattr(os, "write", write)
     with pytest.raises(StorageFull, match=r"storage tier hot is full: storing .*frame\.\d{4}\.exr") as caught:
         local_store.put_files(paths, workers=2)
     assert caught.value.status_code == 503
@@ -367,7 +369,7 @@ def test_failed_sync_places_nothing(
     def sync(path: str) -> None:
         raise OSError(errno.EIO, "Input/output error", path)
 
-    monkeypatch.setattr(blobstore, "sync_filesystem", sync)
+    monkeypatch.setattr(local, "sync_filesystem", sync)
     with pytest.raises(StorageError, match="hot: syncing new blobs: Input/output error"):
         local_store.put_files([make_file(f"f{i}", os.urandom(10)) for i in range(5)])
     assert _tier_files(local_store) == ([], [])
@@ -384,7 +386,7 @@ def test_failure_while_placing_leaves_only_complete_blobs(
             raise OSError(errno.EIO, "Input/output error")
         real_replace(src, dst)
 
-    monkeypatch.setattr(blobstore.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     with pytest.raises(StorageError, match="placing blob"):
         local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
     tmp, blobs = _tier_files(local_store)
@@ -407,20 +409,20 @@ def _spy_temp_opens(monkeypatch: pytest.MonkeyPatch, refuse_direct: bool = False
                 raise OSError(errno.EINVAL, "Invalid argument", path)
         return real_open(path, flags, mode, **kwargs)
 
-    monkeypatch.setattr(blobstore.os, "open", spy)
+    monkeypatch.setattr(os, "open", spy)
     return flags_seen
 
 
 @pytest.mark.parametrize(
     "size",
     [
-        blobstore.DIRECT_FROM - 1,
-        blobstore.DIRECT_FROM,
-        blobstore.DIRECT_FROM + 1,
-        blobstore.SMALL_FILE,
-        blobstore.SMALL_FILE + 1,
-        2 * blobstore.CHUNK,
-        2 * blobstore.CHUNK + 4097,
+        local.DIRECT_FROM - 1,
+        local.DIRECT_FROM,
+        local.DIRECT_FROM + 1,
+        local.SMALL_FILE,
+        local.SMALL_FILE + 1,
+        2 * local.CHUNK,
+        2 * local.CHUNK + 4097,
     ],
 )
 def test_large_blobs_go_past_the_page_cache_and_arrive_whole(
@@ -432,7 +434,7 @@ def test_large_blobs_go_past_the_page_cache_and_arrive_whole(
     assert blob.digest == digest_of(data)
     with local_store.open(blob.digest) as f:
         assert f.read() == data
-    assert [bool(flags & os.O_DIRECT) for flags in flags_seen] == [size >= blobstore.DIRECT_FROM]
+    assert [bool(flags & os.O_DIRECT) for flags in flags_seen] == [size >= local.DIRECT_FROM]
 
 
 def test_a_filesystem_without_o_direct_gets_page_cache_writes(
@@ -440,14 +442,14 @@ def test_a_filesystem_without_o_direct_gets_page_cache_writes(
 ) -> None:
     flags_seen = _spy_temp_opens(monkeypatch, refuse_direct=True)
     written_back: list[int] = []
-    real_writeback = blobstore.start_writeback
+    real_writeback = temp_file.start_writeback
 
     def writeback(fd: int, offset: int, length: int) -> None:
         written_back.append(length)
         real_writeback(fd, offset, length)
 
-    monkeypatch.setattr(blobstore, "start_writeback", writeback)
-    datas = [os.urandom(blobstore.SMALL_FILE + 4097), os.urandom(blobstore.DIRECT_FROM)]
+    monkeypatch.setattr(temp_file, "start_writeback", writeback)
+    datas = [os.urandom(local.SMALL_FILE + 4097), os.urandom(local.DIRECT_FROM)]
     stored = local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
     assert [blob.digest for blob in stored] == [digest_of(d) for d in datas]
     assert all(local_store.rehash(blob.digest) == blob.digest for blob in stored)
@@ -469,8 +471,8 @@ def test_a_device_refusing_the_alignment_gets_page_cache_writes(
             raise OSError(errno.EINVAL, "Invalid argument")
         return real_write(fd, data)
 
-    monkeypatch.setattr(blobstore.os, "write", write)
-    datas = [os.urandom(2 * blobstore.CHUNK + 100), os.urandom(blobstore.DIRECT_FROM)]
+    monkeypatch.setattr(os, "write", write)
+    datas = [os.urandom(2 * local.CHUNK + 100), os.urandom(local.DIRECT_FROM)]
     stored = local_store.put_files([make_file(f"f{i}", d) for i, d in enumerate(datas)], workers=1)
     for blob, data in zip(stored, datas, strict=True):
         with local_store.open(blob.digest) as f:
@@ -502,7 +504,7 @@ def test_purge_temp_removes_only_stale_leftovers(local_store: BlobStore, make_fi
     old = time.time() - 7200
     for path in (stale, stale_small):
         os.utime(path, (old, old))
-    assert local_store.purge_temp(older_than=3600) == blobstore.Swept(removed=2)
+    assert local_store.purge_temp(older_than=3600) == Swept(removed=2)
     assert sorted(os.listdir(tmp)) == [fresh.name]
     assert sorted(os.listdir(folder)) == sorted([fresh_small.name, blob.digest])
     assert [info.digest for info in local_store.iter_blobs()] == [blob.digest]

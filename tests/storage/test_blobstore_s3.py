@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ import pytest
 from s3server import S3Endpoint, free_port
 
 from bifrost_core.errors import ConfigError
-from bifrost_core.storage import blobstore
 from bifrost_core.storage.blobstore import BlobStore, MiB
+from bifrost_core.storage.blobstore import s3 as s3_tier
+from bifrost_core.storage.blobstore.source import Source
 from bifrost_core.storage.errors import StorageError, VerificationFailed
 
 MakeFile = Callable[..., Path]
@@ -54,19 +56,19 @@ def test_large_files_go_through_a_spool_straight_to_their_key(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(blobstore, "SMALL_FILE", 64 * 1024)
+    monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
     spool = tmp_path / "spool"
     spool.mkdir()
-    monkeypatch.setattr(blobstore.tempfile, "tempdir", str(spool))
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
     data = os.urandom(1 * MiB + 5)
     calls: list[str] = []
-    real_call = blobstore._S3Tier._call
+    real_call = s3_tier.S3Tier._call
 
-    def recording(self: blobstore._S3Tier, method: str, **kwargs: Any) -> Any:
+    def recording(self: s3_tier.S3Tier, method: str, **kwargs: Any) -> Any:
         calls.append(method)
         return real_call(self, method, **kwargs)
 
-    monkeypatch.setattr(blobstore._S3Tier, "_call", recording)
+    monkeypatch.setattr(s3_tier.S3Tier, "_call", recording)
     blob = s3_store.put_file(make_file("big.mov", data))
     assert blob.digest == blake3.blake3(data).hexdigest() and blob.new
     # One object, at its content key: no temporary key was written and copied.
@@ -88,14 +90,14 @@ def test_multipart_upload_above_the_threshold(
     )
     data = os.urandom(11 * MiB + 123)
     read = [0]
-    real = blobstore._Source.readinto
+    real = Source.readinto
 
-    def counting(self: blobstore._Source, buf: memoryview) -> int:
+    def counting(self: Source, buf: memoryview) -> int:
         n = real(self, buf)
         read[0] += n
         return n
 
-    monkeypatch.setattr(blobstore._Source, "readinto", counting)
+    monkeypatch.setattr(Source, "readinto", counting)
     blob = store.put_file(make_file("huge.mxf", data))
     assert read[0] == len(data)
     assert blob.digest == blake3.blake3(data).hexdigest() and blob.new
@@ -133,8 +135,8 @@ def test_upload_that_fails_verification_is_not_kept(
     monkeypatch: pytest.MonkeyPatch,
     size: int,
 ) -> None:
-    monkeypatch.setattr(blobstore, "SMALL_FILE", 64 * 1024)
-    monkeypatch.setattr(blobstore.hashlib, "md5", _WrongMd5)
+    monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
+    monkeypatch.setattr(hashlib, "md5", _WrongMd5)
     with pytest.raises(
         VerificationFailed, match=r"storage tier s3: upload of .*plate\.exr failed verification"
     ):

@@ -1,8 +1,10 @@
-"""The ingest machinery as plain functions over plain data: plan (bifrost_core.ingest.planning),
-store a batch, register.
+"""Batches of an ingest or a publish: planned versions grouped into batches, and one batch
+run: its files stored (durable), its blobs leased, its versions registered.
 
-Prefect tasks wrap these one to one; the CLI and tests can also call them directly.
-Each function opens its own units of work: it gets a Database, never a session.
+The plan comes from bifrost_core.ingest.planning, the run's summary is added up in
+bifrost_core.ingest.summaries. Prefect tasks wrap these one to one; the CLI and tests can
+also call them directly. Each function opens its own units of work: it gets a Database,
+never a session.
 """
 
 from __future__ import annotations
@@ -14,29 +16,24 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
+from bifrost_core.codes import Entities
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, DatabaseUnavailable, StorageError
 from bifrost_core.ingest import progress, repair, repository, service
-from bifrost_core.ingest.entities import Entities
-from bifrost_core.ingest.planning import plan_ingest as plan_ingest
-from bifrost_core.ingest.planning import plan_publish as plan_publish
-from bifrost_core.ingest.planning import source_file as source_file
-from bifrost_core.ingest.roots import blob_store, copy_workers, tier_root
+from bifrost_core.ingest.roots import copy_workers, project_store
 from bifrost_core.ingest.schemas import (
     CreatedVersion,
+    DurableBlob,
     HeldBack,
-    IngestPlan,
     IngestSummary,
     PlannedVersion,
     Problem,
     SourceFile,
-    StoredBlob,
     StoreResult,
 )
 from bifrost_core.projects.models import Project
-from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import Actor
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore
@@ -55,12 +52,6 @@ from bifrost_core.storage.paths import (
 # re-copies little. An object store needs no sync: its chunks are bounded by count only.
 CHUNK_FILES = 1000
 CHUNK_BYTES = 4 << 30
-
-
-def project_store(database: Database, settings: Settings, project: str, tier: str) -> tuple[int, BlobStore]:
-    with UnitOfWork(database) as uow:
-        found = ProjectRepository(uow.session).by_code(project)
-        return found.id, blob_store(settings, tier_root(settings, found, tier), tier)
 
 
 def crash_point(name: str) -> None:
@@ -118,7 +109,7 @@ def store_files(
     todo: list[SourceFile] = []
     for file in files:
         if file.hash and file.hash in reuse:
-            result.blobs[file.path] = StoredBlob(hash=file.hash, size=file.size, url=reuse[file.hash])
+            result.blobs[file.path] = DurableBlob(hash=file.hash, size=file.size, url=reuse[file.hash])
         else:
             todo.append(file)
     progress.advance(len(files) - len(todo), sum(f.size for f in files if f.path in result.blobs))
@@ -136,7 +127,7 @@ def store_files(
                 Problem(path=failure.path, message=failure.reason) for failure in exc.failures
             )
         for blob in stored:
-            result.blobs[str(blob.source)] = StoredBlob(hash=blob.digest, size=blob.size, url=blob.url)
+            result.blobs[str(blob.source)] = DurableBlob(hash=blob.digest, size=blob.size, url=blob.url)
             if blob.new:
                 result.files_copied += 1
                 result.bytes_copied += blob.size
@@ -151,7 +142,7 @@ def _advance_progress(chunk: Sequence[SourceFile], index: int) -> None:
 
 
 def _check_unchanged(
-    files: Sequence[SourceFile], blobs: dict[str, StoredBlob], problems: list[Problem]
+    files: Sequence[SourceFile], blobs: dict[str, DurableBlob], problems: list[Problem]
 ) -> None:
     """A file that moved since it was scanned is not what the plan describes: report it.
 
@@ -183,7 +174,7 @@ def register(
     tier: str,
     source: str,
     versions: Sequence[PlannedVersion],
-    blobs: dict[str, StoredBlob],
+    blobs: dict[str, DurableBlob],
     failures: dict[str, Problem],
     problems: list[Problem],
     held_back: list[HeldBack],
@@ -368,59 +359,3 @@ def run_batch(
         bytes_copied=stored.bytes_copied,
         blobs_repaired=len(stored.repaired),
     )
-
-
-def summary_of(plan: IngestPlan, *, dry_run: bool) -> IngestSummary:
-    """The summary of a run before any batch: what the plan found."""
-    return IngestSummary(
-        project=plan.project,
-        source=plan.source,
-        tier=plan.tier,
-        dry_run=dry_run,
-        planned_new=plan.count("new"),
-        planned_changed=plan.count("changed"),
-        # A known version with missing blobs is counted by the batch that repairs it.
-        known=plan.count("known") - (0 if dry_run else sum(1 for v in plan.versions if v.missing)),
-        unmatched=plan.unmatched,
-        problems=list(plan.problems),
-        held_back=list(plan.held_back),
-        files=sum(len(version.files) for version in plan.versions),
-        bytes=sum(version.size for version in plan.versions),
-        plan=plan if dry_run else None,
-    )
-
-
-def merge(summary: IngestSummary, batch: IngestSummary) -> None:
-    """Add one batch's outcome to the run's summary."""
-    summary.known += batch.known
-    summary.created.extend(batch.created)
-    summary.problems.extend(batch.problems)
-    summary.held_back.extend(batch.held_back)
-    summary.files_copied += batch.files_copied
-    summary.bytes_copied += batch.bytes_copied
-    summary.blobs_repaired += batch.blobs_repaired
-
-
-def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor) -> None:
-    """The run's event (counts and created version ids), in its own transaction."""
-    with UnitOfWork(database) as uow:
-        project_id = ProjectRepository(uow.session, actor).by_code(summary.project).id
-        service.record_run(
-            uow.session,
-            actor=actor,
-            project_id=project_id,
-            summary={
-                "kind": kind,
-                "source": service.printable(summary.source),
-                "tier": summary.tier,
-                "created": [version.version_id for version in summary.created],
-                "known": summary.known,
-                "unmatched": len(summary.unmatched),
-                "problems": len(summary.problems),
-                "held_back": [held.target for held in summary.held_back],
-                "files_copied": summary.files_copied,
-                "bytes_copied": summary.bytes_copied,
-                "blobs_repaired": summary.blobs_repaired,
-            },
-        )
-        uow.commit()

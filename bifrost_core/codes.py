@@ -1,15 +1,22 @@
-"""The shots, assets and tasks of a project as deliveries name them.
+"""Production entities by their codes: the one place codes become rows.
 
-Vendors rarely keep a studio's case: `sq010/sh010` is the shot SQ010/SH010. Codes in a
-delivery's paths (sequence, shot, asset) and task names match whatever their case, and a
-version is registered against the codes the database holds, so published paths use them.
-Two entities whose codes differ only by case make a match ambiguous: that is a problem
-naming both, never a guess.
+Two ways, for two kinds of caller:
+
+- one row at a time, by its exact code, within what the actor may see (`project_by_code`,
+  `shot_by_code`, `task_by_ref`, ...): what the CLI names on its command line and ingest
+  names by project code. A code that names nothing is NotFound ("project 'XYZ' not found").
+- a whole project at once, as deliveries name them (`Entities`): vendors rarely keep a
+  studio's case, so `sq010/sh010` is the shot SQ010/SH010. Codes in a delivery's paths
+  (sequence, shot, asset) and task names match whatever their case, and a version is
+  registered against the codes the database holds, so published paths use them. Two
+  entities whose codes differ only by case make a match ambiguous: that is a problem
+  naming both, never a guess.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -17,9 +24,72 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bifrost_core.assets.models import Asset
+from bifrost_core.assets.repository import AssetRepository
+from bifrost_core.errors import NotFound
 from bifrost_core.ingest.schemas import Target
-from bifrost_core.projects.models import Sequence, Shot
+from bifrost_core.projects.models import Project, Sequence, Shot
+from bifrost_core.projects.repository import ProjectRepository, SequenceRepository, ShotRepository
+from bifrost_core.scope import Actor
 from bifrost_core.tasks.models import Task, TaskType
+from bifrost_core.tasks.repository import TaskRepository
+
+
+def project_by_code(session: Session, actor: Actor, code: str) -> Project:
+    return ProjectRepository(session, actor).by_code(code)
+
+
+def sequence_by_code(session: Session, actor: Actor, project_id: int, code: str) -> Sequence:
+    return SequenceRepository(session, actor).by_code(project_id, code)
+
+
+def shot_by_code(session: Session, actor: Actor, project_id: int, sequence_code: str, code: str) -> Shot:
+    sequence = sequence_by_code(session, actor, project_id, sequence_code)
+    return ShotRepository(session, actor).by_code(sequence.id, code)
+
+
+def asset_by_code(session: Session, actor: Actor, project_id: int, code: str) -> Asset:
+    return AssetRepository(session, actor).by_code(project_id, code)
+
+
+def entity_by_ref(
+    session: Session, actor: Actor, project_id: int, ref: str
+) -> tuple[str, Shot | Asset]:
+    """`SEQ/SHOT` names a shot, anything else an asset (asset codes cannot contain '/')."""
+    if "/" in ref:
+        sequence_code, _, shot_code = ref.partition("/")
+        return "shot", shot_by_code(session, actor, project_id, sequence_code, shot_code)
+    return "asset", asset_by_code(session, actor, project_id, ref)
+
+
+def task_by_ref(session: Session, actor: Actor, project_id: int, entity_ref: str, name: str) -> Task:
+    """The task `name` of the shot or asset `entity_ref` names (see `entity_by_ref`)."""
+    kind, entity = entity_by_ref(session, actor, project_id, entity_ref)
+    column = Task.shot_id if kind == "shot" else Task.asset_id
+    task = TaskRepository(session, actor).first(column == entity.id, Task.name == name)
+    if task is None:
+        raise NotFound(f"task {name!r} not found on {kind} {entity_ref!r}")
+    return task
+
+
+def shot_refs(session: Session, shot_ids: Iterable[int]) -> dict[int, str]:
+    """`SEQ/SHOT` for each shot id, in one query, for list output."""
+    ids = set(shot_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Shot.id, Sequence.code, Shot.code)
+        .join(Sequence, Sequence.id == Shot.sequence_id)
+        .where(Shot.id.in_(ids))
+    )
+    return {shot_id: f"{sequence_code}/{shot_code}" for shot_id, sequence_code, shot_code in rows}
+
+
+def asset_codes(session: Session, asset_ids: Iterable[int]) -> dict[int, str]:
+    """The code of each asset id, in one query, for list output."""
+    ids = set(asset_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(Asset.id, Asset.code).where(Asset.id.in_(ids))).all())
 
 
 def fold(code: str) -> str:

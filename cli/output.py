@@ -1,0 +1,98 @@
+"""What `bifrost` commands print: JSON, rich tables, and escaped lines.
+
+Everything printed that can hold a delivered file name or text a user typed goes through
+`bifrost_core.text.escape` (tables through `cell`): a name holding an escape sequence or a
+newline shows as ``\\x1b[31m`` or ``\\n``, never reaches the terminal raw.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from bifrost_core.text import escape
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.text import Text
+
+JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON (and nothing else).")
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def dump(schema: type[BaseModel], rows: Iterable[Any]) -> list[dict[str, Any]]:
+    from bifrost_core.jsonbounds import jsonable
+
+    return [jsonable(schema.model_validate(row)) for row in rows]
+
+
+def render_list(
+    rows: Sequence[Any],
+    schema: type[BaseModel],
+    columns: Sequence[tuple[str, Callable[[Any], Any]]],
+    *,
+    as_json: bool,
+    title: str,
+) -> None:
+    """A list as JSON (the Read schema) or as a rich table with the given columns."""
+    if as_json:
+        print_json(dump(schema, rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=cell(title))
+    for header, _ in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(cell(value(row)) for _, value in columns))
+    Console().print(table)
+
+
+def render_one(row: Any, schema: type[BaseModel], *, as_json: bool, title: str) -> None:
+    """One entity as JSON (the Read schema) or as a two-column rich table."""
+    from bifrost_core.jsonbounds import jsonable
+
+    data = jsonable(schema.model_validate(row))
+    if as_json:
+        print_json(data)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=cell(title), show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        table.add_row(cell(key), cell(value))
+    Console().print(table)
+
+
+def cell(value: Any) -> Text:
+    """A table cell (or title) that shows `value` as it is: control characters escaped,
+    brackets never read as rich markup; lists and mappings as JSON."""
+    from rich.text import Text
+
+    if value is None:
+        return Text()
+    if isinstance(value, dict | list):
+        return Text(json.dumps(value, default=str) if value else "")
+    return Text(escape(value))
+
+
+def say(message: str, *, err: bool = False) -> None:
+    """One line of output that may hold delivered names or typed text, escaped."""
+    typer.echo(escape(message), err=err)
+
+
+def done(message: str) -> None:
+    """A one-line confirmation of a write, on stdout."""
+    say(message)
+
+
