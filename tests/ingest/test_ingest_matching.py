@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_helpers import frames, write
 from sqlalchemy import select
-from test_ingest_plan import run
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
@@ -23,6 +21,7 @@ from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCre
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
+from tests.support.ingest import frames, run, write
 
 
 @pytest.fixture
