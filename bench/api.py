@@ -32,9 +32,6 @@ from pathlib import Path
 
 import psycopg
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 SEQUENCES, SHOTS_PER_SEQUENCE, ASSETS = 20, 250, 1000
 TARGETS = {
     "create shot": 4,

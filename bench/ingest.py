@@ -1,6 +1,8 @@
 """Ingest benchmark: generates data sets, ingests them with the ingest flow, prints figures.
 
-    .venv/bin/python bench/ingest.py [--workdir DIR] [--repeat 3] [--sets A,B,C,S3]
+    .venv/bin/python -m bench.ingest [--workdir DIR] [--repeat 3] [--sets A,B,C,S3]
+
+(from the repository root: set S3 runs moto's server with tests/support/s3.py).
 
 Data sets: (A) 10,000 files of 4-64 KiB in a shot tree (50 shots x 2 tasks x 100 frames);
 (B) 10 files of 100 MiB (one movie per shot); (C) one 1,000-frame sequence of 1 MiB
@@ -312,8 +314,7 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
 
 
 def s3_env(s3) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from s3server import ACCESS_KEY, REGION, SECRET_KEY
+    from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY
 
     return {
         "AWS_ENDPOINT_URL": s3.endpoint_url,
@@ -373,8 +374,7 @@ def main() -> None:
         print("start-up of `bifrost ingest` (one file):", startup_cost(work, api), flush=True)
         for name in args.sets.split(","):
             if name == "S3":
-                sys.path.insert(0, str(ROOT / "tests"))
-                from s3server import running_s3
+                from tests.support.s3 import running_s3
 
                 with running_s3() as s3:
                     results.append(bench_set(name, work, api, args.repeat, s3))

@@ -1,7 +1,7 @@
 """Shared fixtures: databases (SQLite and the real PostgreSQL), settings and homes.
 
 Service-backed tests skip on a laptop without the service and fail under CI
-(`CI=true` or `BIFROST_REQUIRE_SERVICES=1`), so a missing server never passes silently.
+(tests/support/services.py), so a missing server never passes silently.
 """
 
 from __future__ import annotations
@@ -19,16 +19,7 @@ from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.models import Base
-
-PG_SERVER = os.environ.get("BIFROST_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-REDIS_URL = os.environ.get("BIFROST_TEST_REDIS", "redis://127.0.0.1:6379/15")
-SERVICES_REQUIRED = os.environ.get("CI") == "true" or os.environ.get("BIFROST_REQUIRE_SERVICES") == "1"
-
-
-def service_missing(what: str, reason: str) -> None:
-    if SERVICES_REQUIRED:
-        pytest.fail(f"{what} is required here but unreachable: {reason}", pytrace=False)
-    pytest.skip(f"{what} unreachable: {reason}")
+from tests.support.services import PG_SERVER, service_missing
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_world import World, build_world, free_port
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -23,6 +22,8 @@ from bifrost_core.cache.backends import Cache, LocalCache
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from deployments.local_server import ServerDidNotStart, local_prefect_server
+from tests.support.services import REDIS_URL, free_port, service_missing
+from tests.support.world import World, build_world
 
 
 @pytest.fixture
@@ -116,29 +117,26 @@ def serve(tmp_path: Path) -> Iterator:
 
 
 @pytest.fixture
-def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+def redis_url() -> Iterator[str]:
     """The tests' Redis database (BIFROST_TEST_REDIS), emptied before and after: entity ids
     repeat between test databases."""
     import redis
 
-    root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
-
-    url = root.REDIS_URL
+    url = REDIS_URL
     connection = redis.Redis.from_url(url, socket_connect_timeout=2)
     try:
         connection.flushdb()
     except (redis.RedisError, OSError) as exc:
-        root.service_missing("Redis", str(exc))
+        service_missing("Redis", str(exc))
     yield url
     connection.flushdb()
     connection.close()
 
 
 @pytest.fixture(scope="session")
-def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `prefect server start` on a free port with its own home, the Bifrost deployments
     registered on it (as `python -m deployments.ingest` does); yields its API URL."""
-    root = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().parents[1] / "conftest.py"))
     home = tmp_path_factory.mktemp("prefect-api")
     try:
         with local_prefect_server(home) as url:
@@ -153,4 +151,4 @@ def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
             assert registered.returncode == 0, registered.stderr[-2000:]
             yield url
     except ServerDidNotStart as exc:
-        root.service_missing("Prefect server", str(exc))
+        service_missing("Prefect server", str(exc))

@@ -3,7 +3,6 @@ refused exactly like a hash that is not stored, so the answer tells nothing abou
 
 from __future__ import annotations
 
-from api_world import World
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
@@ -15,6 +14,7 @@ from bifrost_core.users.schemas import MembershipCreate
 from bifrost_core.versions import service as versions
 from bifrost_core.versions.models import Version
 from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
+from tests.support.world import World
 
 ONLY_IN_A = "cd" * 32
 STORED_UNUSED = "ee" * 32

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from api_world import World
 
 from api import auth
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Unauthenticated
 from bifrost_core.users import service as users
+from tests.support.world import World
 
 BIFROST = str(Path(sys.executable).parent / "bifrost")
 

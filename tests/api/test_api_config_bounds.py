@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_world import World
 
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
@@ -25,6 +24,7 @@ from bifrost_core.projects.schemas import CONFIG_CHECKS
 from bifrost_core.storage.errors import PathTemplateError
 from bifrost_core.storage.naming import MAX_PATH, NamingRules
 from bifrost_core.storage.paths import MAX_FORMAT_WIDTH, MAX_PATH_BYTES, PathTemplate
+from tests.support.world import World
 
 # The file name: 36 characters on which `(x+x+)+y` backtracks for minutes in `re`.
 LONG_NAME = "x" * 36

@@ -11,12 +11,12 @@ import typing
 from typing import Annotated, Any, Union
 
 import pytest
-from api_world import World
 from pydantic import ValidationError
 
 import api
 import bifrost_core
 from bifrost_core.schemas import FREE_TEXT_FIELDS, InputSchema
+from tests.support.world import World
 
 
 def _import_everything() -> None:

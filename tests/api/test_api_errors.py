@@ -8,11 +8,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from api_world import World
 
 from api import auth
 from bifrost_core.projects import service as projects
 from bifrost_core.users import service as users
+from tests.support.world import World
 
 
 def _error(answer, status: int, code: str | None = None) -> dict:

@@ -11,14 +11,14 @@ import time
 from pathlib import Path
 
 import pytest
-from api_world import World, build_world
+from bifrost_client import BifrostClient
 from sqlalchemy import func, select
 
-from api.client import BifrostClient
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.events.models import Event
 from bifrost_core.projects.models import Project
 from bifrost_core.versions.models import Version
+from tests.support.world import World, build_world
 
 pytestmark = pytest.mark.slow
 

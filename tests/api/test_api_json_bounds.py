@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from api_world import ROLES, World
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -26,6 +25,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.jsonbounds import CLIPPED, MAX_CONFIG_BYTES, MAX_JSON_DEPTH, MAX_JSON_KEYS
 from bifrost_core.projects.models import Shot
 from cli.main import app as cli_app
+from tests.support.world import ROLES, World
 
 WRITE_METHODS = ("post", "put", "patch")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from api_world import World
 
 from api.params import page, rows_page
 from bifrost_core.assets.repository import AssetRepository, CastingRepository
@@ -21,6 +20,7 @@ from bifrost_core.projects.repository import (
 )
 from bifrost_core.projects.schemas import EpisodeRead, ProjectRead, SequenceRead, ShotRead
 from bifrost_core.scope import SYSTEM
+from tests.support.world import World
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from api_world import free_port
-
 from bifrost_core.cache.backends import RedisCache
+from tests.support.services import free_port
 
 
 def test_healthz_and_readyz_need_no_token(client) -> None:

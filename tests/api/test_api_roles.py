@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from api_world import World
 
 from bifrost_core.users.permissions import ROLE_TABLE, markdown_table
+from tests.support.world import World
 
 
 def test_readme_shows_the_role_table() -> None:

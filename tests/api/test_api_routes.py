@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_world import World
 
 from api.app import create_app
+from tests.support.world import World
 
 PUBLIC, ADMIN, SELF, SCOPED = "public", "admin", "self", "scoped"
 

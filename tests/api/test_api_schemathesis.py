@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_world import build_world
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.errors import Flaky
@@ -41,6 +40,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.scope import SYSTEM
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import TokenCreate, UserCreate
+from tests.support.world import build_world
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # In-process calls; generous, since a flow run is created on a real Prefect server.

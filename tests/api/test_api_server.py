@@ -9,16 +9,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_world import World, build_world
+from bifrost_client import ApiError, BifrostClient
 from sqlalchemy import func, select
 
-from api.client import ApiError, BifrostClient
 from bifrost_core.cache.backends import RedisCache
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ShotUpdate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.versions.models import Version
+from tests.support.world import World, build_world
 
 pytestmark = pytest.mark.slow
 
@@ -136,21 +136,3 @@ def test_python_client_against_the_running_app(serve, database) -> None:
         with pytest.raises(ApiError) as error:
             bifrost.get("shots", world.b.shot_id)
         assert (error.value.status, error.value.code) == (404, "not_found")
-
-
-def test_client_imports_without_the_server_dependencies() -> None:
-    # Block every server-side package, as in a DCC's Python that only has httpx and pydantic.
-    code = """
-import sys
-from pathlib import Path
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {'fastapi', 'starlette', 'sqlalchemy', 'bifrost_core', 'prefect', 'uvicorn'}:
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
-from api.client import BifrostClient, ApiError, Version
-print('ok')
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"

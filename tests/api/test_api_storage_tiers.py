@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
-from api_world import World
 
 from bifrost_core.config import load_settings
+from tests.support.world import World
 
 
 @pytest.fixture

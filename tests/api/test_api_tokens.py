@@ -6,7 +6,6 @@ import time
 from datetime import datetime
 from types import SimpleNamespace
 
-from api_world import World
 from sqlalchemy import select
 
 from api import deps
@@ -15,6 +14,7 @@ from bifrost_core.events.models import Event
 from bifrost_core.scope import SYSTEM
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import TokenCreate
+from tests.support.world import World
 
 
 def _operator_token(database, world: World, who: str, days: int | None) -> dict:

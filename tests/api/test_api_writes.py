@@ -5,12 +5,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from api_world import World
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.projects.models import Shot
 from bifrost_core.versions.models import Version
+from tests.support.world import World
 
 MASS_ASSIGNMENT = [
     ("POST", "/sequences/{sequence_id}/shots", {"code": "sh500", "id": 999}),

@@ -8,7 +8,6 @@ folder before that, so the tests never write to ~/.prefect.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,30 +15,30 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="bifrost-test-prefect-"))
-ROOT = Path(__file__).resolve().parents[2]
+
 # The production, settings and delivery fixtures are shared with tests/ingest.
-sys.path.insert(0, str(ROOT / "tests" / "ingest"))
-
-from ingest_helpers import OPERATOR, delivery, production, s3_endpoint, s3_settings, settings  # noqa: E402
-
-from deployments.local_server import ServerDidNotStart, local_prefect_server  # noqa: E402
+from deployments.local_server import ServerDidNotStart, local_prefect_server
+from tests.support.ingest import (
+    OPERATOR,
+    delivery,
+    production,
+    s3_endpoint,
+    s3_settings,
+    settings,
+)
+from tests.support.services import service_missing
 
 __all__ = ["delivery", "production", "s3_endpoint", "s3_settings", "settings"]
 
 
-def service_missing(config: pytest.Config, what: str, reason: str) -> None:
-    """The root conftest's rule: skip on a laptop, fail under CI."""
-    config.pluginmanager.get_plugin(str(ROOT / "tests" / "conftest.py")).service_missing(what, reason)
-
-
 @pytest.fixture(scope="session")
-def prefect_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` on a free loopback port with its own PREFECT_HOME; yields the API URL."""
     try:
         with local_prefect_server(tmp_path_factory.mktemp("prefect-server")) as url:
             yield url
     except ServerDidNotStart as exc:
-        service_missing(request.config, "Prefect server", str(exc))
+        service_missing("Prefect server", str(exc))
 
 
 @pytest.fixture

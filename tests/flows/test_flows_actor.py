@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 import typer.main
-from ingest_helpers import frames
 from sqlalchemy import func, select
-from test_flows_cli import invoke
 
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
@@ -28,6 +26,8 @@ from bifrost_core.users.schemas import MembershipCreate, TokenCreate, UserCreate
 from bifrost_core.versions.models import Version
 from cli.errors import EXIT_FORBIDDEN
 from cli.main import app
+from tests.support.ingest import frames
+from tests.support.runs import invoke
 
 
 @pytest.fixture

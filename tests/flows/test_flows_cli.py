@@ -11,9 +11,6 @@ from pathlib import Path
 
 import blake3
 import pytest
-from ingest_helpers import NAMING, frames, write
-from test_ingest_register import planned
-from typer.testing import CliRunner
 
 from bifrost_core.bootstrap import initialise
 from bifrost_core.config import load_settings
@@ -23,16 +20,10 @@ from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
-from cli.main import app
+from tests.support.ingest import NAMING, frames, planned, write
+from tests.support.runs import invoke
 
 BIFROST = Path(sys.executable).parent / "bifrost"
-
-
-def invoke(*args: object, code: int = 0):
-    result = CliRunner().invoke(app, [str(arg) for arg in args])
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
-    return result
 
 
 def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(

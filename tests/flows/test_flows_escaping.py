@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import typer
-from ingest_helpers import OPERATOR, content, write
 from typer.testing import CliRunner
 
 from bifrost_core.text import escape
 from cli.main import app
+from tests.support.ingest import OPERATOR, content, write
 
 EVIL = "ev\x1b[31mil\n\r"
 SHOWN = escape(EVIL)  # ev\x1b[31mil\n\r, as text

@@ -10,15 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import OPERATOR, content, frames, write
 from sqlalchemy import func, select
-from test_flows_publish import read_run
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.models import IngestRecord
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
+from tests.support.ingest import OPERATOR, content, frames, write
+from tests.support.runs import read_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from ingest_helpers import OPERATOR, frames, write
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.storage.models import BlobLocation
 from bifrost_core.versions.models import Version
-
-
-def read_run(api: str, flow_run_id):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-
-    async def fetch():
-        async with get_client() as client:
-            run = await client.read_flow_run(flow_run_id)
-            artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-            )
-            return run, artifacts
-
-    return asyncio.run(fetch())
+from tests.support.ingest import OPERATOR, frames, write
+from tests.support.runs import read_run
 
 
 def test_publish_frames_and_movie_then_rerun(database, production, flow_env, prefect_server, tmp_path):

@@ -10,8 +10,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ingest_helpers import OPERATOR, frames, write
-from test_flows_publish import read_run
 from typer.testing import CliRunner
 
 from bifrost_core.bootstrap import initialise
@@ -22,6 +20,8 @@ from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate
 from bifrost_core.scope import SYSTEM
 from cli.main import app
+from tests.support.ingest import OPERATOR, frames, write
+from tests.support.runs import read_run
 
 BIFROST = Path(sys.executable).parent / "bifrost"
 

@@ -1,5 +1,5 @@
-"""The ingest tests' fixtures live in ingest_helpers (shared with tests/flows)."""
+"""The ingest tests' fixtures live in tests/support/ingest.py (shared with tests/flows)."""
 
-from ingest_helpers import delivery, production, s3_endpoint, s3_settings, settings
+from tests.support.ingest import delivery, production, s3_endpoint, s3_settings, settings
 
 __all__ = ["delivery", "production", "s3_endpoint", "s3_settings", "settings"]

@@ -9,9 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import content, frames, write
-from test_ingest_plan import run
-from test_ingest_register import counts
 
 from bifrost_core.config import load_settings
 from bifrost_core.errors import ConfigError
@@ -19,6 +16,8 @@ from bifrost_core.ingest import batches, planning
 from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import StorageFull
+from tests.support.ingest import content, counts, frames, run, write
+from tests.support.services import service_missing
 
 EMPTY = {
     "versions": 0,
@@ -35,15 +34,13 @@ def no_versions(database) -> None:
 
 
 @pytest.fixture
-def small_disk(request: pytest.FixtureRequest, tmp_path: Path):
+def small_disk(tmp_path: Path):
     """A 1 MiB tmpfs: a tier that fills up."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
-        request.config.pluginmanager.get_plugin(
-            str(Path(__file__).resolve().parents[1] / "conftest.py")
-        ).service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
+        service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
@@ -76,7 +73,10 @@ def test_a_missing_bucket_is_a_configuration_error_at_once(database, production,
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1002)
     with pytest.raises(ConfigError) as planned:
         planning.plan_ingest(database, missing, project="DEMO", source=str(root), tier="hot")
-    assert str(planned.value) == "storage tier hot: bucket no-such-bucket does not exist (s3://no-such-bucket/bifrost)"
+    assert (
+        str(planned.value)
+        == "storage tier hot: bucket no-such-bucket does not exist (s3://no-such-bucket/bifrost)"
+    )
     # Planned while the bucket was there, stored once it is gone: the same kind of error,
     # which a retry cannot help.
     plan = planning.plan_ingest(database, s3_settings, project="DEMO", source=str(root), tier="hot")

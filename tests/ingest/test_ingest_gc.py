@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from datetime import timedelta
@@ -15,9 +14,7 @@ from pathlib import Path
 import blake3
 import boto3
 import pytest
-from ingest_helpers import content, frames, write
 from sqlalchemy import delete, event, func, select, text
-from test_ingest_register import counts, planned
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
@@ -26,32 +23,25 @@ from bifrost_core.projects.models import Project
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore, blob_key, local
-from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
-from bifrost_core.versions.models import Representation, RepresentationFile, Version
-
-HERE = Path(__file__).resolve().parent
-
-
-def child_env(database, settings, kill_at: str | None = None) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("BIFROST_") or k.startswith("BIFROST_TEST_")
-    }
-    env.pop("BIFROST_TEST_KILL_AT", None)
-    env.update(
-        BIFROST_DATABASE_URL=database.url,
-        BIFROST_HOME=str(settings.home),
-        BIFROST_HOT_ROOT=settings.tier_roots["hot"],
-        BIFROST_ARCHIVE_ROOT=settings.tier_roots["archive"],
-    )
-    if kill_at:
-        env["BIFROST_TEST_KILL_AT"] = kill_at
-    return env
+from bifrost_core.storage.models import Blob, BlobLease
+from bifrost_core.versions.models import Representation, Version
+from tests.support.ingest import (
+    INGEST_CHILD,
+    ROOT,
+    assert_sound,
+    child_env,
+    content,
+    counts,
+    frames,
+    planned,
+    write,
+)
 
 
 def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(HERE / "ingest_child.py"), *args],
-        cwd=HERE.parents[1],
+        [*INGEST_CHILD, *args],
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -76,22 +66,6 @@ def ingest(database, settings, source: Path, *, batch_files: int = 1000):
             ),
         )
     return summary
-
-
-def assert_sound(database, settings) -> None:
-    """Every recorded blob (so every registered version's) is in its tier with its bytes,
-    and every file of every version has a recorded blob location."""
-    report = upkeep.verify(database, settings)
-    assert report.ok, report.findings
-    with UnitOfWork(database) as uow:
-        unlocated = uow.session.scalar(
-            select(func.count())
-            .select_from(RepresentationFile)
-            .where(
-                ~select(BlobLocation.id).where(BlobLocation.blob_id == RepresentationFile.blob_id).exists()
-            )
-        )
-    assert unlocated == 0
 
 
 def delivery(root: Path, salt: bytes = b"") -> Path:

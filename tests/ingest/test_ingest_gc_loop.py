@@ -9,13 +9,12 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from ingest_helpers import content, frames, write
-from test_ingest_gc import HERE, assert_sound, child_env
+
+from tests.support.ingest import INGEST_CHILD, ROOT, assert_sound, child_env, content, frames, write
 
 ROUNDS = 20
 # Where an ingest may be told to kill itself (batches.crash_point); None: a kill -9 from
@@ -24,14 +23,14 @@ CRASH_POINTS = [None, None, None, "stored", "leased", "flushed", "committed:1"]
 
 
 class Children:
-    """`ingest_child.py serve`: forks an ingest or a gc process per request (the imports
+    """`tests.support.ingest_child serve`: forks an ingest or a gc process per request (the imports
     are paid once), and reports how each ended."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.log = log
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "ingest_child.py"), "serve"],
-            cwd=HERE.parents[1],
+            [*INGEST_CHILD, "serve"],
+            cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

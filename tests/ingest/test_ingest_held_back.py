@@ -11,15 +11,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from ingest_helpers import frames, write
 from sqlalchemy import select
-from test_ingest_plan import run
-from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import planning
 from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.versions.models import RepresentationFile
+from tests.support.ingest import counts, frames, run, write
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATE = "sq010/sh010/{task}/plate.{frame}.exr"

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ingest_helpers import frames, write
 from sqlalchemy import select
-from test_ingest_plan import run
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
@@ -23,6 +21,7 @@ from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCre
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
+from tests.support.ingest import frames, run, write
 
 
 @pytest.fixture
@@ -118,7 +117,11 @@ def test_a_publish_takes_the_projects_own_codes(database, studio, settings, tmp_
     paths = frames(tmp_path / "work", "comp", 1001, 1002)
     request = PublishRequest(
         actor="td",
-        project=studio, sequence="sq010", shot="sh0010", task="comp", files=[str(p) for p in paths]
+        project=studio,
+        sequence="sq010",
+        shot="sh0010",
+        task="comp",
+        files=[str(p) for p in paths],
     )
     plan = planning.plan_publish(database, settings, request=request)
     assert plan.versions[0].target.label == "SQ010/SH0010 Comp main"

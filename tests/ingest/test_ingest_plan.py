@@ -6,29 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from ingest_helpers import OPERATOR, frames, write
-from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Conflict, InvalidInput, NotFound
-from bifrost_core.ingest import batches, planning, summaries
+from bifrost_core.ingest import planning
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.projects.models import Project
-from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.errors import SourceUnreadable
-
-
-def run(database, settings, plan):
-    summary = summaries.summary_of(plan, dry_run=False)
-    for group in batches.batches(plan.pending, max_files=5, max_bytes=1 << 30):
-        summaries.merge(
-            summary,
-            batches.run_batch(
-                database, settings, actor=SYSTEM,
-                project=plan.project, tier=plan.tier, source=plan.source, versions=group
-            ),
-        )
-    return summary
+from tests.support.ingest import OPERATOR, counts, frames, run, write
 
 
 def test_plan_groups_items_into_versions_per_target(database, production, settings, delivery):

@@ -6,55 +6,17 @@ import os
 from pathlib import Path
 
 import blake3
-from ingest_helpers import frames, write
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import batches, planning, progress, service
-from bifrost_core.ingest.models import IngestFile, IngestRecord
-from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
+from bifrost_core.ingest import batches, progress, service
 from bifrost_core.projects.models import Project
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
-from bifrost_core.storage.models import Blob, BlobLocation
-from bifrost_core.versions.models import Representation, RepresentationFile, Version
+from bifrost_core.storage.models import Blob
+from bifrost_core.versions.models import RepresentationFile, Version
 from bifrost_core.versions.service import file_locations
-
-
-def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> PlannedVersion:
-    return PlannedVersion(
-        target=Target(sequence="sq010", shot=shot, task=task),
-        status="new",
-        representations=[
-            PlannedRepresentation(
-                name="plate",
-                kind="frames",
-                source=str(paths[0].parent / "plate.####.exr"),
-                frame_in=1001,
-                frame_out=1000 + len(paths),
-                frame_padding=4,
-                stem="plate",
-                ext="exr",
-                files=[planning.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
-            )
-        ],
-    )
-
-
-def counts(database) -> dict[str, int]:
-    with UnitOfWork(database) as uow:
-        return {
-            model.__tablename__: uow.session.scalar(select(func.count()).select_from(model))
-            for model in (
-                Version,
-                Representation,
-                RepresentationFile,
-                Blob,
-                BlobLocation,
-                IngestRecord,
-                IngestFile,
-            )
-        }
+from tests.support.ingest import counts, frames, planned, write
 
 
 def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, production, settings, tmp_path):

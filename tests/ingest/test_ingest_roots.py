@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from ingest_helpers import OPERATOR, frames
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -25,6 +24,8 @@ from bifrost_core.projects.models import Project
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.users.models import User
 from cli.main import app
+from tests.support.ingest import OPERATOR, frames
+from tests.support.services import service_missing
 
 BIFROST = Path(sys.executable).parent / "bifrost"
 MISSING_BUCKET = "s3://no-such-bucket/bifrost"
@@ -107,7 +108,7 @@ def test_a_missing_or_unusable_folder_is_a_configuration_error(database, product
 
 
 @pytest.fixture
-def read_only_disk(request: pytest.FixtureRequest, tmp_path: Path):
+def read_only_disk(tmp_path: Path):
     """A read-only tmpfs: a root that exists and takes no write."""
     mount = tmp_path / "read-only"
     mount.mkdir()
@@ -115,9 +116,7 @@ def read_only_disk(request: pytest.FixtureRequest, tmp_path: Path):
         ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
     )
     if done.returncode != 0:
-        request.config.pluginmanager.get_plugin(
-            str(Path(__file__).resolve().parents[1] / "conftest.py")
-        ).service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
+        service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 

@@ -6,9 +6,6 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from ingest_helpers import frames
-from s3server import S3Endpoint
-from test_ingest_register import counts, planned
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import StorageError
@@ -18,6 +15,9 @@ from bifrost_core.storage.blobstore import blob_key
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
 from bifrost_core.versions.service import file_locations
+from tests.support.ingest import counts, frames, planned
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
+from tests.support.services import free_port
 
 
 def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
@@ -95,8 +95,6 @@ def test_a_tier_gets_its_endpoint_and_credentials_from_the_storage_options(
     database, production, s3_endpoint: S3Endpoint, tmp_path, monkeypatch, fresh_s3fs
 ):
     """Only BIFROST_STORAGE_OPTIONS leads to the endpoint: the AWS_* variables point nowhere."""
-    from s3server import ACCESS_KEY, REGION, SECRET_KEY, free_port
-
     from bifrost_core.config import load_settings
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ingest_helpers import frames
 from sqlalchemy import delete, func, select
-from test_ingest_register import planned
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import batches, upkeep
@@ -14,6 +12,7 @@ from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
+from tests.support.ingest import frames, planned
 
 
 def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, settings, tmp_path):
@@ -49,8 +48,13 @@ def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, productio
     stray = store.put_file(frames(tmp_path / "stray", "x", 1, 1)[0])
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
     batches.run_batch(
-        database, settings, actor=SYSTEM,
-        project="DEMO", tier="hot", source="s", versions=[planned(orphan, shot="sh020")]
+        database,
+        settings,
+        actor=SYSTEM,
+        project="DEMO",
+        tier="hot",
+        source="s",
+        versions=[planned(orphan, shot="sh020")],
     )
     with UnitOfWork(database) as uow:
         version = uow.session.scalars(

@@ -8,14 +8,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from s3server import S3Endpoint, running_s3  # tests/ is on sys.path (rootdir conftest)
 
 from bifrost_core.storage.blobstore import BlobStore
+from tests.support.s3 import S3Endpoint, running_s3
 
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[S3Endpoint]:
-    """moto's S3 server on a free loopback port, with one bucket; see tests/s3server.py."""
+    """moto's S3 server on a free loopback port, with one bucket; see tests/support/s3.py."""
     with running_s3() as endpoint:
         yield endpoint
 

@@ -14,13 +14,14 @@ from typing import Any
 import blake3
 import boto3
 import pytest
-from s3server import S3Endpoint, free_port
 
 from bifrost_core.errors import ConfigError
 from bifrost_core.storage.blobstore import BlobStore, MiB
 from bifrost_core.storage.blobstore import s3 as s3_tier
 from bifrost_core.storage.blobstore.source import Source
 from bifrost_core.storage.errors import StorageError, VerificationFailed
+from tests.support.s3 import S3Endpoint
+from tests.support.services import free_port
 
 MakeFile = Callable[..., Path]
 

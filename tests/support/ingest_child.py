@@ -1,8 +1,8 @@
 """Processes that ingest a delivery or run `storage gc`, for the tests that kill -9 one or
 race the two (no Prefect: the batches run as the flow's batch task runs them).
 
-    python ingest_child.py ingest SOURCE BATCH_FILES [PAUSE]
-    python ingest_child.py serve
+    python -m tests.support.ingest_child ingest SOURCE BATCH_FILES [PAUSE]
+    python -m tests.support.ingest_child serve
 
 `ingest` runs once and prints one line of JSON. `serve` imports everything once and then
 forks a process per command read from stdin (tab-separated), so that a test can start

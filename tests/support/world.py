@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from dataclasses import dataclass, field
 
@@ -138,9 +137,3 @@ def build_world(database: Database) -> World:
             world.user_ids[name] = user.id
         uow.commit()
     return world
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -1,19 +1,8 @@
-"""A small Python client for DCC tools and scripts: needs only httpx and pydantic.
+"""The client: generic verbs over the REST API (get, list, create, update, bulk) and the
+pipeline's own (publish, start_flow, wait).
 
-    from api.client import BifrostClient
-
-    with BifrostClient("http://bifrost:8000", token) as bifrost:
-        shot = bifrost.get("shots", 42)
-        for shot in bifrost.list(f"/projects/{shot['project_id']}/shots", status="active"):
-            ...
-        version = bifrost.publish(task_id=7, comment="blocking pass")
-        run = bifrost.start_flow(project_id, "ingest", {"source": "/deliveries/0412"})
-        print(bifrost.wait(run["run_id"])["summary"])
-
-It deliberately imports nothing from the server (no FastAPI, SQLAlchemy or
-bifrost_core), so it installs into Maya's, Nuke's or Houdini's Python with httpx alone.
-Writes that are safe to repeat (every POST here carries an Idempotency-Key) are
-retried on connection failures and 503s, so a flaky network never publishes twice.
+Writes that are safe to repeat (every POST here carries an Idempotency-Key) are retried on
+connection failures and 503s, so a flaky network never publishes twice.
 """
 
 from __future__ import annotations
@@ -24,7 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+
+from bifrost_client.models import Version
 
 Json = dict[str, Any]
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
@@ -43,21 +33,9 @@ class ApiError(Exception):
         self.details = dict(details or {})
 
 
-class Version(BaseModel):
-    """A published version, as the API answers it (fields it adds later are kept)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: int
-    project_id: int
-    task_id: int
-    variant: str
-    number: int
-    status: str
-    comment: str
-
-
 class BifrostClient:
+    """A session with one Bifrost API as one user (their token); use it as a context manager."""
+
     def __init__(
         self,
         url: str,

@@ -1,25 +1,37 @@
 """Fixtures and helpers of the ingest and flow tests: a small production, settings pointing
-at temporary tiers, and delivery trees of real files. Both conftest files import them."""
+at temporary tiers, delivery trees of real files, planned versions, row counts, and the
+child processes of the kill -9 tests. The conftest files of tests/ingest and tests/flows
+import the fixtures."""
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
 from bifrost_core.config import Settings, load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest import batches, planning, summaries, upkeep
+from bifrost_core.ingest.models import IngestFile, IngestRecord
+from bifrost_core.ingest.schemas import PlannedRepresentation, PlannedVersion, Target
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
+from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import UserCreate
+from bifrost_core.versions.models import Representation, RepresentationFile, Version
+from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, running_s3
+from tests.support.services import service_missing
 
 # Deliveries are laid out <sequence>/<shot>/<task>/<files> or assets/<asset>/<task>/<files>.
 NAMING = {
@@ -114,22 +126,18 @@ _S3: dict[str, object] = {}
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint(request: pytest.FixtureRequest):
-    """moto's S3 server (tests/s3server.py), one per test process.
+def s3_endpoint():
+    """moto's S3 server (tests/support/s3.py), one per test process.
 
     tests/ingest and tests/flows both use this fixture; one server for both matters because
     fsspec reuses its S3 filesystems, which read the endpoint from AWS_ENDPOINT_URL once.
     """
     if "endpoint" not in _S3:
-        from s3server import running_s3
-
         stack = contextlib.ExitStack()
         try:
             _S3["endpoint"] = stack.enter_context(running_s3())
         except RuntimeError as exc:
-            request.config.pluginmanager.get_plugin(
-                str(Path(__file__).resolve().parents[1] / "conftest.py")
-            ).service_missing("S3 endpoint (moto server)", str(exc).splitlines()[0])
+            service_missing("S3 endpoint (moto server)", str(exc).splitlines()[0])
         atexit.register(stack.close)
     return _S3["endpoint"]
 
@@ -141,8 +149,6 @@ def s3_settings(s3_endpoint, tmp_path: Path, database: Database, monkeypatch: py
     Bifrost passes no credentials itself: botocore reads the standard AWS_* variables,
     as it would on a studio host.
     """
-    from s3server import ACCESS_KEY, REGION, SECRET_KEY
-
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.endpoint_url)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -154,3 +160,100 @@ def s3_settings(s3_endpoint, tmp_path: Path, database: Database, monkeypatch: py
         hot_root=s3_endpoint.url(f"hot-{tmp_path.name}-{id(tmp_path):x}"),
         archive_root=str(tmp_path / "tiers" / "archive"),
     )
+
+
+def planned(paths: list[Path], *, shot: str = "sh010", task: str = "plate") -> PlannedVersion:
+    """A planned version of sq010/`shot` whose one representation is the frames `paths`."""
+    return PlannedVersion(
+        target=Target(sequence="sq010", shot=shot, task=task),
+        status="new",
+        representations=[
+            PlannedRepresentation(
+                name="plate",
+                kind="frames",
+                source=str(paths[0].parent / "plate.####.exr"),
+                frame_in=1001,
+                frame_out=1000 + len(paths),
+                frame_padding=4,
+                stem="plate",
+                ext="exr",
+                files=[planning.source_file(path, frame=1001 + i) for i, path in enumerate(paths)],
+            )
+        ],
+    )
+
+
+def counts(database) -> dict[str, int]:
+    """Rows per table of what an ingest writes."""
+    with UnitOfWork(database) as uow:
+        return {
+            model.__tablename__: uow.session.scalar(select(func.count()).select_from(model))
+            for model in (
+                Version,
+                Representation,
+                RepresentationFile,
+                Blob,
+                BlobLocation,
+                IngestRecord,
+                IngestFile,
+            )
+        }
+
+
+def run(database, settings, plan):
+    """Run a plan in-process as the flow does, in batches of 5 files; its summary."""
+    summary = summaries.summary_of(plan, dry_run=False)
+    for group in batches.batches(plan.pending, max_files=5, max_bytes=1 << 30):
+        summaries.merge(
+            summary,
+            batches.run_batch(
+                database,
+                settings,
+                actor=SYSTEM,
+                project=plan.project,
+                tier=plan.tier,
+                source=plan.source,
+                versions=group,
+            ),
+        )
+    return summary
+
+
+# The child processes of the kill -9 and gc-race tests: `[*INGEST_CHILD, ...]` with cwd=ROOT
+# (see tests/support/ingest_child.py), in the environment `child_env` makes.
+ROOT = Path(__file__).resolve().parents[2]
+INGEST_CHILD = [sys.executable, "-m", "tests.support.ingest_child"]
+
+
+def child_env(database, settings, kill_at: str | None = None) -> dict[str, str]:
+    """This environment without its BIFROST_* settings, plus the test's database and tiers
+    (and BIFROST_TEST_KILL_AT, where the child kills itself, if given)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("BIFROST_") or k.startswith("BIFROST_TEST_")
+    }
+    env.pop("BIFROST_TEST_KILL_AT", None)
+    env.update(
+        BIFROST_DATABASE_URL=database.url,
+        BIFROST_HOME=str(settings.home),
+        BIFROST_HOT_ROOT=settings.tier_roots["hot"],
+        BIFROST_ARCHIVE_ROOT=settings.tier_roots["archive"],
+    )
+    if kill_at:
+        env["BIFROST_TEST_KILL_AT"] = kill_at
+    return env
+
+
+def assert_sound(database, settings) -> None:
+    """Every recorded blob (so every registered version's) is in its tier with its bytes,
+    and every file of every version has a recorded blob location."""
+    report = upkeep.verify(database, settings)
+    assert report.ok, report.findings
+    with UnitOfWork(database) as uow:
+        unlocated = uow.session.scalar(
+            select(func.count())
+            .select_from(RepresentationFile)
+            .where(
+                ~select(BlobLocation.id).where(BlobLocation.blob_id == RepresentationFile.blob_id).exists()
+            )
+        )
+    assert unlocated == 0

@@ -10,7 +10,6 @@ bodies, multipart uploads and ETags go through the same code paths as with a rea
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from tests.support.services import free_port
 
 ACCESS_KEY = "bifrost-test"
 SECRET_KEY = "bifrost-test-secret"
@@ -47,12 +48,6 @@ class S3Endpoint:
             "aws_secret_access_key": SECRET_KEY,
             "region_name": REGION,
         }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float) -> bool:

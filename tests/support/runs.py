@@ -1,0 +1,32 @@
+"""Helpers of the flow tests: a flow run and its artifacts read back from Prefect, and the
+CLI invoked in-process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from typer.testing import CliRunner
+
+from cli.main import app
+
+
+def read_run(api: str, flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def fetch():
+        async with get_client() as client:
+            run = await client.read_flow_run(flow_run_id)
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
+            return run, artifacts
+
+    return asyncio.run(fetch())
+
+
+def invoke(*args: object, code: int = 0):
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    return result
