@@ -6,13 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Path, Query
+from fastapi import Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, func
 
-from bifrost_core.db.repository import MAX_PAGE, Repository
+from bifrost_core.db.repository import MAX_ID, MAX_PAGE, Repository
 from bifrost_core.jsonbounds import dump_json
 
-MAX_ID = 2**63 - 1
 T = TypeVar("T")
 
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -22,6 +25,12 @@ After = Annotated[
 ]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}")]
 Status = Annotated[str | None, Query(min_length=1, max_length=64)]
+CodeFilter = Annotated[
+    str | None, Query(min_length=1, max_length=64, description="Only the row with this code, in any case")
+]
+NameFilter = Annotated[
+    str | None, Query(min_length=1, max_length=64, description="Only the row with this name, in any case")
+]
 UpdatedSince = Annotated[
     datetime | None, Query(description="Only rows changed at or after this time (no offset: UTC)")
 ]
@@ -56,3 +65,40 @@ def rows_page(
     rows = repository.list_rows(schema.model_fields, *conditions, filters=filters, after=after, limit=limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return dump_json({"items": rows, "next_cursor": next_cursor})
+
+
+def any_case(column: Any, value: str | None) -> list[ColumnElement[bool]]:
+    """The condition that `column` equals `value` whatever their case (as ingest matches codes),
+    or none when no value is given: spread it into a list's conditions."""
+    return [] if value is None else [func.lower(column) == value.lower()]
+
+
+# (path, methods) -> the query parameters the route declares, found at its first request.
+_QUERY_NAMES: dict[tuple[str, frozenset[str]], frozenset[str]] = {}
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """An app-wide dependency: a query parameter the route does not declare is a 422, not
+    ignored (`?code=` on a list without that filter would otherwise answer every row)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    key = (route.path, frozenset(route.methods))
+    known = _QUERY_NAMES.get(key)
+    if known is None:
+        known = _QUERY_NAMES[key] = frozenset(_query_names(route.dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError(
+            [
+                {"loc": ("query", name), "msg": "unknown query parameter", "type": "extra_forbidden"}
+                for name in unknown
+            ]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_names(dependency)
+    return names

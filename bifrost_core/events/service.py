@@ -55,10 +55,35 @@ def record_created(
     payload: dict[str, Any],
 ) -> Event:
     """The `<entity_type>.created` event of a just-flushed entity (it has its id)."""
+    return _record_change(session, actor, "created", entity_type, entity, project_id, payload)
+
+
+def record_updated(
+    session: Session,
+    *,
+    actor: Actor,
+    entity_type: str,
+    entity: Any,
+    project_id: int | None,
+    payload: dict[str, Any],
+) -> Event:
+    """The `<entity_type>.updated` event of a changed entity; `payload` says what changed."""
+    return _record_change(session, actor, "updated", entity_type, entity, project_id, payload)
+
+
+def _record_change(
+    session: Session,
+    actor: Actor,
+    verb: str,
+    entity_type: str,
+    entity: Any,
+    project_id: int | None,
+    payload: dict[str, Any],
+) -> Event:
     return record(
         session,
         actor=actor,
-        kind=f"{entity_type}.created",
+        kind=f"{entity_type}.{verb}",
         entity_type=entity_type,
         entity_id=entity.id,
         project_id=project_id,
