@@ -1,6 +1,6 @@
-"""The two writes every domain makes alike: add a new entity, refusing a duplicate with a
-sentence, and apply a partial update; each records its event. The entity's kind in the
-event and the error is the repository's label."""
+"""The writes every domain makes alike, each recording its event: add a new entity (refusing
+a duplicate with a sentence), apply a partial update, put a row by its key, remove a row.
+The entity's kind in the event and the error is the repository's label."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from bifrost_core.db.guards import apply_changes, ensure_absent
 from bifrost_core.db.repository import Repository
-from bifrost_core.events.service import record_created, record_updated
+from bifrost_core.events.service import record
 
 M = TypeVar("M")
 
@@ -44,14 +44,7 @@ def refuse_duplicate(repository: Repository[Any], values: dict[str, Any], messag
 def add_recorded(repository: Repository[M], row: M, payload: dict[str, Any]) -> M:
     """Insert `row` and record its `.created` event."""
     repository.add(row)
-    record_created(
-        repository.session,
-        actor=repository.actor,
-        entity_type=_entity_type(repository),
-        entity=row,
-        project_id=_project_id(repository, row),
-        payload=payload,
-    )
+    _record("created", repository, row, payload)
     return row
 
 
@@ -59,21 +52,42 @@ def apply_update(repository: Repository[M], row: M, update: dict[str, object]) -
     """Set the fields of a partial update on `row` and record what changed."""
     changed = apply_changes(row, update)
     repository.session.flush()
-    record_updated(
-        repository.session,
-        actor=repository.actor,
-        entity_type=_entity_type(repository),
-        entity=row,
-        project_id=_project_id(repository, row),
-        payload=changed,
-    )
+    _record("updated", repository, row, changed)
     return row
 
 
-def _entity_type(repository: Repository[Any]) -> str:
-    return repository.label.replace(" ", "_")
+def put(repository: Repository[M], key: dict[str, Any], values: dict[str, Any]) -> M:
+    """The row of `key` with `values`: made, or changed when there is one (a membership's
+    role, a casting's count). Records `.set` with the key (less the project) and values."""
+    model = repository.model
+    row = repository.first(*(getattr(model, name) == value for name, value in key.items()))
+    if row is None:
+        row = repository.add(model(**key, **values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+        repository.session.flush()
+    _record("set", repository, row, {**{k: v for k, v in key.items() if k != "project_id"}, **values})
+    return row
 
 
-def _project_id(repository: Repository[Any], row: Any) -> int | None:
-    # A project is its own scope; users and tokens are studio-wide (no project).
-    return getattr(row, repository.scope_column, None)
+def remove(repository: Repository[Any], row: Any, payload: dict[str, Any]) -> None:
+    """Delete `row` and record its `.removed` event."""
+    repository.session.delete(row)
+    repository.session.flush()
+    _record("removed", repository, row, payload)
+
+
+def _record(verb: str, repository: Repository[Any], row: Any, payload: dict[str, Any]) -> None:
+    # The repository's label is the entity's kind; a project is its own scope, and users
+    # and tokens are studio-wide (no project).
+    entity_type = repository.label.replace(" ", "_")
+    record(
+        repository.session,
+        actor=repository.actor,
+        kind=f"{entity_type}.{verb}",
+        entity_type=entity_type,
+        entity_id=row.id,
+        project_id=getattr(row, repository.scope_column, None),
+        payload=payload,
+    )

@@ -7,20 +7,8 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import (
-    After,
-    CodeFilter,
-    Id,
-    Limit,
-    OptionalId,
-    Page,
-    Status,
-    UpdatedSince,
-    any_case,
-    rows_page,
-)
+from api.params import After, CodeFilter, Id, Limit, OptionalId, Page, Status, UpdatedSince, project_rows
 from bifrost_core.assets import service
-from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
 from bifrost_core.assets.schemas import (
     AssetCreate,
@@ -37,11 +25,7 @@ router = APIRouter()
 
 @router.get("/projects/{project_id}/asset-types", response_model=Page[AssetTypeRead], tags=["assets"])
 def list_asset_types(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
-    ctx.project(project_id, "production.read")
-    repository = AssetTypeRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(repository, AssetTypeRead, AssetType.project_id == project_id, after=after, limit=limit)
-    )
+    return project_rows(ctx, project_id, AssetTypeRepository, AssetTypeRead, after=after, limit=limit)
 
 
 @router.post(
@@ -63,20 +47,17 @@ def list_assets(
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    conditions = [Asset.project_id == project_id, *any_case(Asset.code, code)]
-    if updated_since is not None:
-        conditions.append(Asset.updated_at >= updated_since)
-    repository = AssetRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            AssetRead,
-            *conditions,
-            filters={"asset_type_id": asset_type_id, "status": status},
-            after=after,
-            limit=limit,
-        )
+    filters = {"asset_type_id": asset_type_id, "status": status}
+    return project_rows(
+        ctx,
+        project_id,
+        AssetRepository,
+        AssetRead,
+        filters=filters,
+        code=code,
+        updated_since=updated_since,
+        after=after,
+        limit=limit,
     )
 
 
@@ -113,17 +94,9 @@ def list_casting(
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    repository = CastingRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            CastingRead,
-            Casting.project_id == project_id,
-            filters={"shot_id": shot_id, "asset_id": asset_id},
-            after=after,
-            limit=limit,
-        )
+    filters = {"shot_id": shot_id, "asset_id": asset_id}
+    return project_rows(
+        ctx, project_id, CastingRepository, CastingRead, filters=filters, after=after, limit=limit
     )
 
 

@@ -16,11 +16,10 @@ from api.params import (
     Page,
     Status,
     UpdatedSince,
-    any_case,
+    project_rows,
     rows_page,
 )
 from bifrost_core.projects import service
-from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.projects.repository import (
     EpisodeRepository,
     ProjectRepository,
@@ -54,8 +53,8 @@ def list_projects(
         rows_page(
             repository,
             ProjectRead,
-            *any_case(Project.code, code),
             filters={"status": status},
+            code=code,
             after=after,
             limit=limit,
         )
@@ -99,11 +98,7 @@ def update_project(ctx: CtxDep, project_id: Id, data: ProjectUpdate) -> Response
 
 @router.get("/projects/{project_id}/episodes", response_model=Page[EpisodeRead], tags=["episodes"])
 def list_episodes(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
-    ctx.project(project_id, "production.read")
-    repository = EpisodeRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(repository, EpisodeRead, Episode.project_id == project_id, after=after, limit=limit)
-    )
+    return project_rows(ctx, project_id, EpisodeRepository, EpisodeRead, after=after, limit=limit)
 
 
 @router.post(
@@ -140,20 +135,17 @@ def list_sequences(
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    conditions = [Sequence.project_id == project_id, *any_case(Sequence.code, code)]
-    if updated_since is not None:
-        conditions.append(Sequence.updated_at >= updated_since)
-    repository = SequenceRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            SequenceRead,
-            *conditions,
-            filters={"episode_id": episode_id},
-            after=after,
-            limit=limit,
-        )
+    filters = {"episode_id": episode_id}
+    return project_rows(
+        ctx,
+        project_id,
+        SequenceRepository,
+        SequenceRead,
+        filters=filters,
+        code=code,
+        updated_since=updated_since,
+        after=after,
+        limit=limit,
     )
 
 
@@ -197,20 +189,17 @@ def list_shots(
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    conditions = [Shot.project_id == project_id, *any_case(Shot.code, code)]
-    if updated_since is not None:
-        conditions.append(Shot.updated_at >= updated_since)
-    repository = ShotRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            ShotRead,
-            *conditions,
-            filters={"sequence_id": sequence_id, "status": status},
-            after=after,
-            limit=limit,
-        )
+    filters = {"sequence_id": sequence_id, "status": status}
+    return project_rows(
+        ctx,
+        project_id,
+        ShotRepository,
+        ShotRead,
+        filters=filters,
+        code=code,
+        updated_since=updated_since,
+        after=after,
+        limit=limit,
     )
 
 

@@ -7,18 +7,7 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import (
-    After,
-    Id,
-    Limit,
-    NameFilter,
-    OptionalId,
-    Page,
-    Status,
-    UpdatedSince,
-    any_case,
-    page,
-)
+from api.params import After, Id, Limit, NameFilter, OptionalId, Page, Status, UpdatedSince, any_case, page
 from bifrost_core.tasks import service
 from bifrost_core.tasks.models import Task, TaskType
 from bifrost_core.tasks.repository import TaskRepository, TaskTypeRepository

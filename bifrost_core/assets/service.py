@@ -9,12 +9,11 @@ from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository,
 from bifrost_core.assets.schemas import AssetCreate, AssetTypeCreate, AssetUpdate, CastingCreate
 from bifrost_core.db.guards import get_or_create
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
 from bifrost_core.users import permissions
-from bifrost_core.writes import add_new, add_recorded, apply_update, refuse_duplicate
+from bifrost_core.writes import add_new, add_recorded, apply_update, put, refuse_duplicate, remove
 
 
 def create_asset_type(session: Session, *, actor: Actor, project_id: int, data: AssetTypeCreate) -> AssetType:
@@ -60,36 +59,15 @@ def cast(session: Session, *, actor: Actor, data: CastingCreate) -> Casting:
     permissions.require(actor, "shots.write", shot.project_id)
     if shot.project_id != asset.project_id:
         raise InvalidInput("the shot and the asset belong to different projects")
-    repository = CastingRepository(session, actor)
-    casting = repository.first(Casting.shot_id == shot.id, Casting.asset_id == asset.id)
-    if casting is None:
-        casting = repository.add(Casting(project_id=shot.project_id, **data.model_dump()))
-    else:
-        casting.count = data.count
-        session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="casting.set",
-        entity_type="casting",
-        entity_id=casting.id,
-        project_id=shot.project_id,
-        payload={"shot_id": shot.id, "asset_id": asset.id, "count": data.count},
+    return put(
+        CastingRepository(session, actor),
+        {"project_id": shot.project_id, "shot_id": shot.id, "asset_id": asset.id},
+        {"count": data.count},
     )
-    return casting
 
 
 def uncast(session: Session, *, actor: Actor, casting_id: int) -> None:
-    casting = CastingRepository(session, actor).get(casting_id)
+    repository = CastingRepository(session, actor)
+    casting = repository.get(casting_id)
     permissions.require(actor, "shots.write", casting.project_id)
-    session.delete(casting)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="casting.removed",
-        entity_type="casting",
-        entity_id=casting_id,
-        project_id=casting.project_id,
-        payload={"shot_id": casting.shot_id, "asset_id": casting.asset_id},
-    )
+    remove(repository, casting, {"shot_id": casting.shot_id, "asset_id": casting.asset_id})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import inspect
@@ -45,50 +46,35 @@ def record(
     return event
 
 
-def record_created(
-    session: Session,
-    *,
-    actor: Actor,
-    entity_type: str,
-    entity: Any,
-    project_id: int | None,
-    payload: dict[str, Any],
-) -> Event:
-    """The `<entity_type>.created` event of a just-flushed entity (it has its id)."""
-    return _record_change(session, actor, "created", entity_type, entity, project_id, payload)
+def _change_recorder(verb: str) -> Callable[..., Event]:
+    def record_change(
+        session: Session,
+        *,
+        actor: Actor,
+        entity_type: str,
+        entity: Any,
+        project_id: int | None,
+        payload: dict[str, Any],
+    ) -> Event:
+        return record(
+            session,
+            actor=actor,
+            kind=f"{entity_type}.{verb}",
+            entity_type=entity_type,
+            entity_id=entity.id,
+            project_id=project_id,
+            payload=payload,
+        )
+
+    record_change.__name__ = f"record_{verb}"
+    record_change.__doc__ = f"The `<entity_type>.{verb}` event of a flushed entity (it has its id)."
+    return record_change
 
 
-def record_updated(
-    session: Session,
-    *,
-    actor: Actor,
-    entity_type: str,
-    entity: Any,
-    project_id: int | None,
-    payload: dict[str, Any],
-) -> Event:
-    """The `<entity_type>.updated` event of a changed entity; `payload` says what changed."""
-    return _record_change(session, actor, "updated", entity_type, entity, project_id, payload)
-
-
-def _record_change(
-    session: Session,
-    actor: Actor,
-    verb: str,
-    entity_type: str,
-    entity: Any,
-    project_id: int | None,
-    payload: dict[str, Any],
-) -> Event:
-    return record(
-        session,
-        actor=actor,
-        kind=f"{entity_type}.{verb}",
-        entity_type=entity_type,
-        entity_id=entity.id,
-        project_id=project_id,
-        payload=payload,
-    )
+# record_created(session, actor=, entity_type=, entity=, project_id=, payload=): likewise
+# record_updated, whose payload says what changed.
+record_created = _change_recorder("created")
+record_updated = _change_recorder("updated")
 
 
 def _snapshot(events: list[Event]) -> list[EventRead]:

@@ -54,6 +54,7 @@ def create_note(session: Session, *, actor: Actor, target: Target, target_id: in
 
 def get_note(session: Session, *, actor: Actor, note_id: int) -> Note:
     note = NoteRepository(session, actor).get(note_id)
+    permissions.require(actor, "notes.read_shared", note.project_id)
     if note.visibility != "client" and not sees_internal(actor, note.project_id):
         # Not shared with this reader: as invisible as another project's note.
         raise NotFound(f"note {note_id} not found")
@@ -70,6 +71,7 @@ def list_notes(
     limit: int = 100,
 ) -> list[Note]:
     entity = _REPOSITORIES[target](session, actor).get(target_id)
+    permissions.require(actor, "notes.read_shared", entity.project_id)
     filters: dict[str, object] = {f"{target}_id": target_id}
     if not sees_internal(actor, entity.project_id):
         filters["visibility"] = "client"

@@ -27,7 +27,7 @@ from bifrost_core.users.schemas import (
     UserCreate,
     UserUpdate,
 )
-from bifrost_core.writes import add_new, apply_update
+from bifrost_core.writes import add_new, apply_update, put, remove
 
 TOKEN_PREFIX = "bft_"
 
@@ -54,41 +54,18 @@ def set_membership(
     ProjectRepository(session, actor).get(project_id)
     permissions.require(actor, "members.write", project_id)
     UserRepository(session, actor).get(data.user_id)
-    repository = MembershipRepository(session, actor)
-    membership = repository.first(
-        ProjectMembership.project_id == project_id, ProjectMembership.user_id == data.user_id
+    return put(
+        MembershipRepository(session, actor),
+        {"project_id": project_id, "user_id": data.user_id},
+        {"role": data.role},
     )
-    if membership is None:
-        membership = repository.add(ProjectMembership(project_id=project_id, **data.model_dump()))
-    else:
-        membership.role = data.role
-        session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="membership.set",
-        entity_type="membership",
-        entity_id=membership.id,
-        project_id=project_id,
-        payload={"user_id": data.user_id, "role": data.role},
-    )
-    return membership
 
 
 def remove_membership(session: Session, *, actor: Actor, membership_id: int) -> None:
-    membership = MembershipRepository(session, actor).get(membership_id)
+    repository = MembershipRepository(session, actor)
+    membership = repository.get(membership_id)
     permissions.require(actor, "members.write", membership.project_id)
-    session.delete(membership)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="membership.removed",
-        entity_type="membership",
-        entity_id=membership_id,
-        project_id=membership.project_id,
-        payload={"user_id": membership.user_id},
-    )
+    remove(repository, membership, {"user_id": membership.user_id})
 
 
 def create_token(
