@@ -68,7 +68,8 @@ def rows_page(
     (tests/api/test_api_lists.py holds the two equal). `code`: only the row with that code,
     in any case.
     """
-    conditions += tuple(any_case(repository.model.code, code))  # type: ignore[attr-defined]
+    if code is not None:
+        conditions += (func.lower(repository.model.code) == code.lower(),)  # type: ignore[attr-defined]
     rows = repository.list_rows(schema.model_fields, *conditions, filters=filters, after=after, limit=limit)
     next_cursor = rows[-1]["id"] if len(rows) == limit else None
     return dump_json({"items": rows, "next_cursor": next_cursor})
