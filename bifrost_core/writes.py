@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from bifrost_core.db.guards import apply_changes, ensure_absent
 from bifrost_core.db.repository import Repository
-from bifrost_core.events.service import record
+from bifrost_core.events.service import record_change
 
 M = TypeVar("M")
 
@@ -81,13 +81,12 @@ def remove(repository: Repository[Any], row: Any, payload: dict[str, Any]) -> No
 def _record(verb: str, repository: Repository[Any], row: Any, payload: dict[str, Any]) -> None:
     # The repository's label is the entity's kind; a project is its own scope, and users
     # and tokens are studio-wide (no project).
-    entity_type = repository.label.replace(" ", "_")
-    record(
+    record_change(
         repository.session,
+        verb,
         actor=repository.actor,
-        kind=f"{entity_type}.{verb}",
-        entity_type=entity_type,
-        entity_id=row.id,
+        entity_type=repository.label.replace(" ", "_"),
+        entity=row,
         project_id=getattr(row, repository.scope_column, None),
         payload=payload,
     )

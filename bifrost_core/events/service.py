@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import inspect
@@ -46,35 +46,31 @@ def record(
     return event
 
 
-def _change_recorder(verb: str) -> Callable[..., Event]:
-    def record_change(
-        session: Session,
-        *,
-        actor: Actor,
-        entity_type: str,
-        entity: Any,
-        project_id: int | None,
-        payload: dict[str, Any],
-    ) -> Event:
-        return record(
-            session,
-            actor=actor,
-            kind=f"{entity_type}.{verb}",
-            entity_type=entity_type,
-            entity_id=entity.id,
-            project_id=project_id,
-            payload=payload,
-        )
-
-    record_change.__name__ = f"record_{verb}"
-    record_change.__doc__ = f"The `<entity_type>.{verb}` event of a flushed entity (it has its id)."
-    return record_change
+def record_change(
+    session: Session,
+    verb: str,
+    *,
+    actor: Actor,
+    entity_type: str,
+    entity: Any,
+    project_id: int | None,
+    payload: dict[str, Any],
+) -> Event:
+    """The `<entity_type>.<verb>` event of a flushed entity (it has its id): created, updated
+    (the payload says what changed), set, removed."""
+    return record(
+        session,
+        actor=actor,
+        kind=f"{entity_type}.{verb}",
+        entity_type=entity_type,
+        entity_id=entity.id,
+        project_id=project_id,
+        payload=payload,
+    )
 
 
-# record_created(session, actor=, entity_type=, entity=, project_id=, payload=): likewise
-# record_updated, whose payload says what changed.
-record_created = _change_recorder("created")
-record_updated = _change_recorder("updated")
+record_created = partial(record_change, verb="created")
+record_updated = partial(record_change, verb="updated")
 
 
 def _snapshot(events: list[Event]) -> list[EventRead]:

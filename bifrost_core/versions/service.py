@@ -125,9 +125,10 @@ def write_version(
     published_paths: Callable[[int], Iterable[str]] | None = None,
 ) -> Version:
     """The one writer of versions, their representations and their files, for `create_version`
-    and ingest's `register_version`, which have checked `versions.create` on `task`'s project
-    and resolved every file's blob id. `published_paths(number)` gives each file's published
-    path, in the order of the representations and their files, once the number is allocated."""
+    and ingest's `register_version`, which have resolved every file's blob id (each as it
+    allows). `published_paths(number)` gives each file's published path, in the order of the
+    representations and their files, once the number is allocated."""
+    permissions.require(actor, "versions.create", task.project_id)
     version = Version(
         project_id=task.project_id,
         task_id=task.id,
