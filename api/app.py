@@ -12,13 +12,14 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import errors
+from api import docs, errors
 from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
+from api.params import refuse_unknown_query
 from api.routers import assets, bulk, events, flows, ops, people, production, tasks, versions
 from bifrost_core.bootstrap import open_database
 from bifrost_core.cache.backends import Cache, open_cache
@@ -68,9 +69,13 @@ def create_app(
         summary="Production data, flows and reviews of the Bifrost pipeline",
         lifespan=lifespan,
         responses=errors.ERROR_RESPONSES,
+        dependencies=[Depends(refuse_unknown_query)],
+        docs_url=None,  # api.docs serves them, without a CDN
+        redoc_url=None,
     )
     app.state.bifrost = state
     errors.install(app)
+    docs.install(app)
     app.include_router(ops.router)
     for module in (production, assets, tasks, versions, people, events, bulk, flows):
         app.include_router(module.router)

@@ -7,9 +7,8 @@ from fastapi.responses import Response
 
 from api import cached
 from api.deps import CtxDep
-from api.params import After, Id, Limit, OptionalId, Page, Status, UpdatedSince, rows_page
+from api.params import After, CodeFilter, Id, Limit, OptionalId, Page, Status, UpdatedSince, project_rows
 from bifrost_core.assets import service
-from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
 from bifrost_core.assets.schemas import (
     AssetCreate,
@@ -20,25 +19,19 @@ from bifrost_core.assets.schemas import (
     CastingCreate,
     CastingRead,
 )
-from bifrost_core.projects.repository import ShotRepository
 
 router = APIRouter()
 
 
 @router.get("/projects/{project_id}/asset-types", response_model=Page[AssetTypeRead], tags=["assets"])
 def list_asset_types(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
-    ctx.project(project_id, "production.read")
-    repository = AssetTypeRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(repository, AssetTypeRead, AssetType.project_id == project_id, after=after, limit=limit)
-    )
+    return project_rows(ctx, project_id, AssetTypeRepository, AssetTypeRead, after=after, limit=limit)
 
 
 @router.post(
     "/projects/{project_id}/asset-types", response_model=AssetTypeRead, status_code=201, tags=["assets"]
 )
 def create_asset_type(ctx: CtxDep, project_id: Id, data: AssetTypeCreate) -> Response:
-    ctx.project(project_id, "shots.write")
     asset_type = service.create_asset_type(ctx.session, actor=ctx.actor, project_id=project_id, data=data)
     return ctx.done(AssetTypeRead.model_validate(asset_type), 201)
 
@@ -47,32 +40,29 @@ def create_asset_type(ctx: CtxDep, project_id: Id, data: AssetTypeCreate) -> Res
 def list_assets(
     ctx: CtxDep,
     project_id: Id,
+    code: CodeFilter = None,
     asset_type_id: OptionalId = None,
     status: Status = None,
     updated_since: UpdatedSince = None,
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    conditions = [Asset.project_id == project_id]
-    if updated_since is not None:
-        conditions.append(Asset.updated_at >= updated_since)
-    repository = AssetRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            AssetRead,
-            *conditions,
-            filters={"asset_type_id": asset_type_id, "status": status},
-            after=after,
-            limit=limit,
-        )
+    filters = {"asset_type_id": asset_type_id, "status": status}
+    return project_rows(
+        ctx,
+        project_id,
+        AssetRepository,
+        AssetRead,
+        filters=filters,
+        code=code,
+        updated_since=updated_since,
+        after=after,
+        limit=limit,
     )
 
 
 @router.post("/projects/{project_id}/assets", response_model=AssetRead, status_code=201, tags=["assets"])
 def create_asset(ctx: CtxDep, project_id: Id, data: AssetCreate) -> Response:
-    ctx.project(project_id, "shots.write")
     asset = service.create_asset(ctx.session, actor=ctx.actor, project_id=project_id, data=data)
     return ctx.done(AssetRead.model_validate(asset), 201)
 
@@ -91,7 +81,6 @@ def get_asset(ctx: CtxDep, asset_id: Id) -> Response:
 
 @router.patch("/assets/{asset_id}", response_model=AssetRead, tags=["assets"])
 def update_asset(ctx: CtxDep, asset_id: Id, data: AssetUpdate) -> Response:
-    ctx.require("shots.write", AssetRepository(ctx.session, ctx.actor).get(asset_id).project_id)
     asset = service.update_asset(ctx.session, actor=ctx.actor, asset_id=asset_id, data=data)
     return ctx.done(AssetRead.model_validate(asset))
 
@@ -105,30 +94,20 @@ def list_casting(
     after: After = None,
     limit: Limit = 100,
 ) -> Response:
-    ctx.project(project_id, "production.read")
-    repository = CastingRepository(ctx.session, ctx.actor)
-    return ctx.respond(
-        rows_page(
-            repository,
-            CastingRead,
-            Casting.project_id == project_id,
-            filters={"shot_id": shot_id, "asset_id": asset_id},
-            after=after,
-            limit=limit,
-        )
+    filters = {"shot_id": shot_id, "asset_id": asset_id}
+    return project_rows(
+        ctx, project_id, CastingRepository, CastingRead, filters=filters, after=after, limit=limit
     )
 
 
 @router.post("/castings", response_model=CastingRead, status_code=201, tags=["casting"])
 def cast(ctx: CtxDep, data: CastingCreate) -> Response:
     """Put an asset in a shot `count` times; casting it again sets the new count."""
-    ctx.require("shots.write", ShotRepository(ctx.session, ctx.actor).get(data.shot_id).project_id)
     casting = service.cast(ctx.session, actor=ctx.actor, data=data)
     return ctx.done(CastingRead.model_validate(casting), 201)
 
 
 @router.delete("/castings/{casting_id}", status_code=204, tags=["casting"])
 def uncast(ctx: CtxDep, casting_id: Id) -> Response:
-    ctx.require("shots.write", CastingRepository(ctx.session, ctx.actor).get(casting_id).project_id)
     service.uncast(ctx.session, actor=ctx.actor, casting_id=casting_id)
     return ctx.done(None, 204)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from api.deps import Ctx, CtxDep
-from api.params import MAX_ID, Id
-from api.routers.tasks import require_task_update
+from api.params import Id
 from bifrost_core.assets import service as assets
-from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.assets.schemas import AssetCreate, AssetUpdate, CastingCreate
+from bifrost_core.db.repository import MAX_ID
 from bifrost_core.errors import BifrostError, NotFound
 from bifrost_core.projects import service as projects
-from bifrost_core.projects.repository import SequenceRepository, ShotRepository
 from bifrost_core.projects.schemas import SequenceCreate, SequenceUpdate, ShotCreate, ShotUpdate
 from bifrost_core.schemas import InputSchema
+from bifrost_core.scope import Actor
 from bifrost_core.tasks import service as tasks
-from bifrost_core.tasks.repository import TaskRepository
 from bifrost_core.tasks.schemas import TaskCreate, TaskUpdate
 
 router = APIRouter()
@@ -105,59 +105,36 @@ class BulkResponse(BaseModel):
     results: list[BulkResult]
 
 
-def _same_project(project_id: int, entity_project_id: int, what: str) -> None:
-    # An entity of another project is as absent here as it is everywhere else.
-    if entity_project_id != project_id:
-        raise NotFound(f"{what} not found in project {project_id}")
-
-
-def _in_project(ctx: Ctx, project_id: int, entity_project_id: int, action: str, what: str) -> None:
-    _same_project(project_id, entity_project_id, what)
-    ctx.require(action, project_id)
+# What each operation does: the service that checks the caller's permission and writes.
+# Each returns the entity it wrote, whose project must be the request's.
+OPERATIONS: dict[str, Callable[[Session, Actor, int, Any], Any]] = {
+    "create_sequence": lambda s, actor, project_id, o: projects.create_sequence(
+        s, actor=actor, project_id=project_id, data=o.data
+    ),
+    "update_sequence": lambda s, actor, _, o: projects.update_sequence(
+        s, actor=actor, sequence_id=o.id, data=o.data
+    ),
+    "create_shot": lambda s, actor, _, o: projects.create_shot(
+        s, actor=actor, sequence_id=o.sequence_id, data=o.data
+    ),
+    "update_shot": lambda s, actor, _, o: projects.update_shot(s, actor=actor, shot_id=o.id, data=o.data),
+    "create_asset": lambda s, actor, project_id, o: assets.create_asset(
+        s, actor=actor, project_id=project_id, data=o.data
+    ),
+    "update_asset": lambda s, actor, _, o: assets.update_asset(s, actor=actor, asset_id=o.id, data=o.data),
+    "create_task": lambda s, actor, _, o: tasks.create_task(s, actor=actor, data=o.data),
+    "update_task": lambda s, actor, _, o: tasks.update_task(s, actor=actor, task_id=o.id, data=o.data),
+    "cast": lambda s, actor, _, o: assets.cast(s, actor=actor, data=o.data),
+}
 
 
 def _apply(ctx: Ctx, project_id: int, operation: Operation) -> int:
-    session, actor = ctx.session, ctx.actor
-    match operation:
-        case CreateSequence(data=data):
-            ctx.require("structure.write", project_id)
-            return projects.create_sequence(session, actor=actor, project_id=project_id, data=data).id
-        case UpdateSequence(id=sequence_id, data=data):
-            sequence = SequenceRepository(session, actor).get(sequence_id)
-            _in_project(ctx, project_id, sequence.project_id, "structure.write", f"sequence {sequence_id}")
-            return projects.update_sequence(session, actor=actor, sequence_id=sequence_id, data=data).id
-        case CreateShot(sequence_id=sequence_id, data=data):
-            sequence = SequenceRepository(session, actor).get(sequence_id)
-            _in_project(ctx, project_id, sequence.project_id, "shots.write", f"sequence {sequence_id}")
-            return projects.create_shot(session, actor=actor, sequence_id=sequence_id, data=data).id
-        case UpdateShot(id=shot_id, data=data):
-            shot = ShotRepository(session, actor).get(shot_id)
-            _in_project(ctx, project_id, shot.project_id, "shots.write", f"shot {shot_id}")
-            return projects.update_shot(session, actor=actor, shot_id=shot_id, data=data).id
-        case CreateAsset(data=data):
-            ctx.require("shots.write", project_id)
-            return assets.create_asset(session, actor=actor, project_id=project_id, data=data).id
-        case UpdateAsset(id=asset_id, data=data):
-            asset = AssetRepository(session, actor).get(asset_id)
-            _in_project(ctx, project_id, asset.project_id, "shots.write", f"asset {asset_id}")
-            return assets.update_asset(session, actor=actor, asset_id=asset_id, data=data).id
-        case CreateTask(data=data):
-            if data.shot_id is not None:
-                entity_project = ShotRepository(session, actor).get(data.shot_id).project_id
-            else:
-                entity_project = AssetRepository(session, actor).get(data.asset_id).project_id  # type: ignore[arg-type]
-            _in_project(ctx, project_id, entity_project, "tasks.write", "the task's shot or asset")
-            return tasks.create_task(session, actor=actor, data=data).id
-        case UpdateTask(id=task_id, data=data):
-            task = TaskRepository(session, actor).get(task_id)
-            _same_project(project_id, task.project_id, f"task {task_id}")
-            require_task_update(ctx, task, data)
-            return tasks.update_task(session, actor=actor, task_id=task_id, data=data).id
-        case Cast(data=data):
-            shot = ShotRepository(session, actor).get(data.shot_id)
-            _in_project(ctx, project_id, shot.project_id, "shots.write", f"shot {data.shot_id}")
-            return assets.cast(session, actor=actor, data=data).id
-    raise AssertionError(f"unhandled operation {operation!r}")
+    entity = OPERATIONS[operation.op](ctx.session, ctx.actor, project_id, operation)
+    if entity.project_id != project_id:
+        # Another project's entity is as absent here as everywhere else. Found after the
+        # write, which the refusal rolls back with the whole request.
+        raise NotFound(f"{operation.op} names an entity not found in project {project_id}")
+    return entity.id
 
 
 @router.post("/projects/{project_id}/bulk", response_model=BulkResponse, tags=["bulk"])

@@ -7,34 +7,19 @@ from sqlalchemy.orm import Session
 from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
 from bifrost_core.assets.schemas import AssetCreate, AssetTypeCreate, AssetUpdate, CastingCreate
-from bifrost_core.db.guards import apply_changes, ensure_absent, get_or_create
+from bifrost_core.db.guards import get_or_create
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
+from bifrost_core.users import permissions
+from bifrost_core.writes import add_new, add_recorded, apply_update, put, refuse_duplicate, remove
 
 
 def create_asset_type(session: Session, *, actor: Actor, project_id: int, data: AssetTypeCreate) -> AssetType:
     ProjectRepository(session, actor).get(project_id)
-    ensure_absent(
-        session,
-        AssetType.project_id == project_id,
-        AssetType.code == data.code,
-        message=f"asset type {data.code!r} already exists",
-    )
-    asset_type = AssetTypeRepository(session, actor).add(
-        AssetType(project_id=project_id, **data.model_dump())
-    )
-    record_created(
-        session,
-        actor=actor,
-        entity_type="asset_type",
-        entity=asset_type,
-        project_id=project_id,
-        payload={"code": asset_type.code},
-    )
-    return asset_type
+    permissions.require(actor, "shots.write", project_id)
+    return add_new(AssetTypeRepository(session, actor), AssetType(project_id=project_id, **data.model_dump()))
 
 
 def asset_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> AssetType:
@@ -51,79 +36,38 @@ def asset_type_for(session: Session, *, actor: Actor, project_id: int, code: str
 
 def create_asset(session: Session, *, actor: Actor, project_id: int, data: AssetCreate) -> Asset:
     ProjectRepository(session, actor).get(project_id)
-    ensure_absent(
-        session,
-        Asset.project_id == project_id,
-        Asset.code == data.code,
-        message=f"asset {data.code!r} already exists",
-    )
+    permissions.require(actor, "shots.write", project_id)
+    repository = AssetRepository(session, actor)
+    refuse_duplicate(repository, {"project_id": project_id, "code": data.code})
     asset_type = asset_type_for(session, actor=actor, project_id=project_id, code=data.asset_type)
     fields = data.model_dump(exclude={"asset_type"})
-    asset = AssetRepository(session, actor).add(
-        Asset(project_id=project_id, asset_type_id=asset_type.id, **fields)
-    )
-    record_created(
-        session,
-        actor=actor,
-        entity_type="asset",
-        entity=asset,
-        project_id=project_id,
-        payload={"code": asset.code},
-    )
-    return asset
+    asset = Asset(project_id=project_id, asset_type_id=asset_type.id, **fields)
+    return add_recorded(repository, asset, {"code": asset.code})
 
 
 def update_asset(session: Session, *, actor: Actor, asset_id: int, data: AssetUpdate) -> Asset:
-    asset = AssetRepository(session, actor).get(asset_id)
-    changed = apply_changes(asset, changes(data))
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="asset.updated",
-        entity_type="asset",
-        entity_id=asset.id,
-        project_id=asset.project_id,
-        payload=changed,
-    )
-    return asset
+    repository = AssetRepository(session, actor)
+    asset = repository.get(asset_id)
+    permissions.require(actor, "shots.write", asset.project_id)
+    return apply_update(repository, asset, changes(data))
 
 
 def cast(session: Session, *, actor: Actor, data: CastingCreate) -> Casting:
     """Put an asset in a shot `count` times; casting it again sets the new count."""
     shot = ShotRepository(session, actor).get(data.shot_id)
     asset = AssetRepository(session, actor).get(data.asset_id)
+    permissions.require(actor, "shots.write", shot.project_id)
     if shot.project_id != asset.project_id:
         raise InvalidInput("the shot and the asset belong to different projects")
-    repository = CastingRepository(session, actor)
-    casting = repository.first(Casting.shot_id == shot.id, Casting.asset_id == asset.id)
-    if casting is None:
-        casting = repository.add(Casting(project_id=shot.project_id, **data.model_dump()))
-    else:
-        casting.count = data.count
-        session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="casting.set",
-        entity_type="casting",
-        entity_id=casting.id,
-        project_id=shot.project_id,
-        payload={"shot_id": shot.id, "asset_id": asset.id, "count": data.count},
+    return put(
+        CastingRepository(session, actor),
+        {"project_id": shot.project_id, "shot_id": shot.id, "asset_id": asset.id},
+        {"count": data.count},
     )
-    return casting
 
 
 def uncast(session: Session, *, actor: Actor, casting_id: int) -> None:
-    casting = CastingRepository(session, actor).get(casting_id)
-    session.delete(casting)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="casting.removed",
-        entity_type="casting",
-        entity_id=casting_id,
-        project_id=casting.project_id,
-        payload={"shot_id": casting.shot_id, "asset_id": casting.asset_id},
-    )
+    repository = CastingRepository(session, actor)
+    casting = repository.get(casting_id)
+    permissions.require(actor, "shots.write", casting.project_id)
+    remove(repository, casting, {"shot_id": casting.shot_id, "asset_id": casting.asset_id})

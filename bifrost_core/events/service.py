@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from sqlalchemy import inspect
@@ -45,8 +46,9 @@ def record(
     return event
 
 
-def record_created(
+def record_change(
     session: Session,
+    verb: str,
     *,
     actor: Actor,
     entity_type: str,
@@ -54,16 +56,21 @@ def record_created(
     project_id: int | None,
     payload: dict[str, Any],
 ) -> Event:
-    """The `<entity_type>.created` event of a just-flushed entity (it has its id)."""
+    """The `<entity_type>.<verb>` event of a flushed entity (it has its id): created, updated
+    (the payload says what changed), set, removed."""
     return record(
         session,
         actor=actor,
-        kind=f"{entity_type}.created",
+        kind=f"{entity_type}.{verb}",
         entity_type=entity_type,
         entity_id=entity.id,
         project_id=project_id,
         payload=payload,
     )
+
+
+record_created = partial(record_change, verb="created")
+record_updated = partial(record_change, verb="updated")
 
 
 def _snapshot(events: list[Event]) -> list[EventRead]:

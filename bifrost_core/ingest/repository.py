@@ -97,8 +97,8 @@ def published(session: Session, hashes: Sequence[str]) -> list[tuple[str, str]]:
 def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: str) -> dict[str, int]:
     """Get-or-create Blob rows and their locations in `tier` for (hash, size, url); hash -> id.
 
-    The same as storage.service.register_blobs, in bulk statements instead of ORM objects:
-    a version of thousands of frames registers in milliseconds instead of seconds.
+    In bulk statements, not ORM objects: a version of thousands of frames registers in
+    milliseconds instead of seconds.
     """
     now = utcnow()
     insert_rows(
@@ -122,18 +122,6 @@ def record_blobs(session: Session, blobs: Sequence[tuple[str, int, str]], tier: 
         conflict=("blob_id", "tier"),
     )
     return ids
-
-
-def add_files(
-    session: Session, representation_id: int, files: Iterable[tuple[int, str, int | None, str]]
-) -> None:
-    """Insert a representation's file rows, given as (blob id, name, frame, published path), in bulk."""
-    insert_rows(
-        session,
-        RepresentationFile.__table__,
-        ("representation_id", "blob_id", "name", "frame", "published_path"),
-        ((representation_id, *row) for row in files),
-    )
 
 
 def save_fingerprints(

@@ -39,9 +39,10 @@ from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.text import escape
-from bifrost_core.versions.models import Representation, Version
+from bifrost_core.users import permissions
+from bifrost_core.versions.models import Version
 from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
-from bifrost_core.versions.service import create_version
+from bifrost_core.versions.service import write_version
 
 _NOT_CODE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -149,6 +150,7 @@ def register_version(
     version with a file missing from it is refused whole. `entities` (Entities.load)
     saves looking the project's shots, assets and tasks up again per version.
     """
+    permissions.require(actor, "versions.create", project_id)
     files = planned.files
     missing = [file.path for file in files if file.path not in blobs]
     if missing:
@@ -166,7 +168,7 @@ def register_version(
         return None
 
     shot_id, asset_id = entities.ids(target)
-    task = _task(session, target, shot_id, asset_id) or tasks.create_task(
+    task = _task(session, target, shot_id, asset_id) or tasks.create_publish_task(
         session,
         actor=actor,
         data=TaskCreate(shot_id=shot_id, asset_id=asset_id, task_type=target.task),
@@ -174,11 +176,13 @@ def register_version(
 
     mine = {blobs[file.path].hash: blobs[file.path] for file in files}
     ids = repository.record_blobs(session, [(blob.hash, blob.size, blob.url) for blob in mine.values()], tier)
-    # Validated as the versions service would, then written in bulk: create_version makes the
-    # version (number, status, event) and the representations and their files are inserted
-    # here, thousands of rows per statement, in the same transaction.
-    representations = [_representation_in(rep) for rep in planned.representations]
-    version = create_version(
+    published: list[tuple[str, str]] = []
+
+    def paths(number: int) -> list[str]:  # the path templates take the version's number
+        published.extend(published_paths(templates, project_code, planned, number))
+        return [path for path, _ in published]
+
+    version = write_version(
         session,
         actor=actor,
         task=task,
@@ -188,19 +192,11 @@ def register_version(
             comment=comment,
             source=escape(source)[:1024],
             meta={**(meta or {}), "ingest_key": key},
+            representations=[_representation_in(rep) for rep in planned.representations],
         ),
+        blob_ids=ids,
+        published_paths=paths,
     )
-    published = published_paths(templates, project_code, planned, version.number)
-    paths = iter(published)
-    for rep in representations:
-        row = Representation(version_id=version.id, **rep.model_dump(exclude={"files"}))
-        session.add(row)
-        session.flush()
-        repository.add_files(
-            session,
-            row.id,
-            ((ids[file.blob_hash], file.name, file.frame, next(paths)[0]) for file in rep.files),
-        )
     session.add(IngestRecord(project_id=project_id, key=key, version_id=version.id, source=printable(source)))
     repository.save_fingerprints(
         session,

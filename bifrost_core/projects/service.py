@@ -1,4 +1,5 @@
-"""Rules for projects, episodes, sequences and shots. Services flush, never commit."""
+"""Rules for projects, episodes, sequences and shots. Services check the caller's permission
+before they write, flush, and never commit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ from collections.abc import Collection
 
 from sqlalchemy.orm import Session
 
-from bifrost_core.db.guards import apply_changes, ensure_absent
-from bifrost_core.errors import Conflict, InvalidInput, PermissionDenied
-from bifrost_core.events.service import record, record_created
+from bifrost_core.errors import Conflict, InvalidInput
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.projects.repository import (
     EpisodeRepository,
@@ -29,7 +28,9 @@ from bifrost_core.projects.schemas import (
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
 from bifrost_core.storage.roots import check_tier_roots
+from bifrost_core.users import permissions
 from bifrost_core.workflow import service as workflow
+from bifrost_core.writes import add_new, apply_update
 
 
 def ensure_active(project: Project, *, doing: str) -> Project:
@@ -44,21 +45,11 @@ def create_project(
 ) -> Project:
     """`allowed_roots` (normalised, see Settings.allowed_storage_roots) bound the project's
     storage tier roots; without them it can have none of its own."""
-    if not actor.is_admin:
-        raise PermissionDenied("only an admin can create projects")
-    ensure_absent(session, Project.code == data.code, message=f"project {data.code!r} already exists")
+    permissions.require_admin(actor, "create projects")
     fields = data.model_dump()
     fields["storage_tiers"] = check_tier_roots(data.storage_tiers, allowed_roots)
-    project = ProjectRepository(session, actor).add(Project(**fields))
+    project = add_new(ProjectRepository(session, actor), Project(**fields), unique=("code",))
     workflow.install_defaults(session, project_id=project.id)
-    record_created(
-        session,
-        actor=actor,
-        entity_type="project",
-        entity=project,
-        project_id=project.id,
-        payload={"code": project.code},
-    )
     return project
 
 
@@ -71,61 +62,28 @@ def update_project(
     allowed_roots: Collection[str] = (),
 ) -> Project:
     """Changing the storage tiers takes an admin, and roots inside `allowed_roots`."""
-    project = ProjectRepository(session, actor).get(project_id)
+    repository = ProjectRepository(session, actor)
+    project = repository.get(project_id)
+    permissions.require(actor, "project.update", project.id)
     update = changes(data)
     if update.get("storage_tiers") is not None and update["storage_tiers"] != project.storage_tiers:
         # Tier roots are where Bifrost writes and gc deletes: the studio's decision.
-        if not actor.is_admin:
-            raise PermissionDenied("only an admin can change a project's storage tiers")
+        permissions.require_admin(actor, "change a project's storage tiers")
         update["storage_tiers"] = check_tier_roots(update["storage_tiers"], allowed_roots)
-    changed = apply_changes(project, update)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="project.updated",
-        entity_type="project",
-        entity_id=project.id,
-        project_id=project.id,
-        payload=changed,
-    )
-    return project
+    return apply_update(repository, project, update)
 
 
 def create_episode(session: Session, *, actor: Actor, project_id: int, data: EpisodeCreate) -> Episode:
     ProjectRepository(session, actor).get(project_id)
-    ensure_absent(
-        session,
-        Episode.project_id == project_id,
-        Episode.code == data.code,
-        message=f"episode {data.code!r} already exists",
-    )
-    episode = EpisodeRepository(session, actor).add(Episode(project_id=project_id, **data.model_dump()))
-    record_created(
-        session,
-        actor=actor,
-        entity_type="episode",
-        entity=episode,
-        project_id=project_id,
-        payload={"code": episode.code},
-    )
-    return episode
+    permissions.require(actor, "structure.write", project_id)
+    return add_new(EpisodeRepository(session, actor), Episode(project_id=project_id, **data.model_dump()))
 
 
 def update_episode(session: Session, *, actor: Actor, episode_id: int, data: EpisodeUpdate) -> Episode:
-    episode = EpisodeRepository(session, actor).get(episode_id)
-    changed = apply_changes(episode, changes(data))
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="episode.updated",
-        entity_type="episode",
-        entity_id=episode.id,
-        project_id=episode.project_id,
-        payload=changed,
-    )
-    return episode
+    repository = EpisodeRepository(session, actor)
+    episode = repository.get(episode_id)
+    permissions.require(actor, "structure.write", episode.project_id)
+    return apply_update(repository, episode, changes(data))
 
 
 def _check_episode(session: Session, actor: Actor, project_id: int, episode_id: int | None) -> None:
@@ -135,81 +93,42 @@ def _check_episode(session: Session, actor: Actor, project_id: int, episode_id: 
 
 def create_sequence(session: Session, *, actor: Actor, project_id: int, data: SequenceCreate) -> Sequence:
     ProjectRepository(session, actor).get(project_id)
+    permissions.require(actor, "structure.write", project_id)
     _check_episode(session, actor, project_id, data.episode_id)
-    ensure_absent(
-        session,
-        Sequence.project_id == project_id,
-        Sequence.code == data.code,
-        message=f"sequence {data.code!r} already exists",
-    )
-    sequence = SequenceRepository(session, actor).add(Sequence(project_id=project_id, **data.model_dump()))
-    record_created(
-        session,
-        actor=actor,
-        entity_type="sequence",
-        entity=sequence,
-        project_id=project_id,
-        payload={"code": sequence.code},
-    )
-    return sequence
+    return add_new(SequenceRepository(session, actor), Sequence(project_id=project_id, **data.model_dump()))
 
 
 def update_sequence(session: Session, *, actor: Actor, sequence_id: int, data: SequenceUpdate) -> Sequence:
-    sequence = SequenceRepository(session, actor).get(sequence_id)
+    repository = SequenceRepository(session, actor)
+    sequence = repository.get(sequence_id)
+    permissions.require(actor, "structure.write", sequence.project_id)
     update = changes(data)
     if "episode_id" in update:
         _check_episode(session, actor, sequence.project_id, data.episode_id)
-    changed = apply_changes(sequence, update)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="sequence.updated",
-        entity_type="sequence",
-        entity_id=sequence.id,
-        project_id=sequence.project_id,
-        payload=changed,
-    )
-    return sequence
+    return apply_update(repository, sequence, update)
 
 
 def create_shot(session: Session, *, actor: Actor, sequence_id: int, data: ShotCreate) -> Shot:
     sequence = SequenceRepository(session, actor).get(sequence_id)
-    ensure_absent(
-        session,
-        Shot.sequence_id == sequence_id,
-        Shot.code == data.code,
+    permissions.require(actor, "shots.write", sequence.project_id)
+    return add_new(
+        ShotRepository(session, actor),
+        Shot(project_id=sequence.project_id, sequence_id=sequence_id, **data.model_dump()),
+        unique=("sequence_id", "code"),
         message=f"shot {data.code!r} already exists in sequence {sequence.code!r}",
     )
-    shot = ShotRepository(session, actor).add(
-        Shot(project_id=sequence.project_id, sequence_id=sequence_id, **data.model_dump())
-    )
-    record_created(
-        session,
-        actor=actor,
-        entity_type="shot",
-        entity=shot,
-        project_id=shot.project_id,
-        payload={"code": shot.code},
-    )
-    return shot
 
 
 def update_shot(session: Session, *, actor: Actor, shot_id: int, data: ShotUpdate) -> Shot:
-    shot = ShotRepository(session, actor).get(shot_id)
-    changed = apply_changes(shot, changes(data))
-    if shot.frame_in > shot.frame_out:
-        raise InvalidInput(f"frame in ({shot.frame_in}) is after frame out ({shot.frame_out})")
-    if shot.cut_in is not None and shot.cut_out is not None and shot.cut_in > shot.cut_out:
-        raise InvalidInput(f"cut in ({shot.cut_in}) is after cut out ({shot.cut_out})")
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="shot.updated",
-        entity_type="shot",
-        entity_id=shot.id,
-        project_id=shot.project_id,
-        payload=changed,
-    )
-    return shot
+    repository = ShotRepository(session, actor)
+    shot = repository.get(shot_id)
+    permissions.require(actor, "shots.write", shot.project_id)
+    update = changes(data)
+    frame_in, frame_out = update.get("frame_in", shot.frame_in), update.get("frame_out", shot.frame_out)
+    cut_in, cut_out = update.get("cut_in", shot.cut_in), update.get("cut_out", shot.cut_out)
+    # Checked on the values to be, before any is set: a refused update leaves the row as it was.
+    if frame_in is not None and frame_out is not None and frame_in > frame_out:
+        raise InvalidInput(f"frame in ({frame_in}) is after frame out ({frame_out})")
+    if cut_in is not None and cut_out is not None and cut_in > cut_out:
+        raise InvalidInput(f"cut in ({cut_in}) is after cut out ({cut_out})")
+    return apply_update(repository, shot, update)

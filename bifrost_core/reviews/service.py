@@ -17,7 +17,7 @@ from bifrost_core.reviews.models import Note
 from bifrost_core.reviews.repository import NoteRepository
 from bifrost_core.reviews.schemas import NoteCreate
 from bifrost_core.scope import Actor
-from bifrost_core.users.permissions import allowed
+from bifrost_core.users import permissions
 from bifrost_core.versions.repository import VersionRepository
 
 Target = Literal["version", "shot", "asset"]
@@ -25,11 +25,12 @@ _REPOSITORIES = {"version": VersionRepository, "shot": ShotRepository, "asset": 
 
 
 def sees_internal(actor: Actor, project_id: int) -> bool:
-    return allowed(actor, "notes.read_internal", project_id)
+    return permissions.allowed(actor, "notes.read_internal", project_id)
 
 
 def create_note(session: Session, *, actor: Actor, target: Target, target_id: int, data: NoteCreate) -> Note:
     entity = _REPOSITORIES[target](session, actor).get(target_id)
+    permissions.require(actor, "notes.write", entity.project_id)
     visibility = data.visibility if sees_internal(actor, entity.project_id) else "client"
     note = NoteRepository(session, actor).add(
         Note(
@@ -53,6 +54,7 @@ def create_note(session: Session, *, actor: Actor, target: Target, target_id: in
 
 def get_note(session: Session, *, actor: Actor, note_id: int) -> Note:
     note = NoteRepository(session, actor).get(note_id)
+    permissions.require(actor, "notes.read_shared", note.project_id)
     if note.visibility != "client" and not sees_internal(actor, note.project_id):
         # Not shared with this reader: as invisible as another project's note.
         raise NotFound(f"note {note_id} not found")
@@ -69,6 +71,7 @@ def list_notes(
     limit: int = 100,
 ) -> list[Note]:
     entity = _REPOSITORIES[target](session, actor).get(target_id)
+    permissions.require(actor, "notes.read_shared", entity.project_id)
     filters: dict[str, object] = {f"{target}_id": target_id}
     if not sees_internal(actor, entity.project_id):
         filters["visibility"] = "client"

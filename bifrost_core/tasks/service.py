@@ -5,50 +5,42 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bifrost_core.assets.models import Asset
 from bifrost_core.assets.repository import AssetRepository
-from bifrost_core.db.guards import ensure_absent, get_or_create
+from bifrost_core.db.guards import get_or_create
 from bifrost_core.db.repository import valid_id
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record, record_created
+from bifrost_core.events.service import record_updated
+from bifrost_core.projects.models import Shot
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.scope import Actor
 from bifrost_core.tasks.models import Task, TaskType
 from bifrost_core.tasks.repository import TaskRepository, TaskTypeRepository
 from bifrost_core.tasks.schemas import TaskCreate, TaskTypeCreate, TaskUpdate
+from bifrost_core.users import permissions
 from bifrost_core.users.models import ProjectMembership, User
 from bifrost_core.workflow import service as workflow
+from bifrost_core.writes import add_new, add_recorded, refuse_duplicate
 
 
 def create_task_type(session: Session, *, actor: Actor, project_id: int, data: TaskTypeCreate) -> TaskType:
     ProjectRepository(session, actor).get(project_id)
-    ensure_absent(
-        session,
-        TaskType.project_id == project_id,
-        TaskType.code == data.code,
-        message=f"task type {data.code!r} already exists",
-    )
-    task_type = TaskTypeRepository(session, actor).add(TaskType(project_id=project_id, **data.model_dump()))
-    record_created(
-        session,
-        actor=actor,
-        entity_type="task_type",
-        entity=task_type,
-        project_id=project_id,
-        payload={"code": task_type.code},
-    )
-    return task_type
+    permissions.require(actor, "tasks.write", project_id)
+    return _add_task_type(session, actor, project_id, data)
 
 
-def task_type_for(session: Session, *, actor: Actor, project_id: int, code: str) -> TaskType:
+def _add_task_type(session: Session, actor: Actor, project_id: int, data: TaskTypeCreate) -> TaskType:
+    return add_new(TaskTypeRepository(session, actor), TaskType(project_id=project_id, **data.model_dump()))
+
+
+def _task_type_for(session: Session, actor: Actor, project_id: int, code: str) -> TaskType:
     # Concurrent ingests may each need the same new task type: get_or_create lets both win.
     return get_or_create(
         session,
         lambda: TaskTypeRepository(session, actor).first(
             TaskType.project_id == project_id, TaskType.code == code
         ),
-        lambda: create_task_type(
-            session, actor=actor, project_id=project_id, data=TaskTypeCreate(code=code, name=code)
-        ),
+        lambda: _add_task_type(session, actor, project_id, TaskTypeCreate(code=code, name=code)),
     )
 
 
@@ -73,24 +65,38 @@ def _assignees(session: Session, project_id: int, user_ids: list[int]) -> list[U
 
 
 def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
+    entity, label = _entity(session, actor, data)
+    permissions.require(actor, "tasks.write", entity.project_id)
+    return _add_task(session, actor, data, entity, label)
+
+
+def create_publish_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
+    """A task made for a publish to go to (ingest and publish flows, when the delivery names a
+    task the entity lacks): publishing covers making it, so it takes `versions.create`, not
+    `tasks.write` (an artist publishes, a coordinator plans)."""
+    entity, label = _entity(session, actor, data)
+    permissions.require(actor, "versions.create", entity.project_id)
+    return _add_task(session, actor, data, entity, label)
+
+
+def _entity(session: Session, actor: Actor, data: TaskCreate) -> tuple[Shot | Asset, str]:
     if data.shot_id is not None:
-        entity = ShotRepository(session, actor).get(data.shot_id)
-        label, same_entity = "shot", Task.shot_id == data.shot_id
-    else:
-        entity = AssetRepository(session, actor).get(data.asset_id)  # type: ignore[arg-type]
-        label, same_entity = "asset", Task.asset_id == data.asset_id
+        return ShotRepository(session, actor).get(data.shot_id), "shot"
+    return AssetRepository(session, actor).get(data.asset_id), "asset"  # type: ignore[arg-type]
+
+
+def _add_task(session: Session, actor: Actor, data: TaskCreate, entity: Shot | Asset, label: str) -> Task:
     project_id = entity.project_id
     name = data.name or data.task_type
-    ensure_absent(
-        session,
-        same_entity,
-        Task.name == name,
+    repository = TaskRepository(session, actor)
+    refuse_duplicate(
+        repository,
+        {f"{label}_id": entity.id, "name": name},
         message=f"task {name!r} already exists on {label} {entity.code!r}",
     )
-    task_type = task_type_for(session, actor=actor, project_id=project_id, code=data.task_type)
     task = Task(
         project_id=project_id,
-        task_type_id=task_type.id,
+        task_type_id=_task_type_for(session, actor, project_id, data.task_type).id,
         shot_id=data.shot_id,
         asset_id=data.asset_id,
         name=name,
@@ -98,20 +104,14 @@ def create_task(session: Session, *, actor: Actor, data: TaskCreate) -> Task:
         status=workflow.initial_status(session, project_id=project_id, kind="task"),
         assignees=_assignees(session, project_id, data.assignee_ids),
     )
-    TaskRepository(session, actor).add(task)
-    record_created(
-        session,
-        actor=actor,
-        entity_type="task",
-        entity=task,
-        project_id=project_id,
-        payload={"name": name, label: entity.code},
-    )
-    return task
+    return add_recorded(repository, task, {"name": name, label: entity.code})
 
 
 def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdate) -> Task:
     task = TaskRepository(session, actor).get(task_id)
+    # Moving a task along its workflow is an artist's job (on their own tasks); re-planning it is not.
+    action = "tasks.status" if data.model_fields_set <= {"status"} else "tasks.write"
+    permissions.require_on_task(actor, action, task.project_id, [user.id for user in task.assignees])
     payload: dict[str, object] = {}
     if data.status is not None and data.status != task.status:
         workflow.check_transition(
@@ -126,13 +126,7 @@ def update_task(session: Session, *, actor: Actor, task_id: int, data: TaskUpdat
         task.assignees = _assignees(session, task.project_id, data.assignee_ids)
         payload["assignee_ids"] = sorted(data.assignee_ids)
     session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="task.updated",
-        entity_type="task",
-        entity_id=task.id,
-        project_id=task.project_id,
-        payload=payload,
+    record_updated(
+        session, actor=actor, entity_type="task", entity=task, project_id=task.project_id, payload=payload
     )
     return task

@@ -10,13 +10,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bifrost_core.db.base import utcnow
-from bifrost_core.db.guards import apply_changes, ensure_absent
-from bifrost_core.errors import PermissionDenied, Unauthenticated
+from bifrost_core.errors import Unauthenticated
 from bifrost_core.events.models import Event
 from bifrost_core.events.service import record, record_created
 from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.schemas import changes
 from bifrost_core.scope import Actor
+from bifrost_core.users import permissions
 from bifrost_core.users.models import ApiToken, ProjectMembership, User
 from bifrost_core.users.repository import MembershipRepository, TokenRepository, UserRepository
 from bifrost_core.users.schemas import (
@@ -27,6 +27,7 @@ from bifrost_core.users.schemas import (
     UserCreate,
     UserUpdate,
 )
+from bifrost_core.writes import add_new, apply_update, put, remove
 
 TOKEN_PREFIX = "bft_"
 
@@ -35,41 +36,15 @@ def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _require_admin(actor: Actor, what: str) -> None:
-    if not actor.is_admin:
-        raise PermissionDenied(f"only an admin can {what}")
-
-
 def create_user(session: Session, *, actor: Actor, data: UserCreate) -> User:
-    _require_admin(actor, "create users")
-    ensure_absent(session, User.username == data.username, message=f"user {data.username!r} already exists")
-    user = UserRepository(session, actor).add(User(**data.model_dump()))
-    record_created(
-        session,
-        actor=actor,
-        entity_type="user",
-        entity=user,
-        project_id=None,
-        payload={"username": user.username},
-    )
-    return user
+    permissions.require_admin(actor, "create users")
+    return add_new(UserRepository(session, actor), User(**data.model_dump()), unique=("username",))
 
 
 def update_user(session: Session, *, actor: Actor, user_id: int, data: UserUpdate) -> User:
-    _require_admin(actor, "change users")
-    user = UserRepository(session, actor).get(user_id)
-    changed = apply_changes(user, changes(data))
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="user.updated",
-        entity_type="user",
-        entity_id=user.id,
-        project_id=None,
-        payload=changed,
-    )
-    return user
+    permissions.require_admin(actor, "change users")
+    repository = UserRepository(session, actor)
+    return apply_update(repository, repository.get(user_id), changes(data))
 
 
 def set_membership(
@@ -77,41 +52,20 @@ def set_membership(
 ) -> ProjectMembership:
     """Add a user to a project with a role, or change the role they have."""
     ProjectRepository(session, actor).get(project_id)
+    permissions.require(actor, "members.write", project_id)
     UserRepository(session, actor).get(data.user_id)
-    repository = MembershipRepository(session, actor)
-    membership = repository.first(
-        ProjectMembership.project_id == project_id, ProjectMembership.user_id == data.user_id
+    return put(
+        MembershipRepository(session, actor),
+        {"project_id": project_id, "user_id": data.user_id},
+        {"role": data.role},
     )
-    if membership is None:
-        membership = repository.add(ProjectMembership(project_id=project_id, **data.model_dump()))
-    else:
-        membership.role = data.role
-        session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="membership.set",
-        entity_type="membership",
-        entity_id=membership.id,
-        project_id=project_id,
-        payload={"user_id": data.user_id, "role": data.role},
-    )
-    return membership
 
 
 def remove_membership(session: Session, *, actor: Actor, membership_id: int) -> None:
-    membership = MembershipRepository(session, actor).get(membership_id)
-    session.delete(membership)
-    session.flush()
-    record(
-        session,
-        actor=actor,
-        kind="membership.removed",
-        entity_type="membership",
-        entity_id=membership_id,
-        project_id=membership.project_id,
-        payload={"user_id": membership.user_id},
-    )
+    repository = MembershipRepository(session, actor)
+    membership = repository.get(membership_id)
+    permissions.require(actor, "members.write", membership.project_id)
+    remove(repository, membership, {"user_id": membership.user_id})
 
 
 def create_token(
@@ -120,7 +74,7 @@ def create_token(
     """A new token for `user_id`. `parent_id` is the token the request was made with (the
     API's token routes): the new token expires no later than it, and dies with it."""
     if actor.user_id != user_id:
-        _require_admin(actor, "create tokens for other users")
+        permissions.require_admin(actor, "create tokens for other users")
     user = UserRepository(session, actor).get(user_id)
     now = utcnow()
     expires_at = now + timedelta(days=data.expires_in_days) if data.expires_in_days else None
@@ -150,6 +104,15 @@ def create_token(
         payload={"user_id": user.id, "prefix": token.prefix, "parent_id": parent_id},
     )
     return TokenIssued(**TokenRead.model_validate(token).model_dump(), token=secret)
+
+
+def issue_token_for(
+    session: Session, *, actor: Actor, user_id: int, data: TokenCreate, parent_id: int | None = None
+) -> TokenIssued:
+    """The admins' way to issue a token for any user (a render node's service account, say):
+    refused to everyone else, even for their own account."""
+    permissions.require_admin(actor, "create tokens for other users")
+    return create_token(session, actor=actor, user_id=user_id, data=data, parent_id=parent_id)
 
 
 def revoke_token(session: Session, *, actor: Actor, token_id: int) -> ApiToken:

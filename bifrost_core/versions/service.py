@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from itertools import repeat
+
 from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bifrost_core.errors import InvalidInput
-from bifrost_core.events.service import record, record_created
+from bifrost_core.events.service import record_created, record_updated
 from bifrost_core.scope import Actor
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.repository import TaskRepository
 from bifrost_core.users import permissions
+from bifrost_core.versions import repository
 from bifrost_core.versions.models import Representation, RepresentationFile, Version, VersionCounter
 from bifrost_core.versions.repository import VersionRepository
 from bifrost_core.versions.schemas import VersionCreate, VersionUpdate
@@ -100,16 +104,31 @@ def file_locations(session: Session, representation: Representation) -> dict[str
     return found
 
 
-def create_version(
-    session: Session, *, actor: Actor, data: VersionCreate, task: Task | None = None
-) -> Version:
-    """A new version of `data.task_id`; `task`, that row if the caller holds it already
-    (ingest does), is not loaded again."""
-    if task is None or task.id != data.task_id or not actor.can_see(task.project_id):
-        task = TaskRepository(session, actor).get(data.task_id)
+def create_version(session: Session, *, actor: Actor, data: VersionCreate) -> Version:
+    """Publish a new version of `data.task_id`, its files pointing at content the actor can
+    already read (see `_blob_ids`)."""
+    task = TaskRepository(session, actor).get(data.task_id)
+    permissions.require(actor, "versions.create", task.project_id)
     blob_ids = _blob_ids(
         session, actor, {file.blob_hash for rep in data.representations for file in rep.files}
     )
+    return write_version(session, actor=actor, task=task, data=data, blob_ids=blob_ids)
+
+
+def write_version(
+    session: Session,
+    *,
+    actor: Actor,
+    task: Task,
+    data: VersionCreate,
+    blob_ids: Mapping[str, int],
+    published_paths: Callable[[int], Iterable[str]] | None = None,
+) -> Version:
+    """The one writer of versions, their representations and their files, for `create_version`
+    and ingest's `register_version`, which have resolved every file's blob id (each as it
+    allows). `published_paths(number)` gives each file's published path, in the order of the
+    representations and their files, once the number is allocated."""
+    permissions.require(actor, "versions.create", task.project_id)
     version = Version(
         project_id=task.project_id,
         task_id=task.id,
@@ -125,23 +144,17 @@ def create_version(
     )
     session.add(version)
     session.flush()
+    paths = iter(published_paths(version.number)) if published_paths else repeat(None)
     for rep in data.representations:
-        representation = Representation(
-            version_id=version.id,
-            **rep.model_dump(exclude={"files"}),
-        )
+        representation = Representation(version_id=version.id, **rep.model_dump(exclude={"files"}))
         session.add(representation)
         session.flush()
-        session.add_all(
-            RepresentationFile(
-                representation_id=representation.id,
-                blob_id=blob_ids[file.blob_hash],
-                name=file.name,
-                frame=file.frame,
-            )
-            for file in rep.files
+        # In bulk statements: a version of thousands of frames writes in milliseconds.
+        repository.add_files(
+            session,
+            representation.id,
+            ((blob_ids[file.blob_hash], file.name, file.frame, next(paths)) for file in rep.files),
         )
-    session.flush()
     record_created(
         session,
         actor=actor,
@@ -155,6 +168,7 @@ def create_version(
 
 def update_version(session: Session, *, actor: Actor, version_id: int, data: VersionUpdate) -> Version:
     version = VersionRepository(session, actor).get(version_id)
+    permissions.require(actor, "versions.review", version.project_id)
     payload: dict[str, object] = {}
     if data.status is not None and data.status != version.status:
         workflow.check_transition(
@@ -170,12 +184,11 @@ def update_version(session: Session, *, actor: Actor, version_id: int, data: Ver
         version.comment = data.comment
         payload["comment"] = data.comment
     session.flush()
-    record(
+    record_updated(
         session,
         actor=actor,
-        kind="version.updated",
         entity_type="version",
-        entity_id=version.id,
+        entity=version,
         project_id=version.project_id,
         payload=payload,
     )

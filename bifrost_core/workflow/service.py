@@ -7,8 +7,10 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.errors import InvalidInput, InvalidTransition
 from bifrost_core.events.service import record
+from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.scope import Actor
 from bifrost_core.tasks.models import Task
+from bifrost_core.users import permissions
 from bifrost_core.versions.models import Version
 from bifrost_core.workflow.models import Status, Transition
 from bifrost_core.workflow.schemas import Kind, StatusIn, TransitionIn, WorkflowRead, WorkflowUpdate
@@ -71,6 +73,8 @@ def set_workflow(
     session: Session, *, actor: Actor, project_id: int, kind: Kind, workflow: WorkflowUpdate
 ) -> None:
     """Replace a project's statuses and transitions of one kind, and record the change."""
+    ProjectRepository(session, actor).get(project_id)
+    permissions.require(actor, "project.update", project_id)
     _replace(session, project_id=project_id, kind=kind, workflow=workflow)
     record(
         session,

@@ -6,9 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest.repository import record_blobs
 from bifrost_core.scope import SYSTEM
-from bifrost_core.storage.schemas import BlobIn
-from bifrost_core.storage.service import register_blobs
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import MembershipCreate
 from bifrost_core.versions import service as versions
@@ -24,10 +23,7 @@ UNKNOWN = "ef" * 32
 def _store(database, world: World) -> None:
     """A blob held by a version of project A only, and one held by no version at all."""
     with UnitOfWork(database) as uow:
-        register_blobs(
-            uow.session,
-            [BlobIn(hash=h, size=3, tier="hot", url=f"file:///{h}") for h in (ONLY_IN_A, STORED_UNUSED)],
-        )
+        record_blobs(uow.session, [(h, 3, f"file:///{h}") for h in (ONLY_IN_A, STORED_UNUSED)], "hot")
         versions.create_version(
             uow.session,
             actor=SYSTEM,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from api import auth
-from bifrost_core.projects import service as projects
+from bifrost_core import writes
 from bifrost_core.users import service as users
 from tests.support.world import World
 
@@ -135,7 +135,7 @@ def test_bad_tokens_from_one_address_are_refused_before_the_database(
 def test_integrity_error_from_a_race_is_409(client, world: World, monkeypatch) -> None:
     # Skip the service's own duplicate check, as a concurrent insert would: the unique
     # constraint of the database is what refuses the second shot.
-    monkeypatch.setattr(projects, "ensure_absent", lambda *args, **kwargs: None)
+    monkeypatch.setattr(writes, "ensure_absent", lambda *args, **kwargs: None)
     url = f"/sequences/{world.a.sequence_id}/shots"
     headers = world.headers("coordinator")
     assert client.post(url, json={"code": "race"}, headers=headers).status_code == 201

@@ -131,6 +131,19 @@ def test_bulk_is_all_or_nothing(client, world: World, database) -> None:
     assert client.get(f"/shots/{world.a.shot_id}", headers=headers).json()["status"] == "on_hold"
 
 
+def test_bulk_refuses_another_projects_entity_even_to_an_admin(client, world: World) -> None:
+    """The bulk of project A touches only A: an admin, who sees B too, gets 404 for B's shot,
+    and B's shot is as it was."""
+    headers = world.headers("admin")
+    operations = [{"op": "update_shot", "id": world.b.shot_id, "data": {"status": "on_hold"}}]
+    answer = client.post(
+        f"/projects/{world.a.project_id}/bulk", json={"operations": operations}, headers=headers
+    )
+    assert answer.status_code == 404
+    assert answer.json()["error"]["details"]["index"] == 0
+    assert client.get(f"/shots/{world.b.shot_id}", headers=headers).json()["status"] == "active"
+
+
 def test_bulk_checks_each_operations_role(client, world: World, database) -> None:
     assign = {"assignee_ids": [world.user_ids["artist"]]}
     client.patch(f"/tasks/{world.a.task_id}", json=assign, headers=world.headers("coordinator"))

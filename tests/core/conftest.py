@@ -12,11 +12,10 @@ from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate
 from bifrost_core.events import bus
 from bifrost_core.events.schemas import EventRead
+from bifrost_core.ingest.repository import record_blobs
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM, Actor
-from bifrost_core.storage import service as storage
-from bifrost_core.storage.schemas import BlobIn
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.users import service as users
@@ -82,10 +81,9 @@ class Builder:
         return users.actor_for_user(self.session, user)
 
     def blob(self, content: bytes, tier: str = "hot") -> str:
+        """Record stored content as ingest does (the bytes themselves are not needed here)."""
         hash_ = digest(content)
-        storage.register_blobs(
-            self.session, [BlobIn(hash=hash_, size=len(content), tier=tier, url=f"file:///{tier}/{hash_}")]
-        )
+        record_blobs(self.session, [(hash_, len(content), f"file:///{tier}/{hash_}")], tier)
         return hash_
 
     def shot_task(self, project_code: str = "P1"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.models import AssetType
 from bifrost_core.assets.repository import AssetRepository, AssetTypeRepository, CastingRepository
 from bifrost_core.assets.schemas import AssetCreate, AssetUpdate, CastingCreate
-from bifrost_core.errors import NotFound
+from bifrost_core.errors import NotFound, PermissionDenied
 from bifrost_core.events.models import Event
 from bifrost_core.events.repository import EventRepository
 from bifrost_core.projects import service as projects
@@ -231,6 +231,33 @@ def test_services_refuse_ids_of_other_projects(session, two_projects):
             pass
     assert not_refused == []
     assert (b.project.name, b.shot.description, b.task.status, b.version.comment, b.casting.count) == before
+
+
+def test_services_check_permission_before_they_write(session, build, two_projects):
+    """A client of project B sees it but may change none of it: every service refuses, before
+    a single row is written or even changed in the session (a check after the write would
+    leave it for the caller's rollback to undo, and do it for the CLI and flows too)."""
+    _, b, _ = two_projects
+    client_user = build.user("carl")
+    build.member(b.project, client_user, "client")
+    client = build.actor(client_user)
+    session.flush()
+    written: list[str] = []
+
+    def watch(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            written.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        for name, call in SERVICE_CALLS.items():
+            with pytest.raises(PermissionDenied):
+                call(session, client, b)
+            assert not (session.new or session.dirty or session.deleted), name
+            assert written == [], name
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
 
 
 def test_an_actor_without_projects_sees_nothing(session, two_projects):

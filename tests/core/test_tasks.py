@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from bifrost_core.errors import Conflict, InvalidInput, InvalidTransition
+from bifrost_core.errors import Conflict, InvalidInput, InvalidTransition, PermissionDenied
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import Task
@@ -115,3 +115,22 @@ def test_assignee_ids_beyond_64_bits_are_unknown_users(session, build):
     shot = build.shot(build.sequence(build.project("P1")))
     with pytest.raises(InvalidInput, match="not members"):
         build.task(shot=shot, assignee_ids=[2**70])
+
+
+def test_a_publish_may_make_its_task_where_planning_may_not(session, build):
+    """An artist publishing to a task the shot lacks gets it made (ingest and publish flows),
+    but may not create tasks as such: that is planning (tasks.write)."""
+    project = build.project()
+    shot = build.shot(build.sequence(project))
+    user = build.user("ann")
+    build.member(project, user, "artist")
+    artist = build.actor(user)
+    data = TaskCreate(task_type="fx", shot_id=shot.id)
+    with pytest.raises(PermissionDenied):
+        tasks.create_task(session, actor=artist, data=data)
+    assert tasks.create_publish_task(session, actor=artist, data=data).name == "fx"
+    build.member(project, user, "client")
+    with pytest.raises(PermissionDenied):
+        tasks.create_publish_task(
+            session, actor=build.actor(user), data=TaskCreate(task_type="lgt", shot_id=shot.id)
+        )

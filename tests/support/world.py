@@ -9,14 +9,13 @@ from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate, CastingCreate
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest.repository import record_blobs
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import EpisodeCreate, ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import NoteCreate
 from bifrost_core.runs import service as runs
 from bifrost_core.scope import SYSTEM
-from bifrost_core.storage.schemas import BlobIn
-from bifrost_core.storage.service import register_blobs
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.users import service as users
@@ -112,7 +111,7 @@ def build_world(database: Database) -> World:
     with UnitOfWork(database) as uow:
         session = uow.session
         blob_hash = "ab" * 32
-        register_blobs(session, [BlobIn(hash=blob_hash, size=3, tier="hot", url="file:///x")])
+        record_blobs(session, [(blob_hash, 3, "file:///x")], "hot")
         world = World(a=_project(session, "PRJA", blob_hash), b=_project(session, "PRJB", blob_hash))
         people = [("admin", None, None), ("b_coordinator", world.b.project_id, "coordinator")]
         people += [(role, world.a.project_id, role) for role in ROLES]
