@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from ingest_helpers import content, write
+from ingest_helpers import OPERATOR, content, write
 from typer.testing import CliRunner
 
 from bifrost_core.text import escape
@@ -70,7 +70,7 @@ def evil_world(database, production, flow_env, prefect_server, tmp_path, monkeyp
     """DEMO with the version sq010/sh010 plate v001 ingested from a folder and files whose
     names hold EVIL, a movie in an EVIL folder to publish, and in the delivery an unmatched
     EVIL file and an EVIL FIFO that holds its version back."""
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     monkeypatch.setenv("COLUMNS", "1000")  # tables wide enough that names are not wrapped
     delivery = tmp_path / f"drop {EVIL} in"
@@ -81,7 +81,7 @@ def evil_world(database, production, flow_env, prefect_server, tmp_path, monkeyp
     bad = delivery / "sq010" / "sh020" / "bad"
     bad.mkdir(parents=True)
     os.mkfifo(bad / f"{EVIL}.exr")
-    summary = ingest(IngestParameters(project="DEMO", source=str(delivery)))
+    summary = ingest(actor=OPERATOR, project="DEMO", source=str(delivery))
     assert [v.target for v in summary.created] == ["sq010/sh010 plate main"]
     work = tmp_path / f"work {EVIL} in"
     write(work / f"{EVIL}.mov", b"movie")

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from ingest_helpers import frames, write
+from ingest_helpers import OPERATOR, frames, write
 from test_flows_publish import read_run
 from typer.testing import CliRunner
 
@@ -33,13 +33,13 @@ def invoke(*args: object) -> tuple[int, str]:
 
 
 def test_held_back_versions_are_in_the_runs_summary(database, production, flow_env, prefect_server, tmp_path):
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
     os.mkfifo(root / "sq010" / "sh010" / "plate" / "plate.1004.exr")
     frames(root / "sq010" / "sh020" / "plate", "plate", 1001, 1002)
-    state = ingest(IngestParameters(project="DEMO", source=str(root)), return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(root), return_state=True)
     summary = state.result()
     assert [v.target for v in summary.created] == ["sq010/sh020 plate main"]
     assert [(held.target, held.reason) for held in summary.held_back] == [
@@ -107,7 +107,7 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
 
     import flows.ingest
     from bifrost_core.ingest import pipeline
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     s3 = boto3.client("s3", **s3_endpoint.client_kwargs())
     bucket = f"gone-{uuid.uuid4().hex[:12]}"
@@ -129,7 +129,7 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
         "store_and_register",
         flows.ingest.store_and_register.with_options(retry_delay_seconds=0),
     )
-    state = ingest(IngestParameters(project="DEMO", source=str(delivery)), return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(delivery), return_state=True)
     assert state.is_failed()
     assert len(runs) == 1
     with pytest.raises(ConfigError, match=f"storage tier hot: bucket {bucket} does not exist"):

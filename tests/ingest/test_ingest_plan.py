@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ingest_helpers import OPERATOR, frames, write
+from ingest_helpers import frames, write
 from test_ingest_register import counts
 
 from bifrost_core.db.uow import UnitOfWork
@@ -141,7 +141,6 @@ def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
     with pytest.raises(Conflict, match=message):
         pipeline.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     request = PublishRequest(
-        actor=OPERATOR,
         project="DEMO",
         sequence="sq010",
         shot="sh010",
