@@ -58,6 +58,14 @@ EPHEMERAL_OFF = [
 ]
 
 
+def quiet_prefect() -> None:
+    """Before Prefect is imported (it reads its settings then): no analytics, and its console
+    logs off unless BIFROST_DEBUG=1 or the operator chose a level (see `prefect_env`)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    quiet = "WARNING" if os.environ.get("BIFROST_DEBUG") == "1" else "CRITICAL"
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
+
+
 def prefect_env() -> ServerProcess | None:
     """Choose the Prefect server before Prefect is imported.
 
@@ -71,9 +79,7 @@ def prefect_env() -> ServerProcess | None:
     where Prefect would print each expected failure with its traceback, once per run and
     per task, and tear through the progress bar (its server still gets every log).
     """
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    quiet = "WARNING" if os.environ.get("BIFROST_DEBUG") == "1" else "CRITICAL"
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
+    quiet_prefect()
     if os.environ.get("PREFECT_API_URL"):
         return None
     if _answers(f"{LOCAL_PREFECT}/health"):
@@ -117,6 +123,7 @@ def _answers(url: str) -> bool:
 def persistent_server() -> None:
     """PREFECT_API_URL, or the local server when one answers; else exit 7 (deployments and
     runs of them live on a server that outlasts the command)."""
+    quiet_prefect()
     if not os.environ.get("PREFECT_API_URL"):
         if not _answers(f"{LOCAL_PREFECT}/health"):
             say("error: no Prefect server: set PREFECT_API_URL (or run `prefect server start`)", err=True)
@@ -259,6 +266,7 @@ def show(name: str = typer.Argument(..., help="Flow name"), as_json: bool = Json
     """A flow's parameters (what `--param` and the API's request body take), as a JSON schema."""
     from flows.registry import entry
 
+    quiet_prefect()  # the schema comes from the flow's signature: its module imports Prefect
     schema = entry(name).body_model().model_json_schema()
     if as_json:
         print_json(schema)
@@ -288,6 +296,7 @@ def run(
     given = _parse(param)
     actor = preflight(flow_entry, project)
     if deployment:
+        persistent_server()
         body = flow_entry.body_model().model_validate(given)
         started = start_on_worker(flow_entry, {"actor": actor, "project": project, **body.model_dump()})
         if as_json:
@@ -301,7 +310,6 @@ def run(
 
 def start_on_worker(flow_entry: FlowEntry, parameters: dict[str, Any]) -> dict[str, str]:
     """A run of the deployment, recorded first (the outbox, as the API does it)."""
-    persistent_server()
     from bifrost_core.projects.repository import ProjectRepository
     from deployments.runs import start_run
 
