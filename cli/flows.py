@@ -199,7 +199,7 @@ def run_locally(flow_entry: FlowEntry, actor: str, project: str, given: dict[str
     """Run the flow in this process, `given` checked against its parameters first (one line
     and exit 5 if refused). Its Prefect server starts while its modules are imported."""
     server = prefect_env()
-    body = flow_entry.body_model().model_validate(given)  # imports the flow (and Prefect)
+    body = flow_entry.body_model(remote=False).model_validate(given)  # imports the flow (and Prefect)
     flow = flow_entry.load()
     server_ready(server)
     with ProgressBar(enabled=bar):

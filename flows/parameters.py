@@ -2,8 +2,8 @@
 these types, and that signature is the one definition of its form in the Prefect UI, its
 API request body (flows/registry.py derives it) and its validation (pydantic, by Prefect).
 
-Single-line fields refuse control characters here too, so a run started from the Prefect
-UI is held to what the API holds a request to. A parameter's description is the flow's
+Codes refuse control characters here too, so a run started from the Prefect UI is held to
+what the API holds a request to. A parameter's description is the flow's
 docstring (its "Args:" section), where Prefect reads it for the UI's form.
 """
 
@@ -24,5 +24,7 @@ Line = Annotated[str, AfterValidator(_single_line)]
 Actor = Annotated[Line, Field(min_length=1, max_length=64)]
 ProjectCode = Annotated[Line, Field(min_length=1, max_length=64)]
 Tier = Annotated[Line, Field(min_length=1, max_length=32)]
-Location = Annotated[Line, Field(min_length=1, max_length=4096)]
+# Paths as the worker sees them: a delivered folder's name may hold anything (it is escaped
+# wherever it is printed); the API refuses control characters in its requests.
+Location = Annotated[str, Field(min_length=1, max_length=4096)]
 EntityCode = Annotated[Line, Field(min_length=1, max_length=64)]

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from bifrost_core.errors import NotFound
 from bifrost_core.schemas import InputSchema
@@ -63,7 +63,7 @@ class FlowEntry:
         return _loaded(self.entrypoint)
 
     @cached_property
-    def _models(self) -> tuple[type[BaseModel], type[BaseModel]]:
+    def _fields(self) -> dict[str, Any]:
         flow = self.load()
         hints = typing.get_type_hints(flow.fn, include_extras=True)
         # Descriptions as the Prefect UI shows them (from the flow's docstring).
@@ -76,18 +76,32 @@ class FlowEntry:
         missing = [name for name in CALLER_PARAMETERS if name not in fields]
         if missing:
             raise TypeError(f"flow {self.name!r} must take the parameters {', '.join(missing)}")
+        return fields
+
+    @cached_property
+    def _models(self) -> dict[tuple[str, bool], type[BaseModel]]:
         title = "".join(part.capitalize() for part in self.name.replace("-", "_").split("_"))
-        full = create_model(f"{title}Parameters", __base__=InputSchema, **fields)
-        body = {name: spec for name, spec in fields.items() if name not in CALLER_PARAMETERS}
-        return full, create_model(f"{title}RunCreate", __base__=InputSchema, **body)
+        body = {name: spec for name, spec in self._fields.items() if name not in CALLER_PARAMETERS}
+        return {
+            ("full", True): create_model(f"{title}Parameters", __base__=InputSchema, **self._fields),
+            ("body", True): create_model(f"{title}RunCreate", __base__=InputSchema, **body),
+            ("body", False): create_model(f"{title}Arguments", __base__=_Local, **body),
+        }
 
     def parameters_model(self) -> type[BaseModel]:
         """Every parameter of the flow, unknown ones refused: what a run is started with."""
-        return self._models[0]
+        return self._models["full", True]
 
-    def body_model(self) -> type[BaseModel]:
-        """The parameters a caller gives (the API's request body): all but actor and project."""
-        return self._models[1]
+    def body_model(self, *, remote: bool = True) -> type[BaseModel]:
+        """The parameters a caller gives: all but actor and project, unknown ones refused.
+        `remote` (the API's request body) also refuses control characters in every text,
+        as every API input does; a local run (the CLI) takes the operator's paths as they
+        are, whatever their names hold (its output escapes them)."""
+        return self._models["body", remote]
+
+
+class _Local(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
 # The flows. Concurrency: how many runs of each may go at once across the pool.

@@ -28,5 +28,7 @@ class FlowRun(IdMixin, Base):
     parameters: Mapped[dict[str, Any] | None] = mapped_column(JsonDict)
     # "user id:Idempotency-Key" of the request that asked for it: a retry finds this record.
     request_key: Mapped[str | None] = mapped_column(String(300), unique=True)
+    # The Prefect run's idempotency key (see runs/service.py).
+    start_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,6 +9,7 @@ by `pending` and started again with the same key: it can never become two runs.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -21,12 +22,10 @@ from bifrost_core.runs.models import FlowRun
 from bifrost_core.runs.repository import FlowRunRepository
 from bifrost_core.scope import Actor
 
-_KEY_PREFIX = "bifrost-flow-run-"
-
 
 def prefect_key(run: FlowRun) -> str:
     """The idempotency key of the Prefect run this record asks for."""
-    return f"{_KEY_PREFIX}{run.id}"
+    return run.start_key
 
 
 def record_run(
@@ -51,6 +50,7 @@ def record_run(
             flow=flow,
             parameters=parameters,
             request_key=request_key,
+            start_key=_new_key(),
             created_by=actor.user_id,
         )
     )
@@ -79,12 +79,20 @@ def attach(
     repository = FlowRunRepository(session, actor)
     if repository.first(FlowRun.run_id == run_id) is not None:
         return
-    if key is not None and key.startswith(_KEY_PREFIX) and key.removeprefix(_KEY_PREFIX).isdigit():
-        run = repository.first(FlowRun.id == int(key.removeprefix(_KEY_PREFIX)))
+    if key is not None:
+        run = repository.first(FlowRun.start_key == key)
         if run is not None:
             started(session, actor=actor, run=run, run_id=run_id)
             return
-    run = repository.add(FlowRun(project_id=project_id, flow=flow, run_id=run_id, created_by=actor.user_id))
+    run = repository.add(
+        FlowRun(
+            project_id=project_id,
+            flow=flow,
+            run_id=run_id,
+            start_key=_new_key(),
+            created_by=actor.user_id,
+        )
+    )
     _record_started(session, actor, run)
 
 
@@ -93,6 +101,11 @@ def pending(session: Session, *, actor: Actor, older_than: timedelta) -> list[Fl
     still be on their way), oldest first."""
     repository = FlowRunRepository(session, actor)
     return repository.list(FlowRun.run_id.is_(None), FlowRun.created_at < utcnow() - older_than)
+
+
+def _new_key() -> str:
+    # Unique across databases too: several Bifrost databases may share one Prefect server.
+    return f"bifrost-{uuid.uuid4()}"
 
 
 def _record_started(session: Session, actor: Actor, run: FlowRun) -> None:

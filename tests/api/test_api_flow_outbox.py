@@ -28,7 +28,7 @@ def flows_client(make_client, prefect_api: str, monkeypatch):
     return make_client()
 
 
-def prefect_runs(prefect_api: str, key_prefix: str = "bifrost-flow-run-") -> dict[str, str | None]:
+def prefect_runs(prefect_api: str) -> dict[str, str | None]:
     """Every flow run on the server: id -> idempotency key."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -100,7 +100,7 @@ def test_reconcile_starts_a_record_whose_run_was_never_created(
     with UnitOfWork(database) as uow:
         run = uow.session.get(FlowRun, record_id)
         assert run.run_id is not None and run.parameters is None
-    assert prefect_runs(prefect_api)[run.run_id] == f"bifrost-flow-run-{record_id}"
+        assert prefect_runs(prefect_api)[run.run_id] == run.start_key
     assert reconcile(database, older_than=timedelta(0)) == []
 
 

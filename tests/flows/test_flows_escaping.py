@@ -43,6 +43,8 @@ OTHERS = {
     *(f"{group} {verb}" for group in ("project", "episode", "sequence", "shot", "asset", "task")
       for verb in ("create", "list", "show")),
     "task set-status", "casting cast", "casting uncast", "casting list",
+    # The registry's flows and deployments; a flow's result is printed as JSON (escaped).
+    "flow list", "flow show", "flow run", "flow reconcile", "deploy",
 }  # fmt: skip
 
 
