@@ -12,17 +12,18 @@ from pathlib import PurePath
 from typing import Annotated
 
 from prefect import flow
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from bifrost_core.errors import InvalidInput
+from bifrost_core.errors import BifrostError, InvalidInput
 from bifrost_core.ingest import progress
 from bifrost_core.ingest.pipeline import batches, merge, summary_of
 from bifrost_core.ingest.planning import nothing_matched
 from bifrost_core.ingest.schemas import IngestSummary
 from flows.parameters import Actor, Location, ProjectCode, Tier
-from flows.reporting import publish_artifacts
+from flows.reporting import IngestReport, Progress, failed, publish_artifacts
 from flows.runs import begin, parameters
 from tasks.ingest import plan_ingest, record_summary, store_and_register
 
@@ -42,7 +43,7 @@ def ingest(
     dry_run: bool = False,
     batch_files: Annotated[int, Field(ge=1, le=100_000)] = 2000,
     batch_megabytes: Annotated[int, Field(ge=1, le=10_000_000)] = 4096,
-) -> IngestSummary:
+) -> IngestSummary | State:
     """Ingest a delivery folder: match its files to shots/assets and tasks, store them, register versions.
 
     Args:
@@ -68,31 +69,43 @@ def ingest(
 
 def _ingest(
     username: str, project: str, source: str, tier: str, dry_run: bool, batch_files: int, batch_megabytes: int
-) -> IngestSummary:
+) -> IngestSummary | State:
     actor = begin("ingest", username, project)
     plan = plan_ingest(project, source, tier)
     summary = summary_of(plan, dry_run=dry_run)
+    report = IngestReport("ingest", summary)
     nothing = nothing_matched(plan)
     if nothing is not None:
         # A delivery laid out against the naming rules, or sent to the wrong project: the
         # run fails (after its summary, which lists what did not match), dry run or not.
-        publish_artifacts("ingest", summary)
-        raise InvalidInput(nothing)
+        return failed("ingest", report, InvalidInput(nothing))
+    failure: BifrostError | None = None
     if not dry_run:
         pending = plan.pending
-        progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
         groups = batches(pending, max_files=batch_files, max_bytes=batch_megabytes << 20)
-        futures = [
-            # quote: Prefect would otherwise walk every file of the batch looking for futures.
-            store_and_register.submit(
-                plan.project, plan.tier, plan.source, quote(group), actor, label=f"{number}-of-{len(groups)}"
-            )
-            for number, group in enumerate(groups, 1)
-        ]
-        for future in futures:
-            merge(summary, future.result())
+        with Progress("ingest", project):
+            progress.total(sum(len(v.files) for v in pending), sum(v.size for v in pending))
+            futures = [
+                # quote: Prefect would otherwise walk every file of the batch looking for futures.
+                store_and_register.submit(
+                    plan.project,
+                    plan.tier,
+                    plan.source,
+                    quote(group),
+                    actor,
+                    label=f"{number}-of-{len(groups)}",
+                )
+                for number, group in enumerate(groups, 1)
+            ]
+            for future in futures:
+                try:
+                    merge(summary, future.result())
+                except BifrostError as exc:  # the other batches still finish and count
+                    failure = failure or exc
         if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_summary(quote(summary), "ingest", actor)
-    publish_artifacts("ingest", summary)
+    if failure is not None:
+        return failed("ingest", report, failure)
+    publish_artifacts("ingest", report)
     return summary

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from prefect import flow
+from prefect.states import State
 from pydantic import Field
 
+from bifrost_core.errors import BifrostError
 from bifrost_core.ingest import progress
 from bifrost_core.ingest.pipeline import merge, summary_of
 from bifrost_core.ingest.schemas import IngestSummary, PublishRequest
 from bifrost_core.jsonbounds import JsonObject
 from bifrost_core.schemas import Frame
 from flows.parameters import Actor, EntityCode, Location, ProjectCode, Tier
-from flows.reporting import publish_artifacts
+from flows.reporting import IngestReport, Progress, failed, publish_artifacts
 from flows.runs import begin, parameters
 from tasks.ingest import plan_publish, record_summary, store_and_register
 
@@ -41,7 +43,7 @@ def publish(
     meta: JsonObject | None = None,
     tier: Tier = "hot",
     dry_run: bool = False,
-) -> IngestSummary:
+) -> IngestSummary | State:
     """Publish one version of a shot's or an asset's task from files.
 
     Args:
@@ -78,22 +80,27 @@ def publish(
     )
     plan = plan_publish(request)
     summary = summary_of(plan, dry_run=dry_run)
+    report = IngestReport("publish", summary)
     if not dry_run:
         if plan.pending:
-            progress.total(len(plan.pending[0].files), plan.pending[0].size)
-            result = store_and_register(
-                plan.project,
-                plan.tier,
-                plan.source,
-                plan.pending,
-                checked,
-                label="1-of-1",
-                comment=comment,
-                meta=request.meta,
-            )
+            with Progress("publish", project):
+                progress.total(len(plan.pending[0].files), plan.pending[0].size)
+                try:
+                    result = store_and_register(
+                        plan.project,
+                        plan.tier,
+                        plan.source,
+                        plan.pending,
+                        checked,
+                        label="1-of-1",
+                        comment=comment,
+                        meta=request.meta,
+                    )
+                except BifrostError as exc:
+                    return failed("publish", report, exc)
             merge(summary, result)
         if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
             # A rerun that finds everything done leaves no trace but its Prefect run.
             record_summary(summary, "publish", checked)
-    publish_artifacts("publish", summary)
+    publish_artifacts("publish", report)
     return summary

@@ -61,6 +61,9 @@ def test_publish_frames_and_movie_then_rerun(database, production, flow_env, pre
     assert run.state.is_completed()
     kinds = {artifact.key: artifact for artifact in artifacts}
     assert "publish-demo" in kinds and "publish-demo-versions" in kinds
+    # Progress as the Prefect UI shows it: 100 % once stored.
+    assert kinds["publish-demo-progress"].type == "progress"
+    assert kinds["publish-demo-progress"].data == 100.0
     assert "sq010/sh010 comp main" in str(kinds["publish-demo-versions"].data)
 
     again = publish(**request)

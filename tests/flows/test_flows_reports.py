@@ -21,6 +21,7 @@ from bifrost_core.errors import ConfigError
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate
 from bifrost_core.scope import SYSTEM
+from bifrost_core.text import escape_markdown
 from cli.main import app
 
 BIFROST = Path(sys.executable).parent / "bifrost"
@@ -134,3 +135,10 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
     assert len(runs) == 1
     with pytest.raises(ConfigError, match=f"storage tier hot: bucket {bucket} does not exist"):
         state.result()
+    # One clear message as the run's state, and what was done before as its summary.
+    run, artifacts = read_run(prefect_server, state.state_details.flow_run_id)
+    message = f"storage tier hot: bucket {bucket} does not exist (put_object hot/blobs/"
+    assert run.state.message.startswith(f"ingest failed: {message}") and "\n" not in run.state.message
+    text = {artifact.key: artifact for artifact in artifacts}["ingest-demo"].data
+    assert text.startswith(f"**Failed: {escape_markdown(message)}")
+    assert "Done before the failure" in text and "| versions created | 0 |" in text
