@@ -201,8 +201,13 @@ def run_locally(flow_entry: FlowEntry, actor: str, project: str, given: dict[str
     server = prefect_env()
     body = flow_entry.body_model(remote=False).model_validate(given)  # imports the flow (and Prefect)
     flow = flow_entry.load()
+    from prefect import tags
+
+    from flows.registry import project_tag
+
     server_ready(server)
-    with ProgressBar(enabled=bar):
+    # Tagged as it is created: the flow need not tag its own run (one API call less).
+    with ProgressBar(enabled=bar), tags("bifrost", project_tag(project)):
         return flow(actor=actor, project=project, **body.model_dump(exclude_unset=True))
 
 

@@ -170,7 +170,7 @@ class Progress:
         self.lock = threading.Lock()  # two batches advance it at once
 
     def total(self, files: int, size: int) -> None:
-        self.size, self.done = max(size, 1), 0
+        self.size, self.done = size, 0
         self.artifact = create_progress_artifact(0.0, key=self.key, description=self.description)
         self.shown = time.monotonic()
 
@@ -188,7 +188,7 @@ class Progress:
             update_progress_artifact(self.artifact, self._percent())
 
     def _percent(self) -> float:
-        return min(100.0, 100.0 * self.done / self.size)
+        return min(100.0, 100.0 * self.done / self.size) if self.size else 100.0
 
     def __enter__(self) -> Progress:
         from bifrost_core.ingest import progress

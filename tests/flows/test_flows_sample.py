@@ -109,3 +109,22 @@ def test_a_new_flow_is_one_module_and_one_entry(
     assert {run_id, queued["run_id"]} < {item["run_id"] for item in listed}
     with UnitOfWork(database) as uow:
         assert all(run.run_id for run in uow.session.query(FlowRun))
+
+    # The run named from its parameters, tagged with its project for the Prefect UI's filter.
+    async def ran():
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+
+        async with get_client() as client:
+            done = FlowRunFilter(state=FlowRunFilterState(type={"any_": ["COMPLETED"]}))
+            return await client.read_flow_runs(flow_run_filter=done)
+
+    ours = {item["run_id"] for item in listed}
+    local = [run for run in asyncio.run(ran()) if str(run.id) in ours]
+    assert [(run.name, "project:DEMO" in run.tags) for run in local] == [("hello DEMO hi", True)]
+
+    # A flow taken out of the registry: its runs still read (whoever may start some flow).
+    monkeypatch.delitem(registry.FLOWS, "hello")
+    with TestClient(api, raise_server_exceptions=False) as client:
+        assert client.get(f"/flow-runs/{run_id}", headers=headers).json()["flow"] == "hello"
+        refused = client.post(url, json={"greeting": "hey"}, headers=headers)
+        assert refused.status_code == 404 and "no flow named 'hello'" in refused.text
