@@ -185,10 +185,10 @@ def child(source: str) -> None:
 
     from prefect.client.orchestration import get_client
 
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     start = time.perf_counter()
-    state = ingest(IngestParameters(actor=OPERATOR, project=PROJECT, source=source), return_state=True)
+    state = ingest(actor=OPERATOR, project=PROJECT, source=source, return_state=True)
     call = time.perf_counter() - start
     summary = state.result()
 

@@ -65,15 +65,15 @@ def _encode(pattern: Path, movie: Path) -> None:
 def ingest_delivery(demo: Demo) -> str:
     """Generate the delivery in the home and run the ingest flow on it (embedded Prefect)."""
     from bifrost_core.errors import InvalidInput
-    from cli.ingest import prefect_env, server_ready
+    from cli.flows import prefect_env, server_ready
 
     server = prefect_env()  # starts while the frames and the movie are made
     root = make_delivery(demo.settings.home / "deliveries" / "vendor-comp")
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     server_ready(server)
 
-    summary = ingest(IngestParameters(project=demo.project, source=str(root), actor=demo.actor.username))
+    summary = ingest(actor=demo.actor.username, project=demo.project, source=str(root))
     if summary.problems:
         first = summary.problems[0]
         raise InvalidInput(f"the demo delivery did not ingest: {first.path}: {first.message}")

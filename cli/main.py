@@ -9,6 +9,7 @@ Exit codes: see `cli/errors.py`; the auto-initialisation of the embedded default
 import typer
 
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
+from cli import flows as flows_cli
 from cli import ingest as ingest_cli
 from cli import storage as storage_cli
 from cli.errors import BifrostGroup
@@ -46,5 +47,7 @@ app.command()(serve)
 app.add_typer(token_app, name="token")
 app.command()(ingest_cli.ingest)
 app.command()(ingest_cli.publish)
+app.add_typer(flows_cli.app, name="flow")
+app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")

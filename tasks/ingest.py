@@ -12,21 +12,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import batches, planning, summaries
 from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
 from bifrost_core.scope import Actor
-from bifrost_core.users import identity
 from tasks.common import context
-
-
-@task(name="check-actor", cache_policy=NO_CACHE)
-def check_actor(username: str, project: str, action: str) -> Actor:
-    """Who the run acts as: an active user whom the project allows `action`; the run fails
-    here, before anything is read or written, for anyone else."""
-    _, database = context()
-    with UnitOfWork(database) as uow:
-        return identity.flow_actor(uow.session, username=username, project=project, action=action)
 
 
 @task(name="plan-ingest", cache_policy=NO_CACHE)
@@ -81,7 +70,8 @@ def store_and_register(
     )
 
 
-@task(name="record-ingest", cache_policy=NO_CACHE)
-def record_ingest(summary: IngestSummary, kind: str, actor: Actor) -> None:
+@task(name="record-summary", cache_policy=NO_CACHE)
+def record_summary(summary: IngestSummary, kind: str, actor: Actor) -> None:
+    """The run's event: its counts and the versions it created."""
     _, database = context()
-    summaries.record_run(database, summary=summary, kind=kind, actor=actor)
+    summaries.record_summary(database, summary=summary, kind=kind, actor=actor)

@@ -48,12 +48,17 @@ def claim(session: Session, *, user_id: int, key: str, request_hash: str) -> int
     if claimed is not None:
         return claimed
     first = session.execute(
-        select(table.c.request_hash, table.c.status_code, table.c.response_body).where(
+        select(table.c.id, table.c.request_hash, table.c.status_code, table.c.response_body).where(
             table.c.user_id == user_id, table.c.key == key
         )
     ).one()
     if first.request_hash != request_hash:
         raise Conflict("this Idempotency-Key was already used with a different request", key=key)
+    if first.status_code is None:
+        # Committed without an answer: a request that commits in two steps (starting a flow
+        # run records it, commits, then asks Prefect) ended between them. The retry resumes
+        # it under the same claim; what the first step recorded makes it do the work once.
+        return first.id
     raise Replay(first.status_code, first.response_body)
 
 

@@ -171,13 +171,9 @@ class PublishFile(InputSchema):
 
 
 class PublishRequest(InputSchema):
-    """One version from an artist or a DCC tool: its files and what they are."""
+    """What the publish flow plans: one version from an artist or a DCC tool, its files and
+    what they are (built from the flow's parameters, which carry the limits)."""
 
-    actor: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Bifrost username of who publishes (your own): the version's author",
-    )
     project: str = Field(min_length=1, description="Project code")
     sequence: str | None = Field(default=None, description="Sequence code (for a shot)")
     shot: str | None = Field(default=None, description="Shot code")

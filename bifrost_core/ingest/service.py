@@ -289,7 +289,7 @@ def _representation_in(rep: PlannedRepresentation) -> RepresentationIn:
     )
 
 
-def record_run(session: Session, *, actor: Actor, project_id: int, summary: dict[str, Any]) -> None:
+def record_summary(session: Session, *, actor: Actor, project_id: int, summary: dict[str, Any]) -> None:
     """One event per ingest or publish run, with its counts (the per-version events come from versions)."""
     record(
         session,

@@ -42,11 +42,11 @@ def merge(summary: IngestSummary, batch: IngestSummary) -> None:
     summary.blobs_repaired += batch.blobs_repaired
 
 
-def record_run(database: Database, *, summary: IngestSummary, kind: str, actor: Actor) -> None:
+def record_summary(database: Database, *, summary: IngestSummary, kind: str, actor: Actor) -> None:
     """The run's event (counts and created version ids), in its own transaction."""
     with UnitOfWork(database) as uow:
         project_id = project_by_code(uow.session, actor, summary.project).id
-        service.record_run(
+        service.record_summary(
             uow.session,
             actor=actor,
             project_id=project_id,

@@ -136,12 +136,12 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real `prefect server start` on a free port with its own home, the Bifrost deployments
-    registered on it (as `python -m deployments.ingest` does); yields its API URL."""
+    registered on it (as `bifrost deploy` does); yields its API URL."""
     home = tmp_path_factory.mktemp("prefect-api")
     try:
         with local_prefect_server(home) as url:
             registered = subprocess.run(
-                [sys.executable, "-m", "deployments.ingest"],
+                [sys.executable, "-m", "deployments.flows"],
                 env={**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url},
                 cwd=Path(__file__).resolve().parents[2],
                 capture_output=True,

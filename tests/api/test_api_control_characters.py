@@ -16,6 +16,7 @@ from pydantic import ValidationError
 import api
 import bifrost_core
 from bifrost_core.schemas import FREE_TEXT_FIELDS, InputSchema
+from flows.registry import FLOWS
 from tests.support.world import World
 
 
@@ -24,6 +25,9 @@ def _import_everything() -> None:
         for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             if ".migrations" not in module.name:
                 importlib.import_module(module.name)
+    # The flows' request bodies are derived from their signatures on first use.
+    for flow in FLOWS.values():
+        flow.body_model()
 
 
 def _subclasses(cls: type) -> list[type]:

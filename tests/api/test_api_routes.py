@@ -86,13 +86,10 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("PUT", "/projects/{project_id}/memberships"): (SCOPED, {"user_id": "{user_id}", "role": "artist"}),
     ("DELETE", "/memberships/{membership_id}"): (SCOPED, None),
     ("GET", "/events"): (SELF, None),
-    ("POST", "/projects/{project_id}/flows/ingest/runs"): (
+    # Every flow of the registry: called as ingest (see _ids).
+    ("POST", "/projects/{project_id}/flows/{flow}/runs"): (
         SCOPED,
         {"source": "/deliveries/x", "dry_run": True},
-    ),
-    ("POST", "/projects/{project_id}/flows/publish/runs"): (
-        SCOPED,
-        {"task": "anim", "shot": "sh010", "files": ["/a"]},
     ),
     ("GET", "/projects/{project_id}/flow-runs"): (SCOPED, None),
     ("GET", "/flow-runs/{run_id}"): (SCOPED, None),
@@ -126,6 +123,7 @@ def _ids(world: World, path: str) -> dict[str, Any]:
     ids = {name: value for name, value in vars(a).items()}
     ids["target_id"] = next((v for prefix, v in target.items() if path.startswith(prefix)), 0)
     ids["kind"] = "task"
+    ids["flow"] = "ingest"
     # Another user's token and user: not the caller's, whoever calls.
     ids["token_id"] = world.token_ids["artist"]
     ids["user_id"] = world.user_ids["artist"]

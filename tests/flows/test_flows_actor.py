@@ -15,7 +15,6 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import NotFound, PermissionDenied, Unauthenticated
 from bifrost_core.events.models import Event
-from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.models import Base
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate
@@ -128,17 +127,18 @@ def test_the_cli_runs_flows_as_its_named_user(
 
 
 def _ingest(actor: str, delivery: Path):
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
-    return ingest(IngestParameters(actor=actor, project="DEMO", source=str(delivery)), return_state=True)
+    return ingest(actor=actor, project="DEMO", source=str(delivery), return_state=True)
 
 
 def _publish(actor: str, delivery: Path):
     from flows.publish import publish
 
     plate = delivery / "sq010" / "sh010" / "plate" / "plate.mov"
-    request = PublishRequest(actor=actor, project="DEMO", asset="chair", task="look", files=[str(plate)])
-    return publish(request, return_state=True)
+    return publish(
+        actor=actor, project="DEMO", asset="chair", task="look", files=[str(plate)], return_state=True
+    )
 
 
 REFUSED = [
@@ -232,6 +232,12 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
         (("token", "create"), lambda: ("alice", "--json")),
         (("token", "list"), lambda: ()),
         (("token", "revoke"), lambda: (token["id"],)),
+        (("flow", "list"), lambda: ()),
+        (("flow", "show"), lambda: ("publish",)),
+        (("flow", "run"), lambda: ("ingest", "-p", "DEMO", "--param", f"source={delivery}")),
+        (("deploy",), lambda: ()),
+        (("flow", "run"), lambda: ("ingest", "-p", "DEMO", "--param", f"source={delivery}", "--deployment")),
+        (("flow", "reconcile"), lambda: ()),
         (("verify",), lambda: ()),
         (("storage", "gc"), lambda: ()),
         (("storage", "du"), lambda: ()),

@@ -46,6 +46,8 @@ OTHERS = {
     *(f"{group} {verb}" for group in ("project", "episode", "sequence", "shot", "asset", "task")
       for verb in ("create", "list", "show")),
     "task set-status", "casting cast", "casting uncast", "casting list",
+    # The registry's flows and deployments; a flow's result is printed as JSON (escaped).
+    "flow list", "flow show", "flow run", "flow reconcile", "deploy",
 }  # fmt: skip
 
 
@@ -73,7 +75,7 @@ def evil_world(database, production, flow_env, prefect_server, tmp_path, monkeyp
     """DEMO with the version sq010/sh010 plate v001 ingested from a folder and files whose
     names hold EVIL, a movie in an EVIL folder to publish, and in the delivery an unmatched
     EVIL file and an EVIL FIFO that holds its version back."""
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     monkeypatch.setenv("COLUMNS", "1000")  # tables wide enough that names are not wrapped
     delivery = tmp_path / f"drop {EVIL} in"
@@ -84,7 +86,7 @@ def evil_world(database, production, flow_env, prefect_server, tmp_path, monkeyp
     bad = delivery / "sq010" / "sh020" / "bad"
     bad.mkdir(parents=True)
     os.mkfifo(bad / f"{EVIL}.exr")
-    summary = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery)))
+    summary = ingest(actor=OPERATOR, project="DEMO", source=str(delivery))
     assert [v.target for v in summary.created] == ["sq010/sh010 plate main"]
     work = tmp_path / f"work {EVIL} in"
     write(work / f"{EVIL}.mov", b"movie")

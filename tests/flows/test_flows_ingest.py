@@ -26,16 +26,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_ingest_flow_reports_artifacts_and_a_dry_run_changes_nothing(
     database, production, flow_env, prefect_server, delivery
 ):
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
-    dry = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery), dry_run=True))
+    dry = ingest(actor=OPERATOR, project="DEMO", source=str(delivery), dry_run=True)
     assert (dry.planned_new, dry.created) == (3, [])
     assert dry.plan is not None and len(dry.plan.versions) == 3
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(func.count()).select_from(Version)) == 0
 
-    parameters = IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery), batch_files=4)
-    state = ingest(parameters, return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(delivery), batch_files=4, return_state=True)
     summary = state.result()
     assert sorted(v.target for v in summary.created) == [
         "asset chair model main",
@@ -49,14 +48,14 @@ def test_ingest_flow_reports_artifacts_and_a_dry_run_changes_nothing(
     table = by_key["ingest-demo-versions"].data
     assert "sq010/sh020 plate main" in str(table)
 
-    rerun = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery)))
+    rerun = ingest(actor=OPERATOR, project="DEMO", source=str(delivery))
     assert (rerun.created, rerun.known, rerun.files_copied) == ([], 3, 0)
 
 
 CHILD = f"""
 import sys
-from flows.ingest import IngestParameters, ingest
-summary = ingest(IngestParameters(actor={OPERATOR!r}, project="DEMO", source=sys.argv[1], batch_files=8))
+from flows.ingest import ingest
+summary = ingest(actor={OPERATOR!r}, project="DEMO", source=sys.argv[1], batch_files=8)
 print(len(summary.created))
 """
 
@@ -174,7 +173,7 @@ def test_a_batch_is_retried_after_a_transient_failure_only(
     import flows.ingest
     from bifrost_core.ingest import batches
     from bifrost_core.storage.errors import StorageError, StorageFull
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     real_store_files = batches.store_files
     seen = []
@@ -189,8 +188,7 @@ def test_a_batch_is_retried_after_a_transient_failure_only(
     monkeypatch.setattr(batches, "store_files", failing_once)
     quick = flows.ingest.store_and_register.with_options(retry_delay_seconds=0)
     monkeypatch.setattr(flows.ingest, "store_and_register", quick)
-    parameters = IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery))
-    state = ingest(parameters, return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(delivery), return_state=True)
     assert len(seen) == calls
     assert state.is_completed() == completed
     with UnitOfWork(database) as uow:

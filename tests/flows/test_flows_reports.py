@@ -19,6 +19,7 @@ from bifrost_core.errors import ConfigError
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate
 from bifrost_core.scope import SYSTEM
+from bifrost_core.text import escape_markdown
 from cli.main import app
 from tests.support.ingest import OPERATOR, frames, write
 from tests.support.runs import read_run
@@ -33,13 +34,13 @@ def invoke(*args: object) -> tuple[int, str]:
 
 
 def test_held_back_versions_are_in_the_runs_summary(database, production, flow_env, prefect_server, tmp_path):
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     root = tmp_path / "delivery"
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
     os.mkfifo(root / "sq010" / "sh010" / "plate" / "plate.1004.exr")
     frames(root / "sq010" / "sh020" / "plate", "plate", 1001, 1002)
-    state = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(root)), return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(root), return_state=True)
     summary = state.result()
     assert [v.target for v in summary.created] == ["sq010/sh020 plate main"]
     assert [(held.target, held.reason) for held in summary.held_back] == [
@@ -107,7 +108,7 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
 
     import flows.ingest
     from bifrost_core.ingest import batches
-    from flows.ingest import IngestParameters, ingest
+    from flows.ingest import ingest
 
     s3 = boto3.client("s3", **s3_endpoint.client_kwargs())
     bucket = f"gone-{uuid.uuid4().hex[:12]}"
@@ -129,8 +130,15 @@ def test_a_bucket_gone_during_an_ingest_fails_its_batch_once(
         "store_and_register",
         flows.ingest.store_and_register.with_options(retry_delay_seconds=0),
     )
-    state = ingest(IngestParameters(actor=OPERATOR, project="DEMO", source=str(delivery)), return_state=True)
+    state = ingest(actor=OPERATOR, project="DEMO", source=str(delivery), return_state=True)
     assert state.is_failed()
     assert len(runs) == 1
     with pytest.raises(ConfigError, match=f"storage tier hot: bucket {bucket} does not exist"):
         state.result()
+    # One clear message as the run's state, and what was done before as its summary.
+    run, artifacts = read_run(prefect_server, state.state_details.flow_run_id)
+    message = f"storage tier hot: bucket {bucket} does not exist (put_object hot/blobs/"
+    assert run.state.message.startswith(f"ingest failed: {message}") and "\n" not in run.state.message
+    text = {artifact.key: artifact for artifact in artifacts}["ingest-demo"].data
+    assert text.startswith(f"**Failed: {escape_markdown(message)}")
+    assert "Done before the failure" in text and "| versions created | 0 |" in text

@@ -126,7 +126,6 @@ def test_a_closed_or_archived_project_takes_no_ingest_or_publish(
     with pytest.raises(Conflict, match=message):
         planning.plan_ingest(database, settings, project="DEMO", source=str(delivery), tier="hot")
     request = PublishRequest(
-        actor=OPERATOR,
         project="DEMO",
         sequence="sq010",
         shot="sh010",

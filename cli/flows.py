@@ -1,0 +1,369 @@
+"""`bifrost flow list/show/run/reconcile` and `bifrost deploy`: the registry's flows from the shell.
+
+`bifrost flow run NAME -p PROJECT --param key=value ...` runs a flow in this process (on
+the embedded default, against a Prefect server that lives as long as the command; with
+PREFECT_API_URL set, that server records the run), or with `--deployment` creates a run of
+its deployment for a worker to run, as the API does. `bifrost ingest`/`publish` are this,
+with options of their own. The registry (whose package sets Prefect's home up, reading
+the settings) and Prefect are imported inside the commands, so `bifrost --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from cli.common import flow_actor, open_database, unit_of_work
+from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
+from cli.output import JsonOption, cell, print_json, say
+
+if TYPE_CHECKING:
+    from bifrost_core.db.database import Database
+    from deployments.local_server import ServerProcess
+    from flows.registry import FlowEntry
+
+app = typer.Typer(help="The registry's flows: list them, run one, start lost runs (`reconcile`).")
+
+# Where `prefect server start` listens by default: used when it answers and PREFECT_API_URL is unset.
+LOCAL_PREFECT = "http://127.0.0.1:4200/api"
+EPHEMERAL_OFF = [
+    "PREFECT_SERVER_UI_ENABLED",
+    *(
+        f"PREFECT_SERVER_SERVICES_{service}_ENABLED"
+        for service in (
+            "SCHEDULER",
+            "LATE_RUNS",
+            "FOREMAN",
+            "TRIGGERS",
+            "PAUSE_EXPIRATIONS",
+            "REPOSSESSOR",
+            "CANCELLATION_CLEANUP",
+            "CLEANUP_RECONCILER",
+        )
+    ),
+]
+
+
+def quiet_prefect() -> None:
+    """Before Prefect is imported (it reads its settings then): no analytics, and its console
+    logs off unless BIFROST_DEBUG=1 or the operator chose a level (see `prefect_env`)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    quiet = "WARNING" if os.environ.get("BIFROST_DEBUG") == "1" else "CRITICAL"
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
+
+
+def prefect_env() -> ServerProcess | None:
+    """Choose the Prefect server before Prefect is imported.
+
+    PREFECT_API_URL set: that server. Otherwise a local server on the default port, when
+    one answers (about 2 s to start a run). Otherwise a server for this command alone, with
+    its database under BIFROST_HOME/prefect (see tasks/__init__.py): it is started now and
+    returned, for `server_ready` once the flow's modules are imported (the two overlap:
+    ~12 s -> ~7 s for a one-file ingest), and stopped when the command exits.
+    Prefect's console logs are off unless BIFROST_DEBUG=1 or the operator chose a level:
+    the command reports every outcome itself (a summary, problems, or one error line),
+    where Prefect would print each expected failure with its traceback, once per run and
+    per task, and tear through the progress bar (its server still gets every log).
+    """
+    quiet_prefect()
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    if _answers(f"{LOCAL_PREFECT}/health"):
+        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+        return None
+    import tasks  # noqa: F401  (puts PREFECT_HOME inside BIFROST_HOME)
+    from deployments.local_server import ephemeral_server
+
+    # No UI to serve, and no scheduler or other loop services (they only slow start-up down).
+    server = ephemeral_server(
+        Path(os.environ["PREFECT_HOME"]), {**{name: "false" for name in EPHEMERAL_OFF}, **os.environ}
+    )
+    atexit.register(server.stop)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    return server
+
+
+def server_ready(server: ServerProcess | None) -> None:
+    """Wait for the command's own Prefect server, if it has one; a one-line error if it fails."""
+    if server is None:
+        return
+    from deployments.local_server import ServerDidNotStart
+
+    try:
+        server.wait_ready()
+    except ServerDidNotStart as exc:
+        say(f"error: cannot start the embedded Prefect server: {exc}", err=True)
+        raise typer.Exit(EXIT_UNAVAILABLE) from None
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=0.3) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def persistent_server() -> None:
+    """PREFECT_API_URL, or the local server when one answers; else exit 7 (deployments and
+    runs of them live on a server that outlasts the command)."""
+    quiet_prefect()
+    if not os.environ.get("PREFECT_API_URL"):
+        if not _answers(f"{LOCAL_PREFECT}/health"):
+            say("error: no Prefect server: set PREFECT_API_URL (or run `prefect server start`)", err=True)
+            raise typer.Exit(EXIT_CONFIG)
+        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+
+
+class ProgressBar:
+    """A rich progress bar fed by bifrost_core.ingest.progress (files, bytes, rate, ETA)."""
+
+    def __init__(self, enabled: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}/{task.fields[files_total]} files"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            disable=not enabled,
+            transient=False,
+        )
+        self.task = self.progress.add_task("starting Prefect", total=None, files=0, files_total="?")
+        self.files = 0
+
+    def total(self, files: int, size: int) -> None:
+        self.progress.update(
+            self.task, description="storing", total=max(size, 1), completed=0, files_total=files
+        )
+
+    def advance(self, files: int, size: int) -> None:
+        self.files += files
+        self.progress.update(self.task, advance=size, files=self.files)
+
+    def __enter__(self) -> ProgressBar:
+        from bifrost_core.ingest import progress
+
+        progress.listen(self)
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from bifrost_core.ingest import progress
+
+        progress.forget(self)
+        self.progress.stop()
+
+
+def preflight(flow_entry: FlowEntry, project: str, check: Callable[[Database], None] | None = None) -> str:
+    """What the flow would refuse, checked before any Prefect server starts: the operator
+    may run it in the project (else one line and exit 6), and `check` (e.g. the tier's root
+    takes writes). Returns the operator's username, the run's actor; the flow checks again
+    where it runs. The embedded default migrates itself here, before any flow starts."""
+    database = open_database()
+    try:
+        username = flow_actor(database, project, flow_entry.action)
+        if check is not None:
+            check(database)
+        return username
+    finally:
+        database.dispose()
+
+
+def run_locally(flow_entry: FlowEntry, actor: str, project: str, given: dict[str, Any], *, bar: bool) -> Any:
+    """Run the flow in this process, `given` checked against its parameters first (one line
+    and exit 5 if refused). Its Prefect server starts while its modules are imported."""
+    server = prefect_env()
+    body = flow_entry.body_model(remote=False).model_validate(given)  # imports the flow (and Prefect)
+    flow = flow_entry.load()
+    from prefect import tags
+
+    from flows.registry import project_tag
+
+    server_ready(server)
+    # Tagged as it is created: the flow need not tag its own run (one API call less).
+    with ProgressBar(enabled=bar), tags("bifrost", project_tag(project)):
+        return flow(actor=actor, project=project, **body.model_dump(exclude_unset=True))
+
+
+def _parse(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; a value that starts like JSON (`[`, `{`) is read as JSON, others stay
+    text for the flow's types to convert ("4" to 4, "true" to True)."""
+    from bifrost_core.errors import InvalidInput
+
+    given: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"--param {pair!r} is not key=value")
+        if value[:1] in ("[", "{"):
+            try:
+                given[key] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise InvalidInput(f"--param {key}: not JSON: {exc.msg}") from None
+        else:
+            given[key] = value
+    return given
+
+
+def _render(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, title: str) -> None:
+    if as_json:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=cell(title))
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(cell("" if row[column] is None else row[column]) for column in columns))
+    Console().print(table)
+
+
+@app.command("list")
+def list_flows(as_json: bool = JsonOption) -> None:
+    """The registry's flows: name, who may start them, work pool, concurrency, description."""
+    from flows.registry import FLOWS
+
+    rows = [
+        {
+            "name": item.name,
+            "deployment": item.deployment,
+            "action": item.action,
+            "work_pool": item.work_pool,
+            "concurrency_limit": item.concurrency_limit,
+            "description": item.description,
+        }
+        for item in FLOWS.values()
+    ]
+    columns = ["name", "deployment", "action", "work_pool", "concurrency_limit", "description"]
+    _render(rows, columns, as_json=as_json, title="Flows")
+
+
+@app.command()
+def show(name: str = typer.Argument(..., help="Flow name"), as_json: bool = JsonOption) -> None:
+    """A flow's parameters (what `--param` and the API's request body take), as a JSON schema."""
+    from flows.registry import entry
+
+    quiet_prefect()  # the schema comes from the flow's signature: its module imports Prefect
+    schema = entry(name).body_model().model_json_schema()
+    if as_json:
+        print_json(schema)
+        return
+    required = set(schema.get("required", []))
+    for key, field in schema["properties"].items():
+        default = "" if key in required else f" = {json.dumps(field.get('default'))}"
+        say(f"{key}{default}: {field.get('description') or ''}")
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="Flow name (`bifrost flow list`)"),
+    project: str = typer.Option(..., "--project", "-p", help="Project code"),
+    param: list[str] = typer.Option(
+        [], "--param", help="A parameter, key=value (repeat); see `bifrost flow show`"
+    ),
+    deployment: bool = typer.Option(
+        False, "--deployment", help="Create a run of the flow's deployment for a worker, and return"
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Run a flow as yourself: here, in this process, or (`--deployment`) on a worker."""
+    from flows.registry import entry
+
+    flow_entry = entry(name)
+    given = _parse(param)
+    actor = preflight(flow_entry, project)
+    if deployment:
+        persistent_server()
+        body = flow_entry.body_model().model_validate(given)
+        started = start_on_worker(flow_entry, {"actor": actor, "project": project, **body.model_dump()})
+        if as_json:
+            print_json(started)
+        else:
+            say(f"started run {started['run_id']} ({started['name']}) of {flow_entry.deployment}")
+        return
+    result = run_locally(flow_entry, actor, project, given, bar=not as_json)
+    report(result, as_json=as_json)
+
+
+def start_on_worker(flow_entry: FlowEntry, parameters: dict[str, Any]) -> dict[str, str]:
+    """A run of the deployment, recorded first (the outbox, as the API does it)."""
+    from bifrost_core.projects.repository import ProjectRepository
+    from deployments.runs import start_run
+
+    with unit_of_work() as unit:
+        project_id = ProjectRepository(unit.session, unit.actor).by_code(parameters["project"]).id
+        _, flow_run = start_run(
+            unit.session, actor=unit.actor, project_id=project_id, entry=flow_entry, parameters=parameters
+        )
+        unit.commit()
+    return {"run_id": str(flow_run.id), "name": flow_run.name}
+
+
+def report(result: Any, *, as_json: bool) -> None:
+    """What a flow returned: its summary's markdown (or JSON); anything else as JSON."""
+    from pydantic import BaseModel
+
+    if not as_json and hasattr(result, "markdown"):
+        say(result.markdown())
+    elif isinstance(result, BaseModel):
+        print_json(result.model_dump(mode="json"))
+    else:
+        print_json(result)
+
+
+@app.command()
+def reconcile(as_json: bool = JsonOption) -> None:
+    """Start the runs recorded but never started in Prefect (a crash between the two)."""
+    persistent_server()
+    from deployments.runs import reconcile as start_lost
+
+    database = open_database()
+    try:
+        done = start_lost(database)
+    finally:
+        database.dispose()
+    rows = [
+        {"id": run.id, "flow": run.flow, "project_id": run.project_id, "outcome": what} for run, what in done
+    ]
+    _render(rows, ["id", "flow", "project_id", "outcome"], as_json=as_json, title="Reconciled runs")
+
+
+def deploy(
+    prefect_yaml: bool = typer.Option(
+        False, "--prefect-yaml", help="Only write prefect.yaml from the registry (for `prefect deploy --all`)"
+    ),
+) -> None:
+    """Create the work pools and every flow's deployment on the Prefect server (PREFECT_API_URL)."""
+    from deployments.flows import PREFECT_YAML
+
+    if prefect_yaml:
+        from deployments.flows import prefect_yaml as text
+
+        PREFECT_YAML.write_text(text())
+        say(f"wrote {PREFECT_YAML}")
+        return
+    persistent_server()
+    from deployments.flows import register
+
+    for name, deployment_id in register().items():
+        say(f"deployment {name}/{name}: {deployment_id}")

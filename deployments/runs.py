@@ -1,0 +1,155 @@
+"""Starting and reading runs of the registry's deployments on the Prefect server
+PREFECT_API_URL names (the API and `bifrost flow reconcile`).
+
+Prefect is imported inside each function: the API starts without it. A run is started
+from Bifrost's pending record (bifrost_core/runs/service.py: the outbox) with that
+record's idempotency key, so asking twice never makes two runs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.orm import Session
+
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import BifrostError, NotFound
+from bifrost_core.runs import service
+from bifrost_core.runs.models import FlowRun
+from bifrost_core.scope import SYSTEM, Actor
+from bifrost_core.users.models import User
+from bifrost_core.users.service import actor_for_user
+from flows.registry import FLOWS, FlowEntry, project_tag
+
+# A record younger than this may still be on its way to Prefect: reconcile leaves it alone.
+RECONCILE_AFTER = timedelta(minutes=1)
+
+
+class PrefectUnavailable(BifrostError):
+    status_code = 503
+    code = "prefect_unavailable"
+
+
+@contextmanager
+def prefect_api() -> Iterator[None]:
+    """Prefect calls aimed at the server PREFECT_API_URL names now.
+
+    Prefect reads its settings once, at import; the variable is read per call so a long-lived
+    process (the API) follows it whoever imported Prefect first.
+    """
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        # Without a server Prefect would start an ephemeral one inside this process.
+        raise PrefectUnavailable("flows need a Prefect server: set PREFECT_API_URL")
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield
+
+
+def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any]) -> Any:
+    """Create the Prefect run of `run` (or find the one already created for it); returns it."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return run_deployment(
+            entry.deployment,
+            parameters=parameters,
+            timeout=0,
+            as_subflow=False,
+            tags=["bifrost", project_tag(parameters["project"])],
+            idempotency_key=service.prefect_key(run),
+        )
+    except ObjectNotFound:
+        raise PrefectUnavailable(
+            f"deployment {entry.deployment!r} is not registered (bifrost deploy)"
+        ) from None
+    except Exception as exc:  # the Prefect API is down or refused: not the caller's fault
+        raise PrefectUnavailable(f"Prefect did not start the run: {type(exc).__name__}: {exc}") from None
+
+
+def start_run(
+    session: Session,
+    *,
+    actor: Actor,
+    project_id: int,
+    entry: FlowEntry,
+    parameters: dict[str, Any],
+    request_key: str | None = None,
+) -> tuple[FlowRun, Any]:
+    """Start a run of `entry` by the outbox rule: record it pending and COMMIT `session`
+    (with whatever else it holds, e.g. the request's idempotency claim), then ask Prefect
+    with the record's key, then store the run id (committed by the caller). A retry with the
+    same `request_key` finds the record, and Prefect the run: never a second run."""
+    with prefect_api():
+        run = service.record_run(
+            session,
+            actor=actor,
+            project_id=project_id,
+            flow=entry.name,
+            parameters=parameters,
+            request_key=request_key,
+        )
+        session.commit()
+        try:
+            flow_run = start(entry, run, run.parameters or parameters)
+        except PrefectUnavailable:
+            if request_key is None:
+                # Nobody can retry this record: forget it. Had Prefect made the run after
+                # all, the flow records itself when it begins.
+                session.delete(run)
+                session.commit()
+            raise
+    service.started(session, actor=actor, run=run, run_id=str(flow_run.id))
+    return run, flow_run
+
+
+def read(run_id: UUID) -> tuple[Any, str | None]:
+    """The Prefect run and its latest markdown artifact (the run's summary), if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(run_id)
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]),
+                    type=ArtifactFilterType(any_=["markdown"]),
+                )
+            )
+    except ObjectNotFound:
+        raise NotFound(f"flow run {run_id} is no longer known to Prefect") from None
+    except Exception as exc:
+        raise PrefectUnavailable(f"cannot read the run from Prefect: {type(exc).__name__}: {exc}") from None
+    return flow_run, artifacts[-1].data if artifacts else None
+
+
+def reconcile(database: Database, *, older_than: timedelta = RECONCILE_AFTER) -> list[tuple[FlowRun, str]]:
+    """Start every pending record older than `older_than` whose Prefect run was never
+    created (or whose id was never stored); returns (record, what happened) pairs."""
+    done = []
+    with prefect_api(), UnitOfWork(database) as uow:
+        for run in service.pending(uow.session, actor=SYSTEM, older_than=older_than):
+            entry = FLOWS.get(run.flow)
+            if entry is None or run.parameters is None:
+                done.append((run, f"not started: flow {run.flow!r} is no longer registered"))
+                continue
+            flow_run = start(entry, run, run.parameters)
+            service.started(uow.session, actor=_creator(uow, run), run=run, run_id=str(flow_run.id))
+            uow.commit()
+            done.append((run, f"started as {flow_run.id}"))
+    return done
+
+
+def _creator(uow: UnitOfWork, run: FlowRun) -> Actor:
+    user = uow.session.get(User, run.created_by) if run.created_by is not None else None
+    return actor_for_user(uow.session, user) if user is not None else SYSTEM

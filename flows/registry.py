@@ -1,0 +1,165 @@
+"""The flow registry: every Bifrost flow declared once, with what runs and guards it.
+
+One `FlowEntry` per flow drives `bifrost deploy` and `prefect.yaml` (deployments/flows.py),
+the API's run routes (api/routers/flows.py) and `bifrost flow` (cli/flows.py). Adding a
+flow is its module under `flows/` plus one entry in `FLOWS` (README, "Adding a flow").
+
+This module imports neither Prefect nor the flows: the API and the CLI read it at start-up.
+A flow's parameter model is derived from the flow's own signature (flat, typed parameters,
+constraints as `Annotated[..., Field(...)]`) the first time it is asked for, which imports
+the flow's module (and Prefect) then, once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import typing
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from bifrost_core.errors import NotFound
+from bifrost_core.schemas import InputSchema
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK_POOL = "bifrost-process"
+# Parameters every Bifrost flow takes and whose values come from the caller, not a form:
+# who runs it (checked by the flow) and the project it works in (the API's path).
+CALLER_PARAMETERS = ("actor", "project")
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow. `name` is the flow's name, its deployment's name and the API's path segment.
+
+    `schedules` and `triggers` are written as in `prefect.yaml` (e.g. `{"cron": "0 3 * * *",
+    "timezone": "Europe/Paris", "parameters": {...}}`); a scheduled run names a service user
+    as its `actor` in the schedule's parameters.
+    """
+
+    name: str
+    entrypoint: str  # "path/to/module.py:function", relative to the repository root
+    action: str  # the permission action that may start it and read its runs
+    description: str
+    work_pool: str = WORK_POOL
+    concurrency_limit: int | None = None
+    tags: tuple[str, ...] = ("bifrost",)
+    schedules: tuple[dict[str, Any], ...] = ()
+    triggers: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def deployment(self) -> str:
+        """The deployment's full name, as `run_deployment` and `prefect deployment run` take it."""
+        return f"{self.name}/{self.name}"
+
+    def load(self) -> Any:
+        """The flow object (imports its module on first use)."""
+        return _loaded(self.entrypoint)
+
+    @cached_property
+    def _fields(self) -> dict[str, Any]:
+        flow = self.load()
+        hints = typing.get_type_hints(flow.fn, include_extras=True)
+        # Descriptions as the Prefect UI shows them (from the flow's docstring).
+        described = flow.parameters.properties
+        fields: dict[str, Any] = {}
+        for name, parameter in inspect.signature(flow.fn).parameters.items():
+            default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+            description = described.get(name, {}).get("description")
+            fields[name] = (Annotated[hints.get(name, Any), Field(description=description)], default)
+        missing = [name for name in CALLER_PARAMETERS if name not in fields]
+        if missing:
+            raise TypeError(f"flow {self.name!r} must take the parameters {', '.join(missing)}")
+        return fields
+
+    @cached_property
+    def _models(self) -> dict[tuple[str, bool], type[BaseModel]]:
+        title = "".join(part.capitalize() for part in self.name.replace("-", "_").split("_"))
+        body = {name: spec for name, spec in self._fields.items() if name not in CALLER_PARAMETERS}
+        return {
+            ("full", True): create_model(f"{title}Parameters", __base__=InputSchema, **self._fields),
+            ("body", True): create_model(f"{title}RunCreate", __base__=InputSchema, **body),
+            ("body", False): create_model(f"{title}Arguments", __base__=_Local, **body),
+        }
+
+    def parameters_model(self) -> type[BaseModel]:
+        """Every parameter of the flow, unknown ones refused: what a run is started with."""
+        return self._models["full", True]
+
+    def body_model(self, *, remote: bool = True) -> type[BaseModel]:
+        """The parameters a caller gives: all but actor and project, unknown ones refused.
+        `remote` (the API's request body) also refuses control characters in every text,
+        as every API input does; a local run (the CLI) takes the operator's paths as they
+        are, whatever their names hold (its output escapes them)."""
+        return self._models["body", remote]
+
+
+class _Local(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The flows. Concurrency: how many runs of each may go at once across the pool.
+FLOWS: dict[str, FlowEntry] = {
+    entry.name: entry
+    for entry in (
+        FlowEntry(
+            name="ingest",
+            entrypoint="flows/ingest.py:ingest",
+            action="flows.ingest",
+            description="Ingest a delivery folder into a project",
+            concurrency_limit=4,
+            tags=("bifrost", "ingest"),
+        ),
+        FlowEntry(
+            name="publish",
+            entrypoint="flows/publish.py:publish",
+            action="flows.publish",
+            description="Publish one version from an artist or a DCC",
+            concurrency_limit=16,
+            tags=("bifrost", "publish"),
+        ),
+    )
+}
+
+
+def entry(name: str) -> FlowEntry:
+    found = FLOWS.get(name)
+    if found is None:
+        raise NotFound(f"no flow named {name!r} (known: {', '.join(sorted(FLOWS))})")
+    return found
+
+
+def _loaded(entrypoint: str) -> Any:
+    """Import `path.py:attribute` under ROOT: by module name when it is importable (so the
+    flow is the same object whoever imports it), else from its file (e.g. a flow under tests/)."""
+    if entrypoint in _flows:
+        return _flows[entrypoint]
+    path, _, attribute = entrypoint.partition(":")
+    module_name = path.removesuffix(".py").replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # the module exists but imports something missing
+        spec = importlib.util.spec_from_file_location(module_name, ROOT / path)
+        if spec is None or spec.loader is None:
+            raise
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    _flows[entrypoint] = flow = getattr(module, attribute)
+    return flow
+
+
+_flows: dict[str, Any] = {}
+
+
+def project_tag(code: str) -> str:
+    """The tag every run of a project carries, so the Prefect UI filters runs by project."""
+    return f"project:{code}"
