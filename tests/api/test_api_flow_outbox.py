@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from api_world import World
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -18,6 +17,7 @@ from bifrost_core.runs import service
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.scope import SYSTEM
 from deployments.runs import reconcile
+from tests.support.world import World
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,22 @@ def flows_client(make_client, prefect_api: str, monkeypatch):
     return make_client()
 
 
-def start_worker(prefect_api: str, database_url: str, tmp_path: Path) -> subprocess.Popen:
-    """A `--run-once` worker of the deployments' pool in its own process, logging to worker.log."""
+def start_worker(prefect_api: str, database_url: str, tmp_path: Path, run_ids: list[str]) -> subprocess.Popen:
+    """A `--run-once` worker of the deployments' pool in its own process, logging to worker.log,
+    for the runs `run_ids`: the session's Prefect server also holds runs other tests scheduled
+    and never ran, which it would otherwise run against this test's database."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    scheduled = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))
+    )
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as client:
+        for other in client.read_flow_runs(flow_run_filter=scheduled):
+            if str(other.id) not in run_ids:
+                client.delete_flow_run(other.id)
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_api,
@@ -82,7 +96,7 @@ def test_ingest_run_is_started_read_and_scoped(
     assert run["run_id"] in [item["run_id"] for item in listed["items"]]
 
     # A worker of the deployment's pool (its own process) picks the run up and runs it.
-    worker = start_worker(prefect_api, database.url, tmp_path)
+    worker = start_worker(prefect_api, database.url, tmp_path, [run["run_id"]])
     try:
         deadline = time.monotonic() + 240
         state = None
@@ -136,9 +150,9 @@ def test_runs_started_through_the_api_act_as_the_caller(
         flows_client.post(f"{project}/publish/runs", json=publish, headers=admin),
     ]
     assert [answer.status_code for answer in started] == [202, 202], started[0].text
-    worker = start_worker(prefect_api, database.url, tmp_path)
+    run_ids = [answer.json()["run_id"] for answer in started]
+    worker = start_worker(prefect_api, database.url, tmp_path, run_ids)
     try:
-        run_ids = [answer.json()["run_id"] for answer in started]
         wait_for(flows_client, run_ids, admin, tmp_path / "worker.log")
     finally:
         worker.terminate()
@@ -164,7 +178,7 @@ def test_python_client_starts_a_flow_and_waits(serve, database, prefect_api: str
         source = str(matching_delivery(tmp_path))
         run = bifrost.start_flow(world.a.project_id, "ingest", {"source": source, "dry_run": True})
         # The worker polls once (--run-once): started after the run exists, it cannot miss it.
-        worker = start_worker(prefect_api, database.url, tmp_path)
+        worker = start_worker(prefect_api, database.url, tmp_path, [run["run_id"]])
         try:
             done = bifrost.wait(run["run_id"], timeout=240, poll=1)
         finally:

@@ -15,12 +15,11 @@ import pytest
 from bifrost_core.bootstrap import initialise
 from bifrost_core.config import load_settings
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import batches
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
-from tests.support.ingest import NAMING, frames, planned, write
+from tests.support.ingest import NAMING, frames, planned, run_planned, write
 from tests.support.runs import invoke
 
 BIFROST = Path(sys.executable).parent / "bifrost"
@@ -30,9 +29,7 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     database, production, settings, flow_env, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
-    )
+    run_planned(database, settings, [planned(paths)])
     assert "verified 3 blob location(s): 0 damaged" in invoke("verify").output
     store = BlobStore(settings.tier_roots["hot"])
     corrupt, missing = sorted(info.digest for info in store.iter_blobs())[:2]

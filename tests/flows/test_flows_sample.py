@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from ingest_helpers import OPERATOR
 from typer.testing import CliRunner
 
 from api.app import create_app
@@ -26,7 +29,10 @@ from cli.main import app
 from deployments.flows import prefect_yaml
 from flows import registry
 from flows.registry import FlowEntry
+from tests.support.ingest import OPERATOR
 
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT = Path(sys.executable).parent / "prefect"
 # The README's step 2: the registry entry.
 HELLO = FlowEntry(
     name="hello",
@@ -51,7 +57,7 @@ def invoke(*args: str, code: int = 0) -> str:
 
 
 def test_a_new_flow_is_one_module_and_one_entry(
-    hello, database, production, flow_env, prefect_server, monkeypatch
+    hello, database, production, flow_env, prefect_server, monkeypatch, tmp_path
 ) -> None:
     from prefect.client.orchestration import get_client
 
@@ -79,6 +85,31 @@ def test_a_new_flow_is_one_module_and_one_entry(
     deployment = asyncio.run(read())
     assert deployment.entrypoint == HELLO.entrypoint
     assert set(deployment.parameter_openapi_schema["properties"]) == {"actor", "project", "greeting", "times"}
+
+    # `prefect deploy --all` from the generated prefect.yaml makes the same deployment (once
+    # `bifrost deploy` has made the pools, which prefect deploy does not).
+    async def delete():
+        async with get_client() as client:
+            await client.delete_deployment(deployment.id)
+
+    asyncio.run(delete())
+    (tmp_path / "prefect.yaml").write_text(prefect_yaml())
+    deployed = subprocess.run(
+        [str(PREFECT), "--no-prompt", "deploy", "--all", "--prefect-file", str(tmp_path / "prefect.yaml")],
+        cwd=ROOT,
+        env={**os.environ, "PREFECT_API_URL": prefect_server},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
+    again = asyncio.run(read())
+    assert (again.entrypoint, again.global_concurrency_limit.limit, again.enforce_parameter_schema) == (
+        HELLO.entrypoint,
+        2,
+        True,
+    )
+    assert again.parameter_openapi_schema == deployment.parameter_openapi_schema
 
     # `bifrost flow run --deployment`: a run of the deployment, for a worker of its pool.
     queued = json.loads(invoke("flow", "run", "hello", "-p", "DEMO", "--deployment", "--json"))

@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from bifrost_core.ingest.schemas import HeldBack, Problem
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.errors import StorageFull
 from tests.support.ingest import content, counts, frames, run, write
-from tests.support.services import service_missing
+from tests.support.services import tmpfs
 
 EMPTY = {
     "versions": 0,
@@ -34,15 +35,10 @@ def no_versions(database) -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path):
+def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs: a tier that fills up."""
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "small-disk", "size=1m") as mount:
+        yield mount
 
 
 def test_a_full_disk_stops_the_batch_with_a_clear_error(database, production, tmp_path, small_disk):

@@ -18,9 +18,8 @@ from sqlalchemy import delete, event, func, select, text
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import batches, planning, summaries, upkeep
+from bifrost_core.ingest import batches, planning, upkeep
 from bifrost_core.projects.models import Project
-from bifrost_core.scope import SYSTEM
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore, blob_key, local
 from bifrost_core.storage.models import Blob, BlobLease
@@ -34,6 +33,8 @@ from tests.support.ingest import (
     counts,
     frames,
     planned,
+    run,
+    run_planned,
     write,
 )
 
@@ -51,21 +52,7 @@ def start_child(args: list[str], env: dict[str, str]) -> subprocess.Popen:
 def ingest(database, settings, source: Path, *, batch_files: int = 1000):
     """Plan and run a delivery in-process, in batches of `batch_files` files."""
     plan = planning.plan_ingest(database, settings, project="DEMO", source=str(source), tier="hot")
-    summary = summaries.summary_of(plan, dry_run=False)
-    for group in batches.batches(plan.pending, max_files=batch_files, max_bytes=1 << 40):
-        summaries.merge(
-            summary,
-            batches.run_batch(
-                database,
-                settings,
-                actor=SYSTEM,
-                project="DEMO",
-                tier="hot",
-                source=plan.source,
-                versions=group,
-            ),
-        )
-    return summary
+    return run(database, settings, plan, max_files=batch_files)
 
 
 def delivery(root: Path, salt: bytes = b"") -> Path:
@@ -184,20 +171,7 @@ def test_a_version_whose_blob_and_source_are_both_gone_is_reported_by_name(
     plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="hot")
     deleted.unlink()  # gone between the plan and the run
 
-    summary = summaries.summary_of(plan, dry_run=False)
-    for group in batches.batches(plan.pending, max_files=1000, max_bytes=1 << 40):
-        summaries.merge(
-            summary,
-            batches.run_batch(
-                database,
-                settings,
-                actor=SYSTEM,
-                project="DEMO",
-                tier="hot",
-                source=plan.source,
-                versions=group,
-            ),
-        )
+    summary = run(database, settings, plan, max_files=1000)
     messages = [p.message for p in summary.problems]
     assert any(
         m.startswith("version sq010/sh010 plate main v001 has 1 blob(s) missing from tier hot, not repaired")
@@ -341,18 +315,8 @@ def test_gc_removes_no_bytes_of_a_record_its_delete_kept(database, production, s
     blob listed, also of those its DELETE kept because a version had begun to use them."""
     kept = frames(tmp_path / "kept", "plate", 1001, 1001)
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(kept)]
-    )
-    batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="s",
-        versions=[planned(orphan, shot="sh020")],
-    )
+    run_planned(database, settings, [planned(kept)])
+    run_planned(database, settings, [planned(orphan, shot="sh020")])
     with UnitOfWork(database) as uow:
         representation = uow.session.scalars(select(Representation).order_by(Representation.id)).first()
         version = uow.session.scalars(select(Version).order_by(Version.id.desc())).first()
@@ -404,15 +368,7 @@ def test_gc_in_a_tier_root_full_of_other_things_touches_none_of_them(
     frames(root / "sq010" / "sh010" / "plate", "plate", 1001, 1003)
     plan = planning.plan_ingest(database, settings, project="DEMO", source=str(root), tier="scratch")
     for group in batches.batches(plan.pending, max_files=100, max_bytes=1 << 40):
-        batches.run_batch(
-            database,
-            settings,
-            actor=SYSTEM,
-            project="DEMO",
-            tier="scratch",
-            source=plan.source,
-            versions=group,
-        )
+        run_planned(database, settings, group, tier="scratch", source=plan.source)
     stale = write(scratch / "tmp" / ".tmp-1-0123456789ab-7", b"a crashed put's")
     os.utime(stale, (time.time() - 2 * 3600,) * 2)
     before = {

@@ -102,7 +102,6 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
     ]
     # A publish names its shot too: the same rules.
     request = PublishRequest(
-        actor="td",
         project=studio,
         sequence="sq010",
         shot="SH0020",
@@ -116,7 +115,6 @@ def test_entities_differing_only_by_case_are_a_problem_not_a_guess(database, stu
 def test_a_publish_takes_the_projects_own_codes(database, studio, settings, tmp_path):
     paths = frames(tmp_path / "work", "comp", 1001, 1002)
     request = PublishRequest(
-        actor="td",
         project=studio,
         sequence="sq010",
         shot="sh0010",

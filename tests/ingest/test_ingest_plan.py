@@ -13,7 +13,7 @@ from bifrost_core.ingest import planning
 from bifrost_core.ingest.schemas import PublishRequest
 from bifrost_core.projects.models import Project
 from bifrost_core.storage.errors import SourceUnreadable
-from tests.support.ingest import OPERATOR, counts, frames, run, write
+from tests.support.ingest import counts, frames, run, write
 
 
 def test_plan_groups_items_into_versions_per_target(database, production, settings, delivery):

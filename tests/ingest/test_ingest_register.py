@@ -9,27 +9,18 @@ import blake3
 from sqlalchemy import func, select
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import batches, progress, service
+from bifrost_core.ingest import progress, service
 from bifrost_core.projects.models import Project
-from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import RepresentationFile, Version
 from bifrost_core.versions.service import file_locations
-from tests.support.ingest import counts, frames, planned, write
+from tests.support.ingest import counts, frames, planned, run_planned, write
 
 
 def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1004)
-    result = batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source=str(tmp_path / "src"),
-        versions=[planned(paths)],
-    )
+    result = run_planned(database, settings, [planned(paths)], source=str(tmp_path / "src"))
     assert not result.problems
     assert [(v.target, v.number, v.files) for v in result.created] == [("sq010/sh010 plate main", 1, 4)]
     assert result.files_copied == 4
@@ -49,15 +40,7 @@ def test_run_batch_stores_registers_and_a_rerun_creates_nothing(database, produc
         service.classify(uow.session, project_id=production.project_id, versions=[again])
     assert again.status == "known"
     before = counts(database)
-    rerun = batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source=str(tmp_path / "src"),
-        versions=[planned(paths)],
-    )
+    rerun = run_planned(database, settings, [planned(paths)], source=str(tmp_path / "src"))
     assert (rerun.created, rerun.known, rerun.files_copied) == ([], 1, 0)
     assert counts(database) == before
 
@@ -66,18 +49,14 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
     database, production, settings, tmp_path
 ):
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[planned(paths)]
-    )
+    run_planned(database, settings, [planned(paths)], source="d1")
     write(paths[1], b"retouched frame")
     second = planned(paths)
     with UnitOfWork(database) as uow:
         assert service.apply_fingerprints(uow.session, production.project_id, second.files) == 2
         service.classify(uow.session, project_id=production.project_id, versions=[second])
     assert second.status == "changed"
-    result = batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="d1", versions=[second]
-    )
+    result = run_planned(database, settings, [second], source="d1")
     assert [v.number for v in result.created] == [2]
     assert result.files_copied == 1
     assert counts(database)["blobs"] == 4
@@ -86,15 +65,7 @@ def test_changed_content_makes_the_next_version_and_shares_unchanged_blobs(
 def test_identical_content_in_two_places_is_stored_once(database, production, settings, tmp_path):
     a = frames(tmp_path / "a", "plate", 1001, 1002)
     b = frames(tmp_path / "b", "plate", 1001, 1002)
-    result = batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="two",
-        versions=[planned(a), planned(b, shot="sh020")],
-    )
+    result = run_planned(database, settings, [planned(a), planned(b, shot="sh020")], source="two")
     assert len(result.created) == 2
     assert counts(database)["blobs"] == 2
     assert sum(1 for _ in BlobStore(settings.tier_roots["hot"]).iter_blobs()) == 2
@@ -125,9 +96,7 @@ def test_unreadable_file_skips_its_whole_version_only(database, production, sett
     recorder = Recorder()
     progress.listen(recorder)
     try:
-        result = batches.run_batch(
-            database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=versions
-        )
+        result = run_planned(database, settings, versions)
     finally:
         progress.forget(recorder)
     # Progress counts every planned file, failed ones included, so a bar reaches its end.
@@ -157,9 +126,7 @@ def test_project_path_template_places_the_published_links(database, production, 
     template = "{project}/{shot}/{task}/v{version:03d}/{name}_{frame}.{ext}"
     set_path_templates(database, production.project_id, {"shot": template})
     paths = frames(tmp_path / "src", "plate", 1001, 1003)
-    result = batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
-    )
+    result = run_planned(database, settings, [planned(paths)])
     assert not result.problems
     folder = Path(settings.tier_roots["hot"]) / "published" / "DEMO" / "sh010" / "plate" / "v001"
     assert sorted(p.name for p in folder.iterdir()) == ["plate_1001.exr", "plate_1002.exr", "plate_1003.exr"]
@@ -178,14 +145,10 @@ def test_project_path_template_places_the_published_links(database, production, 
 def test_bad_path_template_fails_each_version_whole(database, production, settings, tmp_path):
     set_path_templates(database, production.project_id, {"shot": "{project}/{nosuch}/{name}.{ext}"})
     before = counts(database)
-    result = batches.run_batch(
+    result = run_planned(
         database,
         settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="s",
-        versions=[
+        [
             planned(frames(tmp_path / "a", "plate", 1001, 1002)),
             planned(frames(tmp_path / "b", "plate", 1001, 1002), shot="sh020"),
         ],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.users.models import User
 from cli.main import app
 from tests.support.ingest import OPERATOR, frames
-from tests.support.services import service_missing
+from tests.support.services import tmpfs
 
 BIFROST = Path(sys.executable).parent / "bifrost"
 MISSING_BUCKET = "s3://no-such-bucket/bifrost"
@@ -108,17 +109,10 @@ def test_a_missing_or_unusable_folder_is_a_configuration_error(database, product
 
 
 @pytest.fixture
-def read_only_disk(tmp_path: Path):
+def read_only_disk(tmp_path: Path) -> Iterator[Path]:
     """A read-only tmpfs: a root that exists and takes no write."""
-    mount = tmp_path / "read-only"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if done.returncode != 0:
-        service_missing("a tmpfs mount (needs root)", done.stderr.decode().strip())
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "read-only", "ro,size=1m") as mount:
+        yield mount
 
 
 def test_a_read_only_root_is_a_configuration_error(read_only_disk: Path):

@@ -9,13 +9,12 @@ import pytest
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import StorageError
-from bifrost_core.ingest import batches, upkeep
-from bifrost_core.scope import SYSTEM
+from bifrost_core.ingest import upkeep
 from bifrost_core.storage.blobstore import blob_key
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
 from bifrost_core.versions.service import file_locations
-from tests.support.ingest import counts, frames, planned
+from tests.support.ingest import counts, frames, planned, run_planned
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Endpoint
 from tests.support.services import free_port
 
@@ -26,15 +25,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     settings = s3_settings
     paths = frames(tmp_path / "src", "plate", 1001, 1003, size=6000)
     big = frames(tmp_path / "big", "plate", 1001, 1001, size=5 << 20)  # above the small-file path
-    result = batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="s3",
-        versions=[planned(paths), planned(big, shot="sh020")],
-    )
+    result = run_planned(database, settings, [planned(paths), planned(big, shot="sh020")], source="s3")
     assert not result.problems
     assert [v.files for v in result.created] == [3, 1]
     assert all(v for v in result.created)
@@ -53,15 +44,7 @@ def test_ingest_to_s3_then_rerun_then_verify_finds_damage(
     assert where[name] == {"hot": f"{settings.tier_roots['hot']}/{blob_key(digest)}"}
 
     before = counts(database)
-    rerun = batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="s3",
-        versions=[planned(paths), planned(big, shot="sh020")],
-    )
+    rerun = run_planned(database, settings, [planned(paths), planned(big, shot="sh020")], source="s3")
     assert (rerun.created, rerun.known, rerun.files_copied) == ([], 2, 0)
     assert counts(database) == before
 
@@ -116,9 +99,7 @@ def test_a_tier_gets_its_endpoint_and_credentials_from_the_storage_options(
         storage_options={f"s3://{s3_endpoint.bucket}": options},
     )
     paths = frames(tmp_path / "src", "plate", 1001, 1002, size=5000)
-    result = batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="opts", versions=[planned(paths)]
-    )
+    result = run_planned(database, settings, [planned(paths)], source="opts")
     assert (result.problems, result.files_copied) == ([], 2)
     assert upkeep.verify(database, settings).ok
     assert upkeep.physical(settings, [(hot, "hot")]) == [("hot", hot, 2 * 5000)]

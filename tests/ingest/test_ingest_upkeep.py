@@ -7,19 +7,16 @@ import os
 from sqlalchemy import delete, func, select
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.ingest import batches, upkeep
-from bifrost_core.scope import SYSTEM
+from bifrost_core.ingest import upkeep
 from bifrost_core.storage.blobstore import BlobStore
 from bifrost_core.storage.models import Blob
 from bifrost_core.versions.models import Version
-from tests.support.ingest import frames, planned
+from tests.support.ingest import frames, planned, run_planned
 
 
 def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1004)
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
-    )
+    run_planned(database, settings, [planned(paths)])
     assert upkeep.verify(database, settings).ok
     store = BlobStore(settings.tier_roots["hot"])
     digests = sorted(info.digest for info in store.iter_blobs())
@@ -40,22 +37,12 @@ def test_verify_reports_a_corrupt_and_a_missing_blob(database, production, setti
 
 def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, production, settings, tmp_path):
     kept = frames(tmp_path / "kept", "plate", 1001, 1002)
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(kept)]
-    )
+    run_planned(database, settings, [planned(kept)])
     store = BlobStore(settings.tier_roots["hot"])
     # A copy a crashed ingest left behind (stored, never recorded), and a record nothing uses.
     stray = store.put_file(frames(tmp_path / "stray", "x", 1, 1)[0])
     orphan = frames(tmp_path / "orphan", "plate", 1001, 1001, salt=b"orphan")
-    batches.run_batch(
-        database,
-        settings,
-        actor=SYSTEM,
-        project="DEMO",
-        tier="hot",
-        source="s",
-        versions=[planned(orphan, shot="sh020")],
-    )
+    run_planned(database, settings, [planned(orphan, shot="sh020")])
     with UnitOfWork(database) as uow:
         version = uow.session.scalars(
             select(Version).where(Version.shot_id.is_not(None)).order_by(Version.id.desc())
@@ -82,9 +69,7 @@ def test_gc_removes_unreferenced_blobs_and_unrecorded_copies(database, productio
 
 def test_du_counts_bytes_per_project_and_tier(database, production, settings, tmp_path):
     paths = frames(tmp_path / "src", "plate", 1001, 1003, size=4096)
-    batches.run_batch(
-        database, settings, actor=SYSTEM, project="DEMO", tier="hot", source="s", versions=[planned(paths)]
-    )
+    run_planned(database, settings, [planned(paths)])
     usage = upkeep.du(database)
     assert [(u.project, u.tier, u.blobs, u.bytes) for u in usage] == [("DEMO", "hot", 3, 3 * 4096)]
     assert [(u.tier, u.bytes) for u in upkeep.tier_totals(database)] == [("hot", 3 * 4096)]

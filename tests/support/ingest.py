@@ -200,21 +200,20 @@ def counts(database) -> dict[str, int]:
         }
 
 
-def run(database, settings, plan):
-    """Run a plan in-process as the flow does, in batches of 5 files; its summary."""
+def run_planned(database, settings, versions, *, project: str = "DEMO", tier: str = "hot", source: str = "s"):
+    """Store and register planned versions in one batch, as the system; its summary."""
+    return batches.run_batch(
+        database, settings, actor=SYSTEM, project=project, tier=tier, source=source, versions=versions
+    )
+
+
+def run(database, settings, plan, *, max_files: int = 5):
+    """Run a plan in-process as the flow does, in batches of `max_files` files; its summary."""
     summary = summaries.summary_of(plan, dry_run=False)
-    for group in batches.batches(plan.pending, max_files=5, max_bytes=1 << 30):
+    for group in batches.batches(plan.pending, max_files=max_files, max_bytes=1 << 40):
         summaries.merge(
             summary,
-            batches.run_batch(
-                database,
-                settings,
-                actor=SYSTEM,
-                project=plan.project,
-                tier=plan.tier,
-                source=plan.source,
-                versions=group,
-            ),
+            run_planned(database, settings, group, project=plan.project, tier=plan.tier, source=plan.source),
         )
     return summary
 
