@@ -94,6 +94,7 @@ def start_run(
             actor=actor,
             project_id=project_id,
             flow=entry.name,
+            action=entry.action,
             parameters=parameters,
             request_key=request_key,
         )

@@ -95,7 +95,8 @@ def start_flow(
     from flows.registry import entry
 
     flow_entry = entry(flow)
-    ctx.project(project_id, flow_entry.action)
+    # A project the caller cannot see is a 404 here; whether they may start the flow is the
+    # record's own check (bifrost_core.runs.service.record_run), before anything is written.
     project = ensure_active(
         ProjectRepository(ctx.session, ctx.actor).get(project_id), doing="ingest or publish"
     )

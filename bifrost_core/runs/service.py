@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.db.base import utcnow
 from bifrost_core.events.service import record
+from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.runs.repository import FlowRunRepository
 from bifrost_core.scope import Actor
+from bifrost_core.users import permissions
 
 
 def prefect_key(run: FlowRun) -> str:
@@ -34,11 +36,14 @@ def record_run(
     actor: Actor,
     project_id: int,
     flow: str,
+    action: str,
     parameters: dict[str, Any],
     request_key: str | None = None,
 ) -> FlowRun:
-    """The pending record of a run to start; the one already made for `request_key`, if any
-    (a retried request resumes it)."""
+    """The pending record of a run to start, if `actor` may (`action`, the flow's permission);
+    the one already made for `request_key`, if any (a retried request resumes it)."""
+    ProjectRepository(session, actor).get(project_id)  # a project the actor cannot see: 404
+    permissions.require(actor, action, project_id)
     repository = FlowRunRepository(session, actor)
     if request_key is not None:
         found = repository.first(FlowRun.request_key == request_key)

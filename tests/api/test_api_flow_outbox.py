@@ -90,7 +90,12 @@ def test_reconcile_starts_a_record_whose_run_was_never_created(
     parameters = {"actor": "supervisor", "project": "PRJA", "source": "/deliveries/two", "dry_run": True}
     with UnitOfWork(database) as uow:
         run = service.record_run(
-            uow.session, actor=SYSTEM, project_id=world.a.project_id, flow="ingest", parameters=parameters
+            uow.session,
+            actor=SYSTEM,
+            project_id=world.a.project_id,
+            flow="ingest",
+            action="flows.ingest",
+            parameters=parameters,
         )
         uow.commit()
         record_id = run.id

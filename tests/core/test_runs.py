@@ -23,10 +23,22 @@ def test_a_pending_record_is_found_again_and_started_once(session, build) -> Non
     project = build.project()
     parameters = {"actor": "td", "project": "P1", "source": "/d"}
     run = service.record_run(
-        session, actor=SYSTEM, project_id=project.id, flow="ingest", parameters=parameters, request_key="1:k"
+        session,
+        actor=SYSTEM,
+        project_id=project.id,
+        flow="ingest",
+        action="flows.ingest",
+        parameters=parameters,
+        request_key="1:k",
     )
     again = service.record_run(
-        session, actor=SYSTEM, project_id=project.id, flow="ingest", parameters=parameters, request_key="1:k"
+        session,
+        actor=SYSTEM,
+        project_id=project.id,
+        flow="ingest",
+        action="flows.ingest",
+        parameters=parameters,
+        request_key="1:k",
     )
     assert again.id == run.id and run.run_id is None
     assert service.prefect_key(run).startswith("bifrost-")

@@ -29,6 +29,7 @@ from bifrost_core.projects.schemas import (
     ShotCreate,
     ShotUpdate,
 )
+from bifrost_core.runs import service as runs
 from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.models import TaskType
@@ -212,6 +213,9 @@ SERVICE_CALLS = {
         actor=actor,
         project_id=b.project.id,
         data=MembershipCreate(user_id=actor.user_id, role="coordinator"),
+    ),
+    "record_run": lambda s, actor, b: runs.record_run(
+        s, actor=actor, project_id=b.project.id, flow="ingest", action="flows.ingest", parameters={}
     ),
     "remove_membership": lambda s, actor, b: users.remove_membership(
         s, actor=actor, membership_id=b.membership.id

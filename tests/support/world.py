@@ -83,7 +83,9 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
             ],
         ),
     )
-    run = runs.record_run(session, actor=SYSTEM, project_id=project.id, flow="ingest", parameters={})
+    run = runs.record_run(
+        session, actor=SYSTEM, project_id=project.id, flow="ingest", action="flows.ingest", parameters={}
+    )
     runs.started(session, actor=SYSTEM, run=run, run_id=str(uuid.uuid4()))
     note = reviews.create_note(
         session, actor=SYSTEM, target="version", target_id=version.id, data=NoteCreate(body="nice")
