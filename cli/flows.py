@@ -223,7 +223,8 @@ def _parse(pairs: list[str]) -> dict[str, Any]:
     return given
 
 
-def _render(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, title: str) -> None:
+def _render(rows: list[dict[str, Any]], columns: dict[str, str], *, as_json: bool, title: str) -> None:
+    """`rows` as JSON, or as a table of `columns` (key -> header)."""
     if as_json:
         print_json(rows)
         return
@@ -231,8 +232,8 @@ def _render(rows: list[dict[str, Any]], columns: list[str], *, as_json: bool, ti
     from rich.table import Table
 
     table = Table(title=cell(title))
-    for column in columns:
-        table.add_column(column)
+    for header in columns.values():
+        table.add_column(header)
     for row in rows:
         table.add_row(*(cell("" if row[column] is None else row[column]) for column in columns))
     Console().print(table)
@@ -254,7 +255,14 @@ def list_flows(as_json: bool = JsonOption) -> None:
         }
         for item in FLOWS.values()
     ]
-    columns = ["name", "deployment", "action", "work_pool", "concurrency_limit", "description"]
+    # The deployment is always name/name: in the JSON only, so the table fits a terminal.
+    columns = {
+        "name": "flow",
+        "action": "permission",
+        "work_pool": "pool",
+        "concurrency_limit": "at once",
+        "description": "description",
+    }
     _render(rows, columns, as_json=as_json, title="Flows")
 
 
@@ -345,7 +353,8 @@ def reconcile(as_json: bool = JsonOption) -> None:
     rows = [
         {"id": run.id, "flow": run.flow, "project_id": run.project_id, "outcome": what} for run, what in done
     ]
-    _render(rows, ["id", "flow", "project_id", "outcome"], as_json=as_json, title="Reconciled runs")
+    columns = {"id": "record", "flow": "flow", "project_id": "project", "outcome": "outcome"}
+    _render(rows, columns, as_json=as_json, title="Reconciled runs")
 
 
 def deploy(
