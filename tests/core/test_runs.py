@@ -22,24 +22,19 @@ def started_events(session) -> int:
 def test_a_pending_record_is_found_again_and_started_once(session, build) -> None:
     project = build.project()
     parameters = {"actor": "td", "project": "P1", "source": "/d"}
-    run = service.record_run(
-        session,
-        actor=SYSTEM,
-        project_id=project.id,
-        flow="ingest",
-        action="flows.ingest",
-        parameters=parameters,
-        request_key="1:k",
-    )
-    again = service.record_run(
-        session,
-        actor=SYSTEM,
-        project_id=project.id,
-        flow="ingest",
-        action="flows.ingest",
-        parameters=parameters,
-        request_key="1:k",
-    )
+
+    def record():  # the same request twice: the second finds the first's record
+        return service.record_run(
+            session,
+            actor=SYSTEM,
+            project_id=project.id,
+            flow="ingest",
+            action="flows.ingest",
+            parameters=parameters,
+            request_key="1:k",
+        )
+
+    run, again = record(), record()
     assert again.id == run.id and run.run_id is None
     assert service.prefect_key(run).startswith("bifrost-")
     assert service.pending(session, actor=SYSTEM, older_than=timedelta(0)) == [run]
