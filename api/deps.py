@@ -102,10 +102,14 @@ class Ctx:
 
     def project(self, project_id: int, action: str) -> None:
         """Check that the project is visible (else 404) and the caller's role allows `action`."""
+        self.see_project(project_id)
+        self.require(action, project_id)
+
+    def see_project(self, project_id: int) -> None:
+        """404 unless the caller can see the project."""
         if project_id not in self.actor.roles:
             # A membership proves the project exists; anyone else (admins too) needs a lookup.
             ProjectRepository(self.session, self.actor).get(project_id)
-        self.require(action, project_id)
 
     def require_admin(self, what: str) -> None:
         permissions.require_admin(self.actor, what)

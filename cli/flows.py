@@ -21,7 +21,7 @@ import typer
 
 from cli.common import flow_actor, open_database, unit_of_work
 from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
-from cli.output import JsonOption, cell, print_json, say
+from cli.output import JsonOption, keyed, print_json, render_list, say
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -223,22 +223,6 @@ def _parse(pairs: list[str]) -> dict[str, Any]:
     return given
 
 
-def _render(rows: list[dict[str, Any]], columns: dict[str, str], *, as_json: bool, title: str) -> None:
-    """`rows` as JSON, or as a table of `columns` (key -> header)."""
-    if as_json:
-        print_json(rows)
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=cell(title))
-    for header in columns.values():
-        table.add_column(header)
-    for row in rows:
-        table.add_row(*(cell("" if row[column] is None else row[column]) for column in columns))
-    Console().print(table)
-
-
 @app.command("list")
 def list_flows(as_json: bool = JsonOption) -> None:
     """The registry's flows: name, who may start them, work pool, concurrency, description."""
@@ -256,14 +240,14 @@ def list_flows(as_json: bool = JsonOption) -> None:
         for item in FLOWS.values()
     ]
     # The deployment is always name/name: in the JSON only, so the table fits a terminal.
-    columns = {
-        "name": "flow",
-        "action": "permission",
-        "work_pool": "pool",
-        "concurrency_limit": "at once",
-        "description": "description",
-    }
-    _render(rows, columns, as_json=as_json, title="Flows")
+    columns = keyed(
+        ("name", "flow"),
+        ("action", "permission"),
+        ("work_pool", "pool"),
+        ("concurrency_limit", "at once"),
+        ("description", "description"),
+    )
+    render_list(rows, None, columns, as_json=as_json, title="Flows")
 
 
 @app.command()
@@ -353,8 +337,13 @@ def reconcile(as_json: bool = JsonOption) -> None:
     rows = [
         {"id": run.id, "flow": run.flow, "project_id": run.project_id, "outcome": what} for run, what in done
     ]
-    columns = {"id": "record", "flow": "flow", "project_id": "project", "outcome": "outcome"}
-    _render(rows, columns, as_json=as_json, title="Reconciled runs")
+    columns = keyed(
+        ("id", "record"),
+        ("flow", "flow"),
+        ("project_id", "project"),
+        ("outcome", "outcome"),
+    )
+    render_list(rows, None, columns, as_json=as_json, title="Reconciled runs")
 
 
 def deploy(

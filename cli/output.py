@@ -34,15 +34,16 @@ def dump(schema: type[BaseModel], rows: Iterable[Any]) -> list[dict[str, Any]]:
 
 def render_list(
     rows: Sequence[Any],
-    schema: type[BaseModel],
+    schema: type[BaseModel] | None,
     columns: Sequence[tuple[str, Callable[[Any], Any]]],
     *,
     as_json: bool,
     title: str,
 ) -> None:
-    """A list as JSON (the Read schema) or as a rich table with the given columns."""
+    """A list as JSON (the Read schema; rows that are plain data as they are) or as a rich
+    table with the given columns."""
     if as_json:
-        print_json(dump(schema, rows))
+        print_json(list(rows) if schema is None else dump(schema, rows))
         return
     from rich.console import Console
     from rich.table import Table
@@ -53,6 +54,11 @@ def render_list(
     for row in rows:
         table.add_row(*(cell(value(row)) for _, value in columns))
     Console().print(table)
+
+
+def keyed(*pairs: tuple[str, str]) -> list[tuple[str, Callable[[Any], Any]]]:
+    """`render_list` columns of rows that are mappings: (key, header) pairs."""
+    return [(header, lambda row, key=key: row[key]) for key, header in pairs]
 
 
 def render_one(row: Any, schema: type[BaseModel], *, as_json: bool, title: str) -> None:
@@ -94,5 +100,3 @@ def say(message: str, *, err: bool = False) -> None:
 def done(message: str) -> None:
     """A one-line confirmation of a write, on stdout."""
     say(message)
-
-

@@ -103,8 +103,7 @@ def _ingest(
                     merge(summary, future.result())
                 except BifrostError as exc:  # the other batches still finish and count
                     failure = failure or exc
-        if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
-            # A rerun that finds everything done leaves no trace but its Prefect run.
+        if summary.changed_anything:
             record_summary(quote(summary), "ingest", actor)
     if failure is not None:
         return failed("ingest", report, failure)

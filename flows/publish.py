@@ -99,8 +99,7 @@ def publish(
                 except BifrostError as exc:
                     return failed("publish", report, exc)
             merge(summary, result)
-        if summary.created or summary.problems or summary.held_back or summary.blobs_repaired:
-            # A rerun that finds everything done leaves no trace but its Prefect run.
+        if summary.changed_anything:
             record_summary(summary, "publish", checked)
     publish_artifacts("publish", report)
     return summary

@@ -6,7 +6,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.projects.repository import ProjectRepository
 from bifrost_core.runs import service
 from bifrost_core.scope import Actor
 from bifrost_core.users import identity
@@ -20,8 +19,9 @@ def begin_run(username: str, project: str, action: str, flow: str, run_id: str, 
     lists and reads it however it was started (see `runs.service.attach`)."""
     _, database = context()
     with UnitOfWork(database) as uow:
-        actor = identity.flow_actor(uow.session, username=username, project=project, action=action)
-        project_id = ProjectRepository(uow.session, actor).by_code(project).id
+        actor, project_id = identity.flow_actor(
+            uow.session, username=username, project=project, action=action
+        )
         service.attach(uow.session, actor=actor, project_id=project_id, flow=flow, run_id=run_id, key=key)
         uow.commit()
         return actor

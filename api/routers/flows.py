@@ -121,8 +121,7 @@ def start_flow(
 @router.get("/projects/{project_id}/flow-runs", response_model=Page[FlowRunRecord])
 def list_flow_runs(ctx: CtxDep, project_id: Id, after: After = None, limit: Limit = 100) -> Response:
     """The project's runs, however they were started, oldest first (states: see each run)."""
-    if project_id not in ctx.actor.roles:
-        ProjectRepository(ctx.session, ctx.actor).get(project_id)
+    ctx.see_project(project_id)
     _may_read_runs(ctx, project_id)
     repository = FlowRunRepository(ctx.session, ctx.actor)
     condition = FlowRun.project_id == project_id

@@ -165,6 +165,12 @@ class IngestSummary(BaseModel):
     blobs_repaired: int = 0
     plan: IngestPlan | None = None
 
+    @property
+    def changed_anything(self) -> bool:
+        """Whether the run left a mark worth its event (a rerun that found everything done
+        leaves no trace but its Prefect run)."""
+        return bool(self.created or self.problems or self.held_back or self.blobs_repaired)
+
 
 class PublishFile(InputSchema):
     path: str = Field(min_length=1)

@@ -76,8 +76,9 @@ def _create_operator(session: Session, username: str) -> Actor:
     return actor
 
 
-def flow_actor(session: Session, *, username: str, project: str, action: str) -> Actor:
-    """The actor of a flow run: an active user whom the project's roles allow `action`."""
+def flow_actor(session: Session, *, username: str, project: str, action: str) -> tuple[Actor, int]:
+    """The actor of a flow run, an active user whom the project's roles allow `action`, and
+    the project's id."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.is_active:
         raise Unauthenticated(f"actor {username!r} is not an active Bifrost user")
@@ -89,4 +90,4 @@ def flow_actor(session: Session, *, username: str, project: str, action: str) ->
         raise PermissionDenied(
             f"actor {username!r} ({role} in {project}) may not {ACTIONS[action]}", action=action
         )
-    return actor
+    return actor, project_id
