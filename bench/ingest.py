@@ -246,12 +246,12 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
         leftovers += [home, work / f"cp-{name}-{rep}", work / f"cp-sync-{name}-{rep}"]
         hot = s3.url(f"bench-{name}-{rep}-{os.getpid()}") if s3 is not None else str(home / "hot")
         env = {
-            **prepare_home(home, hot, s3_env(s3) if s3 is not None else None),
+            **prepare_home(home, hot, s3.env() if s3 is not None else None),
             "PREFECT_API_URL": api,
             "PREFECT_HOME": str(work / "prefect-client"),
         }
         if s3 is not None:
-            env.update(s3_env(s3))
+            env.update(s3.env())
         os.sync()
         row = {
             "cp_s": time_cp(src, leftovers[-2], sync=False),
@@ -311,17 +311,6 @@ def bench_set(name: str, work: Path, api: str, repeat: int, s3=None) -> dict:
     if name == "A":
         result["rerun_1pct_flow_s"] = round(med("rerun1_flow_s"), 3)
     return result
-
-
-def s3_env(s3) -> dict[str, str]:
-    from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY
-
-    return {
-        "AWS_ENDPOINT_URL": s3.endpoint_url,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_DEFAULT_REGION": REGION,
-    }
 
 
 def startup_cost(work: Path, api: str) -> dict[str, float]:

@@ -30,7 +30,7 @@ from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import UserCreate
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, running_s3
+from tests.support.s3 import running_s3
 from tests.support.services import service_missing
 
 # Deliveries are laid out <sequence>/<shot>/<task>/<files> or assets/<asset>/<task>/<files>.
@@ -149,10 +149,8 @@ def s3_settings(s3_endpoint, tmp_path: Path, database: Database, monkeypatch: py
     Bifrost passes no credentials itself: botocore reads the standard AWS_* variables,
     as it would on a studio host.
     """
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint.endpoint_url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for name, value in s3_endpoint.env().items():
+        monkeypatch.setenv(name, value)
     (tmp_path / "tiers" / "archive").mkdir(parents=True, exist_ok=True)
     return load_settings(
         home=tmp_path / "home",

@@ -40,6 +40,15 @@ class S3Endpoint:
         """An fsspec URL inside the bucket: ``s3://<bucket>/<prefix>``."""
         return f"s3://{self.bucket}/{prefix}".rstrip("/")
 
+    def env(self) -> dict[str, str]:
+        """The standard AWS_* variables that point botocore (and so Bifrost) at this endpoint."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for boto3.client("s3", ...) against this endpoint."""
         return {
