@@ -39,6 +39,8 @@ class InitResult:
     admin_token: TokenIssued | None
     # Who initialised, when it had to be known (see `initialise`).
     operator: Actor | None = None
+    # The service user scheduled runs act as: what init found or did (None: not looked at).
+    service_user: str | None = None
 
 
 def initialise(settings: Settings) -> InitResult:
@@ -50,7 +52,8 @@ def initialise(settings: Settings) -> InitResult:
     each that does not, before any admin (and its token, shown once) is made.
 
     Migrating needs no Bifrost identity. Making the user 'admin' and its token (once: while
-    'admin' has never had a token) is done by the operator, who is then created as an admin
+    'admin' has never had a token) and the service user scheduled runs act as
+    (identity.SERVICE_USER, while missing) is done by the operator, who is then created as an admin
     if missing: always on the embedded default (the operator owns the home), and on a
     configured database only while it has no user at all (whoever initialises a new
     database runs it). The embedded default's operator is identified (and created) even when
@@ -72,7 +75,10 @@ def initialise(settings: Settings) -> InitResult:
                 select(exists().where(ApiToken.user_id == admin.id))
             )
             owns_home = not settings.database_url
-            if not (token_due or owns_home):
+            service_missing = not session.scalar(
+                select(exists().where(User.username == identity.SERVICE_USER))
+            )
+            if not (token_due or owns_home or service_missing):
                 return InitResult(database=database, admin_token=None)
             new_database = not session.scalar(select(exists().select_from(User)))
             operator = identity.operator(session, settings, may_create=owns_home or new_database)
@@ -84,8 +90,13 @@ def initialise(settings: Settings) -> InitResult:
                 admin_token = users.create_token(
                     session, actor=operator, user_id=admin.id, data=TokenCreate(name="bootstrap")
                 )
+            service_user = identity.ensure_service_user(
+                session, actor=operator, username=identity.SERVICE_USER
+            )
             uow.commit()
     except BaseException:
         database.dispose()
         raise
-    return InitResult(database=database, admin_token=admin_token, operator=operator)
+    return InitResult(
+        database=database, admin_token=admin_token, operator=operator, service_user=service_user
+    )

@@ -65,3 +65,10 @@ class DatabaseUnavailable(BifrostError):
 class StorageError(BifrostError):
     status_code = 503
     code = "storage_error"
+
+
+class DamagedContent(BifrostError):
+    """Stored content found missing or corrupt (a verify run); the CLI's exit code 9."""
+
+    status_code = 409
+    code = "damaged_content"

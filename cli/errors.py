@@ -11,7 +11,7 @@ Exit codes (one scheme for every command):
   6  not allowed: unauthenticated or forbidden
   7  configuration: invalid BIFROST_* setting, schema behind (run `bifrost init`)
   8  unavailable: the database or the storage cannot be reached
-  9  `bifrost verify` found corrupt or missing blobs
+  9  `bifrost verify` (or a verify flow run) found corrupt or missing blobs
 
 Expected failures print one line on stderr (`error: ...`) and never a traceback;
 nothing is committed, because each command commits only once, at its end.
@@ -29,6 +29,7 @@ from bifrost_core.errors import (
     BifrostError,
     ConfigError,
     Conflict,
+    DamagedContent,
     DatabaseUnavailable,
     InvalidInput,
     NotFound,
@@ -39,12 +40,14 @@ from bifrost_core.errors import (
 from bifrost_core.text import escape
 
 EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
 EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_INVALID = 5
 EXIT_FORBIDDEN = 6
 EXIT_CONFIG = 7
 EXIT_UNAVAILABLE = 8
+EXIT_DAMAGED = 9
 
 # Most specific first: InvalidTransition is a Conflict, so it maps to EXIT_CONFLICT.
 _EXIT_CODES: tuple[tuple[type[BifrostError], int], ...] = (
@@ -56,6 +59,7 @@ _EXIT_CODES: tuple[tuple[type[BifrostError], int], ...] = (
     (ConfigError, EXIT_CONFIG),
     (DatabaseUnavailable, EXIT_UNAVAILABLE),
     (StorageError, EXIT_UNAVAILABLE),
+    (DamagedContent, EXIT_DAMAGED),
 )
 
 

@@ -3,7 +3,8 @@
 `bifrost flow run NAME -p PROJECT --param key=value ...` runs a flow in this process (on
 the embedded default, against a Prefect server that lives as long as the command; with
 PREFECT_API_URL set, that server records the run), or with `--deployment` creates a run of
-its deployment for a worker to run, as the API does. `bifrost ingest`/`publish` are this,
+its deployment for a worker to run, as the API does. A studio-wide flow (`verify`,
+`storage-gc`) takes no `-p`, and only an admin runs it. `bifrost ingest`/`publish` are this,
 with options of their own. The registry (whose package sets Prefect's home up, reading
 the settings) and Prefect are imported inside the commands, so `bifrost --help` stays fast.
 """
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from cli.common import flow_actor, open_database, unit_of_work
-from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
+from cli.common import flow_actor, open_database, operator, unit_of_work
+from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from cli.output import JsonOption, keyed, print_json, render_list, say
 
 if TYPE_CHECKING:
@@ -172,14 +173,22 @@ class ProgressBar:
         self.progress.stop()
 
 
-def preflight(flow_entry: FlowEntry, project: str, check: Callable[[Database], None] | None = None) -> str:
+def preflight(
+    flow_entry: FlowEntry, project: str | None, check: Callable[[Database], None] | None = None
+) -> str:
     """What the flow would refuse, checked before any Prefect server starts: the operator
-    may run it in the project (else one line and exit 6), and `check` (e.g. the tier's root
-    takes writes). Returns the operator's username, the run's actor; the flow checks again
-    where it runs. The embedded default migrates itself here, before any flow starts."""
+    may run it (in the project, or as an admin for a studio-wide flow; else one line and
+    exit 6), and `check` (e.g. the tier's root takes writes). Returns the operator's
+    username, the run's actor; the flow checks again where it runs. The embedded default
+    migrates itself here, before any flow starts."""
+    from flows.registry import STUDIO
+
     database = open_database()
     try:
-        username = flow_actor(database, project, flow_entry.action)
+        if flow_entry.scope == STUDIO or project is None:
+            username = studio_actor(database, flow_entry.name)
+        else:
+            username = flow_actor(database, project, flow_entry.action)
         if check is not None:
             check(database)
         return username
@@ -187,7 +196,19 @@ def preflight(flow_entry: FlowEntry, project: str, check: Callable[[Database], N
         database.dispose()
 
 
-def run_locally(flow_entry: FlowEntry, actor: str, project: str, given: dict[str, Any], *, bar: bool) -> Any:
+def studio_actor(database: Database, flow: str) -> str:
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.users import identity
+
+    username = operator(database).username
+    with UnitOfWork(database) as uow:
+        identity.studio_flow_actor(uow.session, username=username, flow=flow)
+    return username
+
+
+def run_locally(
+    flow_entry: FlowEntry, actor: str, project: str | None, given: dict[str, Any], *, bar: bool
+) -> Any:
     """Run the flow in this process, `given` checked against its parameters first (one line
     and exit 5 if refused). Its Prefect server starts while its modules are imported."""
     server = prefect_env()
@@ -198,9 +219,11 @@ def run_locally(flow_entry: FlowEntry, actor: str, project: str, given: dict[str
     from flows.registry import project_tag
 
     server_ready(server)
+    place = {} if project is None else {"project": project}
     # Tagged as it is created: the flow need not tag its own run (one API call less).
-    with ProgressBar(enabled=bar), tags("bifrost", project_tag(project)):
-        return flow(actor=actor, project=project, **body.model_dump(exclude_unset=True))
+    run_tags = ["bifrost"] if project is None else ["bifrost", project_tag(project)]
+    with ProgressBar(enabled=bar), tags(*run_tags):
+        return flow(actor=actor, **place, **body.model_dump(exclude_unset=True))
 
 
 def _parse(pairs: list[str]) -> dict[str, Any]:
@@ -225,16 +248,18 @@ def _parse(pairs: list[str]) -> dict[str, Any]:
 
 @app.command("list")
 def list_flows(as_json: bool = JsonOption) -> None:
-    """The registry's flows: name, who may start them, work pool, concurrency, description."""
+    """The registry's flows: name, scope, who may start them, work pool, concurrency, schedules."""
     from flows.registry import FLOWS
 
     rows = [
         {
             "name": item.name,
             "deployment": item.deployment,
+            "scope": item.scope,
             "action": item.action,
             "work_pool": item.work_pool,
             "concurrency_limit": item.concurrency_limit,
+            "schedules": [schedule_text(schedule) for schedule in item.schedules],
             "description": item.description,
         }
         for item in FLOWS.values()
@@ -242,12 +267,27 @@ def list_flows(as_json: bool = JsonOption) -> None:
     # The deployment is always name/name: in the JSON only, so the table fits a terminal.
     columns = keyed(
         ("name", "flow"),
+        ("scope", "scope"),
         ("action", "permission"),
         ("work_pool", "pool"),
         ("concurrency_limit", "at once"),
+        ("schedules", "schedule"),
         ("description", "description"),
     )
-    render_list(rows, None, columns, as_json=as_json, title="Flows")
+    shown = [{**row, "schedules": "; ".join(row["schedules"]) or "-"} for row in rows]
+    render_list(rows if as_json else shown, None, columns, as_json=as_json, title="Flows")
+
+
+def schedule_text(schedule: dict[str, Any]) -> str:
+    """A registry schedule in a few words: `cron 0 2 * * * UTC as bifrost-service`."""
+    if "cron" in schedule:
+        when = f"cron {schedule['cron']}"
+    elif "interval" in schedule:
+        when = f"every {schedule['interval']:g} s"
+    else:
+        when = f"rrule {schedule.get('rrule')}"
+    actor = schedule.get("parameters", {}).get("actor")
+    return f"{when} {schedule.get('timezone', 'UTC')}" + (f" as {actor}" if actor else "")
 
 
 @app.command()
@@ -269,7 +309,9 @@ def show(name: str = typer.Argument(..., help="Flow name"), as_json: bool = Json
 @app.command()
 def run(
     name: str = typer.Argument(..., help="Flow name (`bifrost flow list`)"),
-    project: str = typer.Option(..., "--project", "-p", help="Project code"),
+    project: str | None = typer.Option(
+        None, "--project", "-p", help="Project code (a project flow; a studio-wide flow takes none)"
+    ),
     param: list[str] = typer.Option(
         [], "--param", help="A parameter, key=value (repeat); see `bifrost flow show`"
     ),
@@ -279,15 +321,24 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run a flow as yourself: here, in this process, or (`--deployment`) on a worker."""
-    from flows.registry import entry
+    from flows.registry import STUDIO, entry
 
     flow_entry = entry(name)
+    studio = flow_entry.scope == STUDIO
+    if studio and project is not None:
+        raise fail(f"flow {name!r} is studio-wide: it takes no --project", EXIT_USAGE)
+    if not studio and project is None:
+        raise fail(f"flow {name!r} works in a project: give --project/-p", EXIT_USAGE)
     given = _parse(param)
     actor = preflight(flow_entry, project)
     if deployment:
         persistent_server()
         body = flow_entry.body_model().model_validate(given)
-        started = start_on_worker(flow_entry, {"actor": actor, "project": project, **body.model_dump()})
+        parameters = {"actor": actor, **body.model_dump()}
+        if studio:
+            started = start_studio_on_worker(flow_entry, parameters)
+        else:
+            started = start_on_worker(flow_entry, {**parameters, "project": project})
         if as_json:
             print_json(started)
         else:
@@ -295,6 +346,16 @@ def run(
         return
     result = run_locally(flow_entry, actor, project, given, bar=not as_json)
     report(result, as_json=as_json)
+
+
+def start_studio_on_worker(flow_entry: FlowEntry, parameters: dict[str, Any]) -> dict[str, str]:
+    """A run of a studio-wide flow's deployment: it belongs to no project, so Bifrost keeps
+    no record of it (Prefect does)."""
+    from deployments.runs import prefect_api, start_studio_run
+
+    with prefect_api():
+        flow_run = start_studio_run(flow_entry, parameters)
+    return {"run_id": str(flow_run.id), "name": flow_run.name}
 
 
 def start_on_worker(flow_entry: FlowEntry, parameters: dict[str, Any]) -> dict[str, str]:
@@ -351,7 +412,9 @@ def deploy(
         False, "--prefect-yaml", help="Only write prefect.yaml from the registry (for `prefect deploy --all`)"
     ),
 ) -> None:
-    """Create the work pools and every flow's deployment on the Prefect server (PREFECT_API_URL)."""
+    """Set up the Prefect server (PREFECT_API_URL) for Bifrost: the service user scheduled runs
+    act as (in Bifrost's database), the work pools, every flow's deployment, and the
+    automation that marks runs whose heartbeat stopped as crashed. Safe to rerun."""
     from deployments.flows import PREFECT_YAML
 
     if prefect_yaml:
@@ -361,7 +424,21 @@ def deploy(
         say(f"wrote {PREFECT_YAML}")
         return
     persistent_server()
-    from deployments.flows import register
+    from bifrost_core.users import identity
+    from deployments.automations import ZOMBIE_AUTOMATION, ensure_zombie_automation
+    from deployments.flows import POOL_TYPES, ensure_pools, register
+    from flows.registry import FLOWS, SERVICE_USER
 
-    for name, deployment_id in register().items():
+    # Bifrost's side first: an operator who may not create users stops here, before Prefect changes.
+    with unit_of_work() as unit:
+        service_user = identity.ensure_service_user(unit.session, actor=unit.actor, username=SERVICE_USER)
+        unit.commit()
+    pools = ensure_pools(set(POOL_TYPES) | {entry.work_pool for entry in FLOWS.values()})
+    deployments = register()
+    automation = ensure_zombie_automation()
+    for pool, what in pools.items():
+        say(f"pool {pool} ({POOL_TYPES.get(pool, 'process')}): {what}")
+    for name, deployment_id in deployments.items():
         say(f"deployment {name}/{name}: {deployment_id}")
+    say(f"automation {ZOMBIE_AUTOMATION!r}: {automation}")
+    say(f"service user {SERVICE_USER}: {service_user}")

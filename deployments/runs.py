@@ -75,6 +75,22 @@ def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any]) -> Any:
         raise PrefectUnavailable(f"Prefect did not start the run: {type(exc).__name__}: {exc}") from None
 
 
+def start_studio_run(entry: FlowEntry, parameters: dict[str, Any]) -> Any:
+    """A run of a studio-wide flow's deployment (no project, so no Bifrost record: the
+    caller checked the actor, and the flow checks again when it begins)."""
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        return run_deployment(entry.deployment, parameters=parameters, timeout=0, as_subflow=False)
+    except ObjectNotFound:
+        raise PrefectUnavailable(
+            f"deployment {entry.deployment!r} is not registered (bifrost deploy)"
+        ) from None
+    except Exception as exc:  # the Prefect API is down or refused: not the caller's fault
+        raise PrefectUnavailable(f"Prefect did not start the run: {type(exc).__name__}: {exc}") from None
+
+
 def start_run(
     session: Session,
     *,

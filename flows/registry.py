@@ -26,12 +26,21 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from bifrost_core.errors import NotFound
 from bifrost_core.schemas import InputSchema
+from bifrost_core.users.identity import SERVICE_USER  # scheduled runs act as this admin
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK_POOL = "bifrost-process"
-# Parameters every Bifrost flow takes and whose values come from the caller, not a form:
-# who runs it (checked by the flow) and the project it works in (the API's path).
-CALLER_PARAMETERS = ("actor", "project")
+# Pools (deployments/flows.py POOL_TYPES): CPU work on worker nodes, render chunks on GPU hosts.
+WORK_POOL = "bifrost-cpu"
+GPU_POOL = "bifrost-gpu"
+# Scopes: a project flow works in one project (the API starts it under the project's path,
+# the actor needs the entry's action there); a studio flow works across projects (upkeep):
+# it takes no project, and only an admin may run it (`ADMIN_ONLY` as its action).
+PROJECT = "project"
+STUDIO = "studio"
+ADMIN_ONLY = "admin"
+# Parameters whose values come from the caller, not a form: who runs it (checked by the
+# flow) and, for a project flow, the project it works in (the API's path).
+CALLER_PARAMETERS = {PROJECT: ("actor", "project"), STUDIO: ("actor",)}
 
 
 @dataclass(frozen=True)
@@ -45,8 +54,9 @@ class FlowEntry:
 
     name: str
     entrypoint: str  # "path/to/module.py:function", relative to the repository root
-    action: str  # the permission action that may start it and read its runs
+    action: str  # the permission action that may start it and read its runs (ADMIN_ONLY: admins)
     description: str
+    scope: str = PROJECT
     work_pool: str = WORK_POOL
     concurrency_limit: int | None = None
     tags: tuple[str, ...] = ("bifrost",)
@@ -57,6 +67,10 @@ class FlowEntry:
     def deployment(self) -> str:
         """The deployment's full name, as `run_deployment` and `prefect deployment run` take it."""
         return f"{self.name}/{self.name}"
+
+    @property
+    def caller_parameters(self) -> tuple[str, ...]:
+        return CALLER_PARAMETERS[self.scope]
 
     def load(self) -> Any:
         """The flow object (imports its module on first use)."""
@@ -73,7 +87,7 @@ class FlowEntry:
             default = ... if parameter.default is inspect.Parameter.empty else parameter.default
             description = described.get(name, {}).get("description")
             fields[name] = (Annotated[hints.get(name, Any), Field(description=description)], default)
-        missing = [name for name in CALLER_PARAMETERS if name not in fields]
+        missing = [name for name in self.caller_parameters if name not in fields]
         if missing:
             raise TypeError(f"flow {self.name!r} must take the parameters {', '.join(missing)}")
         return fields
@@ -81,7 +95,7 @@ class FlowEntry:
     @cached_property
     def _models(self) -> dict[tuple[str, bool], type[BaseModel]]:
         title = "".join(part.capitalize() for part in self.name.replace("-", "_").split("_"))
-        body = {name: spec for name, spec in self._fields.items() if name not in CALLER_PARAMETERS}
+        body = {name: spec for name, spec in self._fields.items() if name not in self.caller_parameters}
         return {
             ("full", True): create_model(f"{title}Parameters", __base__=InputSchema, **self._fields),
             ("body", True): create_model(f"{title}RunCreate", __base__=InputSchema, **body),
@@ -93,7 +107,7 @@ class FlowEntry:
         return self._models["full", True]
 
     def body_model(self, *, remote: bool = True) -> type[BaseModel]:
-        """The parameters a caller gives: all but actor and project, unknown ones refused.
+        """The parameters a caller gives: all but actor (and project), unknown ones refused.
         `remote` (the API's request body) also refuses control characters in every text,
         as every API input does; a local run (the CLI) takes the operator's paths as they
         are, whatever their names hold (its output escapes them)."""
@@ -124,6 +138,27 @@ FLOWS: dict[str, FlowEntry] = {
             concurrency_limit=16,
             tags=("bifrost", "publish"),
         ),
+        FlowEntry(
+            name="verify",
+            entrypoint="flows/maintenance.py:verify",
+            action=ADMIN_ONLY,
+            scope=STUDIO,
+            description="Rehash stored blobs; the run fails if any is missing or corrupt",
+            concurrency_limit=1,
+            tags=("bifrost", "maintenance"),
+            schedules=({"cron": "0 2 * * *", "parameters": {"actor": SERVICE_USER}},),
+        ),
+        FlowEntry(
+            name="storage-gc",
+            entrypoint="flows/maintenance.py:storage_gc",
+            action=ADMIN_ONLY,
+            scope=STUDIO,
+            description="Find (or remove) blobs no version uses and copies left by crashed ingests",
+            concurrency_limit=1,
+            tags=("bifrost", "maintenance"),
+            # A weekly report of what gc would remove; an admin runs it with dry_run=false.
+            schedules=({"cron": "0 4 * * 0", "parameters": {"actor": SERVICE_USER, "dry_run": True}},),
+        ),
     )
 }
 
@@ -132,6 +167,20 @@ def entry(name: str) -> FlowEntry:
     found = FLOWS.get(name)
     if found is None:
         raise NotFound(f"no flow named {name!r} (known: {', '.join(sorted(FLOWS))})")
+    return found
+
+
+def project_flows() -> dict[str, FlowEntry]:
+    """The flows that work in one project: those the API starts under a project's path."""
+    return {name: item for name, item in FLOWS.items() if item.scope == PROJECT}
+
+
+def project_entry(name: str) -> FlowEntry:
+    """`entry`, for a route under a project: a studio-wide flow has none (404)."""
+    found = entry(name)
+    if found.scope != PROJECT:
+        known = ", ".join(sorted(project_flows()))
+        raise NotFound(f"flow {name!r} is studio-wide, not started in a project (project flows: {known})")
     return found
 
 

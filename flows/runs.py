@@ -1,4 +1,4 @@
-"""What every flow does first (`begin`) and what its run name is made from (`parameters`)."""
+"""What every flow does first (`begin`, `begin_studio`) and what its run name is made from (`parameters`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prefect.context import FlowRunContext
 
 from bifrost_core.scope import Actor
 from flows.registry import entry, project_tag
-from tasks.runs import begin_run
+from tasks.runs import begin_run, begin_studio_run
 
 
 def parameters() -> dict[str, Any]:
@@ -33,3 +33,9 @@ def begin(flow: str, actor: str, project: str) -> Actor:
         with get_client(sync_client=True) as client:
             client.update_flow_run(run.id, tags=[*run.tags, tag])
     return begin_run(actor, project, entry(flow).action, flow, str(run.id), run.idempotency_key)
+
+
+def begin_studio(flow: str, actor: str) -> Actor:
+    """`begin` for a studio-wide flow (no project): check that the actor is an active admin.
+    Returns the checked actor."""
+    return begin_studio_run(actor, flow)

@@ -25,3 +25,12 @@ def begin_run(username: str, project: str, action: str, flow: str, run_id: str, 
         service.attach(uow.session, actor=actor, project_id=project_id, flow=flow, run_id=run_id, key=key)
         uow.commit()
         return actor
+
+
+@task(name="begin-studio-run", cache_policy=NO_CACHE)
+def begin_studio_run(username: str, flow: str) -> Actor:
+    """The actor of a studio-wide flow: an active admin, else the run fails here. Such a run
+    belongs to no project, so Bifrost keeps no record of it (its runs live in Prefect)."""
+    _, database = context()
+    with UnitOfWork(database) as uow:
+        return identity.studio_flow_actor(uow.session, username=username, flow=flow)

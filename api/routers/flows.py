@@ -71,12 +71,13 @@ def _read(run: FlowRun, flow_run: Any, summary: str | None) -> FlowRunRead:
 def _may_read_runs(ctx: Ctx, project_id: int, flow: str | None = None) -> None:
     """The runs of a registered flow: whoever may start it. Any other run (of a flow since
     removed from the registry), and the project's list: whoever may start some flow."""
-    from flows.registry import FLOWS
+    from flows.registry import project_flows
 
-    if flow in FLOWS:
-        ctx.require(FLOWS[flow].action, project_id)
+    flows = project_flows()
+    if flow in flows:
+        ctx.require(flows[flow].action, project_id)
         return
-    actions = sorted({item.action for item in FLOWS.values()})
+    actions = sorted({item.action for item in flows.values()})
     if not any(allowed(ctx.actor, action, project_id) for action in actions):
         raise PermissionDenied("you may not read this project's flow runs: you may start none of its flows")
 
@@ -92,9 +93,9 @@ def start_flow(
     """Start a run of a flow (its parameters: `bifrost flow list`, or the Prefect UI's form);
     answers the run id at once. With an Idempotency-Key, a retry never starts a second run."""
     from deployments.runs import start_run
-    from flows.registry import entry
+    from flows.registry import project_entry
 
-    flow_entry = entry(flow)
+    flow_entry = project_entry(flow)
     # A project the caller cannot see is a 404 here; whether they may start the flow is the
     # record's own check (bifrost_core.runs.service.record_run), before anything is written.
     project = ensure_active(
@@ -141,14 +142,16 @@ def get_flow_run(ctx: CtxDep, run_id: Annotated[UUID, Path()]) -> Response:
 
 
 def document_flows(schema: dict[str, Any]) -> None:
-    """In the OpenAPI document, one start route per registry flow with that flow's own body
-    replaces the generic one: /docs, clients and the schema-driven tests see each flow's
-    fields and limits. Done when the document is first asked for (it imports the flows)."""
-    from flows.registry import FLOWS
+    """In the OpenAPI document, one start route per project flow of the registry with that
+    flow's own body replaces the generic one: /docs, clients and the schema-driven tests see
+    each flow's fields and limits (studio-wide flows have no route: they run on schedules,
+    from the Prefect UI or `bifrost flow run`). Done when the document is first asked for
+    (it imports the flows)."""
+    from flows.registry import project_flows
 
     generic = schema["paths"].pop(START_ROUTE)["post"]
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, entry in sorted(FLOWS.items()):
+    for name, entry in sorted(project_flows().items()):
         body = entry.body_model().model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(body.pop("$defs", {}))
         components[body["title"]] = body

@@ -97,6 +97,9 @@ class GcReport:
     roots: list[str] = field(default_factory=list)
     skipped: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    # A dry run removes nothing: the counts above are what a real run would remove then
+    # (temporary files are not counted).
+    dry_run: bool = False
 
     def skip(self, what: str) -> None:
         self.skipped += 1
@@ -116,8 +119,11 @@ def tier_roots(database: Database, settings: Settings) -> dict[str, str]:
     return roots
 
 
-def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> GcReport:
-    """Remove blobs no version points to, once older than the grace period.
+def gc(
+    database: Database, settings: Settings, *, grace_hours: float = 24.0, dry_run: bool = False
+) -> GcReport:
+    """Remove blobs no version points to, once older than the grace period. `dry_run`:
+    only count what would be removed (no lock taken, nothing written).
 
     Records go first (committed), bytes after: a crash in between leaves bytes without a
     record, which the next gc removes, never a record without bytes. Bytes in a tier that
@@ -129,7 +135,9 @@ def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> 
     store's own temporary files are removed, never folders; anything else is skipped.
     """
     cutoff = utcnow() - timedelta(hours=grace_hours)
-    report = GcReport()
+    report = GcReport(dry_run=dry_run)
+    if dry_run:
+        return _gc_plan(database, settings, cutoff, report)
     leases.drop_expired(database)
     with UnitOfWork(database) as uow:
         ids = uow.session.scalars(select(Blob.id).where(*_removable(cutoff)).order_by(Blob.id)).all()
@@ -154,6 +162,29 @@ def gc(database: Database, settings: Settings, *, grace_hours: float = 24.0) -> 
         report.temp_removed += swept.removed
         for what in swept.skipped:
             report.skip(what)
+    return report
+
+
+def _gc_plan(database: Database, settings: Settings, cutoff: datetime, report: GcReport) -> GcReport:
+    """What `gc` would remove now: unused records (their bytes counted once) and unrecorded
+    blobs older than the cutoff in every tier root."""
+    with UnitOfWork(database) as uow:
+        unused = uow.session.execute(select(Blob.hash, Blob.size).where(*_removable(cutoff))).all()
+        recorded = set(uow.session.scalars(select(Blob.hash)))
+        live = set(uow.session.scalars(select(BlobLease.hash).where(BlobLease.expires_at > utcnow())))
+    report.records_removed = len(unused)
+    going = {digest for digest, _size in unused}
+    horizon = cutoff.timestamp()
+    for root, name in tier_roots(database, settings).items():
+        report.roots.append(root)
+        try:
+            for info in blob_store(settings, root, name).iter_blobs():
+                unrecorded = info.digest not in recorded and info.digest not in live and info.mtime < horizon
+                if info.digest in going or unrecorded:
+                    report.blobs_removed += 1
+                    report.bytes_removed += info.size
+        except StorageError as exc:
+            report.skip(f"{root}: {exc}")
     return report
 
 

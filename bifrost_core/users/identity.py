@@ -23,7 +23,12 @@ from bifrost_core.users.models import User
 from bifrost_core.users.permissions import ACTIONS, allowed
 from bifrost_core.users.repository import UserRepository
 from bifrost_core.users.schemas import UserCreate
-from bifrost_core.users.service import actor_for_user, authenticate
+from bifrost_core.users.service import actor_for_user, authenticate, create_user
+
+# The account scheduled runs act as (`{"actor": SERVICE_USER}` in a schedule's parameters):
+# an admin without a token, made by `bifrost init` and `bifrost deploy`. A fixed name, not
+# a setting: the schedules in the committed prefect.yaml name it.
+SERVICE_USER = "bifrost-service"
 
 
 def login_name(settings: Settings) -> str:
@@ -79,10 +84,7 @@ def _create_operator(session: Session, username: str) -> Actor:
 def flow_actor(session: Session, *, username: str, project: str, action: str) -> tuple[Actor, int]:
     """The actor of a flow run, an active user whom the project's roles allow `action`, and
     the project's id."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.is_active:
-        raise Unauthenticated(f"actor {username!r} is not an active Bifrost user")
-    actor = actor_for_user(session, user)
+    actor = _active(session, username)
     # A project the actor cannot see is not found, as everywhere else.
     project_id = ProjectRepository(session, actor).by_code(project).id
     if not allowed(actor, action, project_id):
@@ -91,3 +93,34 @@ def flow_actor(session: Session, *, username: str, project: str, action: str) ->
             f"actor {username!r} ({role} in {project}) may not {ACTIONS[action]}", action=action
         )
     return actor, project_id
+
+
+def studio_flow_actor(session: Session, *, username: str, flow: str) -> Actor:
+    """The actor of a studio-wide flow run (upkeep across every project): an active admin.
+    No project role can grant it: it reads and removes what every project stores."""
+    actor = _active(session, username)
+    if not actor.is_admin:
+        raise PermissionDenied(f"actor {username!r} may not run {flow}: only an admin may")
+    return actor
+
+
+def _active(session: Session, username: str) -> Actor:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.is_active:
+        raise Unauthenticated(f"actor {username!r} is not an active Bifrost user")
+    return actor_for_user(session, user)
+
+
+def ensure_service_user(session: Session, *, actor: Actor, username: str) -> str:
+    """The account scheduled runs act as: an admin without a token (nobody logs in as it),
+    created by `actor` (an admin) if missing. One that exists is left as it is (an admin may
+    have deactivated it to stop the scheduled runs). Returns what was found or done."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        create_user(
+            session, actor=actor, data=UserCreate(username=username, name="Scheduled runs", is_admin=True)
+        )
+        return "created"
+    if not user.is_active:
+        return "deactivated: scheduled runs fail"
+    return "exists" if user.is_admin else "not an admin: scheduled upkeep runs fail"

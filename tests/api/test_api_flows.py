@@ -51,7 +51,7 @@ def start_worker(prefect_api: str, database_url: str, tmp_path: Path, run_ids: l
         "BIFROST_DATABASE_URL": database_url,
         "BIFROST_HOME": str(tmp_path / "worker-home"),
     }
-    command = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "bifrost-process"]
+    command = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "bifrost-cpu"]
     return subprocess.Popen(
         [*command, "--run-once"],
         env=env,
