@@ -151,7 +151,9 @@ def register(entries: list[FlowEntry] | None = None) -> dict[str, str]:
     ids = {}
     for entry in chosen:
         spec = deployment_spec(entry)
-        deployment_id = flow.from_source(source=checkout_storage(), entrypoint=entry.entrypoint).deploy(
+        loaded = flow.from_source(source=checkout_storage(), entrypoint=entry.entrypoint)
+        # to_deployment + apply: what `.deploy()` does for a process pool, without its printout.
+        deployment = loaded.to_deployment(
             name=entry.name,
             work_pool_name=entry.work_pool,
             description=entry.description,
@@ -161,8 +163,8 @@ def register(entries: list[FlowEntry] | None = None) -> dict[str, str]:
             enforce_parameter_schema=spec["enforce_parameter_schema"],
             schedules=[Schedule(**_schedule(item)) for item in spec["schedules"]],
             triggers=[triggers.validate_python(item) for item in spec["triggers"]],
-            print_next_steps=False,
         )
+        deployment_id = deployment.apply(work_pool_name=entry.work_pool)
         ids[entry.name] = str(deployment_id)
     return ids
 
