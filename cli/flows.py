@@ -211,6 +211,11 @@ def run_locally(
 ) -> Any:
     """Run the flow in this process, `given` checked against its parameters first (one line
     and exit 5 if refused). Its Prefect server starts while its modules are imported."""
+    # Before Prefect is imported: heartbeats as often as a worker's, so the zombie-run
+    # automation (deployments/automations.py) never takes this run for a dead one.
+    from deployments.automations import HEARTBEAT_SECONDS
+
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     server = prefect_env()
     body = flow_entry.body_model(remote=False).model_validate(given)  # imports the flow (and Prefect)
     flow = flow_entry.load()
@@ -374,12 +379,16 @@ def start_on_worker(flow_entry: FlowEntry, parameters: dict[str, Any]) -> dict[s
 
 def report(result: Any, *, as_json: bool) -> None:
     """What a flow returned: its summary's markdown (or JSON); anything else as JSON."""
+    import dataclasses
+
     from pydantic import BaseModel
 
     if not as_json and hasattr(result, "markdown"):
         say(result.markdown())
     elif isinstance(result, BaseModel):
         print_json(result.model_dump(mode="json"))
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
+        print_json(dataclasses.asdict(result))
     else:
         print_json(result)
 

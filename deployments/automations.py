@@ -17,7 +17,11 @@ from datetime import timedelta
 from typing import Any
 
 ZOMBIE_AUTOMATION = "bifrost: crash zombie flow runs"
-ZOMBIE_WINDOW = timedelta(seconds=90)
+# Every process that runs Bifrost's flows sends a heartbeat this often (PREFECT_FLOWS_HEARTBEAT_FREQUENCY:
+# `bifrost worker`, the pool templates and the CLI's own runs set it). A process left at Prefect's
+# default (180 s) would see its healthy runs longer than the window marked Crashed.
+HEARTBEAT_SECONDS = 30
+ZOMBIE_WINDOW = timedelta(seconds=3 * HEARTBEAT_SECONDS)
 ZOMBIE_MESSAGE = "Marked crashed: no heartbeat from its process (the host or the process died)"
 
 

@@ -1,0 +1,164 @@
+"""Deployments run by real workers (processes): a worker started in another folder runs a
+deployment from its clone through the pull step ($BIFROST_CHECKOUT, read on the worker);
+a run whose worker host dies (worker and run killed with SIGKILL) is marked Crashed by the
+server's zombie-run automation once its heartbeats stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from deployments.automations import ZOMBIE_MESSAGE, ensure_zombie_automation
+from deployments.flows import ensure_pools, register
+from flows.registry import FLOWS, ROOT, WORK_POOL, FlowEntry
+from tests.support.ingest import OPERATOR, frames, planned, run_planned
+from tests.support.runs import read_run
+
+pytestmark = pytest.mark.slow
+
+PREFECT = Path(sys.executable).parent / "prefect"
+SLEEPER = FlowEntry(
+    name="sleeper",
+    entrypoint="tests/flows/sample/sleeper.py:sleeper",
+    action="flows.publish",
+    description="Waits",
+)
+
+
+def only_these_runs_due(run_ids: list[str]) -> None:
+    """Delete every other run waiting on the session's server: a worker would take it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+
+    waiting = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["SCHEDULED", "PENDING"]))
+    )
+    with get_client(sync_client=True) as client:
+        for other in client.read_flow_runs(flow_run_filter=waiting):
+            if str(other.id) not in run_ids:
+                client.delete_flow_run(other.id)
+
+
+def start_worker(api: str, tmp_path: Path, env: dict[str, str], *, once: bool) -> subprocess.Popen:
+    """A process worker of the CPU pool, started in a folder of its own (not the repository),
+    in its own session so the test can kill it with everything it started, like a host dying."""
+    folder = tmp_path / "worker-cwd"
+    folder.mkdir(exist_ok=True)
+    command = [str(PREFECT), "worker", "start", "--pool", WORK_POOL, *(["--run-once"] if once else [])]
+    return subprocess.Popen(
+        command,
+        cwd=folder,
+        env={**os.environ, "PREFECT_API_URL": api, **env},
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def wait_for_state(run_id, wanted: set[str], log: Path, timeout: float = 300):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run_id)
+            if run.state and run.state.type.value in wanted:
+                return run
+            time.sleep(1)
+    raise AssertionError(f"run {run_id} never reached {wanted}: {run.state}\n{log.read_text()[-3000:]}")
+
+
+def test_a_worker_elsewhere_runs_the_deployment_from_its_checkout(
+    database, production, settings, flow_env, prefect_server, tmp_path
+) -> None:
+    from prefect.deployments import run_deployment
+
+    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1002))])
+    ensure_pools({WORK_POOL})
+    register([FLOWS["verify"]])
+    run = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
+    only_these_runs_due([str(run.id)])
+    worker = start_worker(prefect_server, tmp_path, {**flow_env, "BIFROST_CHECKOUT": str(ROOT)}, once=True)
+    try:
+        done = wait_for_state(run.id, {"COMPLETED", "FAILED", "CRASHED"}, tmp_path / "worker.log")
+    finally:
+        worker.wait(timeout=120)
+    assert done.state.type.value == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+    _, artifacts = read_run(prefect_server, run.id)
+    summary = {item.key: item.data for item in artifacts}["verify-studio"]
+    assert "# Verify: OK" in summary and "2 checked" in summary
+
+
+def test_a_run_whose_host_died_is_marked_crashed(prefect_server, tmp_path) -> None:
+    """Worker and run killed together (no one left to report the end): the automation, here
+    with a short window, marks the run Crashed once the heartbeats stop."""
+    from prefect.deployments import run_deployment
+
+    ensure_pools({WORK_POOL})
+    register([SLEEPER])
+    ensure_zombie_automation(within=timedelta(seconds=10))
+    worker = None
+    try:
+        run = run_deployment("sleeper/sleeper", parameters={"seconds": 600}, timeout=0)
+        only_these_runs_due([str(run.id)])
+        env = {"BIFROST_CHECKOUT": str(ROOT), "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+        worker = start_worker(prefect_server, tmp_path, env, once=False)
+        wait_for_state(run.id, {"RUNNING"}, tmp_path / "worker.log")
+        # Past the run's heartbeat that follows its Running state, so one heartbeat arms the trigger.
+        wait_for_heartbeats(prefect_server, run.id, 2)
+        kill_session(worker.pid)
+        worker.wait(timeout=30)
+        crashed = wait_for_state(
+            run.id, {"CRASHED", "COMPLETED", "FAILED"}, tmp_path / "worker.log", timeout=180
+        )
+        assert crashed.state.type.value == "CRASHED"
+        assert crashed.state.message == ZOMBIE_MESSAGE
+    finally:
+        if worker is not None and worker.poll() is None:
+            kill_session(worker.pid)
+            worker.wait(timeout=30)
+        ensure_zombie_automation()  # the real window again, for the rest of the session
+
+
+def wait_for_heartbeats(api: str, run_id, count: int, timeout: float = 120) -> None:
+    import httpx
+
+    body = {
+        "filter": {
+            "event": {"name": ["prefect.flow-run.heartbeat"]},
+            "resource": {"id": [f"prefect.flow-run.{run_id}"]},
+            "occurred": {"since": "2000-01-01T00:00:00Z"},
+        },
+        "limit": 50,
+    }
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = httpx.post(f"{api}/events/filter", json=body, timeout=10).json()["events"]
+        if len(found) >= count:
+            return
+        time.sleep(1)
+    raise AssertionError(f"fewer than {count} heartbeats from run {run_id}")
+
+
+def kill_session(leader: int) -> None:
+    """SIGKILL every process of the session `leader` started: the worker and its runs."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == leader:
+                    pids.append(int(entry.name))
+            except ProcessLookupError:
+                continue
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
