@@ -161,11 +161,22 @@ def test_bifrost_deploy_sets_up_pools_deployments_automation_and_service_user(
         ZOMBIE_MESSAGE,
     )
 
+    # Gone again: with its 90 s window, the session's later in-process runs (Prefect's default
+    # heartbeat, 180 s) could be taken for zombies.
+    asyncio.run(remove_automation(automation.id))
+
     # The service user: an admin nobody logs in as (no token).
     with UnitOfWork(database) as uow:
         user = uow.session.scalar(select(User).where(User.username == SERVICE_USER))
         assert user.is_admin and user.is_active
         assert uow.session.scalar(select(ApiToken).where(ApiToken.user_id == user.id)) is None
+
+
+async def remove_automation(automation_id) -> None:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        await client.delete_automation(automation_id)
 
 
 def test_bifrost_deploy_by_a_non_admin_changes_nothing(

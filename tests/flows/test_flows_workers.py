@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.automations import ZOMBIE_MESSAGE, ensure_zombie_automation
+from deployments.automations import ZOMBIE_AUTOMATION, ZOMBIE_MESSAGE, ensure_zombie_automation
 from deployments.flows import ensure_pools, register
 from flows.registry import FLOWS, ROOT, WORK_POOL, FlowEntry
 from tests.support.ingest import OPERATOR, frames, planned, run_planned
@@ -95,6 +95,16 @@ def test_a_worker_elsewhere_runs_the_deployment_from_its_checkout(
     summary = {item.key: item.data for item in artifacts}["verify-studio"]
     assert "# Verify: OK" in summary and "2 checked" in summary
 
+    # A worker without BIFROST_CHECKOUT: its run's pull step has no folder to go to.
+    lost = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
+    only_these_runs_due([str(lost.id)])
+    worker = start_worker(prefect_server, tmp_path, flow_env, once=True)
+    try:
+        ended = wait_for_state(lost.id, {"COMPLETED", "FAILED", "CRASHED"}, tmp_path / "worker.log")
+    finally:
+        worker.wait(timeout=120)
+    assert ended.state.type.value != "COMPLETED"
+
 
 def test_a_run_whose_host_died_is_marked_crashed(prefect_server, tmp_path) -> None:
     """Worker and run killed together (no one left to report the end): the automation, here
@@ -124,7 +134,17 @@ def test_a_run_whose_host_died_is_marked_crashed(prefect_server, tmp_path) -> No
         if worker is not None and worker.poll() is None:
             kill_session(worker.pid)
             worker.wait(timeout=30)
-        ensure_zombie_automation()  # the real window again, for the rest of the session
+        remove_zombie_automation()
+
+
+def remove_zombie_automation() -> None:
+    """Gone again: with its window, the session's later in-process runs (Prefect's default
+    heartbeat, 180 s) could be taken for zombies."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        for automation in client.read_automations_by_name(ZOMBIE_AUTOMATION):
+            client.delete_automation(automation.id)
 
 
 def wait_for_heartbeats(api: str, run_id, count: int, timeout: float = 120) -> None:
