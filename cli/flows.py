@@ -253,7 +253,8 @@ def _parse(pairs: list[str]) -> dict[str, Any]:
 
 @app.command("list")
 def list_flows(as_json: bool = JsonOption) -> None:
-    """The registry's flows: name, scope, who may start them, work pool, concurrency, schedules."""
+    """The registry's flows: name, scope, who may start them, work pool, concurrency, schedules
+    (`--json`: with their descriptions and the schedules' parameters)."""
     from flows.registry import FLOWS
 
     rows = [
@@ -264,12 +265,16 @@ def list_flows(as_json: bool = JsonOption) -> None:
             "action": item.action,
             "work_pool": item.work_pool,
             "concurrency_limit": item.concurrency_limit,
-            "schedules": [schedule_text(schedule) for schedule in item.schedules],
+            "schedules": [
+                {"when": schedule_text(schedule), "parameters": schedule.get("parameters", {})}
+                for schedule in item.schedules
+            ],
             "description": item.description,
         }
         for item in FLOWS.values()
     ]
-    # The deployment is always name/name: in the JSON only, so the table fits a terminal.
+    # The deployment (always name/name), the description and who schedules act as: in the
+    # JSON only, so the table fits a terminal.
     columns = keyed(
         ("name", "flow"),
         ("scope", "scope"),
@@ -277,22 +282,18 @@ def list_flows(as_json: bool = JsonOption) -> None:
         ("work_pool", "pool"),
         ("concurrency_limit", "at once"),
         ("schedules", "schedule"),
-        ("description", "description"),
     )
-    shown = [{**row, "schedules": "; ".join(row["schedules"]) or "-"} for row in rows]
+    shown = [{**row, "schedules": "; ".join(s["when"] for s in row["schedules"]) or "-"} for row in rows]
     render_list(rows if as_json else shown, None, columns, as_json=as_json, title="Flows")
 
 
 def schedule_text(schedule: dict[str, Any]) -> str:
-    """A registry schedule in a few words: `cron 0 2 * * * UTC as bifrost-service`."""
+    """A registry schedule in a few words: `0 2 * * * UTC`, `every 30 s`."""
     if "cron" in schedule:
-        when = f"cron {schedule['cron']}"
-    elif "interval" in schedule:
-        when = f"every {schedule['interval']:g} s"
-    else:
-        when = f"rrule {schedule.get('rrule')}"
-    actor = schedule.get("parameters", {}).get("actor")
-    return f"{when} {schedule.get('timezone', 'UTC')}" + (f" as {actor}" if actor else "")
+        return f"{schedule['cron']} {schedule.get('timezone', 'UTC')}"
+    if "interval" in schedule:
+        return f"every {schedule['interval']:g} s"
+    return f"rrule {schedule.get('rrule')}"
 
 
 @app.command()

@@ -50,6 +50,8 @@ def start_worker(prefect_api: str, database_url: str, tmp_path: Path, run_ids: l
         "PREFECT_API_URL": prefect_api,
         "BIFROST_DATABASE_URL": database_url,
         "BIFROST_HOME": str(tmp_path / "worker-home"),
+        # The deployments' pull step runs each flow from the worker's clone.
+        "BIFROST_CHECKOUT": str(Path(__file__).resolve().parents[2]),
     }
     command = [str(Path(sys.executable).parent / "prefect"), "worker", "start", "--pool", "bifrost-cpu"]
     return subprocess.Popen(

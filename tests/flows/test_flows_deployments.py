@@ -52,6 +52,27 @@ def test_scheduled_upkeep_acts_as_the_service_user() -> None:
             entry.parameters_model().model_validate(schedule["parameters"])
 
 
+def test_bifrost_flow_list_shows_scopes_and_schedules() -> None:
+    table = CliRunner().invoke(app, ["flow", "list"], env={"COLUMNS": "100"})
+    assert table.exit_code == 0, table.output
+    verify = next(line for line in table.output.splitlines() if line.startswith("│ verify "))
+    assert [cell.strip() for cell in verify.strip("│").split("│")] == [
+        "verify",
+        "studio",
+        "admin",
+        WORK_POOL,
+        "1",
+        "0 2 * * * UTC",
+    ]
+    listed = {
+        row["name"]: row for row in json.loads(CliRunner().invoke(app, ["flow", "list", "--json"]).output)
+    }
+    assert listed["ingest"]["scope"] == "project" and listed["ingest"]["schedules"] == []
+    assert listed["storage-gc"]["schedules"] == [
+        {"when": "0 4 * * 0 UTC", "parameters": {"actor": SERVICE_USER, "dry_run": True}}
+    ]
+
+
 def test_the_registry_is_read_without_prefect() -> None:
     """The API and the CLI read the registry at start-up: it must not import Prefect."""
     code = "import sys, flows.registry; assert 'prefect' not in sys.modules, 'prefect imported'"
