@@ -1,8 +1,9 @@
 """The flow registry: every Bifrost flow declared once, with what runs and guards it.
 
 One `FlowEntry` per flow drives `bifrost deploy` and `prefect.yaml` (deployments/flows.py),
-the API's run routes (api/routers/flows.py) and `bifrost flow` (cli/flows.py). Adding a
-flow is its module under `flows/` plus one entry in `FLOWS` (README, "Adding a flow").
+the API's run routes (api/routers/flows.py, project flows only) and `bifrost flow`
+(cli/flows.py). Adding a flow is its module under `flows/` plus one entry in `FLOWS`
+(README, "Adding a flow").
 
 This module imports neither Prefect nor the flows: the API and the CLI read it at start-up.
 A flow's parameter model is derived from the flow's own signature (flat, typed parameters,
@@ -48,8 +49,8 @@ class FlowEntry:
     """One flow. `name` is the flow's name, its deployment's name and the API's path segment.
 
     `schedules` and `triggers` are written as in `prefect.yaml` (e.g. `{"cron": "0 3 * * *",
-    "timezone": "Europe/Paris", "parameters": {...}}`); a scheduled run names a service user
-    as its `actor` in the schedule's parameters.
+    "timezone": "Europe/Paris", "parameters": {...}}`, UTC without a timezone); a scheduled
+    run names SERVICE_USER as its `actor` in the schedule's parameters.
     """
 
     name: str

@@ -72,7 +72,9 @@ def test_the_embedded_default_acts_as_the_login_and_makes_it_an_admin(bifrost, p
     assert "you act as the Bifrost user 'carol' (an admin)" in init
     token = init.strip().splitlines()[-1]
     assert token.startswith("bft_")
-    assert actors(peek, "user.created") == ["carol", "carol"]  # then 'admin', by carol
+    # then 'admin' and the service user scheduled runs act as, by carol
+    assert actors(peek, "user.created") == ["carol", "carol", "carol"]
+    assert "service user 'bifrost-service' (scheduled runs act as it): created" in init
     assert actors(peek, "token.created") == ["carol"]
 
     # BIFROST_USER overrides the login (on the embedded default, it owns the home too);
