@@ -12,7 +12,7 @@ from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import ConfigError
-from bifrost_core.scope import Actor
+from bifrost_core.scope import SERVICE_USER, Actor
 from bifrost_core.users import identity
 from bifrost_core.users import service as users
 from bifrost_core.users.models import ApiToken, User
@@ -53,7 +53,7 @@ def initialise(settings: Settings) -> InitResult:
 
     Migrating needs no Bifrost identity. Making the user 'admin' and its token (once: while
     'admin' has never had a token) and the service user scheduled runs act as
-    (identity.SERVICE_USER, while missing) is done by the operator, who is then created as an admin
+    (SERVICE_USER, while missing) is done by the operator, who is then created as an admin
     if missing: always on the embedded default (the operator owns the home), and on a
     configured database only while it has no user at all (whoever initialises a new
     database runs it). The embedded default's operator is identified (and created) even when
@@ -76,7 +76,7 @@ def initialise(settings: Settings) -> InitResult:
             )
             owns_home = not settings.database_url
             service_missing = not session.scalar(
-                select(exists().where(User.username == identity.SERVICE_USER))
+                select(exists().where(User.username == SERVICE_USER))
             )
             if not (token_due or owns_home or service_missing):
                 return InitResult(database=database, admin_token=None)
@@ -91,7 +91,7 @@ def initialise(settings: Settings) -> InitResult:
                     session, actor=operator, user_id=admin.id, data=TokenCreate(name="bootstrap")
                 )
             service_user = identity.ensure_service_user(
-                session, actor=operator, username=identity.SERVICE_USER
+                session, actor=operator, username=SERVICE_USER
             )
             uow.commit()
     except BaseException:

@@ -33,3 +33,9 @@ class Actor:
 # Nobody in particular, seeing every project: for what no person does (internal lookups,
 # upkeep) and for tests' set-up. The API, the CLI and flows always act as a named user.
 SYSTEM = Actor(user_id=None, username="system", is_admin=True)
+
+# The account scheduled runs act as (`{"actor": SERVICE_USER}` in a schedule's parameters):
+# an admin without a token, made by `bifrost init` and `bifrost deploy`
+# (users.identity.ensure_service_user). A fixed name, not a setting: the schedules in the
+# committed prefect.yaml name it.
+SERVICE_USER = "bifrost-service"

@@ -16,7 +16,7 @@ def init() -> None:
     first use; a BIFROST_DATABASE_URL needs init.
     """
     from bifrost_core import bootstrap
-    from bifrost_core.users.identity import SERVICE_USER
+    from bifrost_core.scope import SERVICE_USER
 
     config = settings()
     result = bootstrap.initialise(config)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from bifrost_core.errors import NotFound
 from bifrost_core.schemas import InputSchema
-from bifrost_core.users.identity import SERVICE_USER  # scheduled runs act as this admin
+from bifrost_core.scope import SERVICE_USER  # scheduled runs act as this admin
 
 ROOT = Path(__file__).resolve().parent.parent
 # Pools (deployments/flows.py POOL_TYPES): CPU work on worker nodes, render chunks on GPU hosts.

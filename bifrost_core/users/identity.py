@@ -25,11 +25,6 @@ from bifrost_core.users.repository import UserRepository
 from bifrost_core.users.schemas import UserCreate
 from bifrost_core.users.service import actor_for_user, authenticate, create_user
 
-# The account scheduled runs act as (`{"actor": SERVICE_USER}` in a schedule's parameters):
-# an admin without a token, made by `bifrost init` and `bifrost deploy`. A fixed name, not
-# a setting: the schedules in the committed prefect.yaml name it.
-SERVICE_USER = "bifrost-service"
-
 
 def login_name(settings: Settings) -> str:
     """BIFROST_USER, else the operating-system login name."""

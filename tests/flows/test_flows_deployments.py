@@ -17,7 +17,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.users.identity import SERVICE_USER
+from bifrost_core.scope import SERVICE_USER
 from bifrost_core.users.models import ApiToken, User
 from bifrost_core.users.permissions import ACTIONS
 from cli.main import app
