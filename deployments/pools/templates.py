@@ -6,8 +6,8 @@ only what Bifrost needs: the image (Bifrost installed from a clone at /opt/bifro
 environment every run needs (BIFROST_CHECKOUT for the deployments' pull step, the heartbeat
 the zombie-run automation listens for), the command, and where the studio's BIFROST_*
 settings and credentials come from (a Kubernetes Secret; ECS task-definition secrets).
-`python -m deployments.pools.templates` writes them as `<type>.json` here (a test checks the committed
-files are these); a studio creates its pool from one:
+`python -m deployments.pools.templates` writes them as `<type>.json` here (a test checks
+the committed files are these); a studio creates its pool from one:
 
     prefect work-pool create bifrost-k8s --type kubernetes \\
         --base-job-template deployments/pools/kubernetes.json
@@ -23,12 +23,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from deployments.automations import HEARTBEAT_SECONDS
+
 HERE = Path(__file__).resolve().parent
 TYPES = ("kubernetes", "ecs")
 IMAGE = "registry.example.com/studio/bifrost:latest"
 CHECKOUT = "/opt/bifrost"
 COMMAND = "prefect flow-run execute"
-RUN_ENV = {"BIFROST_CHECKOUT": CHECKOUT, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30"}
+RUN_ENV = {"BIFROST_CHECKOUT": CHECKOUT, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
 _IMAGE_HELP = (
     f"An image with Bifrost installed from a clone of its repository at {CHECKOUT} "
     "(BIFROST_CHECKOUT: the deployments' pull step runs the flow from there)."
@@ -66,7 +68,7 @@ def template(kind: str) -> dict[str, Any]:
 def _kubernetes(base: dict[str, Any]) -> dict[str, Any]:
     variables = base["variables"]["properties"]
     variables["namespace"]["default"] = "bifrost"
-    variables["finished_job_ttl"]["default"] = 3600  # a day of finished jobs would pile up
+    variables["finished_job_ttl"]["default"] = 3600  # Prefect's default keeps finished jobs for ever
     variables["bifrost_env_secret"] = {
         "title": "Bifrost settings secret",
         "description": (
