@@ -107,13 +107,15 @@ def test_a_worker_elsewhere_runs_the_deployment_from_its_checkout(
 
 
 def test_a_run_whose_host_died_is_marked_crashed(prefect_server, tmp_path) -> None:
-    """Worker and run killed together (no one left to report the end): the automation, here
-    with a short window, marks the run Crashed once the heartbeats stop."""
+    """Worker and run killed together (no one left to report the end): the automation marks
+    the run Crashed once its heartbeats stop. Its window here, 40 s, is shorter than the
+    real one but longer than the run's heartbeat period (30 s): a live run would not be
+    taken for a zombie."""
     from prefect.deployments import run_deployment
 
     ensure_pools({WORK_POOL})
     register([SLEEPER])
-    ensure_zombie_automation(within=timedelta(seconds=10))
+    ensure_zombie_automation(within=timedelta(seconds=40))
     worker = None
     try:
         run = run_deployment("sleeper/sleeper", parameters={"seconds": 600}, timeout=0)
@@ -123,17 +125,15 @@ def test_a_run_whose_host_died_is_marked_crashed(prefect_server, tmp_path) -> No
         wait_for_state(run.id, {"RUNNING"}, tmp_path / "worker.log")
         # Past the run's heartbeat that follows its Running state, so one heartbeat arms the trigger.
         wait_for_heartbeats(prefect_server, run.id, 2)
-        kill_session(worker.pid)
-        worker.wait(timeout=30)
+        kill_host(worker, run.id)
         crashed = wait_for_state(
             run.id, {"CRASHED", "COMPLETED", "FAILED"}, tmp_path / "worker.log", timeout=180
         )
         assert crashed.state.type.value == "CRASHED"
         assert crashed.state.message == ZOMBIE_MESSAGE
     finally:
-        if worker is not None and worker.poll() is None:
-            kill_session(worker.pid)
-            worker.wait(timeout=30)
+        if worker is not None:
+            kill_host(worker, run.id)  # again, in case the test stopped before it
         remove_zombie_automation()
 
 
@@ -167,18 +167,24 @@ def wait_for_heartbeats(api: str, run_id, count: int, timeout: float = 120) -> N
     raise AssertionError(f"fewer than {count} heartbeats from run {run_id}")
 
 
-def kill_session(leader: int) -> None:
-    """SIGKILL every process of the session `leader` started: the worker and its runs."""
-    pids = []
+def kill_host(worker: subprocess.Popen, run_id) -> None:
+    """SIGKILL the worker, everything in its session, and the run's process (Prefect starts
+    it in a session of its own), as when their host dies."""
+    marker = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    doomed = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == leader:
-                    pids.append(int(entry.name))
-            except ProcessLookupError:
-                continue
-    for pid in pids:
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) == worker.pid or marker in (entry / "environ").read_bytes().split(
+                b"\0"
+            ):
+                doomed.append(int(entry.name))
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             continue
+    worker.wait(timeout=30)
