@@ -3,7 +3,8 @@ progress, cancel and retry-failed. Running them is the farm's (flows/render.py).
 
 The GPU hosts a submit is checked against are handed in (`gpu_hosts`, host -> GPUs: the
 Prefect global concurrency limits `gpu:<host>`, read by deployments/render.py), so this
-module stays free of Prefect.
+module stays free of Prefect; as a function, it is asked last, once everything else passed
+(a bad frame set is a 422 even while Prefect is down).
 
 Cancel: the job becomes cancelled at once and so do its pending and dispatched chunks (a
 dispatched chunk's run finds its chunk cancelled when it tries to claim it, and does nothing).
@@ -13,7 +14,7 @@ runs, sees the job cancelled, stops the command and records the chunk cancelled.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy import update
@@ -55,7 +56,7 @@ def submit(
     actor: Actor,
     project_id: int,
     data: RenderJobCreate,
-    gpu_hosts: Mapping[str, int],
+    gpu_hosts: Mapping[str, int] | Callable[[], Mapping[str, int]],
     render_root: Path,
 ) -> RenderJob:
     """Check everything, then record the job (queued) and all its chunks (pending) in the
@@ -71,7 +72,7 @@ def submit(
     frame_set = parse_frames(data.frames)
     chunks = cut_chunks(frame_set.frames, data.chunk_size)
     _check_scene(data.scene)
-    _check_gpus(data.gpus_per_chunk, gpu_hosts)
+    _check_gpus(data.gpus_per_chunk, gpu_hosts() if callable(gpu_hosts) else gpu_hosts)
 
     job = RenderJob(
         project_id=project_id,
