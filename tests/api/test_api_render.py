@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.render.models import RenderChunk, RenderJob
 from tests.support.render import gpu_host
-from tests.support.world import World
+from tests.support.world import World, build_world
 
 COMMAND = ["render", "-s", "{first}", "-e", "{last}", "-o", "{output}"]
 
@@ -181,3 +181,39 @@ def test_roles_and_scope(client, world: World, farm):
     assert client.post(f"/renders/{job_id}/cancel", headers=world.headers("artist")).json()["state"] == (
         "cancelled"
     )
+
+
+def test_the_python_client_submits_follows_cancels_and_retries(serve, database, prefect_api: str) -> None:
+    from bifrost_client import ApiError, BifrostClient
+
+    world = build_world(database)
+    url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
+    with (
+        gpu_host(prefect_api, f"client-{uuid.uuid4().hex[:8]}", 1),
+        BifrostClient(url, world.tokens["coordinator"]) as bifrost,
+    ):
+        job = bifrost.submit_render(
+            world.a.project_id, task_id=world.a.task_id, command=COMMAND, frames="1-20", chunk_size=5
+        )
+        assert (job.state, job.frame_count, job.chunk_size) == ("queued", 20, 5)
+        shown = bifrost.render(job.id)
+        assert shown.frames_done == 0 and [c["frames"] for c in shown.chunks] == [
+            "1-5",
+            "6-10",
+            "11-15",
+            "16-20",
+        ]
+        assert [j.id for j in bifrost.renders(world.a.project_id, state="queued")] == [job.id]
+        with pytest.raises(ApiError) as refused:
+            bifrost.submit_render(
+                world.a.project_id, task_id=world.a.task_id, command=COMMAND, frames="1-20", gpus_per_chunk=2
+            )
+        assert (refused.value.status, refused.value.code) == (422, "invalid_input")
+        with UnitOfWork(database) as uow:
+            uow.session.execute(update(RenderChunk).where(RenderChunk.index == 3).values(state="failed"))
+            uow.session.execute(update(RenderJob).values(state="failed"))
+            uow.commit()
+        assert bifrost.wait_render(job.id, timeout=10, poll=0.1).state == "failed"
+        assert bifrost.retry_render(job.id).state == "queued"
+        assert bifrost.cancel_render(job.id).state == "cancelled"
+    assert _jobs(database) == (1, 4)
