@@ -1,7 +1,7 @@
 """Render benchmark, in sections (figures printed, never asserted):
 
-    .venv/bin/python bench/render.py [--section planning] [--pg postgresql://postgres@127.0.0.1:5432]
-                                     [--repeat 5]
+    .venv/bin/python -m bench.render [--section planning] [--pg postgresql://postgres@127.0.0.1:5432]
+                                    [--repeat 5]
 
 planning: submit a 10,000-frame job (frame set parsed, cut into chunks, job and chunks recorded
     and committed) at chunk size 1 and 10, through the render service, on SQLite and, with --pg,
@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FRAMES = "1-10000"
 PLANNING_TARGET = 1.0

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
 
-from bifrost_core.errors import InvalidInput, InvalidTransition, NotFound, PermissionDenied
+from bifrost_core.errors import Conflict, InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from bifrost_core.events.models import Event
 from bifrost_core.render import service as render
 from bifrost_core.render.frames import MAX_FRAMES, Chunk, cut_chunks, parse_frames
@@ -271,7 +271,7 @@ def test_the_task_must_be_the_projects_and_visible(session, build):
 def test_a_closed_project_takes_no_renders(session, build):
     project, _, task = build.shot_task()
     project.status = "closed"
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(Conflict, match="closed"):
         _submit(session, task)
 
 
