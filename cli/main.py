@@ -5,6 +5,11 @@ with one line. Modules import heavy libraries (Prefect, FastAPI, uvicorn) only
 inside the commands that need them, so `bifrost --help` stays fast.
 Exit codes: see `cli/errors.py`; the auto-initialisation of the embedded default: `cli/common.py`.
 """
+# ruff: noqa: E402  (the warm runner's hand-over comes before the CLI's own imports)
+
+from cli.runner import early_handover
+
+early_handover()  # a flow command with a warm runner up runs there, and this process exits here
 
 import typer
 

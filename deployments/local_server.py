@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 
 class ServerDidNotStart(RuntimeError):
     pass
@@ -165,6 +163,8 @@ def _dies_with(parent: int) -> list[str]:
 
 
 def _healthy(url: str) -> bool:
+    import httpx  # here: flow commands import this module and must stay light
+
     try:
         return httpx.get(f"{url}/health", timeout=1).status_code == 200
     except httpx.HTTPError:
