@@ -141,7 +141,8 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
     packet = _HEADER.pack(len(data)) + data
     if fds:
         sent = socket.send_fds(sock, [packet], fds)
-        sock.sendall(packet[sent:])
+        if sent < len(packet):  # (an empty send to a peer that already answered fails)
+            sock.sendall(packet[sent:])
     else:
         sock.sendall(packet)
 
@@ -270,6 +271,11 @@ def _run_remotely(connection: socket.socket) -> int | None:
         )
     if "declined" in reply:
         return None
+    if "signal" in reply:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        signal.signal(reply["signal"], signal.SIG_DFL)
+        os.kill(os.getpid(), reply["signal"])
     return int(reply["exit"])
 
 
@@ -485,6 +491,7 @@ class Runner:
         connection.setblocking(True)
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (connection, pidfd)
+        self._log(f"pid {pid}: bifrost {' '.join(request['argv'][1:3])}")
         self.selector.register(connection, selectors.EVENT_READ, ("client", pid))
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
 
@@ -508,11 +515,13 @@ class Runner:
         with contextlib.suppress(KeyError):
             self.selector.unregister(connection)
         code = os.waitstatus_to_exitcode(status)
-        reply = (
-            {"declined": "another home"}
-            if code == DECLINED_STATUS
-            else {"exit": 128 - code if code < 0 else code}
-        )
+        self._log(f"pid {pid}: exit {code}")
+        if code == DECLINED_STATUS:
+            reply: dict[str, Any] = {"declined": "another home"}
+        elif code < 0:  # ended by a signal: the client ends by the same one
+            reply = {"exit": 128 - code, "signal": -code}
+        else:
+            reply = {"exit": code}
         with contextlib.suppress(OSError):
             _send(connection, reply)
         connection.close()
@@ -541,6 +550,10 @@ class Runner:
             code = run_command(request, self.home, self.api_url)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
+        except KeyboardInterrupt:
+            # Uncaught, it ends an in-process command by SIGINT: so it ends this one.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
         except BaseException:
             code = 1
         finally:
