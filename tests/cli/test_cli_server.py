@@ -299,6 +299,9 @@ def test_ctrl_c_reaches_the_command(client_env: dict[str, str], database: Databa
             assert store.rehash(digest) == digest
 
 
+# SQLite only: what is tested is the server's start (two minutes on a busy machine); the
+# database behind commands served by a runner is covered on both by the tests above.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_the_first_flow_command_starts_the_server(database: Database, tmp_path: Path, production) -> None:
     home = tmp_path / "home"
     env = {
