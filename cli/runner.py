@@ -189,8 +189,8 @@ def through_runner() -> None:
     files = ServerFiles.of(home)
     connection = _connect(files.socket)
     if connection is None:
-        if os.environ.get("PREFECT_API_URL"):
-            return
+        if os.environ.get("PREFECT_API_URL") or _someone_answers(light_setting("PREFECT_PORT", "4200")):
+            return  # that server, in-process (prefect_env)
         from cli.server import start_in_background
 
         start_in_background(home, announce=True)
@@ -230,6 +230,17 @@ def early_handover() -> None:
         code = _run_remotely(connection)
     if code is not None:
         sys.exit(code)
+
+
+def _someone_answers(port: str) -> bool:
+    """A Prefect server not started by Bifrost (`prefect server start`) on the port."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{int(port)}/api/health", timeout=0.5) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
 
 
 def _connect(path: Path) -> socket.socket | None:

@@ -354,3 +354,33 @@ def test_stale_state_stop_when_down_and_a_taken_port(tmp_path: Path) -> None:
         == f"error: port {port} is in use by another program: set BIFROST_PREFECT_PORT to a free port\n"
     )
     assert not files.state.exists()
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_client_that_disappears_takes_its_command_along(
+    client_env: dict[str, str], database: Database, tmp_path: Path
+) -> None:
+    source = tmp_path / "delivery"
+    write(source / "sq010" / "sh010" / "plate" / "plate.mov", os.urandom(1 << 20) * 256)
+    log = ServerFiles.of(Path(client_env["BIFROST_HOME"])).runner_log
+    before = served_count(client_env)
+    client = subprocess.Popen(
+        [BIFROST, "ingest", str(source), "-p", "DEMO"],
+        env=client_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while served_count(client_env) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        client.kill()  # kill -9: the client can forward nothing, its connection just closes
+    finally:
+        client.wait(60)
+    line = next(line for line in reversed(log.read_text().splitlines()) if ": bifrost ingest" in line)
+    child = int(line.split("pid ")[1].split(":")[0])
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{child}").exists()
+    assert f"pid {child}: exit -{signal.SIGTERM.value}" in log.read_text()
