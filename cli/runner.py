@@ -520,13 +520,13 @@ class Runner:
 
     def _child_done(self, pid: int) -> None:
         connection, pidfd = self.children.pop(pid)
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         self.selector.unregister(pidfd)
         os.close(pidfd)
         with contextlib.suppress(KeyError):
             self.selector.unregister(connection)
         code = os.waitstatus_to_exitcode(status)
-        self._log(f"pid {pid}: exit {code}")
+        self._log(f"pid {pid}: exit {code}, cpu {usage.ru_utime + usage.ru_stime:.2f} s")
         if code == DECLINED_STATUS:
             reply: dict[str, Any] = {"declined": "another home"}
         elif code < 0:  # ended by a signal: the client ends by the same one
