@@ -275,11 +275,14 @@ def _run_remotely(connection: socket.socket) -> int | None:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if reply is None:
-        from cli.errors import EXIT_UNAVAILABLE, fail
+        # One line, as every failure; printed here: this may run before the CLI is imported.
+        from cli.errors import EXIT_UNAVAILABLE
 
-        raise fail(
-            "the Bifrost runner stopped during the command (see `bifrost server status`)", EXIT_UNAVAILABLE
+        print(
+            "error: the Bifrost runner stopped during the command (see `bifrost server status`)",
+            file=sys.stderr,
         )
+        return EXIT_UNAVAILABLE
     if "declined" in reply:
         return None
     if "signal" in reply:
