@@ -23,12 +23,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cli.errors import EXIT_CONFIG, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, fail
 from cli.output import JsonOption, print_json, say
+
+if TYPE_CHECKING:
+    from deployments.local_server import ServerFiles
 
 app = typer.Typer(help="The Prefect server of this Bifrost home (UI, deployments, fast flow commands).")
 
@@ -83,7 +86,7 @@ def start_in_background(home: Path, *, announce: bool) -> dict[str, Any]:
     return state
 
 
-def _wait_started(files: Any, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+def _wait_started(files: ServerFiles, process: subprocess.Popen[bytes]) -> dict[str, Any]:
     from deployments.local_server import read_state
 
     deadline = time.monotonic() + START_TIMEOUT
