@@ -45,6 +45,9 @@ from typing import Any
 IN_RUNNER = False
 # The child's exit status when the client's settings turn out to name another home.
 DECLINED_STATUS = 222
+# Commands run at once by one runner; more are declined (they run in-process): a bound on
+# what a burst of commands, or a bug that made commands hand themselves over again, can fork.
+MAX_CHILDREN = 16
 SERVER_MODE_VARIABLE = "BIFROST_PREFECT_SERVER"
 _HEADER = struct.Struct("!I")
 # Imported by the runner before it serves: the CLI, Prefect's engines and what a flow run
@@ -487,6 +490,8 @@ class Runner:
                 os.close(fd)
 
     def _declines(self, request: dict[str, Any]) -> str | None:
+        if len(self.children) >= MAX_CHILDREN:
+            return f"{MAX_CHILDREN} commands already run"
         if prefect_view(request["env"], self.api_url, self.home) != self.expected:
             return "its Prefect settings differ from the runner's"
         found = prefect_files_in(request["cwd"])
