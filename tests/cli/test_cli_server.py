@@ -384,3 +384,19 @@ def test_a_client_that_disappears_takes_its_command_along(
         time.sleep(0.05)
     assert not Path(f"/proc/{child}").exists()
     assert f"pid {child}: exit -{signal.SIGTERM.value}," in log.read_text()
+
+
+def test_what_the_runner_declines(tmp_path: Path) -> None:
+    from cli.runner import MAX_CHILDREN, Runner, prefect_view
+
+    runner = Runner(tmp_path / "home", 4200)
+    env = {"PREFECT_X": "1"}
+    runner.expected = prefect_view(env, runner.api_url, runner.home)
+    assert runner._declines({"env": env, "cwd": str(tmp_path)}) is None
+    assert runner._declines({"env": {**env, "BIFROST_DEBUG": "1"}, "cwd": str(tmp_path)})  # console level
+    assert runner._declines({"env": {**env, "PREFECT_API_URL": "http://elsewhere/api"}, "cwd": str(tmp_path)})
+    (tmp_path / ".env").write_text("PREFECT_LOGGING_LEVEL=DEBUG\n")
+    assert runner._declines({"env": env, "cwd": str(tmp_path)}) == "its folder has Prefect settings (.env)"
+    (tmp_path / ".env").unlink()
+    runner.children = dict.fromkeys(range(MAX_CHILDREN))  # type: ignore[arg-type]
+    assert runner._declines({"env": env, "cwd": str(tmp_path)}) == f"{MAX_CHILDREN} commands already run"
