@@ -97,7 +97,11 @@ def light_home() -> Path:
 
 
 def server_mode() -> str:
-    """`auto` (the persistent server, started on first use) or `ephemeral` (a server per command)."""
+    """`auto` (the persistent server, started on first use) or `ephemeral` (a server per command).
+    The runner needs Linux (pidfd, SO_PEERCRED, the server's parent-death signal): elsewhere
+    commands keep a server of their own."""
+    if sys.platform != "linux":
+        return "ephemeral"
     return light_setting("PREFECT_SERVER", "auto").lower()
 
 
