@@ -1,6 +1,6 @@
 """Ingest benchmark: generates data sets, ingests them with the ingest flow, prints figures.
 
-    .venv/bin/python -m bench.ingest [--workdir DIR] [--repeat 3] [--sets A,B,C,S3]
+    .venv/bin/python -m bench.ingest [--workdir DIR] [--repeat 3] [--sets A,B,C,S3,SERVER]
 
 (from the repository root: set S3 runs moto's server with tests/support/s3.py).
 
@@ -17,6 +17,11 @@ changed, then (set A) a rerun with 1% of the files changed. Reported: files/s an
 of the flow (Prefect's recorded run time, start to end), process wall time, peak RSS of
 the child, the medians over the repetitions, and those medians next to the issue's
 targets. Nothing here asserts anything.
+
+(SERVER) whole `bifrost` commands as typed, with the home's persistent Prefect server up
+(`bifrost server start`, flow commands served by its warm runner): a one-file ingest, set A,
+set A on the embedded default after the first command (which starts the server itself), and
+`bifrost --help`, next to issue #12's targets.
 """
 
 from __future__ import annotations
@@ -342,13 +347,74 @@ def startup_cost(work: Path, api: str) -> dict[str, float]:
     return out
 
 
+def timed(command: list[str], env: dict[str, str]) -> float:
+    """Wall time of a whole command as typed (it must succeed)."""
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, cwd=ROOT)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[1:3])} failed:\n{done.stderr.decode()[-3000:]}")
+    return took
+
+
+def server_figures(work: Path, repeat: int) -> dict[str, float]:
+    """Whole `bifrost` commands with the home's persistent server up (`bifrost server start`,
+    its warm runner serving flow commands): a one-file ingest, set A, set A on the embedded
+    default after its first command (the server started by that command), `bifrost --help`.
+    Each set A ingest gets a fresh database and tier (BIFROST_DATABASE_URL, BIFROST_HOT_ROOT:
+    the same home, so the same server)."""
+    from deployments.local_server import free_port
+
+    bifrost = str(Path(sys.executable).parent / "bifrost")
+    src = work / "src-A"
+    if not src.exists():
+        make_a(src)
+    tiny = work / "src-tiny" / "sq001" / "sh0000" / "plate"
+    tiny.mkdir(parents=True, exist_ok=True)
+    out: dict[str, float] = {}
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "PREFECT_"))}
+    for label, started_by in (("server_up", "start"), ("embedded_after_first", "first command")):
+        home = work / f"home-server-{label}"
+        shutil.rmtree(home, ignore_errors=True)
+        env = {
+            **base,
+            **prepare_home(home, str(home / "hot")),
+            "BIFROST_PREFECT_PORT": str(free_port()),
+            "BIFROST_PREFECT_SERVER": "auto",
+        }
+        try:
+            if started_by == "start":
+                out["server_start_s"] = round(timed([bifrost, "server", "start"], env), 2)
+            one_file = [bifrost, "ingest", str(work / "src-tiny"), "--project", PROJECT, "--json"]
+            times = []
+            for rep in range(repeat + 1):
+                (tiny / "plate.1001.exr").write_bytes(f"one frame {label} {rep}".encode())
+                times.append(timed(one_file, env))
+            if started_by == "first command":
+                out["first_command_starting_the_server_s"] = round(times[0], 2)
+            out[f"one_file_{label}_s"] = round(statistics.median(times[1:]), 2)
+            runs = []
+            for rep in range(repeat):
+                database = {"BIFROST_DATABASE_URL": f"sqlite:///{home / f'bench-{rep}.db'}"}
+                fresh = {**env, **database, "BIFROST_HOT_ROOT": str(home / f"hot-{rep}")}
+                prepare_home(home, fresh["BIFROST_HOT_ROOT"], database)
+                os.sync()
+                runs.append(timed([bifrost, "ingest", str(src), "--project", PROJECT, "--json"], fresh))
+            out[f"set_A_{label}_s"] = round(statistics.median(runs), 2)
+        finally:
+            subprocess.run([bifrost, "server", "stop"], env=env, capture_output=True)
+    helps = [timed([bifrost, "--help"], base) for _ in range(repeat + 1)]
+    out["help_s"] = round(statistics.median(helps[1:]), 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--sets", default="A,B,C,S3")
+    parser.add_argument("--sets", default="A,B,C,S3,SERVER")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -359,9 +425,18 @@ def main() -> None:
     (work / "prefect-server").mkdir(exist_ok=True)
     print(f"work folder: {work}", flush=True)
     results = []
+    if "SERVER" in args.sets.split(","):
+        figures = server_figures(work, args.repeat)
+        print("whole commands with `bifrost server` (medians):", json.dumps(figures), flush=True)
+        for line in server_targets(figures):
+            print(line)
+    sets = [name for name in args.sets.split(",") if name != "SERVER"]
+    if not sets:
+        shutil.rmtree(work, ignore_errors=True)
+        return
     with local_prefect_server(work / "prefect-server") as api:
         print("start-up of `bifrost ingest` (one file):", startup_cost(work, api), flush=True)
-        for name in args.sets.split(","):
+        for name in sets:
             if name == "S3":
                 from tests.support.s3 import running_s3
 
@@ -377,6 +452,23 @@ def main() -> None:
     for line in against_targets(results):
         print(line)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def server_targets(figures: dict[str, float]) -> list[str]:
+    """Issue #12's targets for whole commands next to the medians measured."""
+    up = figures["set_A_server_up_s"]
+    rows = [
+        ("one-file ingest, server up", figures["one_file_server_up_s"], "<= 1.5 s", 1.5),
+        ("set A ingest, server up", up, "<= 3.5 s", 3.5),
+        ("set A, embedded default after its first command", figures["set_A_embedded_after_first_s"],
+         f"<= {up + 1:.2f} s (server up + 1 s)", up + 1),
+        ("bifrost --help", figures["help_s"], "<= 0.3 s", 0.3),
+    ]  # fmt: skip
+    width = max(len(row[0]) for row in rows)
+    return [
+        f"{label:<{width}}  {measured:<8} s  target {target:<28} {'met' if measured <= bound else 'MISSED'}"
+        for label, measured, target, bound in rows
+    ]
 
 
 def against_targets(results: list[dict]) -> list[str]:

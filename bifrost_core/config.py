@@ -76,6 +76,17 @@ class Settings(BaseSettings):
         pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$",
         description="Username the CLI acts as; the operating-system login name when empty",
     )
+    prefect_port: int = Field(
+        default=4200, ge=1, le=65535, description="Port of the Prefect server `bifrost server start` runs"
+    )
+    prefect_server: str = Field(
+        default="auto",
+        pattern="^(auto|ephemeral)$",
+        description=(
+            "Which Prefect server flow commands use when PREFECT_API_URL is unset: auto (the home's "
+            "persistent server, started on first use) or ephemeral (a server per command)"
+        ),
+    )
     api_trusted_proxies: str = Field(
         default="",
         description=(

@@ -32,6 +32,9 @@ STEPS: list[tuple[str, Callable[[Demo], str]]] = [
 
 def demo() -> None:
     """Run Bifrost's main job on the embedded default: set up the home and build a small production."""
+    from cli.runner import through_runner
+
+    through_runner()
     from rich.console import Console
 
     from bifrost_core import bootstrap

@@ -1,7 +1,7 @@
 """`bifrost flow list/show/run/reconcile` and `bifrost deploy`: the registry's flows from the shell.
 
-`bifrost flow run NAME -p PROJECT --param key=value ...` runs a flow in this process (on
-the embedded default, against a Prefect server that lives as long as the command; with
+`bifrost flow run NAME -p PROJECT --param key=value ...` runs a flow in this process, or in
+the warm runner of the home's persistent Prefect server (cli/runner.py, cli/server.py; with
 PREFECT_API_URL set, that server records the run), or with `--deployment` creates a run of
 its deployment for a worker to run, as the API does. A studio-wide flow (`verify`,
 `storage-gc`) takes no `-p`, and only an admin runs it. `bifrost ingest`/`publish` are this,
@@ -23,6 +23,7 @@ import typer
 from cli.common import flow_actor, open_database, operator, unit_of_work
 from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from cli.output import JsonOption, keyed, print_json, render_list, say
+from cli.runner import through_runner
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="The registry's flows: list them, run one, start lost runs (`reconcile`).")
 
-# Where `prefect server start` listens by default: used when it answers and PREFECT_API_URL is unset.
-LOCAL_PREFECT = "http://127.0.0.1:4200/api"
+# Services a per-command server does without (BIFROST_PREFECT_SERVER=ephemeral).
 EPHEMERAL_OFF = [
     "PREFECT_SERVER_UI_ENABLED",
     *(
@@ -54,19 +54,22 @@ EPHEMERAL_OFF = [
 def quiet_prefect() -> None:
     """Before Prefect is imported (it reads its settings then): no analytics, and its console
     logs off unless BIFROST_DEBUG=1 or the operator chose a level (see `prefect_env`)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    quiet = "WARNING" if os.environ.get("BIFROST_DEBUG") == "1" else "CRITICAL"
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", quiet)
+    from cli.runner import quiet_defaults
+
+    for key, value in quiet_defaults(os.environ).items():
+        os.environ.setdefault(key, value)
 
 
 def prefect_env() -> ServerProcess | None:
     """Choose the Prefect server before Prefect is imported.
 
-    PREFECT_API_URL set: that server. Otherwise a local server on the default port, when
-    one answers (about 2 s to start a run). Otherwise a server for this command alone, with
-    its database under BIFROST_HOME/prefect (see tasks/__init__.py): it is started now and
-    returned, for `server_ready` once the flow's modules are imported (the two overlap:
-    ~12 s -> ~7 s for a one-file ingest), and stopped when the command exits.
+    PREFECT_API_URL set: that server. Otherwise the persistent server of this Bifrost home
+    (`bifrost server start`; a flow command reaching here with it down runs where its
+    runner could not take it, see cli/runner.py), or a server that answers on
+    BIFROST_PREFECT_PORT. Otherwise (and always with BIFROST_PREFECT_SERVER=ephemeral) a
+    server for this command alone, with its database under BIFROST_HOME/prefect (see
+    tasks/__init__.py): it is started now and returned, for `server_ready` once the flow's
+    modules are imported (the two overlap), and stopped when the command exits.
     Prefect's console logs are off unless BIFROST_DEBUG=1 or the operator chose a level:
     the command reports every outcome itself (a summary, problems, or one error line),
     where Prefect would print each expected failure with its traceback, once per run and
@@ -75,8 +78,9 @@ def prefect_env() -> ServerProcess | None:
     quiet_prefect()
     if os.environ.get("PREFECT_API_URL"):
         return None
-    if _answers(f"{LOCAL_PREFECT}/health"):
-        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+    from cli.runner import server_mode
+
+    if server_mode() != "ephemeral" and _use_local_server():
         return None
     import tasks  # noqa: F401  (puts PREFECT_HOME inside BIFROST_HOME)
     from deployments.local_server import ephemeral_server
@@ -88,6 +92,23 @@ def prefect_env() -> ServerProcess | None:
     atexit.register(server.stop)
     os.environ["PREFECT_API_URL"] = server.api_url
     return server
+
+
+def _use_local_server() -> bool:
+    """Point Prefect at the home's persistent server, or whatever answers on its port."""
+    from cli.common import settings
+    from cli.runner import client_defaults
+    from deployments.local_server import ServerFiles, read_state
+
+    config = settings()
+    state = read_state(ServerFiles.of(config.home))
+    api_url = state["api_url"] if state is not None else f"http://127.0.0.1:{config.prefect_port}/api"
+    if state is None and not _answers(f"{api_url}/health"):
+        return False
+    # As the runner sets itself up: a command served by it and one run here see the same settings.
+    for key, value in client_defaults(os.environ, api_url, config.home).items():
+        os.environ.setdefault(key, value)
+    return True
 
 
 def server_ready(server: ServerProcess | None) -> None:
@@ -114,14 +135,13 @@ def _answers(url: str) -> bool:
 
 
 def persistent_server() -> None:
-    """PREFECT_API_URL, or the local server when one answers; else exit 7 (deployments and
-    runs of them live on a server that outlasts the command)."""
+    """PREFECT_API_URL, or the home's server (`bifrost server start`) or one on its port when
+    it answers; else exit 7 (deployments and runs of them live on a server that outlasts the
+    command)."""
     quiet_prefect()
-    if not os.environ.get("PREFECT_API_URL"):
-        if not _answers(f"{LOCAL_PREFECT}/health"):
-            say("error: no Prefect server: set PREFECT_API_URL (or run `prefect server start`)", err=True)
-            raise typer.Exit(EXIT_CONFIG)
-        os.environ["PREFECT_API_URL"] = LOCAL_PREFECT
+    if not os.environ.get("PREFECT_API_URL") and not _use_local_server():
+        say("error: no Prefect server: run `bifrost server start` (or set PREFECT_API_URL)", err=True)
+        raise typer.Exit(EXIT_CONFIG)
 
 
 class ProgressBar:
@@ -327,6 +347,7 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """Run a flow as yourself: here, in this process, or (`--deployment`) on a worker."""
+    through_runner()
     from flows.registry import STUDIO, entry
 
     flow_entry = entry(name)

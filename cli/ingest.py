@@ -17,6 +17,7 @@ from cli.common import settings
 from cli.errors import EXIT_INVALID
 from cli.flows import preflight, run_locally
 from cli.output import JsonOption, cell, print_json, say
+from cli.runner import through_runner
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -97,6 +98,7 @@ def ingest(
     they held back) or nothing matched the naming rules; 7 when the tier's root does not
     exist or refuses writes. Rerunning is safe.
     """
+    through_runner()
     if not path.is_dir():
         from bifrost_core.errors import InvalidInput
 
@@ -125,6 +127,7 @@ def publish(
     as_json: bool = JsonOption,
 ) -> None:
     """Publish one version of a shot's or an asset's task from files (an artist's or a DCC's output)."""
+    through_runner()
     if (shot is None) == (asset is None):
         raise typer.BadParameter("give either --shot SEQUENCE/SHOT or --asset CODE")
     sequence = shot_code = None

@@ -5,6 +5,11 @@ with one line. Modules import heavy libraries (Prefect, FastAPI, uvicorn) only
 inside the commands that need them, so `bifrost --help` stays fast.
 Exit codes: see `cli/errors.py`; the auto-initialisation of the embedded default: `cli/common.py`.
 """
+# ruff: noqa: E402  (the warm runner's hand-over comes before the CLI's own imports)
+
+from cli.runner import early_handover
+
+early_handover()  # a flow command with a warm runner up runs there, and this process exits here
 
 import typer
 
@@ -12,6 +17,7 @@ from cli import assets, casting, demo, episodes, init, projects, sequences, shot
 from cli import flows as flows_cli
 from cli import ingest as ingest_cli
 from cli import render as render_cli
+from cli import server as server_cli
 from cli import storage as storage_cli
 from cli.errors import BifrostGroup
 from cli.serve import serve
@@ -53,3 +59,4 @@ app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
 app.add_typer(render_cli.app, name="render")
+app.add_typer(server_cli.app, name="server")

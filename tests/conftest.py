@@ -21,6 +21,10 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.models import Base
 from tests.support.services import PG_SERVER, service_missing
 
+# Flow commands run on a Prefect server of their own, as before `bifrost server`: a test
+# never leaves a persistent server behind (tests/cli/test_cli_server.py sets "auto" itself).
+os.environ.setdefault("BIFROST_PREFECT_SERVER", "ephemeral")
+
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
@@ -108,7 +112,7 @@ def bifrost_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if (
             name.startswith("BIFROST_")
             and not name.startswith("BIFROST_TEST_")
-            and name != "BIFROST_REQUIRE_SERVICES"
+            and name not in ("BIFROST_REQUIRE_SERVICES", "BIFROST_PREFECT_SERVER")
         ):
             monkeypatch.delenv(name)
     home = tmp_path / "home"
