@@ -15,6 +15,7 @@ from cli import storage as storage_cli
 from cli.errors import BifrostGroup
 from cli.serve import serve
 from cli.tokens import app as token_app
+from cli.worker import worker
 
 app = typer.Typer(
     name="bifrost",
@@ -51,3 +52,4 @@ app.add_typer(flows_cli.app, name="flow")
 app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
+app.command()(worker)
