@@ -6,6 +6,7 @@ from bifrost_core.events.models import Event
 from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
+from bifrost_core.render.models import RenderChunk, RenderJob
 from bifrost_core.reviews.models import Note
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
@@ -32,6 +33,8 @@ __all__ = [
     "Note",
     "Project",
     "ProjectMembership",
+    "RenderChunk",
+    "RenderJob",
     "Representation",
     "RepresentationFile",
     "Sequence",

@@ -44,6 +44,11 @@ class Version(IdMixin, Base):
     source: Mapped[str] = mapped_column(String(1024), default="")
     status: Mapped[str] = mapped_column(String(32))
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The render job whose frames this version is (set by the render flow when it ingests them).
+    # use_alter: render_jobs points back at versions, so one of the two keys is added after both tables.
+    render_job_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("render_jobs.id", ondelete="SET NULL", use_alter=True)
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,119 @@
+"""Frame sets (fileseq notation: `1001-1100`, `1-100x2`, `1,5,10-20`) and cutting them into chunks.
+
+Every part of a spec is bounded before fileseq sees it: fileseq enumerates `y` and `:` ranges
+frame by frame (seconds for a few million), so a typed `1-99999999:3` must be refused by
+arithmetic, not by trying.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bifrost_core.errors import InvalidInput
+
+MAX_FRAMES = 1_000_000
+MAX_FRAME = 10_000_000
+MAX_SPEC_LENGTH = 10_000
+
+# One comma-separated part, as fileseq reads it, integers only: a frame, or a range with an
+# optional step (`x` every step-th, `y` all but those, `:` every frame, coarse steps first).
+_PART = re.compile(r"(-?\d+)(?:-(-?\d+)(?:([x:y])(-?\d+))?)?")
+
+
+@dataclass(frozen=True, slots=True)
+class FrameSet:
+    spec: str  # normalised fileseq notation of `frames`
+    frames: tuple[int, ...]  # sorted, distinct
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """An arithmetic progression of frames: `first`, `first + step`, ..., `last`."""
+
+    index: int
+    first: int
+    last: int
+    step: int
+
+    @property
+    def frame_count(self) -> int:
+        return (self.last - self.first) // self.step + 1
+
+    @property
+    def frames(self) -> str:
+        """The chunk's frames in fileseq notation."""
+        if self.first == self.last:
+            return str(self.first)
+        if self.step == 1:
+            return f"{self.first}-{self.last}"
+        return f"{self.first}-{self.last}x{self.step}"
+
+
+def parse_frames(spec: str) -> FrameSet:
+    """The frames of `spec`, or InvalidInput saying what is wrong with it."""
+    import fileseq  # here: only submitting a render needs it
+
+    text = spec.strip()
+    if not text:
+        raise InvalidInput("the frame set is empty")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise InvalidInput(f"the frame set is longer than {MAX_SPEC_LENGTH} characters")
+    parts = [part.strip() for part in text.split(",")]
+    bound = sum(_bounded_size(part) for part in parts)
+    if bound > MAX_FRAMES:
+        raise InvalidInput(f"the frame set {text!r} has more than {MAX_FRAMES:,} frames")
+    try:
+        frames = tuple(sorted({int(frame) for frame in fileseq.FrameSet(",".join(parts))}))
+    except fileseq.ParseException as error:
+        raise InvalidInput(f"invalid frame set {text!r}: {error}") from None
+    if not frames:
+        raise InvalidInput(f"the frame set {text!r} has no frames")
+    return FrameSet(spec=str(fileseq.FrameSet.from_iterable(frames, sort=True)), frames=frames)
+
+
+def _bounded_size(part: str) -> int:
+    """At least the number of frames `part` names; InvalidInput when it is not a valid part."""
+    match = _PART.fullmatch(part)
+    if match is None:
+        raise InvalidInput(
+            f"invalid frame set part {part!r}: expected a frame (1001), a range (1001-1100) "
+            "or a range with a step (1-100x2)"
+        )
+    start_text, end_text, kind, step_text = match.groups()
+    start = int(start_text)
+    end = start if end_text is None else int(end_text)
+    for frame in (start, end):
+        if abs(frame) > MAX_FRAME:
+            raise InvalidInput(f"frame {frame} is out of range (frames are within +-{MAX_FRAME:,})")
+    span = abs(end - start) + 1
+    if step_text is None:
+        return span
+    step = int(step_text)
+    if step < 1:
+        raise InvalidInput(f"invalid frame set part {part!r}: the step must be a positive number")
+    return span if kind in (":", "y") else (span - 1) // step + 1
+
+
+def cut_chunks(frames: tuple[int, ...], chunk_size: int) -> list[Chunk]:
+    """Sorted distinct `frames` cut into arithmetic progressions of at most `chunk_size` frames,
+    in order, so that a renderer taking start/end/step (`-s -e -j`) can render each chunk."""
+    if chunk_size < 1:
+        raise InvalidInput("the chunk size must be at least 1")
+    chunks: list[Chunk] = []
+    count = len(frames)
+    i = 0
+    while i < count:
+        first = frames[i]
+        if chunk_size == 1 or i + 1 == count:
+            chunks.append(Chunk(len(chunks), first, first, 1))
+            i += 1
+            continue
+        step = frames[i + 1] - first
+        j = i + 1
+        # Extend while the next frame keeps the step and the chunk has room.
+        while j + 1 < count and j + 1 - i < chunk_size and frames[j + 1] - frames[j] == step:
+            j += 1
+        chunks.append(Chunk(len(chunks), first, frames[j], step))
+        i = j + 1
+    return chunks
