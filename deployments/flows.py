@@ -18,7 +18,7 @@ import yaml
 from flows.registry import FLOWS, ROOT, FlowEntry
 
 # Pools the registry's entries name: all process pools today (a GPU pool joins here).
-POOL_TYPES = {"bifrost-process": "process"}
+POOL_TYPES = {"bifrost-process": "process", "bifrost-gpu": "process"}
 PREFECT_YAML = ROOT / "prefect.yaml"
 _HEADER = """\
 # Deployments of Bifrost's flows for `prefect deploy --all` (run from the repository root).

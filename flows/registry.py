@@ -29,6 +29,7 @@ from bifrost_core.schemas import InputSchema
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK_POOL = "bifrost-process"
+GPU_POOL = "bifrost-gpu"
 # Parameters every Bifrost flow takes and whose values come from the caller, not a form:
 # who runs it (checked by the flow) and the project it works in (the API's path).
 CALLER_PARAMETERS = ("actor", "project")
@@ -123,6 +124,31 @@ FLOWS: dict[str, FlowEntry] = {
             description="Publish one version from an artist or a DCC",
             concurrency_limit=16,
             tags=("bifrost", "publish"),
+        ),
+        FlowEntry(
+            name="render",
+            entrypoint="flows/render.py:render",
+            action="render.submit",
+            description="Follow a render job: its progress, then its frames as a new version",
+            tags=("bifrost", "render"),
+        ),
+        FlowEntry(
+            name="render-queue",
+            entrypoint="flows/render.py:render_queue",
+            action="render.submit",
+            description="Dispatch render chunks while GPU slots are free; retry crashed ones",
+            # One pass at a time: a second would only race the first for the same chunks.
+            concurrency_limit=1,
+            tags=("bifrost", "render"),
+            schedules=({"interval": 30, "parameters": {"actor": "bifrost-service"}},),
+        ),
+        FlowEntry(
+            name="render-chunk",
+            entrypoint="flows/render.py:render_chunk",
+            action="render.submit",
+            description="Render one chunk of a render job on a GPU host",
+            work_pool=GPU_POOL,
+            tags=("bifrost", "render"),
         ),
     )
 }

@@ -33,6 +33,7 @@ ACTIONS: dict[str, str] = {
     "notes.write": "write notes (a client's notes are always shared with clients)",
     "flows.ingest": "start ingest flows and read their runs",
     "flows.publish": "start publish flows and read their runs",
+    "render.submit": "submit render jobs; cancel and retry one's own",
 }
 
 _READ_ALL = {"production.read", "tasks.read", "versions.read", "notes.read_internal", "notes.read_shared"}

@@ -1,0 +1,183 @@
+"""The farm the farm tests run (its fixture: tests/farm/conftest.py): what it is made of, how a
+test submits a job to it and waits, and how it reads what ran (rows, renderer records,
+processes)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.render.models import RenderChunk, RenderJob
+from flows.registry import ROOT
+from tests.support.render_records import add_job
+
+FAKE_RENDERER = ROOT / "tests" / "support" / "fake_renderer.py"
+BIFROST = str(Path(sys.executable).parent / "bifrost")
+SUBMITTER = "td"
+HOSTS = {"h1": 1, "h2": 2}
+
+
+@dataclass
+class Farm:
+    api_url: str
+    env: dict[str, str]
+    database: Database
+    root: Path
+    project_id: int
+    task_id: int
+    shot_id: int
+    user_id: int
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def submit(self, command: list[str], **given) -> int:
+        """A job as submit records it, then the nudge submit gives: its `render` run."""
+        with UnitOfWork(self.database) as uow:
+            job = add_job(
+                uow.session,
+                project_id=self.project_id,
+                task_id=self.task_id,
+                shot_id=self.shot_id,
+                command=command,
+                created_by=self.user_id,
+                output_dir="pending",
+                **given,
+            )
+            job.output_dir = str(self.root / "render" / "DEMO" / f"job-{job.id}")
+            uow.commit()
+            job_id = job.id
+        self.nudge(job_id)
+        return job_id
+
+    def nudge(self, job_id: int) -> None:
+        code = (
+            "import sys; from flows.render import follow; from bifrost_core.render.farm import job_view;"
+            "from tasks.common import context; from bifrost_core.db.uow import UnitOfWork\n"
+            "_, db = context()\n"
+            "with UnitOfWork(db) as uow: job = job_view(uow.session, int(sys.argv[1]))\n"
+            "follow(job)"
+        )
+        subprocess.run(
+            [sys.executable, "-c", code, str(job_id)], env=self.env, cwd=ROOT, check=True, timeout=60
+        )
+
+    def job(self, job_id: int) -> RenderJob:
+        with UnitOfWork(self.database) as uow:
+            job = uow.session.get(RenderJob, job_id)
+            uow.session.expunge(job)
+            return job
+
+    def chunks(self, job_id: int) -> list[RenderChunk]:
+        with UnitOfWork(self.database) as uow:
+            rows = list(
+                uow.session.scalars(
+                    select(RenderChunk).where(RenderChunk.job_id == job_id).order_by(RenderChunk.index)
+                )
+            )
+            for row in rows:
+                uow.session.expunge(row)
+            return rows
+
+    def wait_job(self, job_id: int, states: set[str], timeout: float = 120) -> RenderJob:
+        deadline = time.monotonic() + timeout
+        while (job := self.job(job_id)).state not in states:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"job {job_id} still {job.state}: {[(c.index, c.state) for c in self.chunks(job_id)]}"
+                )
+            self.check_workers()
+            time.sleep(0.5)
+        return job
+
+    def wait_chunk(self, job_id: int, index: int, state: str, timeout: float = 120) -> RenderChunk:
+        deadline = time.monotonic() + timeout
+        while (chunk := self.chunks(job_id)[index]).state != state:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"chunk {index} of job {job_id} still {chunk.state}")
+            time.sleep(0.3)
+        return chunk
+
+    def cancel(self, job_id: int) -> None:
+        with UnitOfWork(self.database) as uow:
+            uow.session.execute(update(RenderJob).where(RenderJob.id == job_id).values(state="cancelled"))
+            uow.session.execute(
+                update(RenderChunk)
+                .where(RenderChunk.job_id == job_id, RenderChunk.state.in_(("pending", "dispatched")))
+                .values(state="cancelled")
+            )
+            uow.commit()
+
+    def start_worker(self, name: str, *arguments: str) -> None:
+        log = (self.root / f"worker-{name}.log").open("ab")
+        self.workers[name] = subprocess.Popen(
+            [BIFROST, "worker", *arguments],
+            env={**self.env, "PREFECT_HOME": str(self.root / f"prefect-{name}")},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check_workers(self) -> None:
+        for name, process in self.workers.items():
+            if process.poll() is not None and name not in self.killed:
+                tail = (self.root / f"worker-{name}.log").read_text(errors="replace")[-2000:]
+                raise AssertionError(f"worker {name} exited {process.returncode}: {tail}")
+
+    killed: set[str] = field(default_factory=set)
+
+
+def records(path: Path) -> list[dict]:
+    """The fake renderer's start/end lines."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def fake_command(record: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        str(FAKE_RENDERER),
+        "--output",
+        "{output}",
+        "--frames",
+        "{frames}",
+        "--record",
+        str(record),
+        "--tag",
+        "{job}.{chunk}",
+        *extra,
+    ]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (from /proc), children first found first."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
