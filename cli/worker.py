@@ -59,6 +59,8 @@ def worker(
     if not host or any(char in host for char in "/%:") or not host.isprintable():
         say(f"error: --host {host!r}: a host name without '/', '%' or ':'", err=True)
         raise typer.Exit(EXIT_INVALID)
+    # A worker's console shows what it runs (other commands keep Prefect quiet).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
     persistent_server()
     url = os.environ["PREFECT_API_URL"].rstrip("/")
     if not _answers(f"{url}/health"):
@@ -96,7 +98,7 @@ async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None,
         limit=limit,
     )
     say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
-    await worker.start(printer=lambda *_args, **_kwargs: None)
+    await worker.start(printer=say)
 
 
 async def declare_gpus(pool: str, pool_type: str, host: str, gpus: int, queues: list[str]) -> None:

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from uuid import UUID
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.states import Failed, State
 from pydantic import Field
 
+from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest.planning import active_project
@@ -47,6 +50,9 @@ RecordId = Annotated[int, Field(ge=1)]
 # the worker (so a command finds its executable and its home), not the worker's settings.
 PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "LOGNAME", "BIFROST_WORKER_HOST")
 LOG_LINES = 20
+# A dispatched chunk unclaimed this long has its run checked (a run that failed before its
+# claim, e.g. its worker died, leaves the chunk dispatched).
+STALE_DISPATCH_SECONDS = 10
 
 
 def heartbeat_seconds() -> float:
@@ -61,12 +67,14 @@ def free_gpu_slots() -> tuple[int, int]:
     """Free slots over every `gpu:<host>` limit, and the largest host's slot count."""
     from prefect.client.orchestration import get_client
 
+    limits = []
     with get_client(sync_client=True) as client:
-        limits = [
-            limit
-            for limit in client.read_global_concurrency_limits(limit=1000)
-            if limit.name.startswith("gpu:") and limit.active
-        ]
+        while True:  # the server gives at most 200 a page
+            page = client.read_global_concurrency_limits(limit=200, offset=len(limits))
+            limits += page
+            if len(page) < 200:
+                break
+    limits = [limit for limit in limits if limit.name.startswith("gpu:") and limit.active]
     free = sum(max(limit.limit - limit.active_slots, 0) for limit in limits)
     return free, max((limit.limit for limit in limits), default=0)
 
@@ -140,10 +148,35 @@ def follow(job: JobView) -> None:
 
 
 def sweep() -> list[tuple[int, str]]:
+    """End the attempts that died: running chunks whose heartbeat stopped, and dispatched
+    chunks whose run ended (or was never made) without claiming them."""
+    from prefect.client.orchestration import get_client
+
     _, database = context()
+    period = heartbeat_seconds()
     with UnitOfWork(database) as uow:
-        swept = lifecycle.sweep_crashed(uow.session, period=heartbeat_seconds())
+        swept = lifecycle.sweep_crashed(uow.session, period=period)
+        stuck = lifecycle.stuck_dispatches(uow.session, older_than=timedelta(seconds=STALE_DISPATCH_SECONDS))
         uow.commit()
+    ended: list[tuple[int, int, str]] = []
+    if stuck:
+        with get_client(sync_client=True) as client:
+            for chunk_id, attempt, run_id, dispatched_at in stuck:
+                if run_id is None:
+                    # Its dispatcher died between marking it and creating its run.
+                    if utcnow() - dispatched_at > timedelta(seconds=6 * STALE_DISPATCH_SECONDS):
+                        ended.append((chunk_id, attempt, "its run was never created"))
+                    continue
+                run = client.read_flow_run(UUID(run_id))
+                if run.state is not None and run.state.is_final():
+                    ended.append((chunk_id, attempt, f"its run ended {run.state.name} before starting it"))
+    if ended:
+        with UnitOfWork(database) as uow:
+            for chunk_id, attempt, why in ended:
+                state = lifecycle.abandon(uow.session, chunk_id, attempt, error=why)
+                if state is not None:
+                    swept.append((chunk_id, state))
+            uow.commit()
     return swept
 
 
@@ -194,7 +227,7 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
     period = heartbeat_seconds()
     log_path = Path(work.output_dir) / "logs" / f"chunk-{work.index}.{attempt}.log"
     # A lease outlives a killed chunk by its duration: short, renewed in the background.
-    lease = max(30.0, 6 * period)
+    lease = max(60.0, 6 * period)  # the server takes no less than 60 s
     with (
         concurrency(f"gpu:{host}", occupy=work.gpus, strict=True, lease_duration=lease),
         execution.gpu_ids(execution.lock_root(settings.home), host, work.gpus, gpus_here) as gpu_ids,

@@ -266,8 +266,16 @@ def finish(
 
 
 def _end(
-    session: Session, where: list, *, succeeded: bool, exit_code: int | None, error: str | None, now: datetime
+    session: Session,
+    where: list,
+    *,
+    succeeded: bool,
+    exit_code: int | None,
+    error: str | None,
+    now: datetime,
+    attempts: int | None = None,
 ) -> str | None:
+    """`attempts`: the attempt count to record (an attempt that never started still counts)."""
     row = session.execute(
         select(RenderChunk.attempts, RenderJob.retries, RenderJob.state)
         .join(RenderJob, RenderChunk.job_id == RenderJob.id)
@@ -280,11 +288,12 @@ def _end(
     elif succeeded:
         state = COMPLETED
     else:
-        state = PENDING if row.attempts <= row.retries else FAILED
+        state = PENDING if (attempts or row.attempts) <= row.retries else FAILED
     result = session.execute(
         update(RenderChunk)
         .where(*where)
         .values(
+            attempts=attempts or RenderChunk.attempts,
             state=state,
             exit_code=exit_code,
             error=None if succeeded else error,
@@ -420,16 +429,32 @@ def followed_by(session: Session, job_id: int, run_id: str) -> bool:
     return result.rowcount == 1
 
 
+def abandon(
+    session: Session, chunk_id: int, attempt: int, *, error: str, now: datetime | None = None
+) -> str | None:
+    """A dispatched chunk whose run ended without claiming it (it failed to start, or its
+    worker died first): attempt `attempt` is over, failed; retried while attempts are left."""
+    return _end(
+        session,
+        [RenderChunk.id == chunk_id, RenderChunk.state == DISPATCHED, RenderChunk.attempts == attempt - 1],
+        succeeded=False,
+        exit_code=None,
+        error=error,
+        now=now or utcnow(),
+        attempts=attempt,
+    )
+
+
 def stuck_dispatches(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[tuple]:
-    """Chunks dispatched long ago and never claimed: (chunk id, attempt, Prefect run id), for
-    the dispatcher to check their runs (a run that crashed before its claim leaves its chunk
-    dispatched)."""
+    """Chunks dispatched long ago and never claimed: (chunk id, attempt, Prefect run id,
+    dispatched at), for the dispatcher to check their runs (a run that crashed before its
+    claim leaves its chunk dispatched)."""
     cutoff = (now or utcnow()) - older_than
     return [
-        (chunk_id, attempts + 1, run_id)
-        for chunk_id, attempts, run_id in session.execute(
-            select(RenderChunk.id, RenderChunk.attempts, RenderChunk.prefect_run_id).where(
-                RenderChunk.state == DISPATCHED, RenderChunk.dispatched_at < cutoff
-            )
+        (chunk_id, attempts + 1, run_id, dispatched_at)
+        for chunk_id, attempts, run_id, dispatched_at in session.execute(
+            select(
+                RenderChunk.id, RenderChunk.attempts, RenderChunk.prefect_run_id, RenderChunk.dispatched_at
+            ).where(RenderChunk.state == DISPATCHED, RenderChunk.dispatched_at < cutoff)
         )
     ]

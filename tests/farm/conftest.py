@@ -65,10 +65,15 @@ def farm(tmp_path_factory: pytest.TempPathFactory, make_pg_database) -> Iterator
         uow.commit()
         ids = (project.id, task.id, shot.id, user.id)
     stack = contextlib.ExitStack()
+    # The server on PostgreSQL: three workers and their runs are too many writers for SQLite.
+    prefect_database = make_pg_database().replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database
     try:
         api_url = stack.enter_context(local_prefect_server(root / "prefect-server"))
     except ServerDidNotStart as exc:
         service_missing("Prefect server", str(exc))
+    finally:
+        del os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]
     env = {
         **{
             name: value for name, value in os.environ.items() if not name.startswith(("BIFROST_", "PREFECT_"))
@@ -92,6 +97,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory, make_pg_database) -> Iterator
             [BIFROST, "deploy"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
         )
         assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+        pause_schedules(api_url)  # the tests nudge the queue themselves
         farm.start_worker("cpu", "--pool", WORK_POOL)
         for host, gpus in HOSTS.items():
             farm.start_worker(host, "--pool", "bifrost-gpu", "--gpus", str(gpus), "--host", host)
@@ -108,3 +114,19 @@ def farm(tmp_path_factory: pytest.TempPathFactory, make_pg_database) -> Iterator
                 process.wait()
         stack.close()
         database.dispose()
+
+
+def pause_schedules(api_url: str) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def pause() -> None:
+        async with get_client() as client:
+            for deployment in await client.read_deployments():
+                if deployment.schedules:
+                    await client.pause_deployment(deployment.id)
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        asyncio.run(pause())

@@ -243,3 +243,27 @@ def test_a_job_completes_when_every_chunk_did(database: Database, place) -> None
         uow.commit()
     with UnitOfWork(database) as uow:
         assert uow.session.scalar(select(RenderJob.state).where(RenderJob.id == job_id)) == "completed"
+
+
+def test_a_dispatch_whose_run_never_claimed_counts_as_an_attempt(database: Database, place) -> None:
+    job_id = job(database, place, frames="1", retries=1)
+    for attempt, expected in ((1, "pending"), (2, "failed")):
+        chunk = first(database, job_id)
+        assert chunk.attempt == attempt
+        with UnitOfWork(database) as uow:
+            assert lifecycle.dispatch(uow.session, chunk)
+            stuck = lifecycle.stuck_dispatches(
+                uow.session, older_than=timedelta(0), now=utcnow() + timedelta(1)
+            )
+            assert [(c, a) for c, a, _, _ in stuck] == [(chunk.chunk_id, attempt)]
+            assert (
+                lifecycle.abandon(uow.session, chunk.chunk_id, attempt, error="its run crashed") == expected
+            )
+            uow.commit()
+        # Its late run finds the chunk no longer dispatched as that attempt: nothing runs.
+        with UnitOfWork(database) as uow:
+            assert not lifecycle.claim(
+                uow.session, chunk.chunk_id, attempt, host="h", gpu_ids=[0], log_path="/x"
+            )
+    row = chunk_row(database, chunk.chunk_id)
+    assert (row.state, row.attempts, row.error) == ("failed", 2, "its run crashed")

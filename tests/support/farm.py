@@ -5,7 +5,9 @@ processes)."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -124,6 +126,7 @@ class Farm:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_end_with_the_tests,
         )
 
     def check_workers(self) -> None:
@@ -133,6 +136,11 @@ class Farm:
                 raise AssertionError(f"worker {name} exited {process.returncode}: {tail}")
 
     killed: set[str] = field(default_factory=set)
+
+
+def _end_with_the_tests() -> None:
+    # A worker gets SIGTERM when the test process dies, even killed: no worker outlives it.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def records(path: Path) -> list[dict]:
