@@ -7,19 +7,30 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select, update
 
+from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.projects import service as projects
+from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.render.models import RenderChunk, RenderJob
-from flows.registry import ROOT
+from bifrost_core.scope import SYSTEM
+from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.schemas import TaskCreate
+from bifrost_core.users import service as users
+from bifrost_core.users.schemas import UserCreate
+from deployments.local_server import local_prefect_server
+from flows.registry import ROOT, WORK_POOL
 from tests.support.render_records import add_job
 
 FAKE_RENDERER = ROOT / "tests" / "support" / "fake_renderer.py"
@@ -56,20 +67,14 @@ class Farm:
             job.output_dir = str(self.root / "render" / "DEMO" / f"job-{job.id}")
             uow.commit()
             job_id = job.id
-        self.nudge(job_id)
+        self.nudge()
         return job_id
 
-    def nudge(self, job_id: int) -> None:
-        code = (
-            "import sys; from flows.render import follow; from bifrost_core.render.farm import job_view;"
-            "from tasks.common import context; from bifrost_core.db.uow import UnitOfWork\n"
-            "_, db = context()\n"
-            "with UnitOfWork(db) as uow: job = job_view(uow.session, int(sys.argv[1]))\n"
-            "follow(job)"
-        )
-        subprocess.run(
-            [sys.executable, "-c", code, str(job_id)], env=self.env, cwd=ROOT, check=True, timeout=60
-        )
+    def nudge(self) -> None:
+        """What submit does after recording a job: dispatch now (which starts the job's
+        `render` run with its first chunks), not at the queue's next pass."""
+        code = "from flows.render import dispatch_now; dispatch_now()"
+        subprocess.run([sys.executable, "-c", code], env=self.env, cwd=ROOT, check=True, timeout=120)
 
     def job(self, job_id: int) -> RenderJob:
         with UnitOfWork(self.database) as uow:
@@ -189,3 +194,100 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@contextlib.contextmanager
+def running_farm(
+    root: Path, make_database: Callable[[], str], hosts: dict[str, int] = HOSTS
+) -> Iterator[Farm]:
+    """The farm on a fresh database from `make_database()` (a PostgreSQL URL maker), under
+    `root`; ServerDidNotStart when the Prefect server cannot start."""
+    database = Database(make_database())
+    migrate.upgrade(database)
+    for tier in ("hot", "archive"):
+        (root / "tiers" / tier).mkdir(parents=True)
+    with UnitOfWork(database) as uow:
+        user = users.create_user(
+            uow.session, actor=SYSTEM, data=UserCreate(username=SUBMITTER, is_admin=True)
+        )
+        users.create_user(
+            uow.session, actor=SYSTEM, data=UserCreate(username="bifrost-service", is_admin=True)
+        )
+        project = projects.create_project(
+            uow.session, actor=SYSTEM, data=ProjectCreate(code="DEMO", name="Demo")
+        )
+        sequence = projects.create_sequence(
+            uow.session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010")
+        )
+        shot = projects.create_shot(
+            uow.session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code="sh010")
+        )
+        task = tasks.create_task(
+            uow.session, actor=SYSTEM, data=TaskCreate(task_type="lighting", shot_id=shot.id)
+        )
+        uow.commit()
+        ids = (project.id, task.id, shot.id, user.id)
+    stack = contextlib.ExitStack()
+    # The server on PostgreSQL: three workers and their runs are too many writers for SQLite.
+    prefect_database = make_database().replace("postgresql+psycopg://", "postgresql+asyncpg://")
+    os.environ["PREFECT_API_DATABASE_CONNECTION_URL"] = prefect_database
+    try:
+        api_url = stack.enter_context(local_prefect_server(root / "prefect-server"))
+    finally:
+        del os.environ["PREFECT_API_DATABASE_CONNECTION_URL"]
+    env = {
+        **{
+            name: value for name, value in os.environ.items() if not name.startswith(("BIFROST_", "PREFECT_"))
+        },
+        "PREFECT_API_URL": api_url,
+        "PREFECT_HOME": str(root / "prefect-client"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "BIFROST_HOME": str(root / "home"),
+        "BIFROST_DATABASE_URL": database.url,
+        "BIFROST_HOT_ROOT": str(root / "tiers" / "hot"),
+        "BIFROST_ARCHIVE_ROOT": str(root / "tiers" / "archive"),
+        "BIFROST_RENDER_ROOT": str(root / "render"),
+        "BIFROST_RENDER_HEARTBEAT_SECONDS": "1",
+        "BIFROST_USER": SUBMITTER,
+    }
+    farm = Farm(api_url, env, database, root, *ids)
+    try:
+        deployed = subprocess.run(
+            [BIFROST, "deploy"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert deployed.returncode == 0, deployed.stderr + deployed.stdout
+        pause_schedules(api_url)  # the tests nudge the queue themselves
+        farm.start_worker("cpu", "--pool", WORK_POOL)
+        for host, gpus in hosts.items():
+            farm.start_worker(host, "--pool", "bifrost-gpu", "--gpus", str(gpus), "--host", host)
+        yield farm
+    finally:
+        for process in farm.workers.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in farm.workers.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        stack.close()
+        database.dispose()
+
+
+def pause_schedules(api_url: str) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    async def pause() -> None:
+        async with get_client() as client:
+            for deployment in await client.read_deployments():
+                if deployment.schedules:
+                    await client.pause_deployment(deployment.id)
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        asyncio.run(pause())
