@@ -1,20 +1,23 @@
-"""Render benchmark: prints figures, asserts nothing.
+"""Render benchmark, in sections (figures printed, never asserted):
 
-    .venv/bin/python -m bench.render [--chunks 12] [--seconds 1.0] [--workdir DIR]
+    .venv/bin/python -m bench.render [--section planning|farm] [--pg postgresql://postgres@127.0.0.1:5432]
+                                    [--repeat 5] [--chunks 12] [--seconds 1.0]
 
-Farm section: a local Prefect server (on PostgreSQL), the registry's deployments, a CPU
-worker and two GPU workers (1 and 2 GPUs: 3 slots) as processes, as the farm tests run them
-(tests/support/farm.py, workers polling every second); then one job of `--chunks` one-frame
-chunks whose command (the tests' fake renderer) renders for `--seconds`. From what was
-recorded (the chunks' rows and the renderer's own start and end times):
+planning: submit a 10,000-frame job (frame set parsed, cut into chunks, job and chunks recorded
+    and committed) at chunk size 1 and 10, through the render service, on SQLite and, with --pg,
+    on a throwaway PostgreSQL database. Target: <= 1 s each. The figure is the median of
+    --repeat submits (each its own job and transaction) after one warm-up.
 
-- delay from a chunk becoming runnable to its command starting: a chunk is runnable when
-  the job is submitted and a GPU slot is free for it (the first slots at submit, then as
-  chunks finish, in the order they started);
-- overhead per chunk beyond the command's own run time: runnable to recorded end of the
-  chunk, minus the command's run time.
-
-Targets (issue 12): median delay <= 2 s, median overhead <= 1 s.
+farm: a local Prefect server (on PostgreSQL), the registry's deployments, a CPU worker and two
+    GPU workers (1 and 2 GPUs: 3 slots) as processes, as the farm tests run them
+    (tests/support/farm.py, workers polling every second); then one job of --chunks one-frame
+    chunks whose command (the tests' fake renderer) renders for --seconds. From what was
+    recorded (the chunks' rows, the renderer's own start and end times):
+    - delay from a chunk becoming runnable to its command starting: a chunk is runnable when
+      the job is submitted and a GPU slot is free for it (the first slots at submit, then as
+      chunks finish, in the order they started); target: median <= 2 s;
+    - overhead per chunk beyond the command's own run time: runnable to the chunk's recorded
+      end, minus the command's run time; target: median <= 1 s.
 """
 
 from __future__ import annotations
@@ -26,95 +29,213 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# The farm section runs the farm of the tests (tests/support/farm.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+FRAMES = "1-10000"
+PLANNING_TARGET = 1.0
 
 
-_created: list[str] = []
+def _seed(url: str) -> tuple[int, int]:
+    """A project with a shot task; (project id, task id)."""
+    from bifrost_core.db.database import Database
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.projects import service as projects
+    from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
+    from bifrost_core.scope import SYSTEM
+    from bifrost_core.tasks import service as tasks
+    from bifrost_core.tasks.schemas import TaskCreate
+
+    database = Database(url)
+    try:
+        with UnitOfWork(database) as uow:
+            project = projects.create_project(
+                uow.session, actor=SYSTEM, data=ProjectCreate(code="BENCH", name="Bench")
+            )
+            sequence = projects.create_sequence(
+                uow.session, actor=SYSTEM, project_id=project.id, data=SequenceCreate(code="sq010")
+            )
+            shot = projects.create_shot(
+                uow.session, actor=SYSTEM, sequence_id=sequence.id, data=ShotCreate(code="sh010")
+            )
+            task = tasks.create_task(
+                uow.session, actor=SYSTEM, data=TaskCreate(task_type="light", shot_id=shot.id)
+            )
+            uow.commit()
+            return project.id, task.id
+    finally:
+        database.dispose()
 
 
-def make_database() -> str:
-    import psycopg
+def _time_submit(url: str, project_id: int, task_id: int, chunk_size: int, repeat: int) -> tuple[float, int]:
+    """Median seconds of a submit-and-commit of the 10,000-frame job, and its chunk count."""
+    from bifrost_core.db.database import Database
+    from bifrost_core.db.uow import UnitOfWork
+    from bifrost_core.render import service
+    from bifrost_core.render.schemas import RenderJobCreate
+    from bifrost_core.scope import SYSTEM
 
-    from tests.support.services import PG_SERVER
+    database = Database(url)
+    data = RenderJobCreate(
+        task_id=task_id,
+        command=["render", "-s", "{first}", "-e", "{last}", "-j", "{step}", "-o", "{output}"],
+        frames=FRAMES,
+        chunk_size=chunk_size,
+    )
+    times = []
+    try:
+        for _ in range(repeat + 1):  # the first warms caches and compiled statements
+            start = time.perf_counter()
+            with UnitOfWork(database) as uow:
+                job = service.submit(
+                    uow.session,
+                    actor=SYSTEM,
+                    project_id=project_id,
+                    data=data,
+                    gpu_hosts={"bench-host": 2},
+                    render_root=Path("/render"),
+                )
+                uow.commit()
+            times.append(time.perf_counter() - start)
+        with UnitOfWork(database) as uow:
+            chunks = service.progress_of(
+                uow.session, [service.get_job(uow.session, actor=SYSTEM, job_id=job.id)]
+            )
+    finally:
+        database.dispose()
+    return statistics.median(times[1:]), chunks[job.id].chunks_total
 
-    name = f"bifrost_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    _created.append(name)
-    return f"postgresql+psycopg://{PG_SERVER.split('://', 1)[1]}/{name}"
+
+def _databases(pg: str | None) -> list[tuple[str, str, Callable[[], None]]]:
+    """(label, migrated database URL, drop) for SQLite and, with --pg, PostgreSQL."""
+    from bifrost_core.db import migrate
+    from bifrost_core.db.database import Database
+
+    found = []
+    folder = Path(tempfile.mkdtemp(prefix="bifrost-bench-render-"))
+    urls = [("sqlite", f"sqlite:///{folder / 'bench.db'}", lambda: None)]
+    if pg:
+        import psycopg
+
+        name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(f"{pg}/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+        def drop() -> None:
+            with psycopg.connect(f"{pg}/postgres", autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        urls.append(("postgresql", f"postgresql+psycopg://{pg.split('://', 1)[1]}/{name}", drop))
+    for label, url, drop in urls:
+        database = Database(url)
+        migrate.upgrade(database)
+        database.dispose()
+        found.append((label, url, drop))
+    return found
 
 
-def drop_databases() -> None:
-    import psycopg
+def planning(args: argparse.Namespace) -> None:
+    print(f"planning: submit a {FRAMES} job (parse, cut, record, commit); target <= {PLANNING_TARGET:.1f} s")
+    for label, url, drop in _databases(args.pg):
+        try:
+            project_id, task_id = _seed(url)
+            for chunk_size in (1, 10):
+                seconds, chunks = _time_submit(url, project_id, task_id, chunk_size, args.repeat)
+                verdict = "ok" if seconds <= PLANNING_TARGET else "OVER TARGET"
+                print(
+                    f"  {label:<10} chunk size {chunk_size:>2}: {chunks:>6} chunks {seconds:.3f} s {verdict}"
+                )
+        finally:
+            drop()
 
-    from tests.support.services import PG_SERVER
 
-    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as connection:
-        for name in _created:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def farm_figures(chunks: int, seconds: float, workdir: Path) -> dict[str, list[float]]:
+def farm(args: argparse.Namespace) -> None:
     from tests.support.farm import HOSTS, fake_command, records, running_farm
 
+    if not args.pg:
+        print("farm: skipped (needs PostgreSQL: --pg)")
+        return
     slots = sum(HOSTS.values())
-    with running_farm(workdir / "farm", make_database) as farm:
-        time.sleep(5)  # the workers' first poll
-        record = workdir / "runs.jsonl"
-        submitted = time.time()
-        job_id = farm.submit(
-            fake_command(record, "--sleep", str(seconds)), frames=f"1-{chunks}", chunk_size=1, timeout=600
-        )
-        job = farm.wait_job(job_id, {"completed", "failed"}, timeout=600)
-        if job.state != "completed":
-            raise SystemExit(f"the benchmark's job failed: {job.report}")
-        rows = {row.index: row for row in farm.chunks(job_id)}
-        ran = {int(line["tag"].split(".")[1]): line for line in records(record) if line["event"] == "end"}
+    workdir = Path(tempfile.mkdtemp(prefix="bifrost-bench-farm-"))
+    print(
+        f"farm: {args.chunks} chunks of {args.seconds:.1f} s on 2 GPU workers ({slots} slots); in {workdir}"
+    )
+    created: list[str] = []
+
+    def make_database() -> str:
+        import psycopg
+
+        name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"postgresql+psycopg://{args.pg.split('://', 1)[1]}/{name}"
+
+    try:
+        with running_farm(workdir, make_database) as running:
+            time.sleep(5)  # the workers' first poll
+            record = workdir / "runs.jsonl"
+            submitted = time.time()
+            job_id = running.submit(
+                fake_command(record, "--sleep", str(args.seconds)),
+                frames=f"1-{args.chunks}",
+                chunk_size=1,
+                timeout=600,
+            )
+            job = running.wait_job(job_id, {"completed", "failed"}, timeout=900)
+            if job.state != "completed":
+                print(f"  the job failed: {job.report}")
+                return
+            rows = {row.index: row for row in running.chunks(job_id)}
+            ran = {int(line["tag"].split(".")[1]): line for line in records(record) if line["event"] == "end"}
+    finally:
+        import psycopg
+
+        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as connection:
+            for name in created:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     # Slots free at submit; each chunk (in the order commands started) takes the earliest free.
     free = [submitted] * slots
     delays, overheads, commands = [], [], []
     for index in sorted(ran, key=lambda index: ran[index]["start"]):
         runnable = max(heapq.heappop(free), submitted)
-        line, row = ran[index], rows[index]
-        finished = row.finished_at.timestamp()
+        line, finished = ran[index], rows[index].finished_at.timestamp()
         command = line["end"] - line["start"]
         delays.append(line["start"] - runnable)
         overheads.append(finished - runnable - command)
         commands.append(command)
         heapq.heappush(free, finished)
-    return {"delay": delays, "overhead": overheads, "command": commands}
+    _show("runnable -> command started", delays, 2.0)
+    _show("overhead per chunk beyond command", overheads, 1.0)
+    _show("command run time", commands, None)
 
 
-def show(name: str, values: list[float], target: float | None = None) -> None:
+def _show(name: str, values: list[float], target: float | None) -> None:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
-    aim = f"  (target <= {target:.1f} s)" if target is not None else ""
-    print(
-        f"  {name:<34} median {statistics.median(values):6.2f} s   p90 {p90:6.2f} s   "
-        f"max {ordered[-1]:6.2f} s{aim}"
+    median = statistics.median(values)
+    verdict = (
+        "" if target is None else (" ok" if median <= target else " OVER TARGET") + f" (<= {target:.1f} s)"
     )
+    print(f"  {name:<34} median {median:6.2f} s  p90 {p90:6.2f} s  max {ordered[-1]:6.2f} s{verdict}")
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"planning": planning, "farm": farm}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--chunks", type=int, default=12)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--section", choices=sorted(SECTIONS), action="append", help="default: all")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="'' to skip PostgreSQL")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--chunks", type=int, default=12, help="farm: chunks of the job")
+    parser.add_argument("--seconds", type=float, default=1.0, help="farm: render time per chunk")
     args = parser.parse_args()
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bifrost-bench-render-"))
-    print(f"farm: {args.chunks} chunks of {args.seconds:.1f} s on 2 GPU workers (3 slots); work in {workdir}")
-    try:
-        figures = farm_figures(args.chunks, args.seconds, workdir)
-    finally:
-        drop_databases()
-    show("runnable -> command started", figures["delay"], 2.0)
-    show("overhead per chunk beyond command", figures["overhead"], 1.0)
-    show("command run time", figures["command"])
+    for name in args.section or SECTIONS:
+        SECTIONS[name](args)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
             "comma-separated; empty: the hot and archive roots and $BIFROST_HOME/storage"
         ),
     )
+    render_root: str = Field(
+        default="",
+        description="Where render jobs write their frames (<root>/<PROJECT>/job-<id>); home/render if empty",
+    )
     redis_url: str = Field(
         default="", description="Redis URL for cache and rate limits; in-process when empty"
     )
@@ -167,6 +171,10 @@ class Settings(BaseSettings):
     @property
     def database(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'bifrost.db'}"
+
+    @property
+    def render_output_root(self) -> Path:
+        return Path(self.render_root).expanduser() if self.render_root else self.home / "render"
 
     @property
     def tier_roots(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ import typer
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
 from cli import flows as flows_cli
 from cli import ingest as ingest_cli
+from cli import render as render_cli
 from cli import storage as storage_cli
 from cli.errors import BifrostGroup
 from cli.serve import serve
@@ -52,4 +53,5 @@ app.add_typer(flows_cli.app, name="flow")
 app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
+app.add_typer(render_cli.app, name="render")
 app.command()(worker)

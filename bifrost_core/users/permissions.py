@@ -33,7 +33,9 @@ ACTIONS: dict[str, str] = {
     "notes.write": "write notes (a client's notes are always shared with clients)",
     "flows.ingest": "start ingest flows and read their runs",
     "flows.publish": "start publish flows and read their runs",
+    "render.read": "read render jobs and their chunks",
     "render.submit": "submit render jobs; cancel and retry one's own",
+    "render.manage": "cancel and retry anyone's render jobs",
 }
 
 _READ_ALL = {"production.read", "tasks.read", "versions.read", "notes.read_internal", "notes.read_shared"}
@@ -54,16 +56,39 @@ ROLE_TABLE: dict[str, frozenset[str]] = {
             "notes.write",
             "flows.ingest",
             "flows.publish",
+            "render.read",
+            "render.submit",
+            "render.manage",
         }
     ),
+    # Artists render their own shots, as on Deadline (a submitter controls their own jobs);
+    # stopping a colleague's job is for those who plan the farm.
     "artist": frozenset(
         _READ_ALL
-        | {"events.read", "members.read", "tasks.status", "versions.create", "notes.write", "flows.publish"}
+        | {
+            "events.read",
+            "members.read",
+            "tasks.status",
+            "versions.create",
+            "notes.write",
+            "flows.publish",
+            "render.read",
+            "render.submit",
+        }
     ),
     "client": frozenset({"production.read", "versions.read", "notes.read_shared", "notes.write"}),
     "service": frozenset(
         _READ_ALL
-        | {"events.read", "tasks.status", "versions.create", "notes.write", "flows.ingest", "flows.publish"}
+        | {
+            "events.read",
+            "tasks.status",
+            "versions.create",
+            "notes.write",
+            "flows.ingest",
+            "flows.publish",
+            "render.read",
+            "render.manage",
+        }
     ),
 }
 

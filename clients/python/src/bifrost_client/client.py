@@ -14,10 +14,11 @@ from typing import Any
 
 import httpx
 
-from bifrost_client.models import Version
+from bifrost_client.models import RenderJob, Version
 
 Json = dict[str, Any]
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+RENDER_FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
 
 
 class ApiError(Exception):
@@ -174,6 +175,82 @@ class BifrostClient:
                 return run
             if time.monotonic() > deadline:
                 raise TimeoutError(f"flow run {run_id} still {run['state']} after {timeout} s")
+            time.sleep(poll)
+
+    # Render jobs
+
+    def submit_render(
+        self,
+        project_id: int,
+        *,
+        task_id: int,
+        command: list[str],
+        frames: str,
+        chunk_size: int = 10,
+        priority: int = 50,
+        gpus_per_chunk: int = 1,
+        timeout_seconds: int = 3600,
+        retries: int = 2,
+        environment: Mapping[str, str] | None = None,
+        scene: str | None = None,
+        name: str | None = None,
+        pool: str = "bifrost-gpu",
+        idempotency_key: str | None = None,
+    ) -> RenderJob:
+        """Submit a render job: `command` is a list of arguments with placeholders ({scene},
+        {output}, {first}, {last}, {step}, {frames}, ...), rendered over `frames` (fileseq
+        notation) in chunks. Bad input raises ApiError 422 and records nothing."""
+        data: Json = {
+            "task_id": task_id,
+            "command": list(command),
+            "frames": frames,
+            "chunk_size": chunk_size,
+            "priority": priority,
+            "gpus_per_chunk": gpus_per_chunk,
+            "timeout_seconds": timeout_seconds,
+            "retries": retries,
+            "environment": dict(environment or {}),
+            "pool": pool,
+        }
+        if scene is not None:
+            data["scene"] = scene
+        if name is not None:
+            data["name"] = name
+        answer = self.create(f"/projects/{project_id}/renders", data, idempotency_key=idempotency_key)
+        return RenderJob.model_validate(answer)
+
+    def render(self, job_id: int) -> RenderJob:
+        """A render job with its `progress` (frames done of the total, chunks by state) and
+        every chunk (state, attempts, host, GPU ids, times, exit code, log path)."""
+        return RenderJob.model_validate(self.request("GET", f"/renders/{job_id}"))
+
+    def renders(self, project_id: int, *, state: str | None = None) -> Iterator[RenderJob]:
+        """The project's render jobs, oldest first, each with its progress."""
+        for item in self.list(f"/projects/{project_id}/renders", state=state):
+            yield RenderJob.model_validate(item)
+
+    def cancel_render(self, job_id: int, *, idempotency_key: str | None = None) -> RenderJob:
+        """Cancel a job: pending chunks never start, running ones are stopped by the farm."""
+        return RenderJob.model_validate(
+            self.create(f"/renders/{job_id}/cancel", {}, idempotency_key=idempotency_key)
+        )
+
+    def retry_render(self, job_id: int, *, idempotency_key: str | None = None) -> RenderJob:
+        """Run a job's failed chunks again, their attempts reset."""
+        return RenderJob.model_validate(
+            self.create(f"/renders/{job_id}/retry-failed", {}, idempotency_key=idempotency_key)
+        )
+
+    def wait_render(self, job_id: int, *, timeout: float = 24 * 3600, poll: float = 5.0) -> RenderJob:
+        """Poll a render job until it completes, fails or is cancelled (whatever the outcome);
+        TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.render(job_id)
+            if job.state in RENDER_FINAL_STATES:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"render job {job_id} still {job.state} after {timeout} s")
             time.sleep(poll)
 
 

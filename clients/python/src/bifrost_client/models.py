@@ -5,6 +5,8 @@ never breaks an older client."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -20,3 +22,30 @@ class Version(BaseModel):
     number: int
     status: str
     comment: str
+
+
+class RenderJob(BaseModel):
+    """A render job, as the API answers it; `progress` and `chunks` when it was read by id
+    (`progress` in lists too)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    project_id: int
+    task_id: int
+    name: str
+    state: str
+    frames: str
+    frame_count: int
+    chunk_size: int
+    priority: int
+    gpus_per_chunk: int
+    output_dir: str
+    version_id: int | None = None
+    report: str | None = None
+    progress: dict[str, Any] | None = None
+    chunks: list[dict[str, Any]] | None = None
+
+    @property
+    def frames_done(self) -> int | None:
+        return None if self.progress is None else self.progress["frames_done"]

@@ -1,0 +1,37 @@
+"""The farm as render submission sees it: the registered GPU hosts.
+
+A GPU host registers by running `bifrost worker --pool bifrost-gpu --gpus N`, which creates
+(or updates) the Prefect global concurrency limit `gpu:<host>` with N slots; a render chunk
+holds one slot per GPU it needs. Submitting a job checks its GPUs per chunk against them
+(bifrost_core/render/service.py takes the mapping, so it stays free of Prefect).
+"""
+
+from __future__ import annotations
+
+from deployments.runs import PrefectUnavailable, prefect_api
+
+GPU_LIMIT_PREFIX = "gpu:"
+_PAGE = 200
+
+
+def gpu_hosts() -> dict[str, int]:
+    """Host name -> GPUs, from the active `gpu:<host>` limits of the server PREFECT_API_URL names."""
+    from prefect.client.orchestration import get_client
+
+    hosts: dict[str, int] = {}
+    with prefect_api():
+        try:
+            with get_client(sync_client=True) as client:
+                offset = 0
+                while True:
+                    limits = client.read_global_concurrency_limits(limit=_PAGE, offset=offset)
+                    for limit in limits:
+                        if limit.active and limit.name.startswith(GPU_LIMIT_PREFIX):
+                            hosts[limit.name.removeprefix(GPU_LIMIT_PREFIX)] = limit.limit
+                    if len(limits) < _PAGE:
+                        return hosts
+                    offset += _PAGE
+        except Exception as exc:  # the server is down or refused: not the submitter's fault
+            raise PrefectUnavailable(
+                f"cannot read the GPU hosts from Prefect: {type(exc).__name__}: {exc}"
+            ) from None
