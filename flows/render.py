@@ -127,23 +127,28 @@ def dispatch_now(project_id: int | None = None) -> int:
 
 
 def follow(job: JobView) -> None:
-    """Start the job's `render` run unless it has one (the idempotency key makes a second
-    start by a racing dispatcher the same run)."""
-    if job.render_run_id is not None:
-        return
+    """Start the job's `render` run unless one is following it already (a job retried after
+    its run ended gets a new one). The idempotency key names the run it succeeds, so racing
+    dispatchers start one run."""
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
+    if job.render_run_id is not None:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(job.render_run_id)).state
+        if state is None or not state.is_final():
+            return
     run = run_deployment(
         entry("render").deployment,
         parameters={"actor": job.submitter, "project": job.project, "job": job.id},
         timeout=0,
-        idempotency_key=f"render-job-{job.id}",
+        idempotency_key=f"render-job-{job.id}-after-{job.render_run_id or 'submit'}",
         tags=["bifrost", "render", project_tag(job.project), f"job:{job.id}"],
         as_subflow=False,
     )
     _, database = context()
     with UnitOfWork(database) as uow:
-        lifecycle.followed_by(uow.session, job.id, str(run.id))
+        lifecycle.followed_by(uow.session, job.id, job.render_run_id, str(run.id))
         uow.commit()
 
 

@@ -407,22 +407,12 @@ def end_job(
     return result.rowcount == 1
 
 
-def jobs_to_follow(session: Session, job_ids: list[int]) -> list[int]:
-    """Of these jobs, the live ones without a `render` run yet (their first chunk dispatched)."""
-    return list(
-        session.scalars(
-            select(RenderJob.id).where(
-                RenderJob.id.in_(job_ids), RenderJob.state.in_(LIVE_JOBS), RenderJob.prefect_run_id.is_(None)
-            )
-        )
-    )
-
-
-def followed_by(session: Session, job_id: int, run_id: str) -> bool:
-    """Record the job's `render` run (once: the first dispatcher to get here wins)."""
+def followed_by(session: Session, job_id: int, previous: str | None, run_id: str) -> bool:
+    """Record the job's `render` run, replacing `previous` (the first dispatcher wins)."""
+    same = RenderJob.prefect_run_id.is_(None) if previous is None else RenderJob.prefect_run_id == previous
     result = session.execute(
         update(RenderJob)
-        .where(RenderJob.id == job_id, RenderJob.prefect_run_id.is_(None))
+        .where(RenderJob.id == job_id, same)
         .values(prefect_run_id=run_id)
         .execution_options(synchronize_session=False)
     )
