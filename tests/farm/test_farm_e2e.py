@@ -31,7 +31,9 @@ def overlapping(intervals: list[tuple[float, float, object]]) -> int:
 
 def test_a_job_runs_on_both_gpu_hosts_within_their_slots(farm: Farm, tmp_path: Path) -> None:
     record = tmp_path / "runs.jsonl"
-    job_id = farm.submit(fake_command(record, "--sleep", "0.4"), frames="1001-1012", chunk_size=2, retries=0)
+    job_id = farm.submit_through_api(
+        command=fake_command(record, "--sleep", "0.4"), frames="1001-1012", chunk_size=2, retries=0
+    )
     job = farm.wait_job(job_id, {"completed", "failed"})
     assert job.state == "completed", job.report
     chunks = farm.chunks(job_id)

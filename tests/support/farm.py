@@ -28,7 +28,7 @@ from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.users import service as users
-from bifrost_core.users.schemas import UserCreate
+from bifrost_core.users.schemas import TokenCreate, UserCreate
 from deployments.local_server import local_prefect_server
 from flows.registry import ROOT, WORK_POOL
 from tests.support.render_records import add_job
@@ -49,6 +49,7 @@ class Farm:
     task_id: int
     shot_id: int
     user_id: int
+    token: str = ""  # the submitter's API token
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def submit(self, command: list[str], **given) -> int:
@@ -69,6 +70,40 @@ class Farm:
             job_id = job.id
         self.nudge()
         return job_id
+
+    def submit_through_api(self, **body: object) -> int:
+        """A job submitted as a client does: POST /projects/{id}/renders (the app in this
+        process, on the farm's database and Prefect server), which nudges the render queue."""
+        from fastapi.testclient import TestClient
+
+        from api.app import create_app
+        from bifrost_core.cache.backends import LocalCache
+        from bifrost_core.config import load_settings
+
+        settings = load_settings(
+            home=self.env["BIFROST_HOME"],
+            database_url=self.env["BIFROST_DATABASE_URL"],
+            hot_root=self.env["BIFROST_HOT_ROOT"],
+            archive_root=self.env["BIFROST_ARCHIVE_ROOT"],
+            render_root=self.env["BIFROST_RENDER_ROOT"],
+        )
+        before = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = self.api_url
+        try:
+            app = create_app(settings, database=self.database, cache=LocalCache())
+            with TestClient(app) as client:
+                answer = client.post(
+                    f"/projects/{self.project_id}/renders",
+                    json={"task_id": self.task_id, **body},
+                    headers={"Authorization": f"Bearer {self.token}"},
+                )
+        finally:
+            if before is None:
+                del os.environ["PREFECT_API_URL"]
+            else:
+                os.environ["PREFECT_API_URL"] = before
+        assert answer.status_code == 201, answer.text
+        return answer.json()["id"]
 
     def nudge(self) -> None:
         """What submit does after recording a job: dispatch now (which starts the job's
@@ -225,6 +260,7 @@ def running_farm(
         task = tasks.create_task(
             uow.session, actor=SYSTEM, data=TaskCreate(task_type="lighting", shot_id=shot.id)
         )
+        token = users.create_token(uow.session, actor=SYSTEM, user_id=user.id, data=TokenCreate(name="farm"))
         uow.commit()
         ids = (project.id, task.id, shot.id, user.id)
     stack = contextlib.ExitStack()
@@ -252,7 +288,7 @@ def running_farm(
         "BIFROST_RENDER_HEARTBEAT_SECONDS": "1",
         "BIFROST_USER": SUBMITTER,
     }
-    farm = Farm(api_url, env, database, root, *ids)
+    farm = Farm(api_url, env, database, root, *ids, token=token.token)
     try:
         deployed = subprocess.run(
             [BIFROST, "deploy"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
