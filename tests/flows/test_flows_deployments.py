@@ -76,7 +76,8 @@ def test_bifrost_deploy_creates_the_pool_and_every_deployment(prefect_server, mo
         assert deployment.work_pool_name == spec["work_pool"]["name"]
         assert sorted(deployment.tags) == sorted(spec["tags"])
         assert deployment.description == spec["description"]
-        assert deployment.global_concurrency_limit.limit == spec["concurrency_limit"]
+        limit = deployment.global_concurrency_limit
+        assert (limit and limit.limit) == spec["concurrency_limit"]
         assert deployment.parameters == spec["parameters"]
         assert deployment.enforce_parameter_schema is spec["enforce_parameter_schema"]
         assert len(deployment.schedules) == len(spec["schedules"])

@@ -128,7 +128,7 @@ class Farm:
                 uow.session.expunge(row)
             return rows
 
-    def wait_job(self, job_id: int, states: set[str], timeout: float = 120) -> RenderJob:
+    def wait_job(self, job_id: int, states: set[str], timeout: float = 300) -> RenderJob:
         deadline = time.monotonic() + timeout
         while (job := self.job(job_id)).state not in states:
             if time.monotonic() > deadline:
