@@ -13,8 +13,8 @@
   and at the end ingests the frames as a new version of the job's task, or fails the job
   with a report naming the failed chunks and the last lines of their logs.
 
-Dispatch is `dispatch_now()`: the API and the CLI call it (through a `render` run) right
-after a submit, so a job starts within seconds rather than at the queue's next pass.
+Dispatch is `dispatch_now()`. A submit (API or CLI) starts a `render-queue` pass over its
+project at once (deployments/render.py `nudge`), so a job does not wait for the next pass.
 """
 
 from __future__ import annotations
