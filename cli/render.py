@@ -28,6 +28,8 @@ app = typer.Typer(help="Render jobs: frames rendered on the GPU farm, in chunks.
 JobArg = Annotated[int, typer.Argument(help="Render job id", min=1, max=2**63 - 1)]
 # How often `--wait` reads the job's records.
 POLL_SECONDS = 1.0
+# Ctrl-C while following a job: the shell's code for SIGINT.
+EXIT_INTERRUPTED = 130
 
 
 def _environment(pairs: list[str]) -> dict[str, str]:
@@ -169,14 +171,22 @@ def _follow(job_id: int, *, as_json: bool) -> None:
         transient=False,
     ) as bar:
         frames = bar.add_task(f"job {job_id} {detail.state}", total=detail.frame_count)
-        while True:
-            bar.update(
-                frames, completed=detail.progress.frames_done, description=f"job {job_id} {detail.state}"
+        try:
+            while True:
+                bar.update(
+                    frames, completed=detail.progress.frames_done, description=f"job {job_id} {detail.state}"
+                )
+                if detail.state in JOB_FINISHED:
+                    break
+                time.sleep(POLL_SECONDS)
+                detail = _detail(job_id)
+        except KeyboardInterrupt:
+            # Only the following stops: the job is the farm's.
+            say(
+                f"stopped following render job {job_id}, which goes on (bifrost render show {job_id})",
+                err=True,
             )
-            if detail.state in JOB_FINISHED:
-                break
-            time.sleep(POLL_SECONDS)
-            detail = _detail(job_id)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
         print_json(detail.model_dump(mode="json"))
     if detail.state == "completed":

@@ -87,23 +87,23 @@ def list_renders(
     return ctx.respond(Page[RenderJobSummary](items=items, next_cursor=next_cursor))
 
 
-@router.get("/renders/{job_id}", response_model=RenderJobDetail)
-def get_render(ctx: CtxDep, job_id: Id) -> Response:
+@router.get("/renders/{render_id}", response_model=RenderJobDetail)
+def get_render(ctx: CtxDep, render_id: Id) -> Response:
     """A render job with its progress and every chunk: state, attempts, host, GPU ids, start
     and end, exit code, log path and error."""
-    return ctx.respond(service.job_detail(ctx.session, actor=ctx.actor, job_id=job_id))
+    return ctx.respond(service.job_detail(ctx.session, actor=ctx.actor, job_id=render_id))
 
 
-@router.post("/renders/{job_id}/cancel", response_model=RenderJobRead)
-def cancel_render(ctx: CtxDep, job_id: Id) -> Response:
+@router.post("/renders/{render_id}/cancel", response_model=RenderJobRead)
+def cancel_render(ctx: CtxDep, render_id: Id) -> Response:
     """Cancel: pending chunks never start, running ones are stopped by the farm. Cancelling a
     cancelled job changes nothing; a completed or failed one is a 409."""
-    job = service.cancel(ctx.session, actor=ctx.actor, job_id=job_id)
+    job = service.cancel(ctx.session, actor=ctx.actor, job_id=render_id)
     return ctx.done(RenderJobRead.model_validate(job))
 
 
-@router.post("/renders/{job_id}/retry-failed", response_model=RenderJobRead)
-def retry_failed_render(ctx: CtxDep, job_id: Id) -> Response:
+@router.post("/renders/{render_id}/retry-failed", response_model=RenderJobRead)
+def retry_failed_render(ctx: CtxDep, render_id: Id) -> Response:
     """Run the failed chunks again, their attempts reset; a failed job is queued again."""
-    job = service.retry_failed(ctx.session, actor=ctx.actor, job_id=job_id)
+    job = service.retry_failed(ctx.session, actor=ctx.actor, job_id=render_id)
     return ctx.done(RenderJobRead.model_validate(job))

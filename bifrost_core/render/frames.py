@@ -12,7 +12,11 @@ from dataclasses import dataclass
 
 from bifrost_core.errors import InvalidInput
 
-MAX_FRAMES = 1_000_000
+# 100,000 frames is over an hour at 24 fps, more than any one shot; beyond it, fileseq's parsing
+# alone takes seconds. 20,000 chunks a job keeps a submit well under a second (10,000 frames
+# at chunk size 1 fit).
+MAX_FRAMES = 100_000
+MAX_CHUNKS = 20_000
 MAX_FRAME = 10_000_000
 MAX_SPEC_LENGTH = 10_000
 
@@ -69,7 +73,8 @@ def parse_frames(spec: str) -> FrameSet:
         raise InvalidInput(f"invalid frame set {text!r}: {error}") from None
     if not frames:
         raise InvalidInput(f"the frame set {text!r} has no frames")
-    return FrameSet(spec=str(fileseq.FrameSet.from_iterable(frames, sort=True)), frames=frames)
+    # framesToFrameRange: FrameSet.from_iterable's notation, 5 times faster on sorted frames.
+    return FrameSet(spec=fileseq.framesToFrameRange(frames, sort=False), frames=frames)
 
 
 def _bounded_size(part: str) -> int:
@@ -100,6 +105,8 @@ def cut_chunks(frames: tuple[int, ...], chunk_size: int) -> list[Chunk]:
     in order, so that a renderer taking start/end/step (`-s -e -j`) can render each chunk."""
     if chunk_size < 1:
         raise InvalidInput("the chunk size must be at least 1")
+    if -(-len(frames) // chunk_size) > MAX_CHUNKS:
+        raise _too_many_chunks(len(frames), chunk_size)
     chunks: list[Chunk] = []
     count = len(frames)
     i = 0
@@ -116,4 +123,13 @@ def cut_chunks(frames: tuple[int, ...], chunk_size: int) -> list[Chunk]:
             j += 1
         chunks.append(Chunk(len(chunks), first, frames[j], step))
         i = j + 1
+    if len(chunks) > MAX_CHUNKS:  # an irregular frame set cuts into more, shorter chunks
+        raise _too_many_chunks(len(frames), chunk_size)
     return chunks
+
+
+def _too_many_chunks(frames: int, chunk_size: int) -> InvalidInput:
+    return InvalidInput(
+        f"{frames:,} frames in chunks of at most {chunk_size} make more than {MAX_CHUNKS:,} chunks: "
+        "give a larger chunk size"
+    )

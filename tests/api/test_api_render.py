@@ -57,15 +57,20 @@ def test_submit_list_show_cancel(client, world: World, farm, database, tmp_path)
     assert job["created_by"] == world.user_ids["coordinator"]
 
     listed = client.get(url, headers=headers).json()
-    assert [item["id"] for item in listed["items"]] == [job["id"]]
-    assert listed["items"][0]["progress"]["frames_total"] == 25
-    assert listed["items"][0]["progress"]["chunks"]["pending"] == 3
-    assert client.get(url, params={"state": "running"}, headers=headers).json()["items"] == []
+    # The world's own job (running) comes first.
+    assert [item["id"] for item in listed["items"]] == [world.a.render_id, job["id"]]
+    assert listed["items"][1]["progress"]["frames_total"] == 25
+    assert listed["items"][1]["progress"]["chunks"]["pending"] == 3
+    assert client.get(url, params={"state": "queued"}, headers=headers).json()["items"] == [
+        listed["items"][1]
+    ]
     assert client.get(url, params={"state": "sleeping"}, headers=headers).status_code == 422
 
     with UnitOfWork(database) as uow:
         uow.session.execute(
-            update(RenderChunk).where(RenderChunk.index == 0).values(state="completed", attempts=1, host="h")
+            update(RenderChunk)
+            .where(RenderChunk.job_id == job["id"], RenderChunk.index == 0)
+            .values(state="completed", attempts=1, host="h")
         )
         uow.commit()
     shown = client.get(f"/renders/{job['id']}", headers=world.headers("artist")).json()
@@ -90,9 +95,13 @@ def test_retry_failed(client, world: World, farm, database):
     job = client.post(f"/projects/{world.a.project_id}/renders", json=_body(world), headers=headers).json()
     with UnitOfWork(database) as uow:
         uow.session.execute(
-            update(RenderChunk).where(RenderChunk.index == 1).values(state="failed", attempts=3)
+            update(RenderChunk)
+            .where(RenderChunk.job_id == job["id"], RenderChunk.index == 1)
+            .values(state="failed", attempts=3)
         )
-        uow.session.execute(update(RenderJob).values(state="failed", report="chunk 1 failed"))
+        uow.session.execute(
+            update(RenderJob).where(RenderJob.id == job["id"]).values(state="failed", report="chunk 1 failed")
+        )
         uow.commit()
     retried = client.post(f"/renders/{job['id']}/retry-failed", headers=headers)
     assert retried.status_code == 200, retried.text
@@ -104,11 +113,12 @@ def test_retry_failed(client, world: World, farm, database):
 def test_a_retried_submit_with_its_idempotency_key_submits_once(client, world: World, farm, database):
     headers = {**world.headers("coordinator"), "Idempotency-Key": uuid.uuid4().hex}
     url = f"/projects/{world.a.project_id}/renders"
+    before = _jobs(database)
     first = client.post(url, json=_body(world), headers=headers)
     again = client.post(url, json=_body(world), headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
-    assert _jobs(database) == (1, 3)
+    assert _jobs(database) == (before[0] + 1, before[1] + 3)
 
 
 @pytest.mark.parametrize(
@@ -117,7 +127,8 @@ def test_a_retried_submit_with_its_idempotency_key_submits_once(client, world: W
         ({"frames": "1-100x-2"}, "the step must be a positive number"),
         ({"frames": "nonsense"}, "invalid frame set part 'nonsense'"),
         ({"frames": ""}, "the frame set is empty"),
-        ({"frames": "1-5000000"}, "more than 1,000,000 frames"),
+        ({"frames": "1-500000"}, "more than 100,000 frames"),
+        ({"frames": "1-50000", "chunk_size": 1}, "more than 20,000 chunks"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"pool": "bifrost-cpu"}, "unknown pool 'bifrost-cpu'"),
         ({"command": ["render", "{frame}"]}, "unknown placeholder {frame}"),
@@ -132,6 +143,7 @@ def test_a_retried_submit_with_its_idempotency_key_submits_once(client, world: W
     ],
 )
 def test_bad_input_is_a_422_and_records_nothing(client, world: World, farm, database, fields, says):
+    before = _jobs(database)
     answer = client.post(
         f"/projects/{world.a.project_id}/renders", json=_body(world, **fields), headers=world.headers("admin")
     )
@@ -139,10 +151,11 @@ def test_bad_input_is_a_422_and_records_nothing(client, world: World, farm, data
     error = answer.json()["error"]
     assert error["code"] == "invalid_input"
     assert says in error["message"], error
-    assert _jobs(database) == (0, 0)
+    assert _jobs(database) == before
 
 
 def test_no_gpu_host_registered_is_a_422(client, world: World, prefect_api, monkeypatch, database):
+    before = _jobs(database)
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     answer = client.post(
         f"/projects/{world.a.project_id}/renders", json=_body(world), headers=world.headers("admin")
@@ -151,7 +164,7 @@ def test_no_gpu_host_registered_is_a_422(client, world: World, prefect_api, monk
     assert answer.json()["error"]["message"] == (
         "no GPU host is registered (start `bifrost worker --pool bifrost-gpu --gpus N`)"
     )
-    assert _jobs(database) == (0, 0)
+    assert _jobs(database) == before
 
 
 def test_without_prefect_bad_input_is_still_a_422_and_good_input_a_503(client, world: World, monkeypatch):
@@ -187,6 +200,7 @@ def test_the_python_client_submits_follows_cancels_and_retries(serve, database, 
     from bifrost_client import ApiError, BifrostClient
 
     world = build_world(database)
+    before = _jobs(database)
     url = serve({"BIFROST_DATABASE_URL": database.url, "PREFECT_API_URL": prefect_api})
     with (
         gpu_host(prefect_api, f"client-{uuid.uuid4().hex[:8]}", 1),
@@ -210,10 +224,14 @@ def test_the_python_client_submits_follows_cancels_and_retries(serve, database, 
             )
         assert (refused.value.status, refused.value.code) == (422, "invalid_input")
         with UnitOfWork(database) as uow:
-            uow.session.execute(update(RenderChunk).where(RenderChunk.index == 3).values(state="failed"))
-            uow.session.execute(update(RenderJob).values(state="failed"))
+            uow.session.execute(
+                update(RenderChunk)
+                .where(RenderChunk.job_id == job.id, RenderChunk.index == 3)
+                .values(state="failed")
+            )
+            uow.session.execute(update(RenderJob).where(RenderJob.id == job.id).values(state="failed"))
             uow.commit()
         assert bifrost.wait_render(job.id, timeout=10, poll=0.1).state == "failed"
         assert bifrost.retry_render(job.id).state == "queued"
         assert bifrost.cancel_render(job.id).state == "cancelled"
-    assert _jobs(database) == (1, 4)
+    assert _jobs(database) == (before[0] + 1, before[1] + 4)

@@ -93,6 +93,14 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ),
     ("GET", "/projects/{project_id}/flow-runs"): (SCOPED, None),
     ("GET", "/flow-runs/{run_id}"): (SCOPED, None),
+    ("POST", "/projects/{project_id}/renders"): (
+        SCOPED,
+        {"task_id": "{task_id}", "command": ["render", "--frame={first}"], "frames": "1-10"},
+    ),
+    ("GET", "/projects/{project_id}/renders"): (SCOPED, None),
+    ("GET", "/renders/{render_id}"): (SCOPED, None),
+    ("POST", "/renders/{render_id}/retry-failed"): (SCOPED, None),
+    ("POST", "/renders/{render_id}/cancel"): (SCOPED, None),
     (
         "POST",
         "/projects/{project_id}/bulk",
@@ -190,8 +198,9 @@ def test_admin_and_own_project_reach_every_route(client, world: World, monkeypat
         if (method, path) == ("DELETE", "/tokens/{token_id}"):
             who = "admin"  # someone else's token: only an admin may revoke it
         answer = _call(client, method, path, body, world, world.headers(who))
-        if "/flows/" in path or path == "/flow-runs/{run_id}":
-            # Past every check, these need a Prefect server (tests/api/test_api_flows.py has one).
+        if "/flows/" in path or path == "/flow-runs/{run_id}" or (method, path[-8:]) == ("POST", "/renders"):
+            # Past every check, these need a Prefect server (tests/api/test_api_flows.py and
+            # test_api_render.py have one): flow runs, and a render submit's GPU hosts.
             assert answer.status_code == 503, (who, method, path, answer.text)
             assert answer.json()["error"]["code"] == "prefect_unavailable"
             continue

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
@@ -115,13 +116,20 @@ def _farm_finishes(outcome: str) -> threading.Thread:
     database = Database(load_settings().database)
 
     def step(*statements) -> bool:
-        with database.session() as session:
-            if session.get(RenderJob, 1) is None:
-                return False
-            for statement in statements:
-                session.execute(statement)
-            session.commit()
-            return True
+        """Run `statements` once job 1 exists; False while it does not. SQLite may be busy with
+        the command's own reads: try again."""
+        for _ in range(100):
+            try:
+                with database.session() as session:
+                    if session.get(RenderJob, 1) is None:
+                        return False
+                    for statement in statements:
+                        session.execute(statement)
+                    session.commit()
+                    return True
+            except OperationalError:
+                time.sleep(0.1)
+        raise RuntimeError("the test database stayed busy")
 
     def work() -> None:
         try:
@@ -166,3 +174,14 @@ def test_help_lists_the_render_commands(bifrost):
     output = bifrost("render", "--help").output
     for command in ("submit", "list", "show", "cancel", "retry-failed"):
         assert command in output
+
+
+def test_ctrl_c_stops_following_not_the_job(farm, monkeypatch, peek):
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cli.render.time.sleep", interrupted)
+    result = farm(*SUBMIT, "--wait", *COMMAND, code=130)
+    assert "stopped following render job 1, which goes on (bifrost render show 1)" in result.output
+    with peek() as session:
+        assert session.get(RenderJob, 1).state == "queued"

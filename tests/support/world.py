@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import update
 
 from bifrost_core.assets import service as assets
 from bifrost_core.assets.schemas import AssetCreate, CastingCreate
@@ -12,6 +15,9 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.repository import record_blobs
 from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import EpisodeCreate, ProjectCreate, SequenceCreate, ShotCreate
+from bifrost_core.render import service as render
+from bifrost_core.render.models import RenderChunk
+from bifrost_core.render.schemas import RenderJobCreate
 from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import NoteCreate
 from bifrost_core.runs import service as runs
@@ -42,6 +48,7 @@ class ProjectIds:
     note_id: int
     membership_id: int
     run_id: str
+    render_id: int
 
 
 @dataclass
@@ -90,6 +97,23 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
     note = reviews.create_note(
         session, actor=SYSTEM, target="version", target_id=version.id, data=NoteCreate(body="nice")
     )
+    job = render.submit(
+        session,
+        actor=SYSTEM,
+        project_id=project.id,
+        data=RenderJobCreate(
+            task_id=task.id, command=["render", "{first}", "{last}"], frames="1-4", chunk_size=2
+        ),
+        gpu_hosts={"world-host": 1},
+        render_root=Path("/render"),
+    )
+    # One chunk failed while the other runs: the job can be both retried and cancelled.
+    session.execute(
+        update(RenderChunk)
+        .where(RenderChunk.job_id == job.id, RenderChunk.index == 0)
+        .values(state="failed", attempts=1)
+    )
+    job.state = "running"
     return ProjectIds(
         project_id=project.id,
         episode_id=episode.id,
@@ -105,6 +129,7 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
         note_id=note.id,
         membership_id=0,
         run_id=run.run_id,
+        render_id=job.id,
     )
 
 
