@@ -87,9 +87,7 @@ class Farm:
             archive_root=self.env["BIFROST_ARCHIVE_ROOT"],
             render_root=self.env["BIFROST_RENDER_ROOT"],
         )
-        before = os.environ.get("PREFECT_API_URL")
-        os.environ["PREFECT_API_URL"] = self.api_url
-        try:
+        with prefect_at(self.api_url):
             app = create_app(settings, database=self.database, cache=LocalCache())
             with TestClient(app) as client:
                 answer = client.post(
@@ -97,11 +95,6 @@ class Farm:
                     json={"task_id": self.task_id, **body},
                     headers={"Authorization": f"Bearer {self.token}"},
                 )
-        finally:
-            if before is None:
-                del os.environ["PREFECT_API_URL"]
-            else:
-                os.environ["PREFECT_API_URL"] = before
         assert answer.status_code == 201, answer.text
         return answer.json()["id"]
 
@@ -169,6 +162,18 @@ class Farm:
             preexec_fn=_end_with_the_tests,
         )
 
+    def wait_hosts(self, hosts: dict[str, int], timeout: float = 180) -> None:
+        """Until every GPU worker has declared its GPUs (its `gpu:<host>` limit)."""
+        from deployments.render import gpu_hosts
+
+        deadline = time.monotonic() + timeout
+        with prefect_at(self.api_url):
+            while gpu_hosts() != hosts:
+                self.check_workers()
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"GPU hosts not declared within {timeout:.0f} s: {gpu_hosts()}")
+                time.sleep(0.5)
+
     def check_workers(self) -> None:
         for name, process in self.workers.items():
             if process.poll() is not None and name not in self.killed:
@@ -176,6 +181,20 @@ class Farm:
                 raise AssertionError(f"worker {name} exited {process.returncode}: {tail}")
 
     killed: set[str] = field(default_factory=set)
+
+
+@contextlib.contextmanager
+def prefect_at(api_url: str) -> Iterator[None]:
+    """PREFECT_API_URL names the farm's server inside (what the API and deployments/ read)."""
+    before = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = api_url
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PREFECT_API_URL"]
+        else:
+            os.environ["PREFECT_API_URL"] = before
 
 
 def _end_with_the_tests() -> None:
@@ -298,6 +317,7 @@ def running_farm(
         farm.start_worker("cpu", "--pool", WORK_POOL)
         for host, gpus in hosts.items():
             farm.start_worker(host, "--pool", "bifrost-gpu", "--gpus", str(gpus), "--host", host)
+        farm.wait_hosts(hosts)
         yield farm
     finally:
         for process in farm.workers.values():
