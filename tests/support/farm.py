@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
@@ -141,13 +141,14 @@ class Farm:
         return chunk
 
     def cancel(self, job_id: int) -> None:
+        """Cancel as the submitter does (the render service's cancel)."""
+        from bifrost_core.render import service
+        from bifrost_core.users.models import User
+        from bifrost_core.users.service import actor_for_user
+
         with UnitOfWork(self.database) as uow:
-            uow.session.execute(update(RenderJob).where(RenderJob.id == job_id).values(state="cancelled"))
-            uow.session.execute(
-                update(RenderChunk)
-                .where(RenderChunk.job_id == job_id, RenderChunk.state.in_(("pending", "dispatched")))
-                .values(state="cancelled")
-            )
+            actor = actor_for_user(uow.session, uow.session.get(User, self.user_id))
+            service.cancel(uow.session, actor=actor, job_id=job_id)
             uow.commit()
 
     def start_worker(self, name: str, *arguments: str) -> None:
