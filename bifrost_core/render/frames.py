@@ -63,41 +63,51 @@ def parse_frames(spec: str) -> FrameSet:
         raise InvalidInput("the frame set is empty")
     if len(text) > MAX_SPEC_LENGTH:
         raise InvalidInput(f"the frame set is longer than {MAX_SPEC_LENGTH} characters")
-    parts = [part.strip() for part in text.split(",")]
-    bound = sum(_bounded_size(part) for part in parts)
-    if bound > MAX_FRAMES:
-        raise InvalidInput(f"the frame set {text!r} has more than {MAX_FRAMES:,} frames")
+    parts = [_checked_part(part.strip()) for part in text.split(",")]
+    if sum(size for _, size in parts) > MAX_FRAMES:
+        raise InvalidInput(f"the frame set {text[:80]!r} has more than {MAX_FRAMES:,} frames")
     try:
-        frames = tuple(sorted({int(frame) for frame in fileseq.FrameSet(",".join(parts))}))
+        frames = tuple(
+            sorted({int(frame) for frame in fileseq.FrameSet(",".join(part for part, _ in parts))})
+        )
     except fileseq.ParseException as error:
-        raise InvalidInput(f"invalid frame set {text!r}: {error}") from None
+        raise InvalidInput(f"invalid frame set {text[:80]!r}: {error}") from None
     if not frames:
-        raise InvalidInput(f"the frame set {text!r} has no frames")
+        raise InvalidInput(f"the frame set {text[:80]!r} has no frames")
     # framesToFrameRange: FrameSet.from_iterable's notation, 5 times faster on sorted frames.
     return FrameSet(spec=fileseq.framesToFrameRange(frames, sort=False), frames=frames)
 
 
-def _bounded_size(part: str) -> int:
-    """At least the number of frames `part` names; InvalidInput when it is not a valid part."""
+def _checked_part(part: str) -> tuple[str, int]:
+    """`part` rewritten with plain numbers (`0001001` -> `1001`: what fileseq is given), and at
+    least the number of frames it names; InvalidInput when it is not a valid part."""
     match = _PART.fullmatch(part)
     if match is None:
         raise InvalidInput(
-            f"invalid frame set part {part!r}: expected a frame (1001), a range (1001-1100) "
+            f"invalid frame set part {part[:80]!r}: expected a frame (1001), a range (1001-1100) "
             "or a range with a step (1-100x2)"
         )
     start_text, end_text, kind, step_text = match.groups()
-    start = int(start_text)
-    end = start if end_text is None else int(end_text)
-    for frame in (start, end):
-        if abs(frame) > MAX_FRAME:
-            raise InvalidInput(f"frame {frame} is out of range (frames are within +-{MAX_FRAME:,})")
+    start = _number(start_text)
+    end = start if end_text is None else _number(end_text)
     span = abs(end - start) + 1
     if step_text is None:
-        return span
-    step = int(step_text)
+        return (str(start) if end_text is None else f"{start}-{end}"), span
+    step = _number(step_text)
     if step < 1:
-        raise InvalidInput(f"invalid frame set part {part!r}: the step must be a positive number")
-    return span if kind in (":", "y") else (span - 1) // step + 1
+        raise InvalidInput(f"invalid frame set part {part[:80]!r}: the step must be a positive number")
+    return f"{start}-{end}{kind}{step}", span if kind in (":", "y") else (span - 1) // step + 1
+
+
+def _number(text: str) -> int:
+    """A frame number or step within +-MAX_FRAME. Checked by its digits first: int() refuses
+    strings of thousands of digits (and would be slow on them)."""
+    negative, digits = text.startswith("-"), text.lstrip("-").lstrip("0") or "0"
+    if len(digits) > len(str(MAX_FRAME)) or int(digits) > MAX_FRAME:
+        shown = text if len(text) <= 20 else f"{text[:20]}..."
+        raise InvalidInput(f"frame {shown} is out of range (frames are within +-{MAX_FRAME:,})")
+    value = -int(digits) if negative else int(digits)
+    return value
 
 
 def cut_chunks(frames: tuple[int, ...], chunk_size: int) -> list[Chunk]:

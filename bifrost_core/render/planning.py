@@ -9,6 +9,7 @@ into Python objects) and without conversions.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,10 @@ PLACEHOLDERS: dict[str, str] = {
 # Frame padding of `{output}`: renderers pad to at least this many digits.
 OUTPUT_PADDING = 4
 _FORMATTER = string.Formatter()
+# Format specs a template may use: alignment, sign, zero padding, a width of at most 3 digits,
+# a precision and a type (`{first:04d}`, `{chunk:>3}`). Bounded, so that `{first:999999999}`
+# cannot make a gigabyte argument.
+_SPEC = re.compile(r"[<>=^]?[+ -]?0?\d{0,3}(?:\.\d{1,2})?[bdoxXs]?")
 
 
 def placeholders_in(argument: str) -> list[str]:
@@ -46,8 +51,12 @@ def placeholders_in(argument: str) -> list[str]:
         if name not in PLACEHOLDERS:
             known = ", ".join(f"{{{known}}}" for known in PLACEHOLDERS)
             raise ValueError(f"unknown placeholder {{{name}}} (known: {known})")
-        if conversion is not None or (spec and "{" in spec):
-            raise ValueError(f"placeholder {{{name}}} takes no conversion or nested placeholder")
+        if conversion is not None:
+            raise ValueError(f"placeholder {{{name}}} takes no conversion")
+        if spec and not _SPEC.fullmatch(spec):
+            raise ValueError(
+                f"format {spec[:20]!r} of {{{name}}} is not allowed (e.g. {{first:04d}}, width <= 999)"
+            )
         names.append(name)
     return names
 

@@ -37,6 +37,8 @@ COMMAND = ["render", "-s", "{first}", "-e", "{last}", "-j", "{step}", "-o", "{ou
         ("-5--3", "-5--3", 3),
         ("7", "7", 1),
         ("1-3,2-4", "1-4", 4),
+        ("0001001-0001003", "1001-1003", 3),  # padded as on disk
+        ("0" * 9999, "0", 1),
     ],
 )
 def test_frame_sets_are_parsed_with_fileseq_and_normalised(spec, normalised, count):
@@ -64,6 +66,10 @@ def test_frame_sets_are_parsed_with_fileseq_and_normalised(spec, normalised, cou
         ("20000000", "out of range"),
         ("-20000000-1", "out of range"),
         ("1" * 10_001, "longer than"),
+        # Thousands of digits: refused by their count, never handed to int() (a 500 before).
+        ("1" * 9999, "out of range"),
+        ("1-" + "0" * 5000 + "9" * 4000, "out of range"),
+        ("1-10x" + "7" * 5000, "out of range"),
     ],
 )
 def test_bad_frame_sets_are_refused_with_a_reason(spec, says):
@@ -127,6 +133,8 @@ def _create(**fields) -> RenderJobCreate:
         ({"command": ["render", "{frame}"]}, "unknown placeholder {frame}"),
         ({"command": ["render", "{first.real}"]}, "unknown placeholder {first.real}"),
         ({"command": ["render", "{first!r}"]}, "no conversion"),
+        ({"command": ["render", "{first:999999999}"]}, "is not allowed"),
+        ({"command": ["render", "{first:{last}}"]}, "is not allowed"),
         ({"command": ["render", "{first"]}, "literal braces"),
         ({"command": ["render", "{scene:d}"], "scene": "/x"}, "argument 2"),
         ({"command": ["render", "{scene}"]}, "uses {scene} but no scene is given"),
@@ -156,8 +164,9 @@ def test_the_schema_refuses_bad_fields(fields, says):
 
 
 def test_a_valid_command_keeps_its_arguments_apart():
-    data = _create(command=["render", "--out", "{output_dir}/a b", "{first:04d}"], environment={"OCIO": "/c"})
-    assert data.command == ["render", "--out", "{output_dir}/a b", "{first:04d}"]
+    command = ["render", "--out", "{output_dir}/a b", "{first:04d}", "{chunk:>3}", "{{literal}}"]
+    data = _create(command=command, environment={"OCIO": "/c"})
+    assert data.command == command
 
 
 # --------------------------------------------------------------------------- submit
