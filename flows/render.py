@@ -246,7 +246,7 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
             logger.info("chunk %d attempt %d is no longer this run's: nothing to do", chunk, attempt)
             return "taken"
         outcome = execution.run(
-            execution.fill(work.command, work.placeholders()),
+            work.argv,
             env=_environment(work, gpu_ids),
             log_path=log_path,
             timeout=work.timeout_seconds,

@@ -14,7 +14,6 @@ import contextlib
 import ctypes
 import fcntl
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -23,8 +22,6 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-PLACEHOLDER = re.compile(r"\{(scene|output|output_dir|first|last|step|frames|chunk|job)\}")
 
 
 class NoFreeGpu(RuntimeError):
@@ -68,12 +65,6 @@ def gpu_ids(root: Path, host: str, count: int, total: int, *, wait: float = 30) 
     finally:
         for _, fd in held:
             os.close(fd)  # closing the descriptor releases its lock
-
-
-def fill(template: Sequence[str], values: Mapping[str, object]) -> list[str]:
-    """The command's arguments with the known placeholders replaced (others stay as typed:
-    the submit already refused unknown ones, and braces in e.g. a Python expression are kept)."""
-    return [PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), argument) for argument in template]
 
 
 @dataclass

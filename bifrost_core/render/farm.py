@@ -15,42 +15,21 @@ from bifrost_core.assets.models import Asset
 from bifrost_core.errors import NotFound
 from bifrost_core.projects.models import Project, Sequence, Shot
 from bifrost_core.render.models import RenderChunk, RenderJob
+from bifrost_core.render.planning import command_for
 from bifrost_core.tasks.models import Task
 from bifrost_core.users.models import User
 from bifrost_core.versions.models import Version
-
-FRAME_PADDING = 4
 
 
 @dataclass(frozen=True)
 class ChunkWork:
     job_id: int
     index: int
-    command: list[str]
-    scene: str | None
+    argv: list[str]  # the command, its placeholders filled in for this chunk
     output_dir: str
-    output_stem: str
-    first: int
-    last: int
-    step: int
-    frames: str
     gpus: int
     timeout_seconds: float
     environment: dict[str, str]
-
-    def placeholders(self) -> dict[str, object]:
-        """The values of the command template's placeholders for this chunk."""
-        return {
-            "scene": self.scene or "",
-            "output": f"{self.output_dir}/{self.output_stem}.{'#' * FRAME_PADDING}",
-            "output_dir": self.output_dir,
-            "first": self.first,
-            "last": self.last,
-            "step": self.step,
-            "frames": self.frames,
-            "chunk": self.index,
-            "job": self.job_id,
-        }
 
 
 @dataclass(frozen=True)
@@ -79,13 +58,6 @@ class FailedChunk:
     log_path: str | None
 
 
-def output_stem(session: Session, job: RenderJob) -> str:
-    """`sh010_lighting`: the frames' name, from the shot or asset and the task."""
-    task = session.get(Task, job.task_id)
-    entity = session.get(Shot, job.shot_id).code if job.shot_id else session.get(Asset, job.asset_id).code
-    return f"{entity}_{task.name}"
-
-
 def chunk_work(session: Session, chunk_id: int) -> ChunkWork:
     chunk = session.get(RenderChunk, chunk_id)
     if chunk is None:
@@ -94,14 +66,8 @@ def chunk_work(session: Session, chunk_id: int) -> ChunkWork:
     return ChunkWork(
         job_id=job.id,
         index=chunk.index,
-        command=list(job.command),
-        scene=job.scene,
+        argv=command_for(job, chunk),
         output_dir=job.output_dir,
-        output_stem=output_stem(session, job),
-        first=chunk.first,
-        last=chunk.last,
-        step=chunk.step,
-        frames=chunk.frames,
         gpus=job.gpus_per_chunk,
         timeout_seconds=float(job.timeout_seconds),
         environment=dict(job.environment or {}),

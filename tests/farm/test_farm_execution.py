@@ -1,4 +1,4 @@
-"""Running a chunk's command, without Prefect: GPU id locks, placeholders, timeout, stop, log."""
+"""Running a chunk's command, without Prefect: GPU id locks, timeout, stop, log."""
 
 from __future__ import annotations
 
@@ -21,14 +21,6 @@ def test_overlapping_holders_get_distinct_gpu_ids(tmp_path: Path) -> None:
             pass
     with execution.gpu_ids(tmp_path, "h", 3, 3) as every:  # released on exit
         assert every == [0, 1, 2]
-
-
-def test_placeholders_are_filled_and_other_braces_kept() -> None:
-    filled = execution.fill(
-        ["r", "-s", "{first}", "-o", "{output}", "--python-expr", "d = {'a': 1}"],
-        {"first": 1001, "output": "/o/sh.####"},
-    )
-    assert filled == ["r", "-s", "1001", "-o", "/o/sh.####", "--python-expr", "d = {'a': 1}"]
 
 
 def test_a_command_that_succeeds_is_logged(tmp_path: Path) -> None:

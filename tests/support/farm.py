@@ -63,7 +63,7 @@ class Farm:
                 command=command,
                 created_by=self.user_id,
                 output_dir="pending",
-                **given,
+                **{"name": "sh010_lighting", **given},
             )
             job.output_dir = str(self.root / "render" / "DEMO" / f"job-{job.id}")
             uow.commit()
