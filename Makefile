@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench serve clean
+.PHONY: install demo test lint bench serve clean blender
 
 # The Python client (clients/python) is a distribution of its own; the tests use it.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -23,6 +23,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/pytest
+
+# The farm's real-renderer test needs Debian's Blender (3.4); installing it needs root.
+blender:
+	command -v blender >/dev/null || { apt-get update -qq && apt-get install -y -qq blender; }
 
 serve: $(STAMP)
 	$(BIN)/bifrost serve

@@ -1,25 +1,39 @@
 """Render benchmark, in sections (figures printed, never asserted):
 
-    .venv/bin/python -m bench.render [--section planning] [--pg postgresql://postgres@127.0.0.1:5432]
-                                    [--repeat 5]
+    .venv/bin/python -m bench.render [--section planning|farm] [--pg postgresql://postgres@127.0.0.1:5432]
+                                    [--repeat 5] [--chunks 12] [--seconds 1.0]
 
 planning: submit a 10,000-frame job (frame set parsed, cut into chunks, job and chunks recorded
     and committed) at chunk size 1 and 10, through the render service, on SQLite and, with --pg,
     on a throwaway PostgreSQL database. Target: <= 1 s each. The figure is the median of
     --repeat submits (each its own job and transaction) after one warm-up.
 
-The farm sections (dispatch delay, per-chunk overhead) join here as further `SECTIONS`.
+farm: a local Prefect server (on PostgreSQL), the registry's deployments, a CPU worker and two
+    GPU workers (1 and 2 GPUs: 3 slots) as processes, as the farm tests run them
+    (tests/support/farm.py, workers polling every second); then one job of --chunks one-frame
+    chunks whose command (the tests' fake renderer) renders for --seconds. From what was
+    recorded (the chunks' rows, the renderer's own start and end times):
+    - delay from a chunk becoming runnable to its command starting: a chunk is runnable when
+      the job is submitted and a GPU slot is free for it (the first slots at submit, then as
+      chunks finish, in the order they started); target: median <= 2 s;
+    - overhead per chunk beyond the command's own run time: runnable to the chunk's recorded
+      end, minus the command's run time; target: median <= 1 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import statistics
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+# The farm section runs the farm of the tests (tests/support/farm.py).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FRAMES = "1-10000"
 PLANNING_TARGET = 1.0
@@ -138,7 +152,78 @@ def planning(args: argparse.Namespace) -> None:
             drop()
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"planning": planning}
+def farm(args: argparse.Namespace) -> None:
+    from tests.support.farm import HOSTS, fake_command, records, running_farm
+
+    if not args.pg:
+        print("farm: skipped (needs PostgreSQL: --pg)")
+        return
+    slots = sum(HOSTS.values())
+    workdir = Path(tempfile.mkdtemp(prefix="bifrost-bench-farm-"))
+    print(
+        f"farm: {args.chunks} chunks of {args.seconds:.1f} s on 2 GPU workers ({slots} slots); in {workdir}"
+    )
+    created: list[str] = []
+
+    def make_database() -> str:
+        import psycopg
+
+        name = f"bifrost_bench_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return f"postgresql+psycopg://{args.pg.split('://', 1)[1]}/{name}"
+
+    try:
+        with running_farm(workdir, make_database) as running:
+            time.sleep(5)  # the workers' first poll
+            record = workdir / "runs.jsonl"
+            submitted = time.time()
+            job_id = running.submit(
+                fake_command(record, "--sleep", str(args.seconds)),
+                frames=f"1-{args.chunks}",
+                chunk_size=1,
+                timeout=600,
+            )
+            job = running.wait_job(job_id, {"completed", "failed"}, timeout=900)
+            if job.state != "completed":
+                print(f"  the job failed: {job.report}")
+                return
+            rows = {row.index: row for row in running.chunks(job_id)}
+            ran = {int(line["tag"].split(".")[1]): line for line in records(record) if line["event"] == "end"}
+    finally:
+        import psycopg
+
+        with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as connection:
+            for name in created:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    # Slots free at submit; each chunk (in the order commands started) takes the earliest free.
+    free = [submitted] * slots
+    delays, overheads, commands = [], [], []
+    for index in sorted(ran, key=lambda index: ran[index]["start"]):
+        runnable = max(heapq.heappop(free), submitted)
+        line, finished = ran[index], rows[index].finished_at.timestamp()
+        command = line["end"] - line["start"]
+        delays.append(line["start"] - runnable)
+        overheads.append(finished - runnable - command)
+        commands.append(command)
+        heapq.heappush(free, finished)
+    _show("runnable -> command started", delays, 2.0)
+    _show("overhead per chunk beyond command", overheads, 1.0)
+    _show("command run time", commands, None)
+
+
+def _show(name: str, values: list[float], target: float | None) -> None:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    median = statistics.median(values)
+    verdict = (
+        "" if target is None else (" ok" if median <= target else " OVER TARGET") + f" (<= {target:.1f} s)"
+    )
+    print(f"  {name:<34} median {median:6.2f} s  p90 {p90:6.2f} s  max {ordered[-1]:6.2f} s{verdict}")
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"planning": planning, "farm": farm}
 
 
 def main() -> None:
@@ -146,6 +231,8 @@ def main() -> None:
     parser.add_argument("--section", choices=sorted(SECTIONS), action="append", help="default: all")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="'' to skip PostgreSQL")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--chunks", type=int, default=12, help="farm: chunks of the job")
+    parser.add_argument("--seconds", type=float, default=1.0, help="farm: render time per chunk")
     args = parser.parse_args()
     for name in args.section or SECTIONS:
         SECTIONS[name](args)

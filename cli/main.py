@@ -22,6 +22,7 @@ from cli import storage as storage_cli
 from cli.errors import BifrostGroup
 from cli.serve import serve
 from cli.tokens import app as token_app
+from cli.worker import worker
 
 app = typer.Typer(
     name="bifrost",
@@ -60,3 +61,4 @@ app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
 app.add_typer(render_cli.app, name="render")
 app.add_typer(server_cli.app, name="server")
+app.command()(worker)

@@ -110,6 +110,8 @@ def submit(
         uow.commit()
         read = RenderJobRead.model_validate(job)
         chunks = service.progress_of(uow.session, [job])[job.id].chunks_total
+        submitter, code = uow.actor.username, project_row.code
+    _nudge(submitter, code, quiet=as_json)
     if not wait:
         if as_json:
             print_json(read.model_dump(mode="json"))
@@ -117,6 +119,23 @@ def submit(
             done(f"submitted render job {read.id}: {read.frame_count} frames in {chunks} chunks")
         return
     _follow(read.id, as_json=as_json)
+
+
+def _nudge(username: str, project: str, *, quiet: bool) -> None:
+    """A render-queue pass over the project now, so the job starts within seconds (when
+    Prefect refuses, its scheduled pass starts it: a warning, not a failure; none in --json
+    output, which is only the job)."""
+    from deployments.render import nudge
+
+    try:
+        nudge(username, project)
+    except Exception as exc:
+        if not quiet:
+            say(
+                f"warning: the render queue was not nudged ({type(exc).__name__}: {exc}); "
+                "its next pass starts the job",
+                err=True,
+            )
 
 
 def _gpu_hosts() -> dict[str, int]:

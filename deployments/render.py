@@ -1,4 +1,5 @@
-"""The farm as render submission sees it: the registered GPU hosts.
+"""The farm as render submission sees it: the registered GPU hosts, and the nudge a submit gives
+the render queue.
 
 A GPU host registers by running `bifrost worker --pool bifrost-gpu --gpus N`, which creates
 (or updates) the Prefect global concurrency limit `gpu:<host>` with N slots; a render chunk
@@ -35,3 +36,20 @@ def gpu_hosts() -> dict[str, int]:
             raise PrefectUnavailable(
                 f"cannot read the GPU hosts from Prefect: {type(exc).__name__}: {exc}"
             ) from None
+
+
+def nudge(actor: str, project: str) -> None:
+    """Start a `render-queue` pass over the project now, so a job just submitted starts within
+    seconds rather than at the queue's next scheduled pass (30 s). Best effort: when Prefect
+    refuses, the scheduled pass dispatches the job."""
+    from prefect.deployments import run_deployment
+
+    from flows.registry import FLOWS, project_tag
+
+    with prefect_api():
+        run_deployment(
+            FLOWS["render-queue"].deployment,
+            parameters={"actor": actor, "project": project},
+            timeout=0,
+            tags=["bifrost", "render", project_tag(project)],
+        )

@@ -160,6 +160,31 @@ FLOWS: dict[str, FlowEntry] = {
             # A weekly report of what gc would remove; an admin runs it with dry_run=false.
             schedules=({"cron": "0 4 * * 0", "parameters": {"actor": SERVICE_USER, "dry_run": True}},),
         ),
+        FlowEntry(
+            name="render",
+            entrypoint="flows/render.py:render",
+            action="render.submit",
+            description="Follow a render job: its progress, then its frames as a new version",
+            tags=("bifrost", "render"),
+        ),
+        FlowEntry(
+            name="render-queue",
+            entrypoint="flows/render.py:render_queue",
+            action="render.submit",
+            description="Dispatch render chunks while GPU slots are free; retry crashed ones",
+            # One pass at a time: a second would only race the first for the same chunks.
+            concurrency_limit=1,
+            tags=("bifrost", "render"),
+            schedules=({"interval": 30, "parameters": {"actor": SERVICE_USER}},),
+        ),
+        FlowEntry(
+            name="render-chunk",
+            entrypoint="flows/render.py:render_chunk",
+            action="render.submit",
+            description="Render one chunk of a render job on a GPU host",
+            work_pool=GPU_POOL,
+            tags=("bifrost", "render"),
+        ),
     )
 }
 

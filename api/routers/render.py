@@ -8,14 +8,16 @@ a render.
 
 from __future__ import annotations
 
+import logging
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query
 from fastapi.responses import Response
 from pydantic import Field
 
 from api.deps import CtxDep
 from api.params import After, Id, Limit, Page
+from bifrost_core.projects.models import Project
 from bifrost_core.render import service
 from bifrost_core.render.models import RenderJob
 from bifrost_core.render.schemas import RenderJobCreate, RenderJobDetail, RenderJobRead, RenderProgress
@@ -30,10 +32,13 @@ class RenderJobSummary(RenderJobRead):
 
 
 @router.post("/projects/{project_id}/renders", response_model=RenderJobRead, status_code=201)
-def submit_render(ctx: CtxDep, project_id: Id, data: RenderJobCreate) -> Response:
+def submit_render(
+    ctx: CtxDep, project_id: Id, data: RenderJobCreate, background: BackgroundTasks
+) -> Response:
     """Submit a render job: checked in full (frame set, placeholders, pool, scene file, GPUs per
-    chunk against the registered GPU hosts), then recorded queued with all its chunks. With an
-    Idempotency-Key, a retried request never submits twice."""
+    chunk against the registered GPU hosts), then recorded queued with all its chunks, and the
+    render queue nudged to start it. With an Idempotency-Key, a retried request never submits
+    twice."""
     from deployments.render import gpu_hosts
 
     ctx.project(project_id, "render.submit")
@@ -45,7 +50,20 @@ def submit_render(ctx: CtxDep, project_id: Id, data: RenderJobCreate) -> Respons
         gpu_hosts=gpu_hosts,
         render_root=ctx.state.settings.render_output_root,
     )
-    return ctx.done(RenderJobRead.model_validate(job), 201)
+    code = ctx.session.get(Project, project_id).code
+    response = ctx.done(RenderJobRead.model_validate(job), 201)
+    background.add_task(_nudge, ctx.actor.username, code)
+    return response
+
+
+def _nudge(username: str, project: str) -> None:
+    """After the response (the job is committed): a render-queue pass over its project."""
+    from deployments.render import nudge
+
+    try:
+        nudge(username, project)
+    except Exception as exc:  # the queue's scheduled pass starts the job instead
+        logging.getLogger(__name__).warning("render queue not nudged: %s", exc)
 
 
 @router.get("/projects/{project_id}/renders", response_model=Page[RenderJobSummary])

@@ -1,0 +1,126 @@
+"""`bifrost worker --pool NAME [--gpus N] [--host NAME] [--limit M]`: a Prefect process worker
+for one of Bifrost's pools, run in this process.
+
+On a GPU host (`--gpus N`) it declares the host's GPUs before it takes any work: the global
+concurrency limit `gpu:<host>` gets N slots (created, or updated when the host changed), and
+the worker polls the work queues `gpus-1` .. `gpus-N` of the pool (a chunk needing k GPUs is
+created in `gpus-k`, so only hosts with at least k GPUs take it) with at most N runs at once.
+A chunk holds k slots of its host's limit while its command runs (flows/render.py).
+
+Its flow runs inherit this process's environment, plus BIFROST_WORKER_HOST and
+BIFROST_WORKER_GPUS (what the chunk reads to find its limit and GPU ids), BIFROST_CHECKOUT
+(this Bifrost's repository root, for the deployments' pull step) and a Prefect run heartbeat
+every 30 s unless the operator chose one (a run whose heartbeat stops is marked crashed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+
+import typer
+
+from cli.errors import EXIT_CONFIG, EXIT_INVALID
+from cli.flows import _answers, persistent_server
+from cli.output import say
+
+GPU_POOL = "bifrost-gpu"
+HEARTBEAT_SECONDS = "30"
+
+
+def gpu_limit_name(host: str) -> str:
+    return f"gpu:{host}"
+
+
+def gpu_queues(gpus: int) -> list[str]:
+    return [f"gpus-{count}" for count in range(1, gpus + 1)]
+
+
+def worker(
+    pool: str = typer.Option(..., "--pool", help="Work pool to take runs from: bifrost-cpu or bifrost-gpu"),
+    gpus: int | None = typer.Option(
+        None, "--gpus", min=1, max=64, help="GPUs of this host (required on the GPU pool)"
+    ),
+    host: str | None = typer.Option(
+        None, "--host", help="Host name the GPUs are counted under [default: hostname]"
+    ),
+    limit: int | None = typer.Option(
+        None, "--limit", min=1, help="Most runs at once [default: the GPU count on a GPU host, else none]"
+    ),
+) -> None:
+    """Run a Prefect worker for a Bifrost pool (on a GPU host: declare its GPUs as `gpu:<host>`)."""
+    if pool == GPU_POOL and gpus is None:
+        say(f"error: the {GPU_POOL} pool needs --gpus N (the GPUs of this host)", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    host = host or socket.gethostname()
+    if not host or any(char in host for char in "/%:") or not host.isprintable():
+        say(f"error: --host {host!r}: a host name without '/', '%' or ':'", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    # A worker's console shows what it runs (other commands keep Prefect quiet).
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
+    persistent_server()
+    url = os.environ["PREFECT_API_URL"].rstrip("/")
+    if not _answers(f"{url}/health"):
+        say(f"error: the Prefect server at {url} does not answer", err=True)
+        raise typer.Exit(EXIT_CONFIG)
+    os.environ["BIFROST_WORKER_HOST"] = host
+    os.environ["BIFROST_CHECKOUT"] = str(Path(__file__).resolve().parent.parent)
+    os.environ.setdefault("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
+    queues: list[str] | None = None
+    if gpus is not None:
+        os.environ["BIFROST_WORKER_GPUS"] = str(gpus)
+        queues = gpu_queues(gpus)
+        limit = limit or gpus
+    # SIGTERM ends the worker as Ctrl-C does: Prefect's worker stops polling and exits.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    import asyncio
+
+    try:
+        asyncio.run(_run(pool, host, gpus, queues, limit))
+    except KeyboardInterrupt:
+        say(f"worker {host} on {pool}: stopped")
+
+
+async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None) -> None:
+    from prefect.workers.process import ProcessWorker
+
+    from deployments.flows import POOL_TYPES
+
+    if gpus is not None and queues is not None:
+        await declare_gpus(pool, POOL_TYPES.get(pool, "process"), host, gpus, queues)
+    worker = ProcessWorker(
+        work_pool_name=pool,
+        work_queues=queues,
+        name=f"{pool} {host} {os.getpid()}",
+        limit=limit,
+    )
+    say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
+    await worker.start(printer=say)
+
+
+async def declare_gpus(pool: str, pool_type: str, host: str, gpus: int, queues: list[str]) -> None:
+    """The pool, its queues `gpus-1..N` and the limit `gpu:<host>` with N slots (idempotent)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import (
+        GlobalConcurrencyLimitCreate,
+        GlobalConcurrencyLimitUpdate,
+        WorkPoolCreate,
+    )
+    from prefect.exceptions import ObjectAlreadyExists
+
+    async with get_client() as client:
+        with contextlib.suppress(ObjectAlreadyExists):
+            await client.create_work_pool(WorkPoolCreate(name=pool, type=pool_type))
+        for queue in queues:
+            with contextlib.suppress(ObjectAlreadyExists):
+                await client.create_work_queue(name=queue, work_pool_name=pool)
+        name = gpu_limit_name(host)
+        try:
+            await client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=gpus))
+        except ObjectAlreadyExists:
+            await client.update_global_concurrency_limit(
+                name, GlobalConcurrencyLimitUpdate(limit=gpus, active=True)
+            )
