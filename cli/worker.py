@@ -73,7 +73,9 @@ def worker(
     if gpus is not None:
         os.environ["BIFROST_WORKER_GPUS"] = str(gpus)
         queues = gpu_queues(gpus)
-        limit = limit or gpus
+        # Room for the chunks dispatched ahead (flows/render.py DISPATCH_AHEAD): they start
+        # while the host is busy and wait for its GPUs; the slots still bound what runs.
+        limit = limit or 2 * gpus
     # SIGTERM ends the worker as Ctrl-C does: Prefect's worker stops polling and exits.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     import asyncio

@@ -53,6 +53,8 @@ LOG_LINES = 20
 # A dispatched chunk unclaimed this long has its run checked (a run that failed before its
 # claim, e.g. its worker died, leaves the chunk dispatched).
 STALE_DISPATCH_SECONDS = 10
+# Chunks dispatched ahead, per GPU slot (bifrost worker's default --limit makes room for them).
+DISPATCH_AHEAD = 1
 
 
 def heartbeat_seconds() -> float:
@@ -63,8 +65,8 @@ def heartbeat_seconds() -> float:
 # ---------------------------------------------------------------- dispatch
 
 
-def free_gpu_slots() -> tuple[int, int]:
-    """Free slots over every `gpu:<host>` limit, and the largest host's slot count."""
+def free_gpu_slots() -> tuple[int, int, int]:
+    """Free slots over every `gpu:<host>` limit, all their slots, and the largest host's."""
     from prefect.client.orchestration import get_client
 
     limits = []
@@ -76,7 +78,8 @@ def free_gpu_slots() -> tuple[int, int]:
                 break
     limits = [limit for limit in limits if limit.name.startswith("gpu:") and limit.active]
     free = sum(max(limit.limit - limit.active_slots, 0) for limit in limits)
-    return free, max((limit.limit for limit in limits), default=0)
+    total = sum(limit.limit for limit in limits)
+    return free, total, max((limit.limit for limit in limits), default=0)
 
 
 def dispatch_now(project_id: int | None = None) -> int:
@@ -84,9 +87,11 @@ def dispatch_now(project_id: int | None = None) -> int:
     from prefect.deployments import run_deployment
 
     _, database = context()
-    free, largest = free_gpu_slots()
+    free, total, largest = free_gpu_slots()
     with UnitOfWork(database) as uow:
-        free -= lifecycle.gpus_dispatched(uow.session)
+        # One chunk dispatched ahead per slot: its run starts (seconds: a new process) while
+        # the host is busy and waits for its GPUs, so a freed slot is taken within a poll.
+        free += total * DISPATCH_AHEAD - lifecycle.gpus_dispatched(uow.session)
         chosen = [
             chunk
             for chunk in lifecycle.choose(
@@ -154,13 +159,16 @@ def follow(job: JobView) -> None:
 
 def sweep() -> list[tuple[int, str]]:
     """End the attempts that died: running chunks whose heartbeat stopped, and dispatched
-    chunks whose run ended (or was never made) without claiming them."""
+    chunks whose run ended (or was never made) without claiming them; chunks that died while
+    waiting for their GPUs go back to pending."""
     from prefect.client.orchestration import get_client
 
     _, database = context()
     period = heartbeat_seconds()
     with UnitOfWork(database) as uow:
         swept = lifecycle.sweep_crashed(uow.session, period=period)
+        waited = lifecycle.sweep_waiting(uow.session, period=period)
+        swept += [(chunk_id, lifecycle.PENDING) for chunk_id in waited]
         stuck = lifecycle.stuck_dispatches(uow.session, older_than=timedelta(seconds=STALE_DISPATCH_SECONDS))
         uow.commit()
     ended: list[tuple[int, int, str]] = []
@@ -235,26 +243,43 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
     log_path = Path(work.output_dir) / "logs" / f"chunk-{work.index}.{attempt}.log"
     # A lease outlives a killed chunk by its duration: short, renewed in the background.
     lease = max(60.0, 6 * period)  # the server takes no less than 60 s
-    with (
-        concurrency(f"gpu:{host}", occupy=work.gpus, strict=True, lease_duration=lease),
-        execution.gpu_ids(execution.lock_root(settings.home), host, work.gpus, gpus_here) as gpu_ids,
-    ):
-        with UnitOfWork(database) as uow:
-            claimed = lifecycle.claim(
-                uow.session, chunk, attempt, host=host, gpu_ids=gpu_ids, log_path=str(log_path)
+    # GPU ids first, then the slots, released in the reverse order: a chunk dispatched ahead
+    # (started while its host is busy) waits on the ids, freed the moment the chunk before it
+    # ends (a local lock, polled every 0.1 s), and then finds that chunk's slots released
+    # already. Waiting on the slots instead would follow the server's Retry-After (up to 30 s).
+    try:
+        with (
+            execution.gpu_ids(
+                execution.lock_root(settings.home),
+                host,
+                work.gpus,
+                gpus_here,
+                wait=None,
+                wanted=lambda: _waiting(chunk, attempt),
+                ask_every=period / 2,  # its heartbeat while it waits
+            ) as gpu_ids,
+            concurrency(f"gpu:{host}", occupy=work.gpus, strict=True, lease_duration=lease),
+        ):
+            with UnitOfWork(database) as uow:
+                claimed = lifecycle.claim(
+                    uow.session, chunk, attempt, host=host, gpu_ids=gpu_ids, log_path=str(log_path)
+                )
+                uow.commit()
+            if not claimed:
+                logger.info("chunk %d attempt %d is no longer this run's: nothing to do", chunk, attempt)
+                return "taken"
+            outcome = execution.run(
+                work.argv,
+                env=_environment(work, gpu_ids),
+                log_path=log_path,
+                timeout=work.timeout_seconds,
+                heartbeat=lambda: _beat(chunk, attempt),
+                period=period,
             )
-            uow.commit()
-        if not claimed:
-            logger.info("chunk %d attempt %d is no longer this run's: nothing to do", chunk, attempt)
-            return "taken"
-        outcome = execution.run(
-            work.argv,
-            env=_environment(work, gpu_ids),
-            log_path=log_path,
-            timeout=work.timeout_seconds,
-            heartbeat=lambda: _beat(chunk, attempt),
-            period=period,
-        )
+    except execution.ChunkNotWanted:
+        # Cancelled, or handed to another run, while it waited for the host's GPUs.
+        logger.info("chunk %d attempt %d is no longer wanted: nothing to do", chunk, attempt)
+        return "taken"
     with UnitOfWork(database) as uow:
         state = lifecycle.finish(
             uow.session,
@@ -278,6 +303,14 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
     if not outcome.succeeded and not outcome.stopped:
         return Failed(message=f"chunk {work.index}: {outcome.describe()}")  # type: ignore[return-value]
     return state or "taken"
+
+
+def _waiting(chunk: int, attempt: int) -> bool:
+    _, database = context()
+    with UnitOfWork(database) as uow:
+        wanted = lifecycle.waiting(uow.session, chunk, attempt)
+        uow.commit()
+    return wanted
 
 
 def _beat(chunk: int, attempt: int) -> bool:

@@ -25,7 +25,11 @@ from pathlib import Path
 
 
 class NoFreeGpu(RuntimeError):
-    """Every GPU id of the host is locked: the slots and the locks disagree (should not happen)."""
+    """The host's GPU ids stayed locked for longer than the wait."""
+
+
+class ChunkNotWanted(RuntimeError):
+    """A chunk waiting for its GPUs was cancelled or taken away meanwhile."""
 
 
 def lock_root(home: Path) -> Path:
@@ -33,22 +37,34 @@ def lock_root(home: Path) -> Path:
 
 
 @contextlib.contextmanager
-def gpu_ids(root: Path, host: str, count: int, total: int, *, wait: float = 30) -> Iterator[list[int]]:
+def gpu_ids(
+    root: Path,
+    host: str,
+    count: int,
+    total: int,
+    *,
+    wait: float | None = 30,
+    wanted: Callable[[], bool] | None = None,
+    ask_every: float = 2.0,
+) -> Iterator[list[int]]:
     """Hold `count` of the host's GPU ids 0..total-1 (lock files under `root/<host>/`).
 
-    The chunk already holds `count` slots of `gpu:<host>`, so free ids exist; a lock still
-    held by a chunk that is ending is waited for a little."""
+    All or none: ids taken while fewer than `count` are free are let go again, so two
+    multi-GPU chunks never each hold a part and wait on each other. A chunk dispatched ahead
+    (its process started while the host is busy) waits here, `wait` seconds or for ever
+    (None), asking `wanted()` every `ask_every` seconds whether it should still run; the lock of a
+    chunk that ends is free at once, so the wait ends within a poll (0.1 s). NoFreeGpu when
+    the wait runs out; ChunkNotWanted when `wanted()` says no."""
     folder = root / host
     folder.mkdir(parents=True, exist_ok=True)
     held: list[tuple[int, int]] = []
-    deadline = time.monotonic() + wait
+    deadline = None if wait is None else time.monotonic() + wait
+    asked: float | None = None  # asked at once when the ids are busy, then every few seconds
     try:
         while True:
             for gpu in range(total):
                 if len(held) == count:
                     break
-                if any(gpu == taken for taken, _ in held):
-                    continue
                 fd = os.open(folder / f"{gpu}.lock", os.O_RDWR | os.O_CREAT, 0o644)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -58,13 +74,23 @@ def gpu_ids(root: Path, host: str, count: int, total: int, *, wait: float = 30) 
                 held.append((gpu, fd))
             if len(held) == count:
                 break
-            if time.monotonic() > deadline:
-                raise NoFreeGpu(f"{host}: {count} GPU(s) wanted, {len(held)} of {total} free")
+            _release(held)
+            if deadline is not None and time.monotonic() > deadline:
+                raise NoFreeGpu(f"{host}: {count} GPU(s) wanted, fewer of {total} free")
+            if wanted is not None and (asked is None or time.monotonic() - asked > ask_every):
+                asked = time.monotonic()
+                if not wanted():
+                    raise ChunkNotWanted(f"{host}: the chunk waiting for {count} GPU(s) is no longer wanted")
             time.sleep(0.1)
         yield sorted(gpu for gpu, _ in held)
     finally:
-        for _, fd in held:
-            os.close(fd)  # closing the descriptor releases its lock
+        _release(held)
+
+
+def _release(held: list[tuple[int, int]]) -> None:
+    for _, fd in held:
+        os.close(fd)  # closing the descriptor releases its lock
+    held.clear()
 
 
 @dataclass

@@ -170,10 +170,53 @@ def undispatch(session: Session, chunk_id: int, attempt: int) -> bool:
         .where(
             RenderChunk.id == chunk_id, RenderChunk.state == DISPATCHED, RenderChunk.attempts == attempt - 1
         )
-        .values(state=PENDING, dispatched_at=None)
+        .values(state=PENDING, dispatched_at=None, heartbeat_at=None)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def waiting(session: Session, chunk_id: int, attempt: int, *, now: datetime | None = None) -> bool:
+    """A chunk dispatched ahead waits for its host's GPUs: it says so (its heartbeat, so a
+    host that dies meanwhile is noticed: `sweep_waiting`), and learns whether it should still
+    run: False when it is no longer dispatched at this attempt or its job was cancelled."""
+    live_job = exists().where(RenderJob.id == RenderChunk.job_id, RenderJob.state.in_(LIVE_JOBS))
+    result = session.execute(
+        update(RenderChunk)
+        .where(
+            RenderChunk.id == chunk_id,
+            RenderChunk.state == DISPATCHED,
+            RenderChunk.attempts == attempt - 1,
+            live_job,
+        )
+        .values(heartbeat_at=now or utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def sweep_waiting(session: Session, *, period: float, now: datetime | None = None) -> list[int]:
+    """Chunks that waited for their GPUs and then went silent (their host died before they
+    started): back to pending, no attempt counted (their command never ran); a run of the
+    old dispatch that comes back finds its claim refused or, first, wins it alone."""
+    stale = (now or utcnow()) - timedelta(seconds=period * STALE_PERIODS)
+    condition = [
+        RenderChunk.state == DISPATCHED,
+        RenderChunk.heartbeat_at.is_not(None),
+        RenderChunk.heartbeat_at < stale,
+    ]
+    found = list(session.scalars(select(RenderChunk.id).where(*condition)))
+    returned = []
+    for chunk_id in found:
+        result = session.execute(
+            update(RenderChunk)
+            .where(RenderChunk.id == chunk_id, *condition)
+            .values(state=PENDING, dispatched_at=None, heartbeat_at=None, prefect_run_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            returned.append(chunk_id)
+    return returned
 
 
 def claim(

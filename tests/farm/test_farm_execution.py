@@ -77,3 +77,42 @@ def test_a_missing_program_is_a_failed_attempt(tmp_path: Path) -> None:
     )
     assert outcome.exit_code == 127 and not outcome.succeeded
     assert "cannot start the command" in execution.last_lines(tmp_path / "m.log")[-1]
+
+
+def test_gpu_ids_are_taken_all_or_none(tmp_path: Path) -> None:
+    """A chunk waiting for both GPUs of a host, one of which is busy, holds neither meanwhile:
+    a 1-GPU chunk still gets the free one; the waiter gets both once they are released."""
+    import threading
+
+    got: list[list[int]] = []
+    with execution.gpu_ids(tmp_path, "h", 1, 2) as busy:
+        waiter = threading.Thread(target=lambda: got.append(_hold(tmp_path, count=2, total=2)), daemon=True)
+        waiter.start()
+        time.sleep(0.3)
+        with execution.gpu_ids(tmp_path, "h", 1, 2, wait=0.5) as other:
+            assert set(other) | set(busy) == {0, 1}
+        assert not got
+    waiter.join(5)
+    assert got == [[0, 1]]
+
+
+def _hold(root: Path, *, count: int, total: int) -> list[int]:
+    with execution.gpu_ids(root, "h", count, total, wait=None, wanted=lambda: True, ask_every=0.1) as ids:
+        time.sleep(0.5)  # held a moment, so the main thread's next take waits for it
+        return ids
+
+
+def test_a_waiter_that_is_no_longer_wanted_stops_waiting(tmp_path: Path) -> None:
+    asked = []
+
+    def wanted() -> bool:
+        asked.append(True)
+        return len(asked) < 3
+
+    with (
+        execution.gpu_ids(tmp_path, "h", 1, 1),
+        pytest.raises(execution.ChunkNotWanted),
+        execution.gpu_ids(tmp_path, "h", 1, 1, wait=None, wanted=wanted, ask_every=0.05),
+    ):
+        pass
+    assert len(asked) == 3

@@ -267,3 +267,37 @@ def test_a_dispatch_whose_run_never_claimed_counts_as_an_attempt(database: Datab
             )
     row = chunk_row(database, chunk.chunk_id)
     assert (row.state, row.attempts, row.error) == ("failed", 2, "its run crashed")
+
+
+def test_a_chunk_dispatched_ahead_waits_alive_and_goes_back_when_its_host_dies(
+    database: Database, place
+) -> None:
+    job_id = job(database, place, frames="1-2", retries=0)
+    chunk = first(database, job_id)
+    with UnitOfWork(database) as uow:
+        assert lifecycle.dispatch(uow.session, chunk)
+        assert lifecycle.waiting(uow.session, chunk.chunk_id, chunk.attempt)  # its heartbeat
+        assert not lifecycle.waiting(uow.session, chunk.chunk_id, chunk.attempt + 1)
+        uow.commit()
+    with UnitOfWork(database) as uow:
+        assert lifecycle.sweep_waiting(uow.session, period=5) == []  # fresh: left alone
+        # Silent for longer than three periods: its host died before it started.
+        later = utcnow() + timedelta(seconds=100)
+        assert lifecycle.sweep_waiting(uow.session, period=5, now=later) == [chunk.chunk_id]
+        uow.commit()
+    row = chunk_row(database, chunk.chunk_id)
+    # Pending again without an attempt counted (its command never ran), even with no retries.
+    assert (row.state, row.attempts, row.heartbeat_at, row.prefect_run_id) == ("pending", 0, None, None)
+    again = first(database, job_id)
+    assert (again.chunk_id, again.attempt) == (chunk.chunk_id, chunk.attempt)
+
+
+def test_a_waiting_chunk_of_a_cancelled_job_is_not_wanted(database: Database, place) -> None:
+    job_id = job(database, place, frames="1")
+    chunk = first(database, job_id)
+    with UnitOfWork(database) as uow:
+        assert lifecycle.dispatch(uow.session, chunk)
+        uow.session.get(RenderJob, job_id).state = "cancelled"
+        uow.commit()
+    with UnitOfWork(database) as uow:
+        assert not lifecycle.waiting(uow.session, chunk.chunk_id, chunk.attempt)
