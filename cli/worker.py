@@ -28,7 +28,6 @@ from cli.flows import _answers, persistent_server
 from cli.output import say
 
 GPU_POOL = "bifrost-gpu"
-HEARTBEAT_SECONDS = "30"
 
 
 def gpu_limit_name(host: str) -> str:
@@ -68,7 +67,11 @@ def worker(
         raise typer.Exit(EXIT_CONFIG)
     os.environ["BIFROST_WORKER_HOST"] = host
     os.environ["BIFROST_CHECKOUT"] = str(Path(__file__).resolve().parent.parent)
-    os.environ.setdefault("PREFECT_RUNNER_HEARTBEAT_FREQUENCY", HEARTBEAT_SECONDS)
+    if "PREFECT_RUNNER_HEARTBEAT_FREQUENCY" not in os.environ:  # the setting's former name
+        from deployments.automations import HEARTBEAT_SECONDS
+
+        # The zombie automation's window is three beats (deployments/automations.py).
+        os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
     queues: list[str] | None = None
     if gpus is not None:
         os.environ["BIFROST_WORKER_GPUS"] = str(gpus)
