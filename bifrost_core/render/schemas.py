@@ -18,6 +18,10 @@ MAX_TIMEOUT = 7 * 24 * 3600
 MAX_ARGUMENTS = 256
 MAX_ENVIRONMENT = 100
 MAX_ENVIRONMENT_BYTES = 32 * 1024
+# Bounded as it is parsed, before the checks below read it: names and values have a length,
+# the mapping a size (tests/core/test_json_bounds.py holds every input to this).
+EnvironmentName = Annotated[str, StringConstraints(max_length=256)]
+EnvironmentValue = Annotated[str, StringConstraints(max_length=MAX_ENVIRONMENT_BYTES)]
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 # Set for each chunk by the farm (the GPUs it holds): a job's own value would be overwritten.
 RESERVED_ENVIRONMENT = frozenset({"CUDA_VISIBLE_DEVICES", "BIFROST_WORKER_HOST", "BIFROST_WORKER_GPUS"})
@@ -44,8 +48,9 @@ class RenderJobCreate(InputSchema):
     gpus_per_chunk: int = Field(default=1, ge=1, le=64)
     timeout_seconds: int = Field(default=3600, ge=1, le=MAX_TIMEOUT, description="Per chunk attempt")
     retries: int = Field(default=2, ge=0, le=10, description="Extra attempts of a failed chunk")
-    environment: dict[str, str] = Field(
+    environment: dict[EnvironmentName, EnvironmentValue] = Field(
         default_factory=dict,
+        max_length=MAX_ENVIRONMENT,
         description=f"Variables for the command: at most {MAX_ENVIRONMENT}, "
         f"{MAX_ENVIRONMENT_BYTES // 1024} KiB in all",
     )
@@ -64,8 +69,6 @@ class RenderJobCreate(InputSchema):
     @field_validator("environment", mode="after")
     @classmethod
     def _environment(cls, value: dict[str, str]) -> dict[str, str]:
-        if len(value) > MAX_ENVIRONMENT:
-            raise ValueError(f"more than {MAX_ENVIRONMENT} variables")
         size = 0
         for name, text in value.items():
             if not _ENV_NAME.fullmatch(name):
