@@ -103,6 +103,7 @@ class VersionRead(ReadSchema):
     source: str
     status: str
     meta: dict[str, Any]
+    render_job_id: int | None = None  # the render job whose frames it is
     created_at: datetime
     updated_at: datetime
     representations: list[RepresentationRead] = Field(default_factory=list)

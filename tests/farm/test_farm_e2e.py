@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.versions.models import Version
+from bifrost_core.versions.schemas import VersionRead
 from tests.support.farm import HOSTS, Farm, alive, descendants, fake_command, records
 
 
@@ -56,6 +57,7 @@ def test_a_job_runs_on_both_gpu_hosts_within_their_slots(farm: Farm, tmp_path: P
     with UnitOfWork(farm.database) as uow:
         version = uow.session.scalar(select(Version).where(Version.id == job.version_id))
         assert version is not None and version.render_job_id == job_id and version.task_id == farm.task_id
+        assert VersionRead.model_validate(version).render_job_id == job_id  # what the API shows
         (representation,) = version.representations
         assert (representation.frame_in, representation.frame_out) == (1001, 1012)
         assert len(representation.files) == 12
