@@ -25,15 +25,11 @@ from __future__ import annotations
 import argparse
 import heapq
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-
-# The farm section runs the farm of the tests (tests/support/farm.py).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 FRAMES = "1-10000"
 PLANNING_TARGET = 1.0

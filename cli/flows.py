@@ -22,7 +22,7 @@ import typer
 
 from cli.common import flow_actor, open_database, operator, unit_of_work
 from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, fail
-from cli.output import JsonOption, keyed, print_json, render_list, say
+from cli.output import JsonOption, keyed, print_json, render_list, say, say_lines
 from cli.runner import through_runner
 
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ def report(result: Any, *, as_json: bool) -> None:
     from pydantic import BaseModel
 
     if not as_json and hasattr(result, "markdown"):
-        say(result.markdown())
+        say_lines(result.markdown())
     elif isinstance(result, BaseModel):
         print_json(result.model_dump(mode="json"))
     elif dataclasses.is_dataclass(result) and not isinstance(result, type):

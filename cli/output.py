@@ -97,6 +97,13 @@ def say(message: str, *, err: bool = False) -> None:
     typer.echo(escape(message), err=err)
 
 
+def say_lines(text: str, *, err: bool = False) -> None:
+    """A report of several lines (markdown, a log's tail), each line escaped on its own: the
+    lines stay lines, and none of them can write to the terminal (a `\r` in one is shown)."""
+    for line in text.split("\n"):
+        say(line, err=err)
+
+
 def done(message: str) -> None:
     """A one-line confirmation of a write, on stdout."""
     say(message)

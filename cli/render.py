@@ -18,7 +18,7 @@ import typer
 
 from cli.common import unit_of_work
 from cli.errors import EXIT_UNEXPECTED
-from cli.output import JsonOption, cell, done, print_json, render_list, say
+from cli.output import JsonOption, cell, done, print_json, render_list, say, say_lines
 
 if TYPE_CHECKING:
     from bifrost_core.render.schemas import RenderJobDetail
@@ -197,7 +197,7 @@ def _follow(job_id: int, *, as_json: bool) -> None:
     if not as_json:
         say(f"error: render job {job_id} {detail.state}", err=True)
         if detail.report:
-            say(detail.report, err=True)
+            say_lines(detail.report, err=True)
     raise typer.Exit(EXIT_UNEXPECTED)
 
 

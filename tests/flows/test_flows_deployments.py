@@ -156,9 +156,11 @@ def test_bifrost_deploy_sets_up_pools_deployments_automation_and_service_user(
         # The pull step keeps its placeholder: the worker resolves it, at each run.
         assert deployment.pull_steps == PULL_STEPS
         assert deployment.path is None
-        assert [(s.schedule.cron, s.parameters) for s in deployment.schedules] == [
-            (s["cron"], s["parameters"]) for s in spec["schedules"]
-        ]
+        # Cron or interval (seconds), as the registry writes them.
+        assert [
+            (getattr(s.schedule, "cron", None) or s.schedule.interval.total_seconds(), s.parameters)
+            for s in deployment.schedules
+        ] == [(s.get("cron") or s["interval"], s["parameters"]) for s in spec["schedules"]]
         # Flat typed parameters: the Prefect UI's form is one level, and asks for the actor.
         schema = deployment.parameter_openapi_schema
         assert set(schema["properties"]) == set(FLOWS[name].parameters_model().model_fields)

@@ -48,6 +48,10 @@ OTHERS = {
     "task set-status", "casting cast", "casting uncast", "casting list",
     # The registry's flows and deployments; a flow's result is printed as JSON (escaped).
     "flow list", "flow show", "flow run", "flow reconcile", "deploy",
+    # Render jobs: codes, numbers, the typed command; a failure report's log lines go through
+    # say_lines (each line escaped). The local server and a worker print URLs and names.
+    "render submit", "render list", "render show", "render cancel", "render retry-failed",
+    "server start", "server stop", "server status", "worker",
 }  # fmt: skip
 
 
