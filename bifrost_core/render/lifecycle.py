@@ -51,6 +51,11 @@ class Runnable:
     project_id: int
 
 
+def _live_job():
+    """The condition every chunk update carries: its job is still queued or running."""
+    return exists().where(RenderJob.id == RenderChunk.job_id, RenderJob.state.in_(LIVE_JOBS))
+
+
 def project_cap(config: dict | None) -> int | None:
     """A project's share of the farm: `{"render": {"max_gpus": N}}` in its config."""
     render = (config or {}).get("render")
@@ -180,14 +185,13 @@ def waiting(session: Session, chunk_id: int, attempt: int, *, now: datetime | No
     """A chunk dispatched ahead waits for its host's GPUs: it says so (its heartbeat, so a
     host that dies meanwhile is noticed: `sweep_waiting`), and learns whether it should still
     run: False when it is no longer dispatched at this attempt or its job was cancelled."""
-    live_job = exists().where(RenderJob.id == RenderChunk.job_id, RenderJob.state.in_(LIVE_JOBS))
     result = session.execute(
         update(RenderChunk)
         .where(
             RenderChunk.id == chunk_id,
             RenderChunk.state == DISPATCHED,
             RenderChunk.attempts == attempt - 1,
-            live_job,
+            _live_job(),
         )
         .values(heartbeat_at=now or utcnow())
         .execution_options(synchronize_session=False)
@@ -232,14 +236,13 @@ def claim(
     """dispatched -> running as attempt `attempt`, on `host`: False when someone else has it
     (another run of the same attempt, a later attempt) or its job is no longer live."""
     now = now or utcnow()
-    live_job = exists().where(RenderJob.id == RenderChunk.job_id, RenderJob.state.in_(LIVE_JOBS))
     result = session.execute(
         update(RenderChunk)
         .where(
             RenderChunk.id == chunk_id,
             RenderChunk.state == DISPATCHED,
             RenderChunk.attempts == attempt - 1,
-            live_job,
+            _live_job(),
         )
         .values(
             state=RUNNING,
@@ -270,14 +273,13 @@ def claim(
 def heartbeat(session: Session, chunk_id: int, attempt: int, *, now: datetime | None = None) -> bool:
     """The running chunk is alive: False when it was taken away (swept as crashed, so its
     attempt is over) or its job is no longer live (cancelled): its command must stop."""
-    live_job = exists().where(RenderJob.id == RenderChunk.job_id, RenderJob.state.in_(LIVE_JOBS))
     result = session.execute(
         update(RenderChunk)
         .where(
             RenderChunk.id == chunk_id,
             RenderChunk.state == RUNNING,
             RenderChunk.attempts == attempt,
-            live_job,
+            _live_job(),
         )
         .values(heartbeat_at=now or utcnow())
         .execution_options(synchronize_session=False)
