@@ -60,26 +60,28 @@ def verify(
 @app.command()
 def gc(
     grace_hours: float = typer.Option(24.0, "--grace-hours", min=0, help="Keep anything younger than this"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be removed"),
     as_json: bool = JsonOption,
 ) -> None:
     """Remove blobs no version points to, and unrecorded copies left by crashed ingests.
 
     A blob a running ingest has leased is kept; so is anything in a tier root the store did
-    not write (listed as skipped)."""
+    not write (listed as skipped). With --dry-run nothing is removed."""
     from bifrost_core.ingest import upkeep
 
     config = settings()
     database = _open_database()
     try:
-        report = upkeep.gc(database, config, grace_hours=grace_hours)
+        report = upkeep.gc(database, config, grace_hours=grace_hours, dry_run=dry_run)
     finally:
         database.dispose()
     if as_json:
         print_json(vars(report))
         return
+    temporary = "" if dry_run else f" and {report.temp_removed} temporary file(s)"
     typer.echo(
-        f"removed {report.records_removed} unreferenced blob record(s), {report.blobs_removed} blob(s) "
-        f"({report.bytes_removed:,} bytes) and {report.temp_removed} temporary file(s) "
+        f"{'would remove' if dry_run else 'removed'} {report.records_removed} unreferenced blob record(s), "
+        f"{report.blobs_removed} blob(s) ({report.bytes_removed:,} bytes){temporary} "
         f"from {len(report.roots)} tier root(s); skipped {report.skipped} item(s)"
     )
     for what in report.skipped_examples:

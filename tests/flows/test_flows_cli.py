@@ -53,6 +53,15 @@ def test_verify_exits_non_zero_and_names_corrupt_and_missing_blobs(
     assert "skipped 1 item(s)" in text
     assert f"skipped: {settings.tier_roots['hot']}/tmp/notes: not a file this store wrote" in text
 
+    stray = tmp_path / "stray.bin"
+    stray.write_bytes(b"left by a crashed ingest")
+    digest = store.put_file(stray).digest
+    would = invoke("storage", "gc", "--grace-hours", "0", "--dry-run").output
+    assert "would remove 0 unreferenced blob record(s), 1 blob(s) (24 bytes) from 2 tier root(s)" in would
+    assert store.exists(digest)
+    assert json.loads(invoke("storage", "gc", "--grace-hours", "0", "--json").output)["blobs_removed"] == 1
+    assert not store.exists(digest)
+
 
 def test_publish_and_ingest_commands(database, production, settings, flow_env, prefect_server, tmp_path):
     paths = frames(tmp_path / "work", "comp", 1001, 1004)
