@@ -67,7 +67,8 @@ def exit_code(error: BifrostError) -> int:
     for kind, code in _EXIT_CODES:
         if isinstance(error, kind):
             return code
-    return EXIT_UNEXPECTED
+    # Any service that is down (Prefect's server too): the HTTP API's 503.
+    return EXIT_UNAVAILABLE if error.status_code == 503 else EXIT_UNEXPECTED
 
 
 def fail(message: str, code: int) -> typer.Exit:

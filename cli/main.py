@@ -30,8 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     help="Bifrost: the production pipeline. Exit codes: 0 ok, 1 unexpected, 2 usage, 3 not found, "
-    "4 conflict, 5 invalid input, 6 not allowed, 7 configuration, 8 database or storage unavailable, "
-    "9 verify found damage.",
+    "4 conflict, 5 invalid input, 6 not allowed, 7 configuration, "
+    "8 a service unavailable (database, storage, Prefect), 9 verify found damage.",
 )
 
 

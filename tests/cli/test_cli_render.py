@@ -15,8 +15,8 @@ from sqlalchemy.exc import OperationalError
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.render.models import RenderChunk, RenderJob
-from cli.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNEXPECTED
-from deployments.local_server import ServerDidNotStart, local_prefect_server
+from cli.errors import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_UNEXPECTED
+from deployments.local_server import ServerDidNotStart, free_port, local_prefect_server
 from tests.support.render import gpu_host
 from tests.support.services import service_missing
 
@@ -106,6 +106,16 @@ def test_no_gpu_host_is_exit_5(production, prefect_api, monkeypatch, row_counts)
     assert result.output.strip() == (
         "error: no GPU host is registered (start `bifrost worker --pool bifrost-gpu --gpus N`)"
     )
+    assert row_counts() == before
+
+
+def test_prefect_down_is_one_line_exit_8_and_writes_nothing(production, monkeypatch, row_counts):
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    before = row_counts()
+    result = production(*SUBMIT, *COMMAND, code=EXIT_UNAVAILABLE)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: cannot read the GPU hosts from Prefect: ")
     assert row_counts() == before
 
 
