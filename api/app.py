@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import docs, errors
+from api import docs, errors, metrics
 from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
@@ -78,10 +78,15 @@ def create_app(
     errors.install(app)
     docs.install(app)
     app.include_router(ops.router)
+    app.include_router(metrics.router)
     for module in (production, assets, tasks, versions, people, events, bulk, flows, render):
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.api_max_body_bytes,
+        observe=lambda scope, status, seconds: metrics.observe_request(scope, status, seconds, database),
+    )
     generated = app.openapi
 
     def openapi() -> dict[str, Any]:

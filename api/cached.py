@@ -15,6 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from api.deps import Ctx
+from api.metrics import cache_lookup
 from bifrost_core.cache.entities import ENTITY_TTL, entity_key, generation_key
 from bifrost_core.errors import NotFound
 from bifrost_core.jsonbounds import dump_json
@@ -40,10 +41,12 @@ def read(
     if raw is not None:
         stored_generation, project_id, body = raw.split(b":", 2)
         if stored_generation == generation:
+            cache_lookup(hit=True)
             if not ctx.actor.can_see(int(project_id)):
                 raise NotFound(f"{entity_type} {entity_id} not found")
             ctx.require(action, int(project_id))
             return ctx.respond(body)
+    cache_lookup(hit=False)
     entity = load()
     project_id = _project_id(entity_type, entity)
     ctx.require(action, project_id)

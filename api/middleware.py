@@ -1,7 +1,8 @@
 """Plain ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 
-One layer does three things: gives each request an id (echoed in `X-Request-ID`),
-refuses bodies over the size limit with 413, and writes one JSON access-log line.
+One layer does four things: gives each request an id (echoed in `X-Request-ID`),
+refuses bodies over the size limit with 413, writes one JSON access-log line, and hands
+each answered request to `observe` (the metrics, api/metrics.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,10 +23,14 @@ _TOO_LARGE = json.dumps(
 ).encode()
 
 
+Observer = Callable[[Scope, int, float], None]
+
+
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, observe: Observer | None = None) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,7 +43,7 @@ class RequestMiddleware:
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
             await _send_too_large(send, request_id)
-            self._log(scope, 413, started, request_id)
+            self._done(scope, 413, started, request_id)
             return
 
         received = 0
@@ -62,10 +68,12 @@ class RequestMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_id)
         finally:
-            self._log(scope, status, started, request_id)
+            self._done(scope, status, started, request_id)
 
-    @staticmethod
-    def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
+    def _done(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+        seconds = time.perf_counter() - started
+        if self.observe is not None:
+            self.observe(scope, status, seconds)
         if not access_log.isEnabledFor(logging.INFO):
             return
         state = scope.get("state") or {}
@@ -76,7 +84,7 @@ class RequestMiddleware:
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "ms": round(seconds * 1000, 2),
                     "user_id": state.get("user_id"),
                     "client": scope["client"][0] if scope.get("client") else None,
                 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -16,6 +18,7 @@ def serve(
     """Serve the HTTP API (OpenAPI at /docs, health at /healthz and /readyz)."""
     import uvicorn
 
+    from api.metrics import MULTIPROCESS_DIR_ENV
     from cli.common import open_database, settings
 
     config = settings()
@@ -23,20 +26,28 @@ def serve(
     open_database().dispose()
     # Tells each worker how many siblings it has (see api.app.WORKERS_ENV).
     os.environ["BIFROST_API_WORKERS"] = str(workers)
-    uvicorn.run(
-        "api.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,  # the app writes its own JSON access lines, with request ids
-        log_level=config.log_level.lower(),
-        server_header=False,
-        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: then any local client could
-        # pose as any address (and dodge the failed-token limit). Only configured proxies count.
-        proxy_headers=bool(config.api_trusted_proxies),
-        forwarded_allow_ips=config.api_trusted_proxies,
-    )
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROCESS_DIR_ENV):
+        # Every worker's metrics in one place, so that any worker's /metrics answers for all.
+        metrics_dir = os.environ[MULTIPROCESS_DIR_ENV] = tempfile.mkdtemp(prefix="bifrost-metrics-")
+    try:
+        uvicorn.run(
+            "api.app:factory",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,  # the app writes its own JSON access lines, with request ids
+            log_level=config.log_level.lower(),
+            server_header=False,
+            # uvicorn believes X-Forwarded-For from 127.0.0.1 by default: then any local client could
+            # pose as any address (and dodge the failed-token limit). Only configured proxies count.
+            proxy_headers=bool(config.api_trusted_proxies),
+            forwarded_allow_ips=config.api_trusted_proxies,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
