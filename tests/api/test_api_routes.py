@@ -24,6 +24,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/redoc"): (PUBLIC, None),
     ("GET", "/healthz"): (PUBLIC, None),
     ("GET", "/readyz"): (PUBLIC, None),
+    ("GET", "/metrics"): (PUBLIC, None),
     ("GET", "/projects"): (SELF, None),
     ("POST", "/projects"): (ADMIN, {"code": "NEW", "name": "New"}),
     ("GET", "/projects/{project_id}"): (SCOPED, None),
