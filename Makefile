@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench serve clean blender
+.PHONY: install demo test lint bench serve clean tools
 
 # The Python client (clients/python) is a distribution of its own; the tests use it.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -24,9 +24,12 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/pytest
 
-# The farm's real-renderer test needs Debian's Blender (3.4); installing it needs root.
-blender:
-	command -v blender >/dev/null || { apt-get update -qq && apt-get install -y -qq blender; }
+# Debian's programs that tests drive, installed when missing (needs root): Blender (3.4) for
+# the farm's real-renderer test, Prometheus and promtool for the alert rules in infra/.
+DEBIAN_TOOLS := blender prometheus
+tools:
+	@missing=$$(for p in $(DEBIAN_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 serve: $(STAMP)
 	$(BIN)/bifrost serve

@@ -70,6 +70,7 @@ def test_entity_cache_lookups_are_counted_by_result(client, world: World):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)  # several workers: a studio's set-up
 def test_any_worker_answers_for_every_worker(serve, database, redis_url):
     world = build_world(database)
     # Redis: workers share one entity cache only there (an in-process one is off with two).
