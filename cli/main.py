@@ -20,6 +20,7 @@ from cli import render as render_cli
 from cli import server as server_cli
 from cli import storage as storage_cli
 from cli.errors import BifrostGroup
+from cli.gateway import gateway
 from cli.serve import serve
 from cli.tokens import app as token_app
 from cli.worker import worker
@@ -52,6 +53,7 @@ app.add_typer(versions.app, name="version")
 app.add_typer(workflow.app, name="workflow")
 app.command()(demo.demo)
 app.command()(serve)
+app.command()(gateway)
 app.add_typer(token_app, name="token")
 app.command()(ingest_cli.ingest)
 app.command()(ingest_cli.publish)
