@@ -27,6 +27,7 @@ from bifrost_core.cache.backends import Cache, open_cache
 from bifrost_core.cache.entities import Invalidator, invalidate_on_commit
 from bifrost_core.config import Settings, get_settings
 from bifrost_core.db.database import Database
+from bifrost_core.db.replicas import Replicas
 
 # Set by `bifrost serve` when it runs several workers: an in-process cache would then
 # serve one worker's stale entities after another worker's change.
@@ -41,12 +42,21 @@ def create_app(
     database = database or open_database(settings)
     cache = cache or open_cache(settings.redis_url)
     workers = int(os.environ.get(WORKERS_ENV, "1") or 1)
+    replicas = None
+    if settings.database_replica_urls:
+        replicas = Replicas(
+            database,
+            settings.database_replica_urls,
+            max_lag_seconds=settings.database_replica_max_lag_seconds,
+            pool_size=settings.db_pool_size,
+        )
     state = ApiState(
         settings=settings,
         database=database,
         cache=cache,
         authenticator=Authenticator(database, cache, failure_limit=settings.api_auth_failures),
         entity_cache=cache.kind == "redis" or workers <= 1,
+        replicas=replicas,
     )
     if cache.kind == "redis" and settings.redis_url:
         # Shared with the rest of the process (see bifrost_core.bootstrap.open_database).
@@ -61,6 +71,8 @@ def create_app(
         if invalidator is not None:
             invalidator.uninstall()
         cache.close()
+        if replicas is not None:
+            replicas.dispose()
         if owns_database:
             database.dispose()
 

@@ -51,7 +51,10 @@ def read(
     project_id = _project_id(entity_type, entity)
     ctx.require(action, project_id)
     body = dump_json(schema.model_validate(entity))
-    cache.set(key, b"%s:%d:%s" % (generation, project_id, body), ENTITY_TTL)
+    if not ctx.on_replica:
+        # A replica may not have replayed the change this generation stands for: stored under
+        # it, an older copy would be served to everyone, the writer too.
+        cache.set(key, b"%s:%d:%s" % (generation, project_id, body), ENTITY_TTL)
     return ctx.respond(body)
 
 

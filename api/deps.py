@@ -17,12 +17,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api.auth import Authenticator, Caller
 from bifrost_core.cache.backends import Cache
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
+from bifrost_core.db.replicas import Replicas
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, RateLimited
 from bifrost_core.idempotency import service as idempotency
@@ -41,6 +43,25 @@ class ApiState:
     cache: Cache
     authenticator: Authenticator
     entity_cache: bool
+    replicas: Replicas | None = None
+
+    def database_for(self, request: Request, user_id: int | None) -> Database:
+        """Reads (GET, HEAD) go to a read replica that has replayed the caller's last write."""
+        if self.replicas is None or request.method not in ("GET", "HEAD"):
+            return self.database
+        (written,) = self.cache.get_many([_written_key(user_id)])
+        return self.replicas.for_read(None if written is None else int(written))
+
+    def note_write(self, user_id: int | None) -> None:
+        """After a commit: what a replica must replay before it serves this caller's reads.
+        Kept for longer than a replica may lag: by then any replica taking reads has it."""
+        if self.replicas is not None:
+            ttl = int(self.replicas.max_lag) + 60
+            self.cache.set(_written_key(user_id), str(self.replicas.written()).encode(), ttl)
+
+
+def _written_key(user_id: int | None) -> str:
+    return f"written:user:{user_id}"
 
 
 class BadRequest(BifrostError):
@@ -97,6 +118,11 @@ class Ctx:
         self.session: Session = uow.session
         self._claim_id: int | None = None
 
+    @property
+    def on_replica(self) -> bool:
+        """This request reads from a read replica (which may lag other callers' writes)."""
+        return self._uow.database is not self.state.database
+
     def require(self, action: str, project_id: int) -> None:
         permissions.require(self.actor, action, project_id)
 
@@ -126,6 +152,7 @@ class Ctx:
                 self.session, claim_id=self._claim_id, status_code=status, body=content.decode()
             )
         self._uow.commit()
+        self.state.note_write(self.actor.user_id)
         if body is None:
             return Response(status_code=status)
         return Response(content, status_code=status, media_type="application/json")
@@ -139,7 +166,14 @@ def get_ctx(
     caller = state.authenticator.caller(request.headers.get("authorization"), client)
     request.state.user_id = caller.actor.user_id
     _check_rate(state, caller)
-    with UnitOfWork(state.database) as uow:
+    database = state.database_for(request, caller.actor.user_id)
+    with UnitOfWork(database) as uow:
+        if database is not state.database and not _connects(uow.session):
+            # The replica went down since its state was read: this read, and the next ones
+            # until it answers again, go to the primary.
+            state.replicas.mark_down(database)  # type: ignore[union-attr]
+            uow.session.close()
+            uow.database, uow.session = state.database, state.database.session()
         ctx = Ctx(state, caller.actor, uow, caller.token_id)
         if claim is not None:
             ctx._claim_id = idempotency.claim(
@@ -149,6 +183,14 @@ def get_ctx(
                 request_hash=claim.request_hash,
             )
         yield ctx
+
+
+def _connects(session: Session) -> bool:
+    try:
+        session.connection()  # checks a connection out of the pool, which pings it
+    except OperationalError:
+        return False
+    return True
 
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]

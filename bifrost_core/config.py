@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -34,6 +34,16 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path("~/.bifrost"), description="Where the embedded default keeps its files")
     database_url: str = Field(default="", description="SQLAlchemy URL; a SQLite file in the home when empty")
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "PostgreSQL streaming replicas of database_url, as a JSON list or comma-separated: "
+            "the API reads from them"
+        ),
+    )
+    database_replica_max_lag_seconds: float = Field(
+        default=10.0, ge=0, le=3600, description="A replica further behind than this takes no reads"
+    )
     hot_root: str = Field(default="", description="Root URL of the hot tier (a folder or an fsspec URL)")
     archive_root: str = Field(default="", description="Root URL of the archive tier")
     storage_options: dict[str, dict[str, Any]] = Field(
@@ -118,6 +128,23 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported driver {url.get_driver_name()!r} (use {expected})")
         return value
 
+    @field_validator("database_replica_urls", mode="after")
+    @classmethod
+    def _check_replica_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            cls._check_database_url(url)
+            if make_url(url).get_backend_name() != "postgresql":
+                raise ValueError(f"a read replica is a PostgreSQL database: {url!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_of_postgresql(self) -> Settings:
+        if self.database_replica_urls and not self.database.startswith("postgresql"):
+            raise ValueError(
+                "BIFROST_DATABASE_REPLICA_URLS needs BIFROST_DATABASE_URL to name their PostgreSQL primary"
+            )
+        return self
+
     @field_validator("storage_options", mode="after")
     @classmethod
     def _check_storage_options(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -128,9 +155,9 @@ class Settings(BaseSettings):
                 )
         return value
 
-    @field_validator("storage_allowed_roots", mode="before")
+    @field_validator("storage_allowed_roots", "database_replica_urls", mode="before")
     @classmethod
-    def _split_allowed_roots(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if not isinstance(value, str):
             return value
         text = value.strip()
@@ -214,9 +241,10 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(f"BIFROST_{field.upper()}: not valid JSON") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "settings"
         message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"BIFROST_{field.upper()}: {message}") from None
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise ConfigError(message) from None
+        raise ConfigError(f"BIFROST_{str(first['loc'][0]).upper()}: {message}") from None
 
 
 @lru_cache(maxsize=1)

@@ -57,9 +57,16 @@ def test_values_come_from_the_environment_and_a_dot_env_file(bifrost_env, monkey
         ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1,proxy.local", "'proxy.local' is not an IP address"),
         # uvicorn would read a network with host bits set as a name that matches nothing.
         ("BIFROST_API_TRUSTED_PROXIES", "10.0.0.1/8", "'10.0.0.1/8' is not an IP address or network"),
+        ("BIFROST_DATABASE_REPLICA_URLS", "garbage", "not a database URL"),
+        ("BIFROST_DATABASE_REPLICA_URLS", "postgresql://u@r1/db,sqlite:///x.db", "a read replica is"),
+        ("BIFROST_DATABASE_REPLICA_URLS", "postgresql+asyncpg://u@r1/db", "unsupported driver"),
+        ("BIFROST_DATABASE_REPLICA_URLS", '["postgresql://u@r1/db"', "not a valid JSON list"),
+        ("BIFROST_DATABASE_REPLICA_MAX_LAG_SECONDS", "-1", "greater than or equal to 0"),
+        ("BIFROST_DATABASE_REPLICA_MAX_LAG_SECONDS", "soon", "valid number"),
     ],
 )
 def test_an_invalid_value_is_one_line_naming_the_variable(bifrost_env, monkeypatch, variable, value, message):
+    monkeypatch.setenv("BIFROST_DATABASE_URL", "postgresql://u@primary/db")  # what replicas need
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigError) as failure:
         load_settings()
@@ -173,3 +180,14 @@ def test_allowed_storage_roots_default_to_the_studio_roots_and_the_home_storage(
         "s3://archive/bifrost",
         str(home / "storage"),
     ]
+
+
+def test_replicas_need_a_postgresql_primary(bifrost_env, monkeypatch):
+    monkeypatch.setenv("BIFROST_DATABASE_REPLICA_URLS", "postgresql://u@r1/db, postgresql://u@r2/db")
+    with pytest.raises(ConfigError) as failure:
+        load_settings()
+    assert str(failure.value) == (
+        "BIFROST_DATABASE_REPLICA_URLS needs BIFROST_DATABASE_URL to name their PostgreSQL primary"
+    )
+    monkeypatch.setenv("BIFROST_DATABASE_URL", "postgresql://u@primary/db")
+    assert load_settings().database_replica_urls == ["postgresql://u@r1/db", "postgresql://u@r2/db"]
