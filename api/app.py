@@ -87,6 +87,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.bifrost = state
+    app.state.metrics_store = metrics.StoreCollector(database, settings)
     errors.install(app)
     docs.install(app)
     app.include_router(ops.router)

@@ -7,13 +7,22 @@ cache's lookups are counted by result, and the database pool's use is read after
 With several worker processes (`bifrost serve --workers N`) each process writes its values to
 files under PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set by `bifrost
 serve`), and any worker's `/metrics` answers for all of them.
+
+What is stored (bytes and blobs per tier, files and bytes ingested per project, free space of the
+studio's local tier roots) and the render farm's queue (jobs and chunks by state) are read from
+the database when scraped, at most every STORE_SECONDS; every API process reports the same
+figures, so rules over several processes take their max.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,11 +34,17 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.types import Scope
 
+from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
+from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest import upkeep
+from bifrost_core.render.repository import farm_counts
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+STORE_SECONDS = 15.0
 UNMATCHED = "unmatched"
 
 REQUESTS = Counter(
@@ -77,15 +92,83 @@ def cache_lookup(hit: bool) -> None:
     CACHE_LOOKUPS.labels("hit" if hit else "miss").inc()
 
 
+class StoreCollector:
+    """The database's figures, read at most every STORE_SECONDS (a scrape every second must not
+    run these sums every second)."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._metrics: list[Metric] = []
+        self._read_at = float("-inf")
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            if time.monotonic() - self._read_at >= STORE_SECONDS:
+                self._metrics = self._read()
+                self._read_at = time.monotonic()
+            return iter(self._metrics)
+
+    def _read(self) -> list[Metric]:
+        stored_bytes = GaugeMetricFamily(
+            "bifrost_storage_bytes", "Bytes stored per tier (each blob once)", labels=["tier"]
+        )
+        blobs = GaugeMetricFamily("bifrost_storage_blobs", "Blobs stored per tier", labels=["tier"])
+        for usage in upkeep.tier_totals(self.database):
+            stored_bytes.add_metric([usage.tier], usage.bytes)
+            blobs.add_metric([usage.tier], usage.blobs)
+        files = GaugeMetricFamily(
+            "bifrost_ingested_files", "Files ingests have recorded, per project", labels=["project"]
+        )
+        ingested = GaugeMetricFamily(
+            "bifrost_ingested_bytes",
+            "Bytes of the files ingests have recorded, per project",
+            labels=["project"],
+        )
+        for project, count, total in upkeep.ingested_totals(self.database):
+            files.add_metric([project], count)
+            ingested.add_metric([project], total)
+        size = GaugeMetricFamily(
+            "bifrost_storage_root_size_bytes", "Size of the file system of a local tier root", labels=["tier"]
+        )
+        free = GaugeMetricFamily(
+            "bifrost_storage_root_free_bytes",
+            "Free bytes on the file system of a local tier root",
+            labels=["tier"],
+        )
+        for tier, root in self.settings.tier_roots.items():
+            if "://" not in root or root.startswith("file://"):
+                try:
+                    disk = shutil.disk_usage(root.removeprefix("file://"))
+                except OSError:
+                    continue  # not there (yet): readiness reports that
+                size.add_metric([tier], disk.total)
+                free.add_metric([tier], disk.free)
+        with UnitOfWork(self.database) as uow:
+            job_states, chunk_states = farm_counts(uow.session)
+        jobs = GaugeMetricFamily("bifrost_render_jobs", "Render jobs by state", labels=["state"])
+        for state, count in job_states.items():
+            jobs.add_metric([state], count)
+        chunks = GaugeMetricFamily(
+            "bifrost_render_chunks", "Render chunks by state (pending: the farm's queue)", labels=["state"]
+        )
+        for state, count in chunk_states.items():
+            chunks.add_metric([state], count)
+        return [stored_bytes, blobs, files, ingested, size, free, jobs, chunks]
+
+
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Every metric of this API (all its worker processes), for Prometheus to scrape."""
+def metrics(request: Request) -> Response:
+    """Every metric of this API (all its worker processes) and the database's figures, for
+    Prometheus to scrape."""
     if os.environ.get(MULTIPROCESS_DIR_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    store = generate_latest(request.app.state.metrics_store)  # type: ignore[arg-type]
+    return Response(generate_latest(registry) + store, media_type=CONTENT_TYPE_LATEST)

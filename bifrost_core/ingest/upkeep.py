@@ -17,6 +17,7 @@ from bifrost_core.config import Settings
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.ingest.models import IngestFile
 from bifrost_core.ingest.roots import blob_store
 from bifrost_core.projects.models import Project
 from bifrost_core.storage import leases
@@ -296,6 +297,18 @@ def tier_totals(database: Database) -> list[Usage]:
             .order_by(BlobLocation.tier)
         ).all()
     return [Usage("*", tier, count, int(total or 0)) for tier, count, total in rows]
+
+
+def ingested_totals(database: Database) -> list[tuple[str, int, int]]:
+    """(project code, files, bytes) that ingests have recorded, per project."""
+    with UnitOfWork(database) as uow:
+        rows = uow.session.execute(
+            select(Project.code, func.count(IngestFile.id), func.sum(IngestFile.size))
+            .join(Project, Project.id == IngestFile.project_id)
+            .group_by(Project.code)
+            .order_by(Project.code)
+        ).all()
+    return [(code, files, int(total or 0)) for code, files, total in rows]
 
 
 def physical(settings: Settings, roots: Iterable[tuple[str, str]]) -> list[tuple[str, str, int]]:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from bifrost_core.db.bulk import insert_rows
 from bifrost_core.db.repository import Repository
 from bifrost_core.render.frames import Chunk
-from bifrost_core.render.models import CHUNK_STATES, RenderChunk, RenderJob
+from bifrost_core.render.models import CHUNK_STATES, JOB_STATES, RenderChunk, RenderJob
 
 _CHUNK_COLUMNS = ("job_id", "index", "frames", "first", "last", "step", "frame_count", "state", "attempts")
 
@@ -53,3 +53,14 @@ def chunk_counts(session: Session, job_ids: Iterable[int]) -> dict[int, dict[str
     for job_id, state, chunks, frames in rows:
         found[job_id][state] = (chunks, int(frames or 0))
     return found
+
+
+def farm_counts(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """Studio-wide: jobs by state and chunks by state, every state present (the farm's queue)."""
+    jobs = dict.fromkeys(JOB_STATES, 0)
+    by_job_state = select(RenderJob.state, func.count()).group_by(RenderJob.state)
+    jobs.update(session.execute(by_job_state).tuples().all())
+    chunks = dict.fromkeys(CHUNK_STATES, 0)
+    by_state = select(RenderChunk.state, func.count()).group_by(RenderChunk.state)
+    chunks.update(session.execute(by_state).tuples().all())
+    return jobs, chunks

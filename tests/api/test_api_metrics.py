@@ -5,11 +5,14 @@ answer counts every worker's requests."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
+from bifrost_core.config import load_settings
 from tests.support.world import World, build_world
 
 
@@ -87,3 +90,31 @@ def test_any_worker_answers_for_every_worker(serve, database, redis_url):
         samples = scrape(lambda path: httpx.get(url + path, timeout=30))
         assert requests(samples, "/shots/{shot_id}", 200) == 60
         assert lookups(samples, "hit") + lookups(samples, "miss") == 60
+
+
+def test_what_is_stored_and_the_farm_queue_are_read_from_the_database(client, world: World, database):
+    with database.engine.connect() as connection:
+        hot = connection.execute(
+            text(
+                "SELECT count(*), sum(b.size) FROM blob_locations l JOIN blobs b ON b.id = l.blob_id"
+                " WHERE tier = 'hot'"
+            )
+        ).one()
+        pending = connection.execute(
+            text("SELECT count(*) FROM render_chunks WHERE state = 'pending'")
+        ).scalar()
+        queued = connection.execute(text("SELECT count(*) FROM render_jobs WHERE state = 'queued'")).scalar()
+    assert hot[0] >= 1 and pending >= 1  # the world has stored blobs and a submitted render job
+    Path(load_settings().tier_roots["hot"]).mkdir(parents=True, exist_ok=True)
+    samples = scrape(client.get)
+    assert samples[("bifrost_storage_blobs", (("tier", "hot"),))] == hot[0]
+    assert samples[("bifrost_storage_bytes", (("tier", "hot"),))] == hot[1]
+    assert samples[("bifrost_render_chunks", (("state", "pending"),))] == pending
+    assert samples[("bifrost_render_jobs", (("state", "queued"),))] == queued
+    assert samples[("bifrost_render_chunks", (("state", "running"),))] == 0
+    # The home's hot tier is a local folder: its file system's size and free space.
+    assert (
+        0
+        < samples[("bifrost_storage_root_free_bytes", (("tier", "hot"),))]
+        <= samples[("bifrost_storage_root_size_bytes", (("tier", "hot"),))]
+    )
