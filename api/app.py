@@ -28,6 +28,7 @@ from bifrost_core.cache.entities import Invalidator, invalidate_on_commit
 from bifrost_core.config import Settings, get_settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.replicas import Replicas
+from bifrost_core.telemetry import configure_tracing
 
 # Set by `bifrost serve` when it runs several workers: an in-process cache would then
 # serve one worker's stale entities after another worker's change.
@@ -38,6 +39,8 @@ def create_app(
     settings: Settings | None = None, *, database: Database | None = None, cache: Cache | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    # Before any engine is made, so that the database's statements are traced too.
+    tracing = configure_tracing("bifrost-api")
     owns_database = database is None
     database = database or open_database(settings)
     cache = cache or open_cache(settings.redis_url)
@@ -108,6 +111,10 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    if tracing:
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     return app
 
 

@@ -19,11 +19,13 @@ def serve(
     import uvicorn
 
     from api.metrics import MULTIPROCESS_DIR_ENV
+    from bifrost_core.telemetry import tracing_enabled
     from cli.common import open_database, settings
 
     config = settings()
     # Fail here with one line (bad URL, unreachable server, schema behind), not in N workers.
     open_database().dispose()
+    tracing_enabled()  # an exporter it does not know is one line too
     # Tells each worker how many siblings it has (see api.app.WORKERS_ENV).
     os.environ["BIFROST_API_WORKERS"] = str(workers)
     metrics_dir = None

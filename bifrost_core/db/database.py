@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+import sqlalchemy
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,13 +41,14 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
                 raise DatabaseUnavailable(
                     f"cannot create the folder of the database {folder}: {exc.strerror}"
                 ) from None
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        # sqlalchemy.create_engine, looked up when called: tracing wraps it (bifrost_core/telemetry.py).
+        engine = sqlalchemy.create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(
+    return sqlalchemy.create_engine(
         parsed,
         pool_size=pool_size,
         max_overflow=pool_size * 2,

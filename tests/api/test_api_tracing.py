@@ -1,0 +1,102 @@
+"""Tracing end to end, with OTEL_TRACES_EXPORTER=console: a real `bifrost serve` starts an ingest
+through its route, a real worker runs it in a process of its own, and the flow run's span, its
+task runs' spans and the database statements of both processes are all in the request's trace."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.test_api_flows import matching_delivery, start_worker
+from tests.support.world import World
+
+pytestmark = pytest.mark.slow
+
+
+def spans_in(text: str) -> list[dict]:
+    """The spans the console exporter wrote into a log (one indented JSON object each)."""
+    decoder = json.JSONDecoder()
+    found, position = [], 0
+    while (start := text.find('{\n    "name": ', position)) != -1:
+        span, position = decoder.raw_decode(text, start)
+        found.append(span)
+    return found
+
+
+def wait_for_spans(log: Path, wanted, what: str, timeout: float = 60) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spans = spans_in(log.read_text())
+        if any(wanted(span) for span in spans):
+            return spans
+        time.sleep(0.5)
+    raise AssertionError(f"no {what} in {log}:\n{log.read_text()[-3000:]}")
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+def test_a_flow_run_started_by_a_request_joins_its_trace(
+    serve, database, world: World, prefect_api, tmp_path, monkeypatch
+):
+    url = serve(
+        {
+            "BIFROST_DATABASE_URL": database.url,
+            "PREFECT_API_URL": prefect_api,
+            "OTEL_TRACES_EXPORTER": "console",
+        }
+    )
+    api_log = next(tmp_path.glob("serve-*.log"))
+    headers = world.headers("supervisor")
+    started = httpx.post(
+        f"{url}/projects/{world.a.project_id}/flows/ingest/runs",
+        json={"source": str(matching_delivery(tmp_path))},
+        headers=headers,
+        timeout=60,
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["run_id"]
+
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the worker's flow-run process traces too
+    worker = start_worker(prefect_api, database.url, tmp_path, [run_id])
+    try:
+        deadline = time.monotonic() + 240
+        state = None
+        while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
+            time.sleep(1)
+            state = httpx.get(f"{url}/flow-runs/{run_id}", headers=headers, timeout=30).json()["state"]
+        assert state == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        worker.wait(timeout=60)  # --run-once: it exits after the run, its spans flushed
+    finally:
+        if worker.poll() is None:
+            worker.terminate()
+
+    def is_request(span: dict) -> bool:
+        return (
+            span["name"] == "POST /projects/{project_id}/flows/{flow}/runs"
+            and span["kind"] == "SpanKind.SERVER"
+        )
+
+    api_spans = wait_for_spans(api_log, is_request, "span of the start request")
+    request = next(span for span in api_spans if is_request(span))
+    trace_id = request["context"]["trace_id"]
+    in_request = [span for span in api_spans if span["context"]["trace_id"] == trace_id]
+    assert any(
+        "db.system" in span["attributes"] or "db.system.name" in span["attributes"] for span in in_request
+    )
+
+    flow_spans = spans_in((tmp_path / "worker.log").read_text())
+    flow_run = [
+        span
+        for span in flow_spans
+        if span["attributes"].get("prefect.run.type") == "flow"
+        and span["attributes"].get("prefect.run.id") == run_id
+    ]
+    assert len(flow_run) == 1, [span["name"] for span in flow_spans]
+    assert flow_run[0]["context"]["trace_id"] == trace_id
+    assert flow_run[0]["parent_id"] in {span["context"]["span_id"] for span in in_request}
+    in_run = [span for span in flow_spans if span["context"]["trace_id"] == trace_id]
+    assert any(span["attributes"].get("prefect.run.type") == "task" for span in in_run)
+    assert any("db.system" in span["attributes"] or "db.system.name" in span["attributes"] for span in in_run)
