@@ -38,6 +38,7 @@ class RequestMiddleware:
             return
         started = time.perf_counter()
         request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id  # request.state.request_id
         status = 500
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
@@ -86,6 +87,8 @@ class RequestMiddleware:
                     "status": status,
                     "ms": round(seconds * 1000, 2),
                     "user_id": state.get("user_id"),
+                    "project_id": (scope.get("path_params") or {}).get("project_id"),
+                    "flow_run_id": state.get("flow_run_id"),
                     "client": scope["client"][0] if scope.get("client") else None,
                 }
             )

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(default=5, ge=1, le=200)
     log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_json: bool = Field(
+        default=False, description="Flow runs log JSON lines with their request id, user and project"
+    )
     api_rate_limit: int = Field(
         default=6000, ge=0, description="API requests per minute per user (all their tokens); 0: off"
     )

@@ -236,12 +236,12 @@ def run_locally(
     from deployments.automations import HEARTBEAT_SECONDS
 
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_SECONDS))
-    from bifrost_core.telemetry import configure_tracing
-
-    configure_tracing("bifrost-cli")  # before the engine and the flow run's span exist
     server = prefect_env()
     body = flow_entry.body_model(remote=False).model_validate(given)  # imports the flow (and Prefect)
     flow = flow_entry.load()
+    from flows.process import prepare_run_process
+
+    prepare_run_process("bifrost-cli")  # before the engine starts the run and its span
     from prefect import tags
 
     from flows.registry import project_tag

@@ -11,6 +11,8 @@ from cli.runner import early_handover
 
 early_handover()  # a flow command with a warm runner up runs there, and this process exits here
 
+import os
+
 import typer
 
 from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
@@ -37,8 +39,14 @@ app = typer.Typer(
 
 
 @app.callback()
-def main() -> None:
+def main(
+    log_json: bool = typer.Option(
+        False, "--log-json", help="Flows run by this command log JSON lines (as BIFROST_LOG_JSON=1)"
+    ),
+) -> None:
     """Bifrost: the production pipeline (see `bifrost COMMAND --help`)."""
+    if log_json:
+        os.environ["BIFROST_LOG_JSON"] = "1"
 
 
 app.command()(init.init)

@@ -53,13 +53,18 @@ def prefect_api() -> Iterator[None]:
         yield
 
 
-def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any]) -> Any:
-    """Create the Prefect run of `run` (or find the one already created for it); returns it."""
+def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any], request_id: str | None = None) -> Any:
+    """Create the Prefect run of `run` (or find the one already created for it); returns it.
+    `request_id`: the API request that asked for it, kept as the run's `bifrost.request_id`
+    label (its logs carry it: flows/process.py)."""
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
+    from flows.process import REQUEST_LABEL
+
     try:
-        return run_deployment(
+        flow_run = run_deployment(
             entry.deployment,
             parameters=parameters,
             timeout=0,
@@ -67,6 +72,10 @@ def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any]) -> Any:
             tags=["bifrost", project_tag(parameters["project"])],
             idempotency_key=service.prefect_key(run),
         )
+        if request_id is not None:
+            with get_client(sync_client=True) as client:
+                client.update_flow_run_labels(flow_run.id, {REQUEST_LABEL: request_id})
+        return flow_run
     except ObjectNotFound:
         raise PrefectUnavailable(
             f"deployment {entry.deployment!r} is not registered (bifrost deploy)"
@@ -99,6 +108,7 @@ def start_run(
     entry: FlowEntry,
     parameters: dict[str, Any],
     request_key: str | None = None,
+    request_id: str | None = None,
 ) -> tuple[FlowRun, Any]:
     """Start a run of `entry` by the outbox rule: record it pending and COMMIT `session`
     (with whatever else it holds, e.g. the request's idempotency claim), then ask Prefect
@@ -116,7 +126,7 @@ def start_run(
         )
         session.commit()
         try:
-            flow_run = start(entry, run, run.parameters or parameters)
+            flow_run = start(entry, run, run.parameters or parameters, request_id)
         except PrefectUnavailable:
             if request_key is None:
                 # Nobody can retry this record: forget it. Had Prefect made the run after

@@ -1,14 +1,14 @@
 """Prefect flows: orchestration only. `tasks` is imported first so Prefect's home is set up.
 
 A flow-run process a worker started (PREFECT__FLOW_RUN_ID set) imports this before Prefect
-starts the run's span: tracing is configured here, when OTEL_* asks for it, so the run's spans
-are recorded (bifrost_core/telemetry.py).
+starts the run and its span: tracing and JSON logs are set up here, when asked for
+(flows/process.py).
 """
 
 import os
 
 import tasks  # noqa: F401
-from bifrost_core.telemetry import configure_tracing
+from flows.process import prepare_run_process
 
 if os.environ.get("PREFECT__FLOW_RUN_ID"):
-    configure_tracing("bifrost-flows")
+    prepare_run_process("bifrost-flows")

@@ -115,7 +115,9 @@ def start_flow(
         entry=flow_entry,
         parameters=parameters,
         request_key=None if key is None else f"{ctx.actor.user_id}:{key}",
+        request_id=request.state.request_id,
     )
+    request.state.flow_run_id = str(flow_run.id)  # in the access line: the call and its run, joined
     return ctx.done(_read(run, flow_run, summary=None), 202)
 
 

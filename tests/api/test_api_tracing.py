@@ -1,6 +1,10 @@
-"""Tracing end to end, with OTEL_TRACES_EXPORTER=console: a real `bifrost serve` starts an ingest
-through its route, a real worker runs it in a process of its own, and the flow run's span, its
-task runs' spans and the database statements of both processes are all in the request's trace."""
+"""One ingest followed from the API call through a real worker's run, by trace and by log.
+
+With OTEL_TRACES_EXPORTER=console and BIFROST_LOG_JSON=1: a real `bifrost serve` starts an ingest
+through its route, a real worker runs it in a process of its own; the flow run's span, its task
+runs' spans and the database statements of both processes are all in the request's trace, and
+the run's JSON log lines, the flow's and each task's, carry the request id the API's access line
+has, with the run's id, user and project."""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ def wait_for_spans(log: Path, wanted, what: str, timeout: float = 60) -> list[di
 
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
-def test_a_flow_run_started_by_a_request_joins_its_trace(
+def test_a_flow_run_started_by_a_request_joins_its_trace_and_logs_its_id(
     serve, database, world: World, prefect_api, tmp_path, monkeypatch
 ):
     url = serve(
@@ -60,6 +64,7 @@ def test_a_flow_run_started_by_a_request_joins_its_trace(
     run_id = started.json()["run_id"]
 
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the worker's flow-run process traces too
+    monkeypatch.setenv("BIFROST_LOG_JSON", "1")
     worker = start_worker(prefect_api, database.url, tmp_path, [run_id])
     try:
         deadline = time.monotonic() + 240
@@ -100,3 +105,26 @@ def test_a_flow_run_started_by_a_request_joins_its_trace(
     in_run = [span for span in flow_spans if span["context"]["trace_id"] == trace_id]
     assert any(span["attributes"].get("prefect.run.type") == "task" for span in in_run)
     assert any("db.system" in span["attributes"] or "db.system.name" in span["attributes"] for span in in_run)
+
+    access = [
+        json.loads(line)
+        for line in api_log.read_text().splitlines()
+        if line.startswith('{"request_id"') and '"method": "POST"' in line
+    ]
+    (start,) = [line for line in access if line["path"].endswith("/flows/ingest/runs")]
+    assert start["status"] == 202 and start["flow_run_id"] == run_id
+    assert start["user_id"] == world.user_ids["supervisor"]
+    assert str(start["project_id"]) == str(world.a.project_id)
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "worker.log").read_text().splitlines()
+        if line.startswith("{") and '"flow_run_id"' in line
+    ]
+    of_run = [record for record in records if record.get("flow_run_id") == run_id]
+    assert of_run, (tmp_path / "worker.log").read_text()[-3000:]
+    assert {record["bifrost_request_id"] for record in of_run} == {start["request_id"]}
+    assert {(record["bifrost_user"], record["bifrost_project"]) for record in of_run} == {
+        ("supervisor", "PRJA")
+    }
+    assert any(record["name"] == "prefect.flow_runs" for record in of_run)
+    assert any(record["name"] == "prefect.task_runs" and record.get("task_run_id") for record in of_run)

@@ -193,6 +193,7 @@ REFUSED = {("render", "retry-failed"): 4}  # nothing failed yet: one line, nothi
 RENDER_JOB = ("DEMO", "--shot", "SQ030/SH010", "--task", "anim", "--frames", "1-4", "--chunk-size", "2")
 NOT_RUN = {
     ("serve",): "serves the API, where each request acts as its token's user",
+    ("gateway",): "serves it through HAProxy, likewise",
     # Processes, not records: the local Prefect server and a worker write no Bifrost row
     # (the runs a worker starts are the flows' own, run above as `flow run`).
     ("server", "start"): "starts a Prefect server process",

@@ -19,7 +19,7 @@ from bifrost_core.projects import service as projects
 from bifrost_core.projects.schemas import ProjectCreate, SequenceCreate, ShotCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore import BlobStore
-from tests.support.ingest import NAMING, frames, planned, run_planned, write
+from tests.support.ingest import NAMING, OPERATOR, frames, planned, run_planned, write
 from tests.support.runs import invoke
 
 BIFROST = Path(sys.executable).parent / "bifrost"
@@ -222,3 +222,26 @@ def test_the_embedded_server_ends_when_its_command_is_killed(embedded_home: Path
     while _servers_of(prefect_home):
         assert time.monotonic() < deadline, f"server {servers} outlived its command"
         time.sleep(0.1)
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_log_json_makes_the_flow_log_json_lines_with_its_run_user_and_project(
+    database, production, settings, flow_env, prefect_api, delivery
+):
+    done = subprocess.run(
+        [str(BIFROST), "--log-json", "ingest", str(delivery), "--project", "DEMO", "--json"],
+        env={**os.environ, **flow_env, "PREFECT_API_URL": prefect_api, "BIFROST_PREFECT_SERVER": "ephemeral"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout)["files"] == 17  # the output itself stays the command's JSON
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    of_run = [record for record in records if record.get("flow_run_id")]
+    assert {record["name"] for record in of_run} >= {"prefect.flow_runs", "prefect.task_runs"}
+    assert len({record["flow_run_id"] for record in of_run}) == 1
+    assert {(record["bifrost_user"], record["bifrost_project"]) for record in of_run} == {
+        (OPERATOR, "DEMO")
+    }
+    assert {record["bifrost_request_id"] for record in of_run} == {None}  # not started by an API request

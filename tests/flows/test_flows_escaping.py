@@ -42,7 +42,7 @@ DELIVERED: dict[str, tuple[str, int, bool]] = {
 # The others print no delivered name: codes (validated), numbers, tokens, or typed text
 # through render_list/render_one and `fail`, which escape the same way.
 OTHERS = {
-    "init", "demo", "serve", "token create", "token list", "token revoke", "workflow show",
+    "init", "demo", "serve", "gateway", "token create", "token list", "token revoke", "workflow show",
     *(f"{group} {verb}" for group in ("project", "episode", "sequence", "shot", "asset", "task")
       for verb in ("create", "list", "show")),
     "task set-status", "casting cast", "casting uncast", "casting list",
