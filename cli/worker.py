@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
 import typer
@@ -48,6 +49,11 @@ def worker(
     ),
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Most runs at once [default: the GPU count on a GPU host, else none]"
+    ),
+    warm: bool = typer.Option(
+        True,
+        "--warm/--cold",
+        help="Start runs from a warm engine beside the worker (Linux), or each in a fresh interpreter",
     ),
 ) -> None:
     """Run a Prefect worker for a Bifrost pool (on a GPU host: declare its GPUs as `gpu:<host>`)."""
@@ -83,8 +89,14 @@ def worker(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     import asyncio
 
+    from cli.warm_engine import engine_beside
+
     try:
-        asyncio.run(_run(pool, host, gpus, queues, limit))
+        with (
+            tempfile.TemporaryDirectory(prefix="bifrost-engine-") as folder,
+            engine_beside(Path(folder), say) if warm else contextlib.nullcontext(),
+        ):
+            asyncio.run(_run(pool, host, gpus, queues, limit))
     except KeyboardInterrupt:
         say(f"worker {host} on {pool}: stopped")
 
@@ -92,6 +104,7 @@ def worker(
 async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None) -> None:
     from prefect.workers.process import ProcessWorker
 
+    from cli.warm_engine import WarmJobConfiguration
     from deployments.flows import POOL_TYPES
 
     if gpus is not None and queues is not None:
@@ -102,6 +115,7 @@ async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None,
         name=f"{pool} {host} {os.getpid()}",
         limit=limit,
     )
+    worker.job_configuration = WarmJobConfiguration
     say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
     await worker.start(printer=say)
 
