@@ -35,7 +35,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,17 +123,13 @@ def prefect_view(env: Mapping[str, str], api_url: str, home: Path) -> dict[str, 
 
 
 def prefect_files_in(folder: str) -> str | None:
-    """A Prefect settings file in `folder` (Prefect reads them from the working folder), if any."""
+    """Why a warm process declines work in `folder`: a Prefect settings file there (Prefect
+    reads them from the working folder at import), or None."""
     base = Path(folder)
     with contextlib.suppress(OSError):
-        if (base / "prefect.toml").is_file():
-            return "prefect.toml"
-        if (base / ".env").is_file() and "PREFECT_" in (base / ".env").read_text(errors="replace"):
-            return ".env"
-        if (base / "pyproject.toml").is_file() and "[tool.prefect" in (base / "pyproject.toml").read_text(
-            errors="replace"
-        ):
-            return "pyproject.toml"
+        for name, marker in (("prefect.toml", ""), (".env", "PREFECT_"), ("pyproject.toml", "[tool.prefect")):
+            if (base / name).is_file() and marker in (base / name).read_text(errors="replace"):
+                return f"its folder has Prefect settings ({name})"
     return None
 
 
@@ -329,10 +326,7 @@ class Runner(ForkServer):
     def declines(self, request: dict[str, Any]) -> str | None:
         if prefect_view(request["env"], self.api_url, self.home) != self.expected:
             return "its Prefect settings differ from the runner's"
-        found = prefect_files_in(request["cwd"])
-        if found is not None:
-            return f"its folder has Prefect settings ({found})"
-        return None
+        return prefect_files_in(request["cwd"])
 
     def label(self, request: dict[str, Any]) -> str:
         return f"bifrost {' '.join(request['argv'][1:3])}"
@@ -348,23 +342,51 @@ class Runner(ForkServer):
         return run_command(request, self.home, self.api_url)
 
 
-def run_command(request: dict[str, Any], home: Path, api_url: str) -> int:
-    """In the forked child: become the client's command and run it; its exit status."""
-    os.environ.clear()
-    os.environ.update(request["env"])
-    # What the command would set before importing Prefect (prefect_env): the settings it is served with.
-    os.environ.update(prefect_view(os.environ, api_url, home))
-    os.chdir(request["cwd"])
-    sys.argv = list(request["argv"])
-    # As the interpreter sets its streams up at start: line-buffered on a terminal.
-    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
-    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+def become(env: dict[str, str], cwd: str) -> None:
+    """In a forked child: take the client's environment and folder, set the streams up as
+    the interpreter does at start (line-buffered on a terminal), and read Prefect's and
+    Bifrost's settings afresh from that environment."""
     from prefect.context import refresh_global_settings_context
 
-    from bifrost_core.config import get_settings, load_settings
+    from bifrost_core.config import get_settings
 
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     refresh_global_settings_context()
     get_settings.cache_clear()
+
+
+def exit_status_of(main: Callable[[], object]) -> int:
+    """Run `main` as an interpreter runs its program; the exit status it would end with."""
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        raise  # the child then ends by SIGINT (cli/forkserver.py)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()  # Prefect's log and event workers flush here, as at a normal exit
+    return code
+
+
+def run_command(request: dict[str, Any], home: Path, api_url: str) -> int:
+    """In the forked child: become the client's command and run it; its exit status."""
+    # What the command would set before importing Prefect (prefect_env): the settings it is served with.
+    become({**request["env"], **prefect_view(request["env"], api_url, home)}, request["cwd"])
+    sys.argv = list(request["argv"])
+    from bifrost_core.config import load_settings
+
     try:
         if load_settings().home != home:
             return DECLINED_STATUS
@@ -372,18 +394,7 @@ def run_command(request: dict[str, Any], home: Path, api_url: str) -> int:
         pass  # an invalid setting: the command itself reports it, as in-process
     from cli.main import app
 
-    code = 0
-    try:
-        app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        atexit._run_exitfuncs()  # Prefect's log and event workers flush here, as at a normal exit
-    return code
+    return exit_status_of(app)
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ runs past MAX_CHILDREN, get a fresh engine from their client. It dies with its w
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import os
@@ -28,7 +27,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,7 +37,7 @@ from prefect.workers.process import ProcessJobConfiguration
 
 from cli.engine_client import ENGINE_SOCKET_VARIABLE
 from cli.forkserver import ForkServer, Stop, ping, stop_on_signal
-from cli.runner import WARM_MODULES, prefect_files_in, warm_up
+from cli.runner import WARM_MODULES, become, exit_status_of, prefect_files_in, warm_up
 
 # What a flow run imports beyond a flow command: the engine's entry point and pull steps.
 ENGINE_MODULES = (
@@ -97,10 +95,7 @@ class WarmEngine(ForkServer):
         differ = set(prefect_view(request["env"]).items()) ^ set(self.expected.items())
         if differ:
             return f"Prefect settings differ ({', '.join(sorted({key for key, _ in differ}))})"
-        found = prefect_files_in(request["cwd"])
-        if found is not None:
-            return f"its folder has Prefect settings ({found})"
-        return None
+        return prefect_files_in(request["cwd"])
 
     def label(self, request: dict[str, Any]) -> str:
         return f"flow run {request['env'].get('PREFECT__FLOW_RUN_ID', '?')}"
@@ -112,39 +107,12 @@ class WarmEngine(ForkServer):
 def run_engine(request: dict[str, Any]) -> int:
     """In the forked child: become `python -m prefect.engine` in the run's environment and
     folder; its exit status."""
-    from prefect.context import refresh_global_settings_context
-
-    from bifrost_core.config import get_settings
-
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.chdir(request["cwd"])
+    become(request["env"], request["cwd"])
     sys.path[0] = request["cwd"]  # as `python -m` puts it
     sys.argv = [sys.argv[0]]  # (run_module puts the engine's file first): the run id is in the environment
-    # As the interpreter sets its streams up at start: line-buffered on a terminal.
-    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
-    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    refresh_global_settings_context()
-    get_settings.cache_clear()
     # Imported already, on purpose: runpy warns that the module is run afresh as __main__.
     warnings.filterwarnings("ignore", "'prefect.engine' found in sys.modules", RuntimeWarning)
-    code = 0
-    try:
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-    except KeyboardInterrupt:
-        raise
-    except BaseException:
-        traceback.print_exc()  # what the interpreter prints of an uncaught exception
-        code = 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        atexit._run_exitfuncs()  # Prefect's log and event workers flush here, as at a normal exit
-    return code
+    return exit_status_of(lambda: runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True))
 
 
 # --------------------------------------------------------------------------- the worker's side
