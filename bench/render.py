@@ -190,6 +190,7 @@ def farm(args: argparse.Namespace) -> None:
                 return
             rows = {row.index: row for row in running.chunks(job_id)}
             ran = {int(line["tag"].split(".")[1]): line for line in records(record) if line["event"] == "end"}
+            run_started = _runs_started(running.api_url, [row.prefect_run_id for row in rows.values()])
     finally:
         import psycopg
 
@@ -210,6 +211,28 @@ def farm(args: argparse.Namespace) -> None:
     _show("runnable -> command started", delays, 2.0)
     _show("overhead per chunk beyond command", overheads, 1.0)
     _show("command run time", commands, None)
+    # Where a chunk's start goes: each chunk's own steps, from its row and its Prefect run.
+    dispatched = {index: row.dispatched_at.timestamp() for index, row in rows.items()}
+    claimed = {index: row.started_at.timestamp() for index, row in rows.items()}
+    began = {index: run_started[row.prefect_run_id] for index, row in rows.items()}
+    _show("  dispatched -> its flow run running", [began[i] - dispatched[i] for i in rows], None)
+    _show("  running -> claimed (GPU wait incl.)", [claimed[i] - began[i] for i in rows], None)
+    _show("  claimed -> command started", [ran[i]["start"] - claimed[i] for i in rows], None)
+
+
+def _runs_started(api_url: str, run_ids: list[str | None]) -> dict[str | None, float]:
+    """When each flow run entered Running (Prefect's start time), by id."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    started = {}
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            run = client.read_flow_run(UUID(run_id))
+            started[run_id] = run.start_time.timestamp()
+    return started
 
 
 def _show(name: str, values: list[float], target: float | None) -> None:

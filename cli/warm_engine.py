@@ -39,12 +39,19 @@ from cli.engine_client import ENGINE_SOCKET_VARIABLE
 from cli.forkserver import ForkServer, Stop, ping, stop_on_signal
 from cli.runner import WARM_MODULES, become, exit_status_of, prefect_files_in, warm_up
 
-# What a flow run imports beyond a flow command: the engine's entry point and pull steps.
+# What a flow run imports beyond a flow command (measured in the forked children): the
+# engine's entry point and pull steps, the PostgreSQL driver (the dialect imports it only on
+# first connect), what a render chunk uses to dispatch and to hold its GPU slots.
 ENGINE_MODULES = (
     *WARM_MODULES,
     "prefect.engine",
     "prefect.deployments.steps.core",
+    "prefect.deployments.flow_runs",
+    "prefect.concurrency.sync",
     "prefect._internal.metrics",
+    "psycopg",
+    "encodings.idna",
+    "rich._emoji_codes",
 )
 READY_SECONDS = 180  # imports on a loaded 2-core machine take tens of seconds at worst
 _PR_SET_PDEATHSIG = 1
