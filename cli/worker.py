@@ -11,6 +11,10 @@ Its flow runs inherit this process's environment, plus BIFROST_WORKER_HOST and
 BIFROST_WORKER_GPUS (what the chunk reads to find its limit and GPU ids), BIFROST_CHECKOUT
 (this Bifrost's repository root, for the deployments' pull step) and a Prefect run heartbeat
 every 30 s unless the operator chose one (a run whose heartbeat stops is marked crashed).
+
+On Linux its runs start from a warm engine beside it (cli/warm_engine.py: one process that has
+imported Prefect and the flows, forking a child per run) instead of a fresh interpreter each;
+`--cold` keeps Prefect's way.
 """
 
 from __future__ import annotations
