@@ -33,6 +33,7 @@ from cli.flows import _answers, persistent_server
 from cli.output import say
 
 GPU_POOL = "bifrost-gpu"
+GPU_QUERY_SECONDS = 2  # how often a GPU worker polls for runs, unless PREFECT_WORKER_QUERY_SECONDS says
 
 
 def gpu_limit_name(host: str) -> str:
@@ -70,6 +71,10 @@ def worker(
         raise typer.Exit(EXIT_INVALID)
     # A worker's console shows what it runs (other commands keep Prefect quiet).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
+    if gpus is not None:
+        # A dispatched chunk waits for the next poll: Prefect's default (10 s) would be most of
+        # a short chunk's delay. Set before Prefect is imported (it reads settings then).
+        os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(GPU_QUERY_SECONDS))
     persistent_server()
     url = os.environ["PREFECT_API_URL"].rstrip("/")
     if not _answers(f"{url}/health"):
