@@ -134,7 +134,10 @@ def test_sigterm_to_the_client_reaches_the_child(engine: Engine, tmp_path: Path)
     child = engine.forked_for(run_id)
     # The child is the engine's, in the client's folder; the client only waits.
     assert int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1]) == engine.process.pid
-    assert Path(os.readlink(f"/proc/{child}/cwd")) == tmp_path / "run"
+    deadline = time.monotonic() + 30  # (the log line is written at the fork, before the child moves)
+    while Path(os.readlink(f"/proc/{child}/cwd")) != tmp_path / "run":
+        assert time.monotonic() < deadline, os.readlink(f"/proc/{child}/cwd")
+        time.sleep(0.05)
     assert b"cli.engine_client" in Path(f"/proc/{client.pid}/cmdline").read_bytes()
     client.send_signal(signal.SIGTERM)  # what Prefect's cancel sends to the process it started
     client.wait(timeout=30)
