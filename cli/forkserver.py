@@ -138,6 +138,13 @@ def end_as(reply: dict[str, Any]) -> int:
     return int(reply["exit"])
 
 
+def die_with_parent(signum: int) -> None:
+    """This process gets `signum` when its parent dies (PR_SET_PDEATHSIG, Linux)."""
+    import ctypes  # (not at the top: clients stay light)
+
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum)
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -162,9 +169,6 @@ class ForkServer:
         self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (connection, pidfd)
         self.listener: socket.socket | None = None
         self.started_at = time.time()
-        import ctypes  # (not at the top: clients stay light)
-
-        self._prctl = ctypes.CDLL(None, use_errno=True).prctl  # loaded here: the child only calls it
 
     def log(self, message: str) -> None:
         print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
@@ -304,7 +308,7 @@ class ForkServer:
     def _child(self, connection: socket.socket, request: dict[str, Any], fds: list[int], server: int) -> None:
         code = 1
         try:
-            self._prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            die_with_parent(signal.SIGKILL)
             if os.getppid() != server:  # the server died before the line above
                 os._exit(1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

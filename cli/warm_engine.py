@@ -20,7 +20,6 @@ runs past MAX_CHILDREN, get a fresh engine from their client. It dies with its w
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import runpy
 import signal
@@ -36,7 +35,7 @@ from prefect.utilities.processutils import command_to_string, get_sys_executable
 from prefect.workers.process import ProcessJobConfiguration
 
 from cli.engine_client import ENGINE_SOCKET_VARIABLE
-from cli.forkserver import ForkServer, Stop, ping, stop_on_signal
+from cli.forkserver import ForkServer, Stop, die_with_parent, ping, stop_on_signal
 from cli.runner import WARM_MODULES, become, exit_status_of, prefect_files_in, warm_up
 
 # What a flow run imports beyond a flow command (measured in the forked children): the
@@ -54,7 +53,6 @@ ENGINE_MODULES = (
     "rich._emoji_codes",
 )
 READY_SECONDS = 180  # imports on a loaded 2-core machine take tens of seconds at worst
-_PR_SET_PDEATHSIG = 1
 
 
 def prefect_view(env: Mapping[str, str]) -> dict[str, str]:
@@ -140,10 +138,6 @@ class WarmJobConfiguration(ProcessJobConfiguration):
             self._command_configured = True
 
 
-def _die_with_the_worker() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @contextlib.contextmanager
 def engine_beside(folder: Path, say: Any) -> Any:
     """The warm engine, started and answering, for the worker's lifetime (its socket named in
@@ -158,7 +152,7 @@ def engine_beside(folder: Path, say: Any) -> Any:
         # An empty folder, as each run's: Prefect reads settings files from where it is imported.
         cwd=folder,
         stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_the_worker,
+        preexec_fn=lambda: die_with_parent(signal.SIGTERM),
     )
     try:
         deadline = time.monotonic() + READY_SECONDS
