@@ -1,7 +1,7 @@
 """Render benchmark, in sections (figures printed, never asserted):
 
     .venv/bin/python -m bench.render [--section planning|farm] [--pg postgresql://postgres@127.0.0.1:5432]
-                                    [--repeat 5] [--chunks 12] [--seconds 1.0]
+                                    [--repeat 5] [--chunks 12] [--seconds 1.0] [--cold]
 
 planning: submit a 10,000-frame job (frame set parsed, cut into chunks, job and chunks recorded
     and committed) at chunk size 1 and 10, through the render service, on SQLite and, with --pg,
@@ -10,9 +10,10 @@ planning: submit a 10,000-frame job (frame set parsed, cut into chunks, job and 
 
 farm: a local Prefect server (on PostgreSQL), the registry's deployments, a CPU worker and two
     GPU workers (1 and 2 GPUs: 3 slots) as processes, as the farm tests run them
-    (tests/support/farm.py, workers polling every second); then one job of --chunks one-frame
-    chunks whose command (the tests' fake renderer) renders for --seconds. From what was
-    recorded (the chunks' rows, the renderer's own start and end times):
+    (tests/support/farm.py, workers polling every second; their runs forked by each worker's
+    warm engine, or with --cold each in a fresh interpreter, as Prefect starts them); then one
+    job of --chunks one-frame chunks whose command (the tests' fake renderer) renders for
+    --seconds. From what was recorded (the chunks' rows, the renderer's own start and end times):
     - delay from a chunk becoming runnable to its command starting: a chunk is runnable when
       the job is submitted and a GPU slot is free for it (the first slots at submit, then as
       the commands before it end, in the order they started); target: median <= 2 s;
@@ -156,8 +157,10 @@ def farm(args: argparse.Namespace) -> None:
         return
     slots = sum(HOSTS.values())
     workdir = Path(tempfile.mkdtemp(prefix="bifrost-bench-farm-"))
+    engine = "cold workers: a fresh interpreter per run" if args.cold else "warm engines"
     print(
-        f"farm: {args.chunks} chunks of {args.seconds:.1f} s on 2 GPU workers ({slots} slots); in {workdir}"
+        f"farm: {args.chunks} chunks of {args.seconds:.1f} s on 2 GPU workers ({slots} slots), "
+        f"{engine}; in {workdir}"
     )
     created: list[str] = []
 
@@ -171,7 +174,7 @@ def farm(args: argparse.Namespace) -> None:
         return f"postgresql+psycopg://{args.pg.split('://', 1)[1]}/{name}"
 
     try:
-        with running_farm(workdir, make_database) as running:
+        with running_farm(workdir, make_database, cold=args.cold) as running:
             time.sleep(5)  # the workers' first poll
             record = workdir / "runs.jsonl"
             submitted = time.time()
@@ -187,6 +190,7 @@ def farm(args: argparse.Namespace) -> None:
                 return
             rows = {row.index: row for row in running.chunks(job_id)}
             ran = {int(line["tag"].split(".")[1]): line for line in records(record) if line["event"] == "end"}
+            run_started = _runs_started(running.api_url, [row.prefect_run_id for row in rows.values()])
     finally:
         import psycopg
 
@@ -207,6 +211,28 @@ def farm(args: argparse.Namespace) -> None:
     _show("runnable -> command started", delays, 2.0)
     _show("overhead per chunk beyond command", overheads, 1.0)
     _show("command run time", commands, None)
+    # Where a chunk's start goes: each chunk's own steps, from its row and its Prefect run.
+    dispatched = {index: row.dispatched_at.timestamp() for index, row in rows.items()}
+    claimed = {index: row.started_at.timestamp() for index, row in rows.items()}
+    began = {index: run_started[row.prefect_run_id] for index, row in rows.items()}
+    _show("  dispatched -> its flow run running", [began[i] - dispatched[i] for i in rows], None)
+    _show("  running -> claimed (GPU wait incl.)", [claimed[i] - began[i] for i in rows], None)
+    _show("  claimed -> command started", [ran[i]["start"] - claimed[i] for i in rows], None)
+
+
+def _runs_started(api_url: str, run_ids: list[str | None]) -> dict[str | None, float]:
+    """When each flow run entered Running (Prefect's start time), by id."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    started = {}
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        for run_id in run_ids:
+            run = client.read_flow_run(UUID(run_id))
+            started[run_id] = run.start_time.timestamp()
+    return started
 
 
 def _show(name: str, values: list[float], target: float | None) -> None:
@@ -229,6 +255,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--chunks", type=int, default=12, help="farm: chunks of the job")
     parser.add_argument("--seconds", type=float, default=1.0, help="farm: render time per chunk")
+    parser.add_argument("--cold", action="store_true", help="farm: workers without their warm engine")
     args = parser.parse_args()
     for name in args.section or SECTIONS:
         SECTIONS[name](args)

@@ -8,13 +8,14 @@ by SO_PEERCRED).
 
 A flow command (`bifrost ingest`, `publish`, `flow run`, `demo`) calls `through_runner()`
 first. When a runner serves its home, the command sends its argv, environment and working
-folder, and its stdin/stdout/stderr descriptors (SCM_RIGHTS). The runner forks (its main
-thread is its only thread, so fork is safe; gc.freeze first keeps the copied pages shared);
-the child puts the descriptors on 0/1/2, takes the client's environment and folder, and runs
-the same command of the same typer app: it writes to the same terminal, so what the user sees
-is byte for byte what the command prints in-process. The runner sends the child's exit code
-back and the client exits with it. Ctrl-C in the client is forwarded (the child gets SIGINT);
-a client that disappears gets its child terminated.
+folder, and its stdin/stdout/stderr descriptors (SCM_RIGHTS). The runner forks
+(cli/forkserver.py: its main thread is its only thread, so fork is safe; gc.freeze first keeps
+the copied pages shared); the child puts the descriptors on 0/1/2, takes the client's
+environment and folder, and runs the same command of the same typer app: it writes to the
+same terminal, so what the user sees is byte for byte what the command prints in-process. The
+runner sends the child's exit code back and the client exits with it. Ctrl-C in the client is
+forwarded (the child gets SIGINT); a client that disappears gets its child terminated; a
+runner that dies takes its children with it.
 
 The runner serves only a client whose Prefect settings are the ones it imported Prefect with
 (Prefect reads them at import: `prefect.context.GLOBAL_SETTINGS_CONTEXT`, and logging is set
@@ -28,28 +29,24 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import gc
-import json
 import os
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+from cli.forkserver import ForkServer, Stop, connect, end_as, hand_over, stop_on_signal
 
 # True in a forked child: it runs the command itself, never through a runner.
 IN_RUNNER = False
 # The child's exit status when the client's settings turn out to name another home.
 DECLINED_STATUS = 222
-# Commands run at once by one runner; more are declined (they run in-process): a bound on
-# what a burst of commands, or a bug that made commands hand themselves over again, can fork.
-MAX_CHILDREN = 16
 SERVER_MODE_VARIABLE = "BIFROST_PREFECT_SERVER"
-_HEADER = struct.Struct("!I")
 # Imported by the runner before it serves: the CLI, Prefect's engines and what a flow run
 # imports only when it starts (measured: fastapi ~1.4 s, graphviz by the flow engine).
 WARM_MODULES = (
@@ -126,55 +123,14 @@ def prefect_view(env: Mapping[str, str], api_url: str, home: Path) -> dict[str, 
 
 
 def prefect_files_in(folder: str) -> str | None:
-    """A Prefect settings file in `folder` (Prefect reads them from the working folder), if any."""
+    """Why a warm process declines work in `folder`: a Prefect settings file there (Prefect
+    reads them from the working folder at import), or None."""
     base = Path(folder)
     with contextlib.suppress(OSError):
-        if (base / "prefect.toml").is_file():
-            return "prefect.toml"
-        if (base / ".env").is_file() and "PREFECT_" in (base / ".env").read_text(errors="replace"):
-            return ".env"
-        if (base / "pyproject.toml").is_file() and "[tool.prefect" in (base / "pyproject.toml").read_text(
-            errors="replace"
-        ):
-            return "pyproject.toml"
+        for name, marker in (("prefect.toml", ""), (".env", "PREFECT_"), ("pyproject.toml", "[tool.prefect")):
+            if (base / name).is_file() and marker in (base / name).read_text(errors="replace"):
+                return f"its folder has Prefect settings ({name})"
     return None
-
-
-# --------------------------------------------------------------------------- messages
-
-
-def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
-    packet = _HEADER.pack(len(data)) + data
-    if fds:
-        sent = socket.send_fds(sock, [packet], fds)
-        if sent < len(packet):  # (an empty send to a peer that already answered fails)
-            sock.sendall(packet[sent:])
-    else:
-        sock.sendall(packet)
-
-
-def _receive(sock: socket.socket, *, with_fds: bool = False) -> tuple[dict[str, Any] | None, list[int]]:
-    """One message (None at end of stream) and the descriptors that came with it."""
-    fds: list[int] = []
-    if with_fds:
-        data, fds, _, _ = socket.recv_fds(sock, 65536, 3)
-    else:
-        data = sock.recv(65536)
-    if not data:
-        return None, fds
-    while len(data) < _HEADER.size:
-        more = sock.recv(65536)
-        if not more:
-            return None, fds
-        data += more
-    (size,) = _HEADER.unpack_from(data)
-    while len(data) < _HEADER.size + size:
-        more = sock.recv(max(65536, _HEADER.size + size - len(data)))
-        if not more:
-            return None, fds
-        data += more
-    return json.loads(data[_HEADER.size : _HEADER.size + size]), fds
 
 
 # --------------------------------------------------------------------------- client
@@ -194,14 +150,14 @@ def through_runner() -> None:
     from deployments.local_server import ServerFiles
 
     files = ServerFiles.of(home)
-    connection = _connect(files.socket)
+    connection = connect(files.socket)
     if connection is None:
         if os.environ.get("PREFECT_API_URL") or _someone_answers(light_setting("PREFECT_PORT", "4200")):
             return  # that server, in-process (prefect_env)
         from cli.server import start_in_background
 
         start_in_background(home, announce=True)
-        connection = _connect(files.socket)
+        connection = connect(files.socket)
         if connection is None:
             return
     with connection:
@@ -230,7 +186,7 @@ def early_handover() -> None:
         return
     if server_mode() == "ephemeral":
         return
-    connection = _connect(light_home() / "server" / "runner.sock")
+    connection = connect(light_home() / "server" / "runner.sock")
     if connection is None:
         return
     with connection:
@@ -250,37 +206,9 @@ def _someone_answers(port: str) -> bool:
         return False
 
 
-def _connect(path: Path) -> socket.socket | None:
-    if not path.exists():
-        return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.connect(str(path))
-    except OSError:
-        sock.close()
-        return None
-    return sock
-
-
 def _run_remotely(connection: socket.socket) -> int | None:
     """Hand the command over; the child's exit code, or None when the runner declined."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    request = {"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd()}
-    _send(connection, request, [0, 1, 2])
-    previous = signal.getsignal(signal.SIGINT)
-
-    def forward(signum: int, frame: object) -> None:
-        with contextlib.suppress(OSError):
-            _send(connection, {"signal": signum})
-
-    signal.signal(signal.SIGINT, forward)
-    signal.signal(signal.SIGTERM, forward)
-    try:
-        reply, _ = _receive(connection)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    reply = hand_over(connection, {"argv": sys.argv, "env": dict(os.environ), "cwd": os.getcwd()})
     if reply is None:
         # One line, as every failure; printed here: this may run before the CLI is imported.
         from cli.errors import EXIT_UNAVAILABLE
@@ -292,43 +220,36 @@ def _run_remotely(connection: socket.socket) -> int | None:
         return EXIT_UNAVAILABLE
     if "declined" in reply:
         return None
-    if "signal" in reply:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        signal.signal(reply["signal"], signal.SIG_DFL)
-        os.kill(os.getpid(), reply["signal"])
-    return int(reply["exit"])
-
-
-def ping(path: Path, timeout: float = 2) -> dict[str, Any] | None:
-    """The runner's answer to a ping (its pid and start time), or None."""
-    connection = _connect(path)
-    if connection is None:
-        return None
-    with connection:
-        connection.settimeout(timeout)
-        try:
-            _send(connection, {"ping": True})
-            reply, _ = _receive(connection)
-        except OSError:
-            return None
-    return reply
+    return end_as(reply)
 
 
 # --------------------------------------------------------------------------- runner
 
 
-class _Stop(Exception):
-    pass
+def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> str:
+    """Import what a flow command (or flow run) imports and every registered flow, so a forked
+    child starts with it in memory; what was done, for the log."""
+    import importlib
+    import threading
+
+    started = time.perf_counter()
+    for name in modules:
+        with contextlib.suppress(ImportError):  # e.g. no PostgreSQL driver installed
+            importlib.import_module(name)
+    from flows.registry import FLOWS
+
+    for flow_entry in FLOWS.values():
+        flow_entry.load()
+        flow_entry.body_model(remote=False)
+    return (
+        f"imported {len(sys.modules)} modules in {time.perf_counter() - started:.1f} s; "
+        f"threads: {threading.active_count()}"
+    )
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise _Stop
-
-
-class Runner:
-    """The runner's loop: one thread, a selector over the listening socket, each client's
-    connection and each child's pidfd (readable when the child exits)."""
+class Runner(ForkServer):
+    """The runner: the home's Prefect server, then the fork-serving loop (cli/forkserver.py)
+    over `runner.sock`, the server's pidfd watched too (the runner stops when it exits)."""
 
     def __init__(self, home: Path, port: int) -> None:
         from deployments.local_server import ServerFiles
@@ -337,21 +258,14 @@ class Runner:
         self.port = port
         self.files = ServerFiles.of(home)
         self.api_url = f"http://127.0.0.1:{port}/api"
-        self.selector = selectors.DefaultSelector()
-        self.children: dict[int, tuple[socket.socket, int]] = {}  # pid -> (connection, pidfd)
-        self.connections: list[socket.socket] = []
-        self.listener: socket.socket | None = None
         self.expected: dict[str, str] = {}
-        self.started_at = time.time()
-        self.server_pidfd = -1
-
-    # The runner's own set-up -------------------------------------------------------------
+        super().__init__(self.files.socket)
 
     def main(self) -> None:
         from deployments.local_server import database_label, persistent_server, write_state
 
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, stop_on_signal)
+        signal.signal(signal.SIGINT, stop_on_signal)
         os.environ.update(
             {
                 key: value
@@ -361,11 +275,11 @@ class Runner:
         )
         self.expected = prefect_view(os.environ, self.api_url, self.home)
         server = persistent_server(self.files, self.port, os.environ)
-        server_pidfd = self.server_pidfd = os.pidfd_open(server.pid)
+        server_pidfd = os.pidfd_open(server.pid)
         try:
-            self._warm_up()
+            self.log(warm_up())
             self._wait_for(server)
-            self._listen()
+            self.listen()
             self.selector.register(server_pidfd, selectors.EVENT_READ, ("server", None))
             write_state(
                 self.files,
@@ -380,48 +294,19 @@ class Runner:
                     "started_at": self.started_at,
                 },
             )
-            self._log(f"ready: {self.api_url}, runner on {self.files.socket}")
-            self._serve()
-        except _Stop:
-            self._log("stopping")
+            self.log(f"ready: {self.api_url}, runner on {self.files.socket}")
+            self.serve()
+        except Stop:
+            self.log("stopping")
         finally:
-            for pid, (connection, _) in list(self.children.items()):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                connection.close()
-            for path in (self.files.state, self.files.socket):
-                path.unlink(missing_ok=True)
+            self.files.state.unlink(missing_ok=True)
+            self.stop_children()
             if server.poll() is None:
                 server.terminate()
                 try:
                     server.wait(timeout=20)
                 except Exception:
                     server.kill()
-            for pid in list(self.children):
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, 0)
-
-    def _log(self, message: str) -> None:
-        print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
-
-    def _warm_up(self) -> None:
-        """Import what a flow command imports, so a child starts with it in memory."""
-        import importlib
-        import threading
-
-        started = time.perf_counter()
-        for name in WARM_MODULES:
-            with contextlib.suppress(ImportError):  # e.g. no PostgreSQL driver installed
-                importlib.import_module(name)
-        from flows.registry import FLOWS
-
-        for flow_entry in FLOWS.values():
-            flow_entry.load()
-            flow_entry.body_model(remote=False)
-        self._log(
-            f"imported {len(sys.modules)} modules in {time.perf_counter() - started:.1f} s; "
-            f"threads: {threading.active_count()}"
-        )
 
     def _wait_for(self, server: Any, timeout: float = 180) -> None:
         from deployments.local_server import _healthy
@@ -434,172 +319,74 @@ class Runner:
                 raise SystemExit(f"no answer on {self.api_url}/health within {timeout:.0f} s")
             time.sleep(0.1)
 
-    def _listen(self) -> None:
-        self.files.socket.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        previous = os.umask(0o177)  # the socket is created 0600: only its owner may connect
-        try:
-            listener.bind(str(self.files.socket))
-        finally:
-            os.umask(previous)
-        listener.listen(64)
-        self.listener = listener
-        self.selector.register(listener, selectors.EVENT_READ, ("listener", None))
+    def on_event(self, kind: str) -> bool:
+        self.log("the Prefect server exited: stopping")
+        return True
 
-    # The loop ------------------------------------------------------------------------------
-
-    def _serve(self) -> None:
-        while True:
-            for key, _ in self.selector.select():
-                kind, pid = key.data
-                if kind == "listener":
-                    self._accept()
-                elif kind == "server":
-                    self._log("the Prefect server exited: stopping")
-                    return
-                elif kind == "client":
-                    self._from_client(key.fileobj, pid)  # type: ignore[arg-type]
-                else:
-                    self._child_done(pid)
-
-    def _accept(self) -> None:
-        assert self.listener is not None
-        connection, _ = self.listener.accept()
-        credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _, uid, _ = struct.unpack("3i", credentials)
-        if uid != os.getuid():
-            connection.close()
-            return
-        connection.settimeout(5)  # a request arrives whole at once; a stuck peer is dropped
-        fds: list[int] = []
-        try:
-            request, fds = _receive(connection, with_fds=True)
-            if request is None:
-                connection.close()
-                return
-            if request.get("ping"):
-                _send(connection, {"pid": os.getpid(), "started_at": self.started_at})
-                connection.close()
-                return
-            reason = self._declines(request)
-            if reason is not None or len(fds) != 3:
-                _send(connection, {"declined": reason or "no terminal descriptors"})
-                connection.close()
-                return
-            self._fork(connection, request, fds)
-        except OSError:
-            connection.close()
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    def _declines(self, request: dict[str, Any]) -> str | None:
-        if len(self.children) >= MAX_CHILDREN:
-            return f"{MAX_CHILDREN} commands already run"
+    def declines(self, request: dict[str, Any]) -> str | None:
         if prefect_view(request["env"], self.api_url, self.home) != self.expected:
             return "its Prefect settings differ from the runner's"
-        found = prefect_files_in(request["cwd"])
-        if found is not None:
-            return f"its folder has Prefect settings ({found})"
-        return None
+        return prefect_files_in(request["cwd"])
 
-    def _fork(self, connection: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()
-        gc.freeze()  # the child's first collection then does not touch (and copy) every page
-        pid = os.fork()
-        if pid == 0:
-            self._child(connection, request, fds)  # never returns
-        gc.unfreeze()
-        connection.setblocking(True)
-        pidfd = os.pidfd_open(pid)
-        self.children[pid] = (connection, pidfd)
-        self._log(f"pid {pid}: bifrost {' '.join(request['argv'][1:3])}")
-        self.selector.register(connection, selectors.EVENT_READ, ("client", pid))
-        self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
+    def label(self, request: dict[str, Any]) -> str:
+        return f"bifrost {' '.join(request['argv'][1:3])}"
 
-    def _from_client(self, connection: socket.socket, pid: int) -> None:
-        try:
-            message, _ = _receive(connection)
-        except OSError:
-            message = None
-        with contextlib.suppress(ProcessLookupError):
-            if message is None:  # the client is gone: so is its command
-                self.selector.unregister(connection)
-                os.kill(pid, signal.SIGTERM)
-            elif message.get("signal") in (signal.SIGINT, signal.SIGTERM):
-                os.kill(pid, message["signal"])
-
-    def _child_done(self, pid: int) -> None:
-        connection, pidfd = self.children.pop(pid)
-        _, status, usage = os.wait4(pid, 0)
-        self.selector.unregister(pidfd)
-        os.close(pidfd)
-        with contextlib.suppress(KeyError):
-            self.selector.unregister(connection)
-        code = os.waitstatus_to_exitcode(status)
-        self._log(f"pid {pid}: exit {code}, cpu {usage.ru_utime + usage.ru_stime:.2f} s")
+    def reply_for(self, code: int) -> dict[str, Any]:
         if code == DECLINED_STATUS:
-            reply: dict[str, Any] = {"declined": "another home"}
-        elif code < 0:  # ended by a signal: the client ends by the same one
-            reply = {"exit": 128 - code, "signal": -code}
-        else:
-            reply = {"exit": code}
-        with contextlib.suppress(OSError):
-            _send(connection, reply)
-        connection.close()
+            return {"declined": "another home"}
+        return super().reply_for(code)
 
-    # The child -----------------------------------------------------------------------------
-
-    def _child(self, connection: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    def run_child(self, request: dict[str, Any]) -> int:
         global IN_RUNNER
+        IN_RUNNER = True
+        return run_command(request, self.home, self.api_url)
+
+
+def become(env: dict[str, str], cwd: str) -> None:
+    """In a forked child: take the client's environment and folder, set the streams up as
+    the interpreter does at start (line-buffered on a terminal), and read Prefect's and
+    Bifrost's settings afresh from that environment."""
+    from prefect.context import refresh_global_settings_context
+
+    from bifrost_core.config import get_settings
+
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    refresh_global_settings_context()
+    get_settings.cache_clear()
+
+
+def exit_status_of(main: Callable[[], object]) -> int:
+    """Run `main` as an interpreter runs its program; the exit status it would end with."""
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        raise  # the child then ends by SIGINT (cli/forkserver.py)
+    except BaseException:
+        traceback.print_exc()
         code = 1
-        try:
-            IN_RUNNER = True
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            # Only the runner answers clients and watches processes: the child keeps none of it.
-            self.selector.close()
-            if self.listener is not None:
-                self.listener.close()
-            os.close(self.server_pidfd)
-            connection.close()
-            for other, pidfd in self.children.values():
-                other.close()
-                os.close(pidfd)
-            for target, fd in enumerate(fds):
-                os.dup2(fd, target)
-                os.close(fd)
-            code = run_command(request, self.home, self.api_url)
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except KeyboardInterrupt:
-            # Uncaught, it ends an in-process command by SIGINT: so it ends this one.
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        atexit._run_exitfuncs()  # Prefect's log and event workers flush here, as at a normal exit
+    return code
 
 
 def run_command(request: dict[str, Any], home: Path, api_url: str) -> int:
     """In the forked child: become the client's command and run it; its exit status."""
-    os.environ.clear()
-    os.environ.update(request["env"])
     # What the command would set before importing Prefect (prefect_env): the settings it is served with.
-    os.environ.update(prefect_view(os.environ, api_url, home))
-    os.chdir(request["cwd"])
+    become({**request["env"], **prefect_view(request["env"], api_url, home)}, request["cwd"])
     sys.argv = list(request["argv"])
-    # As the interpreter sets its streams up at start: line-buffered on a terminal.
-    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
-    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    from prefect.context import refresh_global_settings_context
+    from bifrost_core.config import load_settings
 
-    from bifrost_core.config import get_settings, load_settings
-
-    refresh_global_settings_context()
-    get_settings.cache_clear()
     try:
         if load_settings().home != home:
             return DECLINED_STATUS
@@ -607,18 +394,7 @@ def run_command(request: dict[str, Any], home: Path, api_url: str) -> int:
         pass  # an invalid setting: the command itself reports it, as in-process
     from cli.main import app
 
-    code = 0
-    try:
-        app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if isinstance(exc.code, str):
-            print(exc.code, file=sys.stderr)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        atexit._run_exitfuncs()  # Prefect's log and event workers flush here, as at a normal exit
-    return code
+    return exit_status_of(app)
 
 
 def main() -> None:

@@ -142,7 +142,7 @@ def stop() -> None:
 @app.command()
 def status(as_json: bool = JsonOption) -> None:
     """Whether the server runs: URL, UI, pid, uptime, database, and whether the runner answers."""
-    from cli.runner import ping
+    from cli.forkserver import ping
     from deployments.local_server import ServerFiles, _healthy, read_state
 
     home = _home()

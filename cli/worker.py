@@ -11,6 +11,10 @@ Its flow runs inherit this process's environment, plus BIFROST_WORKER_HOST and
 BIFROST_WORKER_GPUS (what the chunk reads to find its limit and GPU ids), BIFROST_CHECKOUT
 (this Bifrost's repository root, for the deployments' pull step) and a Prefect run heartbeat
 every 30 s unless the operator chose one (a run whose heartbeat stops is marked crashed).
+
+On Linux its runs start from a warm engine beside it (cli/warm_engine.py: one process that has
+imported Prefect and the flows, forking a child per run) instead of a fresh interpreter each;
+`--cold` keeps Prefect's way.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import os
 import signal
 import socket
+import tempfile
 from pathlib import Path
 
 import typer
@@ -28,6 +33,7 @@ from cli.flows import _answers, persistent_server
 from cli.output import say
 
 GPU_POOL = "bifrost-gpu"
+GPU_QUERY_SECONDS = 2  # how often a GPU worker polls for runs, unless PREFECT_WORKER_QUERY_SECONDS says
 
 
 def gpu_limit_name(host: str) -> str:
@@ -49,6 +55,11 @@ def worker(
     limit: int | None = typer.Option(
         None, "--limit", min=1, help="Most runs at once [default: the GPU count on a GPU host, else none]"
     ),
+    warm: bool = typer.Option(
+        True,
+        "--warm/--cold",
+        help="Start runs from a warm engine beside the worker (Linux), or each in a fresh interpreter",
+    ),
 ) -> None:
     """Run a Prefect worker for a Bifrost pool (on a GPU host: declare its GPUs as `gpu:<host>`)."""
     if pool == GPU_POOL and gpus is None:
@@ -60,6 +71,10 @@ def worker(
         raise typer.Exit(EXIT_INVALID)
     # A worker's console shows what it runs (other commands keep Prefect quiet).
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO")
+    if gpus is not None:
+        # A dispatched chunk waits for the next poll: Prefect's default (10 s) would be most of
+        # a short chunk's delay. Set before Prefect is imported (it reads settings then).
+        os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(GPU_QUERY_SECONDS))
     persistent_server()
     url = os.environ["PREFECT_API_URL"].rstrip("/")
     if not _answers(f"{url}/health"):
@@ -83,8 +98,14 @@ def worker(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     import asyncio
 
+    from cli.warm_engine import engine_beside
+
     try:
-        asyncio.run(_run(pool, host, gpus, queues, limit))
+        with (
+            tempfile.TemporaryDirectory(prefix="bifrost-engine-") as folder,
+            engine_beside(Path(folder), say) if warm else contextlib.nullcontext(),
+        ):
+            asyncio.run(_run(pool, host, gpus, queues, limit))
     except KeyboardInterrupt:
         say(f"worker {host} on {pool}: stopped")
 
@@ -92,6 +113,7 @@ def worker(
 async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None) -> None:
     from prefect.workers.process import ProcessWorker
 
+    from cli.warm_engine import WarmJobConfiguration
     from deployments.flows import POOL_TYPES
 
     if gpus is not None and queues is not None:
@@ -102,6 +124,7 @@ async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None,
         name=f"{pool} {host} {os.getpid()}",
         limit=limit,
     )
+    worker.job_configuration = WarmJobConfiguration
     say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
     await worker.start(printer=say)
 

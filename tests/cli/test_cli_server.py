@@ -387,16 +387,17 @@ def test_a_client_that_disappears_takes_its_command_along(
 
 
 def test_what_the_runner_declines(tmp_path: Path) -> None:
-    from cli.runner import MAX_CHILDREN, Runner, prefect_view
+    from cli.forkserver import MAX_CHILDREN
+    from cli.runner import Runner, prefect_view
 
     runner = Runner(tmp_path / "home", 4200)
     env = {"PREFECT_X": "1"}
     runner.expected = prefect_view(env, runner.api_url, runner.home)
-    assert runner._declines({"env": env, "cwd": str(tmp_path)}) is None
-    assert runner._declines({"env": {**env, "BIFROST_DEBUG": "1"}, "cwd": str(tmp_path)})  # console level
-    assert runner._declines({"env": {**env, "PREFECT_API_URL": "http://elsewhere/api"}, "cwd": str(tmp_path)})
+    assert runner._refuses({"env": env, "cwd": str(tmp_path)}) is None
+    assert runner._refuses({"env": {**env, "BIFROST_DEBUG": "1"}, "cwd": str(tmp_path)})  # console level
+    assert runner._refuses({"env": {**env, "PREFECT_API_URL": "http://elsewhere/api"}, "cwd": str(tmp_path)})
     (tmp_path / ".env").write_text("PREFECT_LOGGING_LEVEL=DEBUG\n")
-    assert runner._declines({"env": env, "cwd": str(tmp_path)}) == "its folder has Prefect settings (.env)"
+    assert runner._refuses({"env": env, "cwd": str(tmp_path)}) == "its folder has Prefect settings (.env)"
     (tmp_path / ".env").unlink()
     runner.children = dict.fromkeys(range(MAX_CHILDREN))  # type: ignore[arg-type]
-    assert runner._declines({"env": env, "cwd": str(tmp_path)}) == f"{MAX_CHILDREN} commands already run"
+    assert runner._refuses({"env": env, "cwd": str(tmp_path)}) == f"{MAX_CHILDREN} commands already run"

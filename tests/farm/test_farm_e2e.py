@@ -144,3 +144,40 @@ def test_a_killed_gpu_worker_has_its_chunk_retried_on_the_other(farm: Farm, tmp_
     assert all(r["event"] == "start" for r in runs if r["host"] == victim)
     farm.start_worker(victim, "--pool", "bifrost-gpu", "--gpus", str(HOSTS[victim]), "--host", victim)
     farm.killed.discard(victim)
+
+
+def parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
+
+
+def test_a_chunk_runs_in_a_child_forked_by_its_workers_warm_engine(farm: Farm, tmp_path: Path) -> None:
+    record = tmp_path / "runs.jsonl"
+    job_id = farm.submit(fake_command(record, "--hang"), frames="1", chunk_size=1, timeout=600)
+    deadline = time.monotonic() + 90
+    while not (started := records(record)):
+        assert time.monotonic() < deadline, farm.chunks(job_id)
+        time.sleep(0.2)
+    (renderer,) = started
+    worker = farm.workers[renderer["host"]].pid
+    chunk_run = parent(renderer["pid"])
+    engine = parent(chunk_run)
+    assert b"cli.warm_engine" in command_line(engine)
+    assert parent(engine) == worker
+    # The process the worker started for the run is the thin client, not a fresh engine.
+    below = [command_line(pid) for pid in descendants(worker)]
+    assert any(b"cli.engine_client" in line for line in below)
+    assert not any(b"prefect.engine" in line for line in below)
+    farm.cancel(job_id)  # its chunk run, in the engine's child, stops the renderer
+    deadline = time.monotonic() + 30
+    while alive(renderer["pid"]):
+        assert time.monotonic() < deadline, "the cancelled chunk's renderer still runs"
+        time.sleep(0.2)
+    assert farm.wait_job(job_id, {"cancelled"}, timeout=60).state == "cancelled"
+    assert farm.wait_chunk(job_id, 0, "cancelled").state == "cancelled"

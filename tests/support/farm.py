@@ -253,10 +253,11 @@ def alive(pid: int) -> bool:
 
 @contextlib.contextmanager
 def running_farm(
-    root: Path, make_database: Callable[[], str], hosts: dict[str, int] = HOSTS
+    root: Path, make_database: Callable[[], str], hosts: dict[str, int] = HOSTS, *, cold: bool = False
 ) -> Iterator[Farm]:
     """The farm on a fresh database from `make_database()` (a PostgreSQL URL maker), under
-    `root`; ServerDidNotStart when the Prefect server cannot start."""
+    `root`; ServerDidNotStart when the Prefect server cannot start. `cold`: workers without
+    their warm engine (each run a fresh interpreter)."""
     database = Database(make_database())
     migrate.upgrade(database)
     for tier in ("hot", "archive"):
@@ -315,9 +316,10 @@ def running_farm(
         )
         assert deployed.returncode == 0, deployed.stderr + deployed.stdout
         pause_schedules(api_url)  # the tests nudge the queue themselves
-        farm.start_worker("cpu", "--pool", WORK_POOL)
+        engine = ("--cold",) if cold else ()
+        farm.start_worker("cpu", "--pool", WORK_POOL, *engine)
         for host, gpus in hosts.items():
-            farm.start_worker(host, "--pool", "bifrost-gpu", "--gpus", str(gpus), "--host", host)
+            farm.start_worker(host, "--pool", "bifrost-gpu", "--gpus", str(gpus), "--host", host, *engine)
         farm.wait_hosts(hosts)
         yield farm
     finally:
