@@ -21,8 +21,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Three processes (pytest-xdist): most of the suite's time is spent waiting on servers,
+# workers and subprocesses, so three share two cores well; the tests of one shared server
+# stay in one process (`--dist loadgroup`, groups set in tests/conftest.py).
 test: $(STAMP) lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadgroup
 
 # Debian's programs that tests drive, installed when missing (needs root): Blender (3.4) for
 # the farm's real-renderer test, Prometheus and promtool for the alert rules in infra/, HAProxy

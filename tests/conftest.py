@@ -26,6 +26,44 @@ from tests.support.services import PG_SERVER, service_missing
 os.environ.setdefault("BIFROST_PREFECT_SERVER", "ephemeral")
 
 
+# `make test` spreads the tests over processes (pytest-xdist, `--dist loadgroup`). The tests
+# of one shared server (a session or module fixture that starts Prefect servers and workers)
+# go to one process, so the server starts once, not once per process; the tests that empty
+# the Redis test database go to one process, so none empties it under another.
+SHARED_FIXTURES = ("prefect_api", "farm", "served", "redis_url")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    loadgroup = getattr(config.option, "loadgroup", False)
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        for name in SHARED_FIXTURES:
+            if definitions is not None and name in definitions.name2fixturedefs:
+                # Fixtures of one name are defined per folder or module: group by definition.
+                group = f"{name}:{definitions.name2fixturedefs[name][-1].baseid}"
+                item.add_marker(pytest.mark.xdist_group(group))
+                if loadgroup and hasattr(item, "_id"):
+                    # xdist schedules by a `@group` suffix of the node id, which it writes to
+                    # `_nodeid`; pytest 9.2 keeps the id in `_id`, so the suffix is put there.
+                    from _pytest.nodeid import NodeId
+
+                    item._id = NodeId.parse(f"{item.nodeid}@{group}")
+                break
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """The environment as it was before each test: a command run in-process may set variables
+    for its own process (`bifrost worker` sets Prefect's console level to INFO), which would
+    otherwise reach every later test's subprocesses, in whatever order the tests run."""
+    before = dict(os.environ)
+    yield
+    if os.environ != before:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     try:
