@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench serve clean blender
+.PHONY: install demo test lint bench serve clean blender media-tools
 
 # The Python client (clients/python) is a distribution of its own; the tests use it.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -27,6 +27,11 @@ test: $(STAMP) lint
 # The farm's real-renderer test needs Debian's Blender (3.4); installing it needs root.
 blender:
 	command -v blender >/dev/null || { apt-get update -qq && apt-get install -y -qq blender; }
+
+# Review media need Debian's ffmpeg and ffprobe (drawtext with freetype, libx264); EXR and OCIO
+# come from the OpenImageIO wheel. Installing them needs root.
+media-tools:
+	command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || { apt-get update -qq && apt-get install -y -qq ffmpeg; }
 
 serve: $(STAMP)
 	$(BIN)/bifrost serve
