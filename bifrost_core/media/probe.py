@@ -25,6 +25,10 @@ EXR_SUFFIXES = {".exr", ".sxr"}
 class MediaError(InvalidInput):
     """A file that is not media Bifrost can read (its reason is recorded on the version)."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
 
 class Probe(BaseModel):
     reader: str  # "ffprobe" or "openimageio"
@@ -51,10 +55,15 @@ def probe_file(path: Path, *, count_frames: bool = False) -> Probe:
         return probe_image(path)
     try:
         return _ffprobe(path, count_frames=count_frames)
-    except MediaError:
+    except MediaError as refused:
         if count_frames:  # a movie: OpenImageIO reads no movies
             raise
-        return probe_image(path)
+        try:
+            return probe_image(path)
+        except MediaError as exc:
+            raise MediaError(
+                f"{path.name}: not media ffprobe or OpenImageIO can read ({refused.reason}; {exc.reason})"
+            ) from None
 
 
 def _ffprobe(path: Path, *, count_frames: bool) -> Probe:
@@ -69,7 +78,7 @@ def _ffprobe(path: Path, *, count_frames: bool) -> Probe:
     streams = json.loads(done.stdout or b"{}").get("streams") if done.returncode == 0 else None
     if not streams:
         reason = _last_line(done.stderr) or "no video stream"
-        raise MediaError(f"{path.name}: not media ffprobe can read ({reason})")
+        raise MediaError(f"{path.name}: not media ffprobe can read ({reason})", reason)
     stream: dict[str, Any] = streams[0]
     frames = int(stream.get("nb_read_packets") or stream.get("nb_frames") or 1)
     fps = stream.get("avg_frame_rate") or stream.get("r_frame_rate")
@@ -106,7 +115,8 @@ def probe_image(path: Path) -> Probe:
 
     image = oiio.ImageInput.open(str(path))
     if image is None:
-        raise MediaError(f"{path.name}: not an image OpenImageIO can read ({_first_line(oiio.geterror())})")
+        reason = _first_line(oiio.geterror())
+        raise MediaError(f"{path.name}: not an image OpenImageIO can read ({reason})", reason)
     try:
         spec = image.spec()
         colour = {

@@ -224,17 +224,24 @@ def _render(found: MediaPlan, store: Any, work: Path) -> MediaFiles:
         previous = path
     first = found.frames[0].frame or 1
     kind = "movie" if found.kind == "movie" else "frames"
-    source = source_of(kind, paths[:1] if kind == "movie" else paths, first, Fraction(found.fps))
     out = work / "out"
     out.mkdir()
-    return make_media(
-        source,
-        out,
-        height=found.height,
-        thumbnail_height=found.thumbnail_height,
-        label=found.label,
-        ocio=None if found.ocio is None else OcioSettings.model_validate(found.ocio),
-    )
+    try:
+        source = source_of(kind, paths[:1] if kind == "movie" else paths, first, Fraction(found.fps))
+        return make_media(
+            source,
+            out,
+            height=found.height,
+            thumbnail_height=found.thumbnail_height,
+            label=found.label,
+            ocio=None if found.ocio is None else OcioSettings.model_validate(found.ocio),
+        )
+    except MediaError as exc:
+        # The work folder's inputs are named by hash: a message names the files as published.
+        message = str(exc)
+        for frame in found.frames:
+            message = message.replace(frame.hash + Path(frame.name).suffix.lower(), frame.name)
+        raise MediaError(message) from None
 
 
 def _local(store: Any, frame: SourceFrame, tier: str, inputs: Path) -> Path:
