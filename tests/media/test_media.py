@@ -215,7 +215,7 @@ def test_a_proxy_is_never_taller_than_its_source(database, production, settings,
 
 def test_blob_count_is_per_content(database, production, settings, tmp_path) -> None:
     """Two versions of the same frames share their review media's blobs."""
-    paths = png_frames(tmp_path / "comp", 4, size=(64, 36))
+    paths = png_frames(tmp_path / "comp", 4, size=(640, 360))
     one = publish(database, settings, paths)
     two = publish(database, settings, paths, shot="sh020")
     media.make(database, settings, actor=SYSTEM, version_id=one)
