@@ -23,7 +23,7 @@ from bifrost_core.assets.models import Asset
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.errors import BifrostError, InvalidInput
+from bifrost_core.errors import BifrostError, InvalidInput, NotFound
 from bifrost_core.events.service import record
 from bifrost_core.ingest.repository import record_blobs
 from bifrost_core.ingest.roots import blob_store, tier_root
@@ -89,19 +89,24 @@ def check_height(height: int | None) -> None:
         )
 
 
-def plan(session: Session, *, actor: Actor, version_id: int, height: int | None = None) -> MediaPlan:
+def plan(
+    session: Session, *, actor: Actor, version_id: int, height: int | None = None, project: str | None = None
+) -> MediaPlan:
     """Read what the version's media are made from; NotFound for a version the actor cannot
-    see, InvalidInput for one without frames or a movie, or a project's bad settings."""
+    see (or not in `project`, when given), InvalidInput for one without frames or a movie,
+    or a project's bad settings."""
     check_height(height)
     version = VersionRepository(session, actor).get(version_id)
-    permissions.require(actor, "versions.create", version.project_id)
-    project = session.get(Project, version.project_id)
+    owner = session.get(Project, version.project_id)
     task = session.get(Task, version.task_id)
-    assert project is not None and task is not None
+    assert owner is not None and task is not None
+    if project is not None and owner.code.lower() != project.lower():
+        raise NotFound(f"version {version_id} not found in project {project}")
+    permissions.require(actor, "versions.create", version.project_id)
     try:
-        settings = review_settings(project.config)
+        settings = review_settings(owner.config)
     except InvalidInput as exc:
-        raise InvalidInput(f"project {project.code}: config {exc}") from None
+        raise InvalidInput(f"project {owner.code}: config {exc}") from None
     sources = [rep for rep in version.representations if rep.kind in SOURCE_KINDS]
     if not sources:
         kinds = ", ".join(sorted({rep.kind for rep in version.representations})) or "none"
@@ -126,10 +131,10 @@ def plan(session: Session, *, actor: Actor, version_id: int, height: int | None 
         ] = url
     return MediaPlan(
         version_id=version.id,
-        project=project.code,
-        label=f"{project.code}  {_entity(session, version)}  {task.name} {version.variant} "
+        project=owner.code,
+        label=f"{owner.code}  {_entity(session, version)}  {task.name} {version.variant} "
         f"v{version.number:03d}",
-        fps=str(Fraction(project.fps).limit_denominator(1001)),
+        fps=str(Fraction(owner.fps).limit_denominator(1001)),
         height=height or settings.proxy_height,
         thumbnail_height=settings.thumbnail_height,
         ocio=None if settings.ocio is None else settings.ocio.model_dump(by_alias=True),
@@ -148,12 +153,13 @@ def make(
     version_id: int,
     height: int | None = None,
     force: bool = False,
+    project: str | None = None,
 ) -> MediaResult:
-    """Make and record one version's review media. A MediaError (media that cannot be read)
-    is recorded on the version as its `media_error` and raised."""
+    """Make and record one version's review media (of `project`, when given). A MediaError
+    (media that cannot be read) is recorded on the version as its `media_error` and raised."""
     with UnitOfWork(database) as uow:
         try:
-            found = plan(uow.session, actor=actor, version_id=version_id, height=height)
+            found = plan(uow.session, actor=actor, version_id=version_id, height=height, project=project)
         except MediaError as exc:
             _record_failure(uow.session, actor, version_id, str(exc))
             uow.commit()
@@ -162,8 +168,8 @@ def make(
         return MediaResult(version_id=version_id, label=found.label, created=False)
     tier = _tier(found)
     with UnitOfWork(database) as uow:
-        project = uow.session.scalars(select(Project).where(Project.code == found.project)).one()
-        store = blob_store(settings, tier_root(settings, project, tier), tier)
+        owner = uow.session.scalars(select(Project).where(Project.code == found.project)).one()
+        store = blob_store(settings, tier_root(settings, owner, tier), tier)
     work = Path(tempfile.mkdtemp(prefix="bifrost-review-"))
     try:
         try:
