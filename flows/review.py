@@ -17,7 +17,15 @@ from prefect import flow
 from prefect.states import State
 from pydantic import Field
 
-from bifrost_core.errors import InvalidInput
+from bifrost_core.errors import (
+    BifrostError,
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    StorageError,
+)
 from bifrost_core.media.settings import ProxyHeight
 from bifrost_core.text import escape, escape_markdown
 from flows.parameters import Actor, ProjectCode
@@ -27,6 +35,10 @@ from tasks.review import MediaOutcome, make_review_media
 
 VersionId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 SHOWN = 50
+ERRORS: dict[str, type[BifrostError]] = {
+    kind.code: kind
+    for kind in (ConfigError, DatabaseUnavailable, InvalidInput, NotFound, PermissionDenied, StorageError)
+}
 
 
 def run_name() -> str:
@@ -109,8 +121,8 @@ def review_media(
     if report.failures:
         first = report.failures[0]
         others = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
-        return failed(
-            "review-media", report, InvalidInput(f"version {first.version_id}: {first.error}{others}")
-        )
+        # The first failure's own kind (not found, invalid input, ...): the CLI's exit code.
+        kind = ERRORS.get(first.error_code or "", InvalidInput)
+        return failed("review-media", report, kind(f"{first.error}{others}"))
     publish_artifacts("review-media", report)
     return report

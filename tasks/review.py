@@ -24,6 +24,7 @@ class MediaOutcome(BaseModel):
     version_id: int
     result: service.MediaResult | None = None
     error: str | None = None
+    error_code: str | None = None  # the BifrostError's `code`: not found, invalid input, ...
 
 
 @task(name="make-review-media", cache_policy=NO_CACHE, task_run_name="review-media-v{version_id}")
@@ -45,7 +46,7 @@ def make_review_media(
             project=project,
         )
     except BifrostError as exc:
-        return MediaOutcome(version_id=version_id, error=str(exc))
+        return MediaOutcome(version_id=version_id, error=str(exc), error_code=exc.code)
     return MediaOutcome(version_id=version_id, result=result)
 
 
