@@ -95,9 +95,10 @@ def test_an_ingest_on_a_server_with_a_worker_gets_review_media_unasked(
         event = uow.session.scalars(select(Event).where(Event.kind == "version.review_media")).one()
         # The triggered run acted as whoever ingested.
         assert uow.session.get(User, event.actor_id).username == OPERATOR
+        digest = event.payload["proxy"]
     assert proxy["frames"] == 24
     path = Path(settings.tier_roots["hot"]) / "blobs"
-    (stored,) = [item for item in path.rglob(event.payload["proxy"])]
+    (stored,) = [item for item in path.rglob(digest)]
     probe = ffprobe(stored)
     assert (probe["codec_name"], probe["width"], probe["height"], int(probe["nb_read_packets"])) == (
         "h264",
