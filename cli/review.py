@@ -8,11 +8,16 @@ before the flow existed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from cli.errors import EXIT_USAGE, fail
 from cli.output import JsonOption, print_json, say
 from cli.runner import through_runner
+
+if TYPE_CHECKING:
+    from bifrost_core.demo import Demo
 
 app = typer.Typer(no_args_is_help=True, help="Review media of versions.")
 
@@ -69,3 +74,30 @@ def _project_of(versions: list[int]) -> str:
         if len(projects) > 1:
             raise fail("the versions belong to several projects: run one command per project", EXIT_USAGE)
         return unit.session.get(Project, projects.pop()).code
+
+
+def demo_review_media(demo: Demo) -> str:
+    """The demo's step: the review media of every version of the demo project (those made
+    already are kept), through the review-media flow on the embedded Prefect server."""
+    from sqlalchemy import select
+
+    from bifrost_core.versions.models import Version
+    from cli.flows import prefect_env, server_ready
+
+    with demo.session() as session:
+        project_id = demo.project_id(session)
+        versions = list(
+            session.scalars(select(Version.id).where(Version.project_id == project_id).order_by(Version.id))
+        )
+    if not versions:
+        return "no versions to review"
+    server = prefect_env()
+    from flows.review import review_media
+
+    server_ready(server)
+    report = review_media(actor=demo.actor.username, project=demo.project, versions=versions)
+    made = sum(outcome.result is not None and outcome.result.created for outcome in report.outcomes)
+    return (
+        f"proxies, thumbnails and contact sheets of {len(versions)} versions ({made} made now); "
+        "see them with `bifrost version show ID`"
+    )

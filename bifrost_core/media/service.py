@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bifrost_core.assets.models import Asset
@@ -181,12 +182,16 @@ def make(
             raise
         outputs = [files.proxy, *files.thumbnails.values(), files.contact_sheet]
         stored = {Path(result.source): result for result in store.put_files(outputs, workers=1)}
-        with (
-            leases.leased(database, {result.digest for result in stored.values()}),
-            UnitOfWork(database) as uow,
-        ):
-            proxy = _record(uow.session, actor, found, files, stored, tier)
-            uow.commit()
+        try:
+            with (
+                leases.leased(database, {result.digest for result in stored.values()}),
+                UnitOfWork(database) as uow,
+            ):
+                proxy = _record(uow.session, actor, found, files, stored, tier)
+                uow.commit()
+        except IntegrityError:
+            # Another run recorded this version's media first (a trigger and a request at once).
+            return MediaResult(version_id=version_id, label=found.label, created=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return MediaResult(
