@@ -24,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, help="Review media of versions.")
 
 @app.command()
 def media(
-    versions: list[int] = typer.Argument(..., help="Version ids (`bifrost version list`), of one project"),
+    versions: list[int] = typer.Argument(..., help="Version ids (`bifrost version show` gives them), of one project"),
     height: int | None = typer.Option(
         None, "--height", help="Proxy height (even, 64-4320); default the project's"
     ),
@@ -97,7 +97,4 @@ def demo_review_media(demo: Demo) -> str:
     server_ready(server)
     report = review_media(actor=demo.actor.username, project=demo.project, versions=versions)
     made = sum(outcome.result is not None and outcome.result.created for outcome in report.outcomes)
-    return (
-        f"proxies, thumbnails and contact sheets of {len(versions)} versions ({made} made now); "
-        "see them with `bifrost version show ID`"
-    )
+    return f"{len(versions)} versions have them ({made} made now)"

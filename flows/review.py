@@ -10,12 +10,11 @@ are still made; the run then fails, naming them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from prefect import flow
 from prefect.states import State
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from bifrost_core.errors import (
     BifrostError,
@@ -49,12 +48,11 @@ def run_name() -> str:
     return f"review-media {given['project']} {what}"
 
 
-@dataclass
-class ReviewReport:
+class ReviewReport(BaseModel):
     """A review-media run's summary (a flows.reporting `Report`)."""
 
     project: str
-    outcomes: list[MediaOutcome] = field(default_factory=list)
+    outcomes: list[MediaOutcome] = []
 
     @property
     def failures(self) -> list[MediaOutcome]:
@@ -115,7 +113,7 @@ def review_media(
         force: Make them again even for versions that have them
     """
     checked = begin("review-media", actor, project)
-    report = ReviewReport(project)
+    report = ReviewReport(project=project)
     for version in dict.fromkeys(versions):
         report.outcomes.append(make_review_media(version, checked, project, height, force))
     if report.failures:
