@@ -70,27 +70,35 @@ def test_a_bad_version_does_not_stop_the_others(
 def test_an_ingest_on_a_server_with_a_worker_gets_review_media_unasked(
     database, production, settings, flow_env, prefect_server, tmp_path
 ) -> None:
-    from flows.ingest import ingest
-
     ensure_pools({WORK_POOL})
     register([FLOWS["review-media"]])
     worker = start_worker(prefect_server, flow_env, tmp_path)
     try:
         delivery = tmp_path / "delivery"
         png_frames(delivery / "sq010" / "sh010" / "comp", 24, size=(320, 180))
-        summary = ingest(actor=OPERATOR, project="DEMO", source=str(delivery))
-        (created,) = summary.created
+        # `bifrost ingest` as an operator runs it: its own process, reporting to the server.
+        ingested = subprocess.run(
+            [BIFROST, "ingest", str(delivery), "-p", "DEMO"],
+            env=worker_environment(prefect_server, flow_env, tmp_path / "prefect-cli"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert ingested.returncode == 0, ingested.stderr
+        with UnitOfWork(database) as uow:
+            (version_id,) = uow.session.scalars(select(Version.id)).all()
         deadline = time.monotonic() + 240
-        while PROXY not in review_representations(database, created.version_id):
+        while PROXY not in review_representations(database, version_id):
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(0.5)
     finally:
         stop(worker)
         remove_trigger()
-    assert review_representations(database, created.version_id) == sorted(REVIEW_NAMES)
+    assert review_representations(database, version_id) == sorted(REVIEW_NAMES)
     with UnitOfWork(database) as uow:
-        version = uow.session.get(Version, created.version_id)
+        version = uow.session.get(Version, version_id)
         proxy = next(rep.meta for rep in version.representations if rep.name == PROXY)
         event = uow.session.scalars(select(Event).where(Event.kind == "version.review_media")).one()
         # The triggered run acted as whoever ingested.
@@ -124,20 +132,25 @@ def start_worker(api: str, flow_env: dict[str, str], tmp_path: Path) -> subproce
     raise AssertionError(log.read_text()[-3000:])
 
 
-def _worker(api: str, flow_env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
-    env = {
-        **{
-            name: value for name, value in os.environ.items() if not name.startswith(("BIFROST_", "PREFECT_"))
-        },
+def worker_environment(api: str, flow_env: dict[str, str], prefect_home: Path) -> dict[str, str]:
+    """This environment without its Bifrost and Prefect settings, plus the test's and the server's."""
+    inherited = {
+        name: value for name, value in os.environ.items() if not name.startswith(("BIFROST_", "PREFECT_"))
+    }
+    return {
+        **inherited,
         **flow_env,
         "PREFECT_API_URL": api,
-        "PREFECT_HOME": str(tmp_path / "prefect-worker"),
+        "PREFECT_HOME": str(prefect_home),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
     }
+
+
+def _worker(api: str, flow_env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [BIFROST, "worker", "--pool", WORK_POOL],
-        env=env,
+        env=worker_environment(api, flow_env, tmp_path / "prefect-worker"),
         cwd=ROOT,
         stdout=(tmp_path / "worker.log").open("w"),
         stderr=subprocess.STDOUT,

@@ -225,3 +225,44 @@ def test_blob_count_is_per_content(database, production, settings, tmp_path) -> 
     with UnitOfWork(database) as uow:
         # sh020's burn-in differs: a new proxy; its thumbnails and sheet are the same bytes.
         assert uow.session.scalar(select(func.count()).select_from(Blob)) == before + 1
+
+
+OCIO_CONFIG = """ocio_profile_version: 2
+
+roles:
+  default: scene
+  scene_linear: scene
+
+displays:
+  Monitor:
+    - !<View> {name: Halved, colorspace: half}
+
+colorspaces:
+  - !<ColorSpace>
+    name: scene
+    isdata: false
+
+  - !<ColorSpace>
+    name: half
+    isdata: false
+    to_scene_reference: !<MatrixTransform> {matrix: [2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 2, 0, 0, 0, 0, 1]}
+"""
+
+
+def test_a_project_s_own_ocio_config(database, production, settings, tmp_path) -> None:
+    """A display and view of the project's OCIO config (here one that halves scene values)
+    replaces the default sRGB transform; a colour space it lacks is the version's reason."""
+    config = tmp_path / "config.ocio"
+    config.write_text(OCIO_CONFIG)
+    ocio = {"config": str(config), "from": "scene", "display": "Monitor", "view": "Halved"}
+    set_review(database, production.project_id, {"ocio": ocio})
+    version_id = publish(database, settings, exr_frames(tmp_path / "plate", 3, grey=0.5), task="plate")
+    media.make(database, settings, actor=SYSTEM, version_id=version_id)
+    first = Image.open(review_files(database, version_id)[media.THUMBNAILS][0][2]).convert("RGB")
+    assert all(abs(channel - 64) <= 4 for channel in first.getpixel((160, 160)))  # 0.5 / 2, not sRGB's 188
+
+    set_review(
+        database, production.project_id, {"ocio": {"config": str(config), "from": "scene", "to": "nope"}}
+    )
+    with pytest.raises(MediaError, match=r"colour conversion failed .*'nope' could not be found"):
+        media.make(database, settings, actor=SYSTEM, version_id=version_id, force=True)
