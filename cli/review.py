@@ -24,7 +24,7 @@ app = typer.Typer(no_args_is_help=True, help="Review media of versions.")
 
 @app.command()
 def media(
-    versions: list[int] = typer.Argument(..., help="Version ids (`bifrost version show` gives them), of one project"),
+    versions: list[int] = typer.Argument(..., help="Version ids (`bifrost version show`), of one project"),
     height: int | None = typer.Option(
         None, "--height", help="Proxy height (even, 64-4320); default the project's"
     ),
