@@ -29,8 +29,9 @@ test: $(STAMP) lint
 
 # Debian's programs that tests drive, installed when missing (needs root): Blender (3.4) for
 # the farm's real-renderer test, Prometheus and promtool for the alert rules in infra/, HAProxy
-# for `bifrost gateway`.
-DEBIAN_TOOLS := blender prometheus haproxy
+# for `bifrost gateway`, ffmpeg and ffprobe for review media (drawtext with freetype, libx264;
+# EXR and OCIO come from the OpenImageIO wheel).
+DEBIAN_TOOLS := blender prometheus haproxy ffmpeg
 tools:
 	@missing=$$(for p in $(DEBIAN_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi

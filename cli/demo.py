@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from cli.common import operator, settings
 from cli.delivery import ingest_delivery
+from cli.review import demo_review_media
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 # render and archive steps here.
 STEPS: list[tuple[str, Callable[[Demo], str]]] = [
     ("delivery", ingest_delivery),
+    ("review media", demo_review_media),
+    # Next: the web review page's address for the demo project and how to log in (issue 13's
+    # web interface adds its step here).
 ]
 
 

@@ -19,6 +19,7 @@ from cli import assets, casting, demo, episodes, init, projects, sequences, shot
 from cli import flows as flows_cli
 from cli import ingest as ingest_cli
 from cli import render as render_cli
+from cli import review as review_cli
 from cli import server as server_cli
 from cli import storage as storage_cli
 from cli.errors import BifrostGroup
@@ -70,5 +71,6 @@ app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
 app.add_typer(render_cli.app, name="render")
+app.add_typer(review_cli.app, name="review")
 app.add_typer(server_cli.app, name="server")
 app.command()(worker)

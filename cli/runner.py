@@ -170,7 +170,7 @@ def through_runner() -> None:
 
 # The commands that run a flow: what the `bifrost` script may hand to a runner before it
 # imports the CLI itself (`early_handover`).
-FLOW_COMMANDS = (("ingest",), ("publish",), ("demo",), ("flow", "run"))
+FLOW_COMMANDS = (("ingest",), ("publish",), ("demo",), ("flow", "run"), ("review", "media"))
 
 
 def early_handover() -> None:

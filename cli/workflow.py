@@ -39,6 +39,8 @@ def show(
         table.add_column(header)
     for status in workflow.statuses:
         flag = "initial" if status.is_initial else "final" if status.is_final else ""
+        if status.on_new_version:
+            flag = f"{flag}, on new version" if flag else "on new version"
         can_go_to = ", ".join(targets.get(status.code, []))
         table.add_row(cell(status.code), cell(status.name), flag, cell(can_go_to))
     Console().print(table)

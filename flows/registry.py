@@ -178,6 +178,31 @@ FLOWS: dict[str, FlowEntry] = {
             schedules=({"interval": 30, "parameters": {"actor": SERVICE_USER}},),
         ),
         FlowEntry(
+            name="review-media",
+            entrypoint="flows/review.py:review_media",
+            action="versions.create",
+            description="Make versions' review media: H.264 proxy with a burn-in, thumbnails, contact sheet",
+            concurrency_limit=4,
+            tags=("bifrost", "review"),
+            # Every version a flow creates gets its review media: the event is Bifrost's
+            # (tasks/review.py), so a studio can disable this trigger (Prefect UI,
+            # Automations) or hang its own flows on the same event.
+            triggers=(
+                {
+                    "type": "event",
+                    "name": "review media of each new version",
+                    "enabled": True,
+                    "match": {"prefect.resource.id": "bifrost.version.*"},
+                    "expect": ["bifrost.version.created"],
+                    "parameters": {
+                        "actor": "{{ event.resource['bifrost.actor'] }}",
+                        "project": "{{ event.resource['bifrost.project'] }}",
+                        "versions": ["{{ event.payload.version_id }}"],
+                    },
+                },
+            ),
+        ),
+        FlowEntry(
             name="render-chunk",
             entrypoint="flows/render.py:render_chunk",
             action="render.submit",

@@ -16,6 +16,7 @@ from bifrost_core.ingest import batches, planning, summaries
 from bifrost_core.ingest.schemas import IngestPlan, IngestSummary, PlannedVersion, PublishRequest
 from bifrost_core.scope import Actor
 from tasks.common import context
+from tasks.review import announce_versions
 
 
 @task(name="plan-ingest", cache_policy=NO_CACHE)
@@ -55,9 +56,10 @@ def store_and_register(
     comment: str = "",
     meta: dict | None = None,
 ) -> IngestSummary:
-    """Store one batch of files (durable, one sync per chunk) and register its versions."""
+    """Store one batch of files (durable, one sync per chunk) and register its versions;
+    announce each version created (the event the review-media flow is triggered by)."""
     settings, database = context()
-    return batches.run_batch(
+    summary = batches.run_batch(
         database,
         settings,
         project=project,
@@ -68,6 +70,8 @@ def store_and_register(
         comment=comment,
         meta=meta,
     )
+    announce_versions(project, actor, summary.created)
+    return summary
 
 
 @task(name="record-summary", cache_policy=NO_CACHE)

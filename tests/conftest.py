@@ -161,3 +161,11 @@ def bifrost_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def ffmpeg_installed() -> None:
+    """Debian's ffmpeg and ffprobe (`make tools`): skipped on a laptop without them, a failure in CI."""
+    for program in ("ffmpeg", "ffprobe"):
+        if shutil.which(program) is None:
+            service_missing(f"{program} (make tools)", "not on PATH")

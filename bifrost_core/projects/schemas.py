@@ -33,12 +33,23 @@ def _path_templates(value: Any) -> None:
     PublishTemplates.from_config(value)
 
 
+def _review(value: Any) -> None:
+    from bifrost_core.errors import InvalidInput
+    from bifrost_core.media.settings import review_settings
+
+    try:
+        review_settings({"review": value})
+    except InvalidInput as exc:
+        raise ValueError(f"config: {exc}") from None
+
+
 # The keys of a project's config that Bifrost reads, each with its check. Every one holds
 # user-written templates or patterns: tests/api/test_api_config_bounds.py has blow-up cases
 # for each key listed here.
 CONFIG_CHECKS: dict[str, Callable[[Any], None]] = {
     "naming_rules": _naming_rules,
     "path_templates": _path_templates,
+    "review": _review,
 }
 
 

@@ -49,6 +49,8 @@ class Version(IdMixin, Base):
     render_job_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("render_jobs.id", ondelete="SET NULL", use_alter=True)
     )
+    # Why the review-media flow could not make this version's proxy; None once it could.
+    media_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -104,6 +104,9 @@ class VersionRead(ReadSchema):
     status: str
     meta: dict[str, Any]
     render_job_id: int | None = None  # the render job whose frames it is
+    media_error: str | None = Field(
+        default=None, description="Why no review media could be made from it (None: made, or not yet tried)"
+    )
     created_at: datetime
     updated_at: datetime
     representations: list[RepresentationRead] = Field(default_factory=list)

@@ -163,6 +163,7 @@ def write_version(
         project_id=version.project_id,
         payload={"task_id": task.id, "variant": version.variant, "number": version.number},
     )
+    workflow.follow_new_version(session, actor=actor, task=task, version=version)
     return version
 
 

@@ -21,6 +21,8 @@ class Status(IdMixin, Base):
     is_initial: Mapped[bool] = mapped_column(default=False)
     is_final: Mapped[bool] = mapped_column(default=False)
     sort_order: Mapped[int] = mapped_column(default=0)
+    # The task status a task moves to when a new version of it is published (one at most).
+    on_new_version: Mapped[bool] = mapped_column(default=False)
 
 
 class Transition(IdMixin, Base):

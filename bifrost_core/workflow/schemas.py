@@ -16,6 +16,8 @@ class StatusIn(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     is_initial: bool = False
     is_final: bool = False
+    # Task workflows only: the status a task moves to when a new version of it is published.
+    on_new_version: bool = False
 
 
 class TransitionIn(InputSchema):
@@ -35,6 +37,7 @@ class StatusRead(ReadSchema):
     name: str
     is_initial: bool
     is_final: bool
+    on_new_version: bool = False
 
 
 class TransitionRead(ReadSchema):

@@ -21,7 +21,7 @@ DEFAULT_WORKFLOWS: dict[str, WorkflowUpdate] = {
             StatusIn(code="wtg", name="Waiting to start", is_initial=True),
             StatusIn(code="ready", name="Ready to start"),
             StatusIn(code="ip", name="In progress"),
-            StatusIn(code="review", name="Pending review"),
+            StatusIn(code="review", name="Pending review", on_new_version=True),
             StatusIn(code="retake", name="Retake"),
             StatusIn(code="approved", name="Approved", is_final=True),
             StatusIn(code="omit", name="Omitted", is_final=True),
@@ -99,6 +99,11 @@ def _replace(session: Session, *, project_id: int, kind: Kind, workflow: Workflo
         raise InvalidInput(f"{kind} workflow: status codes must be unique")
     if sum(status.is_initial for status in workflow.statuses) != 1:
         raise InvalidInput(f"{kind} workflow: exactly one status must be initial")
+    moved_to = [status.code for status in workflow.statuses if status.on_new_version]
+    if moved_to and kind != "task":
+        raise InvalidInput(f"{kind} workflow: only a task status can be the one a new version moves to")
+    if len(moved_to) > 1:
+        raise InvalidInput(f"{kind} workflow: at most one status is the one a new version moves to")
     for transition in workflow.transitions:
         for code in (transition.from_code, transition.to_code):
             if code not in codes:
@@ -173,3 +178,37 @@ def check_transition(session: Session, *, project_id: int, kind: Kind, from_code
     )
     if allowed is None:
         raise InvalidTransition(f"{kind} status cannot go from {from_code!r} to {to_code!r}")
+
+
+def follow_new_version(session: Session, *, actor: Actor, task: Task, version: Version) -> None:
+    """A new version moves its task to the project's `on_new_version` status (the default
+    workflow's `review`), as ShotGrid and Kitsu users expect: the publish is the artist's
+    request for review, so it needs no transition of its own nor `tasks.status`. A task in
+    a final status (approved, omitted) stays there, and so does every task of a project
+    whose workflow marks no such status."""
+    target = session.scalar(
+        select(Status.code).where(
+            Status.project_id == task.project_id, Status.kind == "task", Status.on_new_version
+        )
+    )
+    if target is None or target == task.status:
+        return
+    final = session.scalar(
+        select(Status.is_final).where(
+            Status.project_id == task.project_id, Status.kind == "task", Status.code == task.status
+        )
+    )
+    if final:
+        return
+    before = task.status
+    task.status = target
+    session.flush()
+    record(
+        session,
+        actor=actor,
+        kind="task.updated",
+        entity_type="task",
+        entity_id=task.id,
+        project_id=task.project_id,
+        payload={"status": [before, target], "version_id": version.id},
+    )

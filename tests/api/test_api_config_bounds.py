@@ -20,6 +20,9 @@ from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.errors import InvalidInput
 from bifrost_core.ingest.planning import plan_ingest
+from bifrost_core.media.probe import Probe
+from bifrost_core.media.render import proxy_size
+from bifrost_core.media.settings import MAX_HEIGHT, review_settings
 from bifrost_core.projects.schemas import CONFIG_CHECKS
 from bifrost_core.storage.errors import PathTemplateError
 from bifrost_core.storage.naming import MAX_PATH, NamingRules
@@ -63,6 +66,15 @@ def _refused_when_rendered(project: dict[str, Any], _tmp_path: Path, _database: 
     with pytest.raises(PathTemplateError, match=f"the limit is {MAX_PATH_BYTES}") as refused:
         template.format(values)
     assert isinstance(refused.value, InvalidInput)  # a 422, and exit code 5 in the CLI
+
+
+def _proxy_never_taller_than_its_source(
+    project: dict[str, Any], _tmp_path: Path, _database: Database
+) -> None:
+    height = review_settings(project["config"]).proxy_height
+    assert height == MAX_HEIGHT
+    source = Probe(reader="ffprobe", codec="png", width=1920, height=1080, frames=1)
+    assert proxy_size(source, height) == (1920, 1080)
 
 
 BACKTRACKING = "(x+x+)+y"
@@ -119,6 +131,12 @@ CASES: dict[str, list[Case]] = {
             {"shot": "{project}/" + "{shot}/" * 70 + "{name}.{ext}"},
             then=_refused_when_rendered,
         ),
+    ],
+    "review": [
+        Case("proxy height blow-up", {"proxy_height": 10**9}, refused="review.proxy_height"),
+        Case("odd proxy height", {"proxy_height": 721}, refused="multiple of 2"),
+        Case("unknown key", {"proxy_width": 10}, refused="review.proxy_width"),
+        Case("largest proxy height", {"proxy_height": MAX_HEIGHT}, then=_proxy_never_taller_than_its_source),
     ],
 }
 

@@ -60,7 +60,16 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     (
         "PUT",
         "/projects/{project_id}/workflows/{kind}",
-    ): (SCOPED, {"statuses": [{"code": "wtg", "name": "Waiting", "is_initial": True}]}),
+    ): (
+        SCOPED,
+        {
+            "statuses": [
+                {"code": "wtg", "name": "Waiting", "is_initial": True},
+                # The world's task holds it: its version moved it there.
+                {"code": "review", "name": "Pending review", "on_new_version": True},
+            ]
+        },
+    ),
     ("GET", "/projects/{project_id}/versions"): (SCOPED, None),
     ("POST", "/versions"): (SCOPED, {"task_id": "{task_id}"}),
     ("GET", "/versions/{version_id}"): (SCOPED, None),

@@ -8,6 +8,7 @@ from bifrost_core.assets.models import Asset, AssetType, Casting
 from bifrost_core.demo import CASTING, HANDLES, Demo
 from bifrost_core.projects.models import Project, Sequence, Shot
 from bifrost_core.tasks.models import Task
+from bifrost_core.versions.models import Version
 from cli import demo
 
 
@@ -51,6 +52,10 @@ def production(session) -> dict[str, list[tuple]]:
     }
 
 
+# The comp tasks the demo's delivery publishes to (cli/delivery.py).
+DELIVERED = {("SQ010/SH010", "comp"), ("SQ010/SH020", "comp")}
+
+
 def test_demo_twice_leaves_the_same_production(bifrost, bifrost_env, peek, row_counts) -> None:
     first = bifrost("demo")
     assert "shown only once" in first.stdout
@@ -64,12 +69,21 @@ def test_demo_twice_leaves_the_same_production(bifrost, bifrost_env, peek, row_c
     assert "10 shots (0 new)" in second.stdout
     with peek() as session:
         assert production(session) == built
-    # Not one row more anywhere but the rerun's own record as a run (its row and event): a
-    # rerun finds everything done.
+    # Not one row more anywhere but the rerun's own records of its two runs, ingest and review
+    # media (a row and an event each): a rerun finds everything done.
     again = row_counts()
     recorded = (again.pop("flow_runs"), again.pop("events"))
-    assert recorded == (counts.pop("flow_runs") + 1, counts.pop("events") + 1)
+    assert recorded == (counts.pop("flow_runs") + 2, counts.pop("events") + 2)
     assert again == counts
+    assert "review media: 2 versions have them (0 made now)" in second.stdout
+    with peek() as session:
+        # Every version of the demo has its review media; their tasks moved to review.
+        for version in session.scalars(select(Version)):
+            names = {rep.name for rep in version.representations}
+            assert {"review-proxy", "review-thumbnails", "review-contact-sheet"} <= names
+            assert version.media_error is None
+        comp = [status for entity, task, status, _ in built["tasks"] if (entity, task) in DELIVERED]
+        assert comp == ["review", "review"]
 
     assert (bifrost_env / "bifrost.db").exists()
     assert len(built["sequences"]) == 2

@@ -48,12 +48,14 @@ def test_every_change_records_an_event(session, build):
         "shot.updated",
         "task.updated",
         "version.created",
+        "task.updated",  # the new version moved its task to review
         "version.updated",
         "casting.removed",
     ]
-    status_change = session.scalars(select(Event).where(Event.kind == "task.updated")).one()
+    status_change, moved = session.scalars(select(Event).where(Event.kind == "task.updated")).all()
     assert (status_change.entity_id, status_change.project_id) == (task.id, project.id)
     assert status_change.payload == {"status": ["wtg", "ip"]}
+    assert moved.payload == {"status": ["ip", "review"], "version_id": version.id}
 
 
 def test_events_carry_the_actor(session, build):

@@ -160,8 +160,9 @@ def test_duplicate_transitions_are_stored_once(session, build):
 
 def test_a_status_in_use_cannot_be_removed(session, build):
     project, _, task = build.shot_task()
-    tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status="ip"))
-    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))  # task: review
+    for status in ("retake", "ip"):
+        tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status=status))
     without_ip = _simple("wtg", "done", transitions=[("wtg", "done")])
     with pytest.raises(InvalidInput, match="status 'ip' is still in use by tasks"):
         workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=without_ip)
@@ -174,3 +175,68 @@ def test_a_status_in_use_cannot_be_removed(session, build):
     keeps_ip = _simple("wtg", "ip", "done", transitions=[("ip", "done")])
     workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=keeps_ip)
     tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status="done"))
+
+
+def test_a_new_version_moves_its_task_to_review(session, build):
+    project, _, task = build.shot_task()
+    assert task.status == "wtg"
+    version = versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    assert task.status == "review"
+    moved = session.scalars(
+        select(Event).where(Event.kind == "task.updated", Event.entity_id == task.id)
+    ).one()
+    assert moved.payload == {"status": ["wtg", "review"], "version_id": version.id}
+    # Already there: nothing moves, no event.
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    assert len(session.scalars(select(Event).where(Event.kind == "task.updated")).all()) == 1
+    read = workflow.get_workflow(session, project_id=project.id, kind="task")
+    assert [s.code for s in read.statuses if s.on_new_version] == ["review"]
+
+
+def test_a_task_in_a_final_status_stays_there(session, build):
+    _, _, task = build.shot_task()
+    for status in ("ip", "review", "approved"):
+        tasks.update_task(session, actor=SYSTEM, task_id=task.id, data=TaskUpdate(status=status))
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    assert task.status == "approved"
+
+
+def test_a_project_chooses_the_status_or_none(session, build):
+    project = build.project("P1")
+    shot = build.shot(build.sequence(project))
+    custom = WorkflowUpdate(
+        statuses=[
+            StatusIn(code="todo", name="To do", is_initial=True),
+            StatusIn(code="dailies", name="In dailies", on_new_version=True),
+        ],
+        transitions=[TransitionIn(from_code="todo", to_code="dailies")],
+    )
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=custom)
+    task = build.task(shot=shot)
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=task.id))
+    assert task.status == "dailies"
+    # Off: no status marked.
+    off = _simple("todo", "dailies", transitions=[("todo", "dailies")])
+    workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind="task", workflow=off)
+    other = build.task(shot=shot, task_type="light")
+    versions.create_version(session, actor=SYSTEM, data=VersionCreate(task_id=other.id))
+    assert other.status == "todo"
+
+
+@pytest.mark.parametrize(
+    ("kind", "marked", "message"),
+    [
+        ("task", ["a", "b"], "at most one status is the one a new version moves to"),
+        ("version", ["b"], "only a task status can be the one a new version moves to"),
+    ],
+)
+def test_the_status_a_new_version_moves_to_is_checked(session, build, kind, marked, message):
+    project = build.project("P1")
+    update = WorkflowUpdate(
+        statuses=[
+            StatusIn(code=code, name=code, is_initial=code == "a", on_new_version=code in marked)
+            for code in ("a", "b")
+        ]
+    )
+    with pytest.raises(InvalidInput, match=message):
+        workflow.set_workflow(session, actor=SYSTEM, project_id=project.id, kind=kind, workflow=update)

@@ -203,6 +203,11 @@ NOT_RUN = {
 }
 
 
+def first_version(database) -> str:
+    with UnitOfWork(database) as uow:
+        return str(uow.session.scalar(select(func.min(Version.id))))
+
+
 def test_a_cli_session_leaves_no_row_or_event_without_its_user(
     database, cli_env, prefect_server, tmp_path, monkeypatch
 ) -> None:
@@ -245,6 +250,7 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
         (("version", "list"), lambda: ("DEMO",)),
         (("version", "show"), lambda: ("DEMO", "SQ030/SH010", "fx")),
         (("version", "files"), lambda: ("DEMO", "SQ030/SH010", "fx")),
+        (("review", "media"), lambda: (first_version(database), "--force")),
         (("workflow", "show"), lambda: ("DEMO",)),
         (("token", "create"), lambda: ("alice", "--json")),
         (("token", "list"), lambda: ()),

@@ -52,6 +52,8 @@ OTHERS = {
     # say_lines (each line escaped). The local server and a worker print URLs and names.
     "render submit", "render list", "render show", "render cancel", "render retry-failed",
     "server start", "server stop", "server status", "worker",
+    # Version ids and numbers; the run's markdown report is printed through say_lines.
+    "review media",
 }  # fmt: skip
 
 
