@@ -21,7 +21,19 @@ from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
 from api.params import refuse_unknown_query
-from api.routers import assets, bulk, events, flows, ops, people, production, render, tasks, versions
+from api.routers import (
+    assets,
+    bulk,
+    events,
+    flows,
+    ops,
+    people,
+    production,
+    render,
+    reviews,
+    tasks,
+    versions,
+)
 from bifrost_core.bootstrap import open_database
 from bifrost_core.cache.backends import Cache, open_cache
 from bifrost_core.cache.entities import Invalidator, invalidate_on_commit
@@ -78,7 +90,7 @@ def create_app(
     errors.install(app)
     docs.install(app)
     app.include_router(ops.router)
-    for module in (production, assets, tasks, versions, people, events, bulk, flows, render):
+    for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(RequestMiddleware, max_body_bytes=settings.api_max_body_bytes)
