@@ -52,6 +52,10 @@ OTHERS = {
     # say_lines (each line escaped). The local server and a worker print URLs and names.
     "render submit", "render list", "render show", "render cancel", "render retry-failed",
     "server start", "server stop", "server status", "worker",
+    # Review sessions: ids, statuses, and typed text through render_list/render_one and `done`.
+    "review playlist create", "review playlist add", "review playlist list", "review playlist show",
+    "review note add", "review note list", "review reply", "review approve", "review request-changes",
+    "user set-password",
 }  # fmt: skip
 
 
