@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import docs, errors
+from api import docs, errors, ui
 from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
@@ -89,6 +89,7 @@ def create_app(
     app.state.bifrost = state
     errors.install(app)
     docs.install(app)
+    ui.install(app)
     app.include_router(ops.router)
     for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
         app.include_router(module.router)
