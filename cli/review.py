@@ -162,9 +162,8 @@ def note_add(
         if as_json:
             render_one(note, NoteRead, as_json=True, title="")
             return
-        done(
-            f"added note {note.id} on version {version_id}" + (f" at frame {_frames(note)}" if frame is not None else "")
-        )
+        at = f" at frame {_frames(note)}" if frame is not None else ""
+        done(f"added note {note.id} on version {version_id}{at}")
 
 
 @note_app.command("list")

@@ -180,7 +180,7 @@ def shot(
     page: PageDep,
     shot_id: int,
     status: str | None = Query(None, max_length=32),
-    task: int | None = Query(None, ge=1),
+    task: str | None = Query(None, max_length=20),
 ) -> HTMLResponse:
     row: Shot = ShotRepository(page.session, page.actor).get(shot_id)
     sequence = SequenceRepository(page.session, page.actor).get(row.sequence_id)
@@ -193,13 +193,15 @@ def asset(
     page: PageDep,
     asset_id: int,
     status: str | None = Query(None, max_length=32),
-    task: int | None = Query(None, ge=1),
+    task: str | None = Query(None, max_length=20),
 ) -> HTMLResponse:
     row: Asset = AssetRepository(page.session, page.actor).get(asset_id)
     return _entity_page(request, page, "asset", row, row.code, status, task)
 
 
-def _entity_page(request, page: Page, kind: str, entity, title: str, status: str | None, task_id: int | None):
+def _entity_page(request, page: Page, kind: str, entity, title: str, status: str | None, task: str | None):
+    # The filter form sends empty values for "any".
+    task_id = _int({"task": task or ""}, "task")
     _readable(page, entity.project_id)
     project = ProjectRepository(page.session, page.actor).get(entity.project_id)
     tasks = []
@@ -321,7 +323,11 @@ def _version_title(page: Page, version: Version) -> str:
 
 @router.get("/versions/{version_id}", response_class=HTMLResponse)
 def version_page(
-    request: Request, page: PageDep, version_id: int, playlist: int | None = Query(None, ge=1)
+    request: Request,
+    page: PageDep,
+    version_id: int,
+    playlist: int | None = Query(None, ge=1),
+    frame: int | None = Query(None, ge=-(2**31) + 1, le=2**31 - 1),
 ) -> HTMLResponse:
     version = VersionRepository(page.session, page.actor).get(version_id)
     _readable(page, version.project_id, "versions.read")
@@ -329,6 +335,7 @@ def version_page(
         page.session, actor=page.actor, target="version", target_id=version.id, limit=1000
     )
     task = TaskRepository(page.session, page.actor).get(version.task_id)
+    player = _player(page, version)
     return render(
         page,
         request,
@@ -336,7 +343,7 @@ def version_page(
         version=version,
         task=task,
         title=_version_title(page, version),
-        player=_player(page, version),
+        player=player,
         notes=[n for n in notes if n.parent_id is None],
         replies=_replies(notes),
         authors=_authors(page, notes),
@@ -344,6 +351,7 @@ def version_page(
         may_note=permissions.allowed(page.actor, "notes.write", version.project_id),
         sees_internal=reviews.sees_internal(page.actor, version.project_id),
         playlist_id=playlist,
+        frame=frame if frame is not None else player["first_frame"],
     )
 
 

@@ -60,7 +60,12 @@
   if (video) {
     ["timeupdate", "seeked", "pause", "loadedmetadata"].forEach(function (name) { video.addEventListener(name, show); });
     if (video.requestVideoFrameCallback) {
-      var onFrame = function (_now, meta) { shown.textContent = String(frameAt(meta.mediaTime)); video.requestVideoFrameCallback(onFrame); };
+      // While playing, the frame on screen (its presentation time); paused, currentTime is
+      // exact, and a late callback must not overwrite it with the frame before a seek.
+      var onFrame = function (_now, meta) {
+        if (!video.paused) shown.textContent = String(frameAt(meta.mediaTime));
+        video.requestVideoFrameCallback(onFrame);
+      };
       video.requestVideoFrameCallback(onFrame);
     }
     if (list) {
