@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench serve clean blender
+.PHONY: install demo test lint bench serve clean blender browser
 
 # The Python client (clients/python) is a distribution of its own; the tests use it.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -27,6 +27,11 @@ test: $(STAMP) lint
 # The farm's real-renderer test needs Debian's Blender (3.4); installing it needs root.
 blender:
 	command -v blender >/dev/null || { apt-get update -qq && apt-get install -y -qq blender; }
+
+# The web interface's tests drive Debian's Chromium through Playwright (the pip dev extra);
+# Playwright's own browser download is not used. Installing it needs root.
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 serve: $(STAMP)
 	$(BIN)/bifrost serve
