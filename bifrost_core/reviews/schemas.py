@@ -19,12 +19,14 @@ MAX_POINTS_PER_NOTE = 10_000
 # Coordinates are relative to the frame (0..1 across and down), so a drawing fits any proxy size.
 Coordinate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+# [x, y]: a list rather than a tuple, so that the OpenAPI schema is a plain array of arrays.
+Point = Annotated[list[Coordinate], Field(min_length=2, max_length=2)]
 
 
 class Stroke(InputSchema):
     colour: Colour = "#ff3b30"
     width: float = Field(default=0.004, gt=0, le=0.1, allow_inf_nan=False)
-    points: list[tuple[Coordinate, Coordinate]] = Field(min_length=1, max_length=MAX_POINTS)
+    points: list[Point] = Field(min_length=1, max_length=MAX_POINTS)
 
 
 class Drawing(InputSchema):
