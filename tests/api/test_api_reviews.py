@@ -251,3 +251,24 @@ def test_a_refused_task_move_moves_nothing(client, world: World) -> None:
         client.get(f"/versions/{world.a.version_id}", headers=world.headers("supervisor")).json()["status"]
         == "pending_review"
     )
+
+
+def test_the_python_client_reviews(client, framed: World) -> None:
+    from bifrost_client import BifrostClient
+    from bifrost_client.client import ApiError
+
+    world = framed
+    with BifrostClient(
+        "http://testserver", world.tokens["supervisor"], transport=client._transport
+    ) as bifrost:
+        playlist = bifrost.create_playlist(world.a.project_id, "client review", shared_with_clients=True)
+        assert bifrost.add_to_playlist(playlist["id"], [world.a.version_id])["version_ids"] == [
+            world.a.version_id
+        ]
+        note = bifrost.add_note(world.a.version_id, "grain", frame_in=1003, drawing=DRAWING)
+        assert (note["frame_in"], note["frame_out"]) == (1003, 1003)
+        assert bifrost.reply(note["id"], "ok")["parent_id"] == note["id"]
+        assert bifrost.request_changes(world.a.version_id, comment="grain")["task_status"] == "retake"
+        with pytest.raises(ApiError) as refused:
+            bifrost.add_note(world.a.version_id, "x", frame_in=5000)
+        assert refused.value.status == 422
