@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bifrost_core.assets.repository import AssetRepository
 from bifrost_core.db.repository import valid_id
-from bifrost_core.errors import Conflict, InvalidInput, NotFound
+from bifrost_core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from bifrost_core.events.service import record, record_created, record_updated
 from bifrost_core.projects.repository import ProjectRepository, ShotRepository
 from bifrost_core.reviews.models import Decision, Note, Playlist, PlaylistItem
@@ -325,8 +325,13 @@ def playlist_versions(session: Session, *, actor: Actor, playlist: Playlist) -> 
 def decide(
     session: Session, *, actor: Actor, version_id: int, decision: DecisionKind, data: DecisionCreate
 ) -> Decision:
-    """Approve a version or request changes: the version and its task move along their
-    workflows together (either transition refused: nothing moves), and the decision is kept."""
+    """Approve a version or request changes, and keep the decision.
+
+    The version moves along its workflow or the decision is refused (409). Its task follows
+    when the task workflow has that step from where the task is (review -> approved, say);
+    a task elsewhere (still in progress, a project that does not put tasks in review) stays
+    where it is: a decision on the version must not be blocked by how the task is planned.
+    """
     version = VersionRepository(session, actor).get(version_id)
     permissions.require(actor, "versions.review", version.project_id)
     if data.playlist_id is not None:
@@ -339,14 +344,11 @@ def decide(
     workflow.check_transition(
         session, project_id=project_id, kind="version", from_code=version.status, to_code=version_to
     )
-    workflow.check_transition(
-        session, project_id=project_id, kind="task", from_code=task.status, to_code=task_to
-    )
     moves: dict[str, list[str]] = {}
     if version.status != version_to:
         moves["version"] = [version.status, version_to]
         version.status = version_to
-    if task.status != task_to:
+    if task.status != task_to and _task_may_move(session, project_id, task.status, task_to):
         moves["task"] = [task.status, task_to]
         task.status = task_to
     row = DecisionRepository(session, actor).add(
@@ -357,8 +359,8 @@ def decide(
             author_id=actor.user_id,
             decision=decision,
             comment=data.comment,
-            version_status=version_to,
-            task_status=task_to,
+            version_status=version.status,
+            task_status=task.status,
         )
     )
     if "version" in moves:
@@ -389,6 +391,16 @@ def decide(
         payload={"decision_id": row.id, "task_id": task.id, "playlist_id": data.playlist_id, **moves},
     )
     return row
+
+
+def _task_may_move(session: Session, project_id: int, from_code: str, to_code: str) -> bool:
+    try:
+        workflow.check_transition(
+            session, project_id=project_id, kind="task", from_code=from_code, to_code=to_code
+        )
+    except (InvalidTransition, InvalidInput):
+        return False
+    return True
 
 
 def list_decisions(session: Session, *, actor: Actor, version_id: int) -> list[Decision]:

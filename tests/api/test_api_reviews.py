@@ -241,16 +241,21 @@ def test_bad_input_is_a_4xx_that_writes_nothing(
         assert uow.session.get(Version, world.a.version_id).status == "pending_review"
 
 
-def test_a_refused_task_move_moves_nothing(client, world: World) -> None:
-    """The task is still `wtg` (no review status reached): approving would skip the workflow."""
-    answer = client.post(
-        f"/versions/{world.a.version_id}/approve", json={}, headers=world.headers("supervisor")
+def test_approving_leaves_a_task_outside_review_and_a_refused_version_move_changes_nothing(
+    client, world: World, database
+) -> None:
+    sup = world.headers("supervisor")
+    version = world.a.version_id
+    answer = client.post(f"/versions/{version}/request-changes", json={}, headers=sup)
+    assert answer.status_code == 201 and (answer.json()["version_status"], answer.json()["task_status"]) == (
+        "changes_requested",
+        "wtg",
     )
-    assert answer.status_code == 409 and "from 'wtg' to 'approved'" in answer.json()["error"]["message"]
-    assert (
-        client.get(f"/versions/{world.a.version_id}", headers=world.headers("supervisor")).json()["status"]
-        == "pending_review"
-    )
+    before = _counts(database)
+    refused = client.post(f"/versions/{version}/approve", json={}, headers=sup)
+    assert refused.status_code == 409
+    assert "from 'changes_requested' to 'approved'" in refused.json()["error"]["message"]
+    assert _counts(database) == before
 
 
 def test_the_python_client_reviews(client, framed: World) -> None:

@@ -149,3 +149,22 @@ def test_bad_note_input_from_a_form_is_a_page_that_writes_nothing(make_client, w
         "items"
     ]
     assert [n["body"] for n in notes] == ["nice"]
+
+
+def test_every_page_needs_a_session(client, world: World) -> None:
+    """Every /ui route but the log-in form and the static files: without a session a page
+    sends to log-in, and a form post is refused before it is read."""
+    checked = 0
+    for route in client.app.routes:
+        contexts = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
+        for context in contexts:
+            path = context.path
+            if not path.startswith("/ui") or path == "/ui/login" or not getattr(context, "methods", None):
+                continue
+            url = re.sub(r"{\w+}", "1", path)
+            for method in context.methods - {"HEAD"}:
+                answer = client.request(method, url, headers=world.headers("admin"), follow_redirects=False)
+                assert answer.status_code == 303, (method, url, answer.status_code)
+                assert answer.headers["location"].startswith("/ui/login"), (method, url)
+                checked += 1
+    assert checked == 14

@@ -129,3 +129,11 @@ def test_bad_input_is_one_line_and_writes_nothing(reviewed, bifrost, row_counts,
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.output
     assert row_counts() == before
+
+
+def test_a_decision_the_version_workflow_refuses_changes_nothing(reviewed, bifrost, row_counts):
+    bifrost("review", "request-changes", str(reviewed["version"]))
+    before = row_counts()
+    result = bifrost("review", "approve", str(reviewed["version"]), code=EXIT_CONFLICT)
+    assert "from 'changes_requested' to 'approved'" in result.output
+    assert row_counts() == before

@@ -201,3 +201,13 @@ def test_decisions_need_the_review_permission(session, review, role):
         reviews.decide(
             session, actor=people[role], version_id=version.id, decision="approve", data=DecisionCreate()
         )
+
+
+def test_a_task_outside_review_stays_where_it_is(session, review):
+    _, task, version, people = review
+    assert task.status == "wtg"
+    decision = reviews.decide(
+        session, actor=people["supervisor"], version_id=version.id, decision="approve", data=DecisionCreate()
+    )
+    assert (version.status, task.status) == ("approved", "wtg")
+    assert (decision.version_status, decision.task_status) == ("approved", "wtg")
