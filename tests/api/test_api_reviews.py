@@ -47,7 +47,7 @@ def test_a_review_over_http(client, framed: World, database) -> None:
     version = world.a.version_id
     made = client.post(
         f"/projects/{world.a.project_id}/playlists",
-        json={"name": "dailies", "version_ids": [version], "shared_with_clients": True},
+        json={"name": "client review 1", "version_ids": [version], "shared_with_clients": True},
         headers=sup,
     )
     assert made.status_code == 201, made.text

@@ -121,12 +121,18 @@ def test_pages_show_only_what_the_role_allows(make_client, with_passwords) -> No
 
 @pytest.mark.parametrize(
     ("path", "status"),
-    [("/ui/versions/abc", 422), ("/ui/versions/999999", 404), ("/ui/shots/1?task=x", 422), ("/ui/nope", 404)],
+    [
+        ("/ui/versions/abc", 422),
+        ("/ui/versions/999999", 404),
+        ("/ui/shots/{shot}?task=x", 422),
+        ("/ui/shots/{shot}?no_such_filter=x", 422),
+        ("/ui/nope", 404),
+    ],
 )
 def test_bad_addresses_are_html_errors(make_client, with_passwords, path, status) -> None:
     client = make_client()
     log_in(client, "supervisor")
-    answer = client.get(path)
+    answer = client.get(path.format(shot=with_passwords.a.shot_id))
     assert answer.status_code == status
     assert answer.headers["content-type"].startswith("text/html")
     assert 'role="alert"' in answer.text

@@ -94,12 +94,6 @@ BAD = [
     ),
     (("review", "note", "add", "{version}", ""), EXIT_INVALID, "body:", None),
     (("review", "reply", "999999", "x"), EXIT_NOT_FOUND, "note 999999 not found", None),
-    (
-        ("review", "approve", "{version}"),
-        EXIT_CONFLICT,
-        "task status cannot go from 'wtg' to 'approved'",
-        None,
-    ),
     (("review", "approve", "{version}"), EXIT_FORBIDDEN, "artist may not", "artie"),
     (("review", "request-changes", "{version}"), EXIT_FORBIDDEN, "client may not", "clio"),
     (("review", "playlist", "create", "DEMO", "x"), EXIT_FORBIDDEN, "artist may not", "artie"),
