@@ -31,6 +31,7 @@ FIRST, LAST = 1001, 1048  # two seconds at 24 fps
 @dataclass
 class Review:
     version_id: int
+    second_version_id: int
     task_id: int
     shot_id: int
     sequence_id: int
@@ -79,6 +80,8 @@ def build_review(database: Database, world: World, root: Path) -> Review:
             ],
         )
         version = versions.create_version(session, actor=SYSTEM, data=data)
+        # A second take of the same media (the same blobs): the playlist plays one after the other.
+        second = versions.create_version(session, actor=SYSTEM, data=data)
         for status in ("ip", "review"):
             tasks.update_task(session, actor=SYSTEM, task_id=ids.task_id, data=TaskUpdate(status=status))
         for username in ("supervisor", "client", "artist"):
@@ -87,7 +90,7 @@ def build_review(database: Database, world: World, root: Path) -> Review:
             session,
             actor=SYSTEM,
             project_id=ids.project_id,
-            data=PlaylistCreate(name="internal daily", version_ids=[version.id, ids.version_id]),
+            data=PlaylistCreate(name="internal daily", version_ids=[version.id, ids.version_id, second.id]),
         )
         shared = reviews.create_playlist(
             session,
@@ -99,6 +102,7 @@ def build_review(database: Database, world: World, root: Path) -> Review:
         )
         review = Review(
             version_id=version.id,
+            second_version_id=second.id,
             task_id=ids.task_id,
             shot_id=ids.shot_id,
             sequence_id=ids.sequence_id,

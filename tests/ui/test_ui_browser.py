@@ -115,7 +115,15 @@ def test_a_supervisor_browses_plays_notes_and_approves(new_page, ui_world, datab
     shoot(page, "my-tasks")
     page.goto(f"/ui/playlists/{review.internal_playlist}")
     assert wait_playing(page, 0.2) > 0.2
+    first = page.text_content("#now-playing")
     shoot(page, "playlist")
+    # In order: when the first ends, the next version with a proxy plays (the one without is listed only).
+    page.wait_for_function(
+        f"document.getElementById('now-playing').textContent !== {first!r}", timeout=30_000
+    )
+    assert page.text_content("#now-playing").endswith("v003")
+    assert page.get_attribute("[data-index='2']", "class") == "playing"
+    assert wait_playing(page, 0.2) > 0.2
     page.click("text=Log out")
     page.wait_for_url("**/ui/login")
     page.goto(f"/ui/versions/{review.version_id}")

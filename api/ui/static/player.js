@@ -41,7 +41,11 @@
     if (title) title.textContent = clip.title;
     var rows = document.querySelectorAll("[data-index]");
     for (var r = 0; r < rows.length; r++) rows[r].classList.toggle("playing", Number(rows[r].dataset.index) === i);
-    if (video && clip.src) { video.src = clip.src; video.play().catch(function () {}); }
+    if (!video) return;
+    // A version without a proxy yet is listed, not played.
+    if (!clip.src) { if (i + 1 < items.length) load(i + 1); return; }
+    video.src = clip.src;
+    video.play().catch(function () {});
   }
 
   document.addEventListener("click", function (event) {
