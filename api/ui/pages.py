@@ -56,6 +56,15 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 # The representations the review-media flow makes (agreed by name with bifrost_core.media).
 PROXY = "review-proxy"
 THUMBNAILS = ("thumbnail-middle", "thumbnail-first", "thumbnail-last")
+# Only this site's scripts, styles and media; no framing (an approve button under another
+# site's page would be clickjacking); forms post only here.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def render(
@@ -66,7 +75,9 @@ def render(
         user=page.actor if page else None,
         csrf=page.csrf if page else "",
     )
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    response = templates.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 def _safe_next(target: str | None) -> str:

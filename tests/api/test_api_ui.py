@@ -43,6 +43,9 @@ def test_the_session_cookie_is_httponly_samesite_and_secure_over_tls(make_client
     client = make_client()
     answer = log_in(client, "supervisor")
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/"
+    page = client.get("/ui/")
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
     cookie = answer.headers["set-cookie"].lower()
     assert (
         "httponly" in cookie and "samesite=lax" in cookie and "path=/ui" in cookie and "secure" not in cookie

@@ -96,8 +96,10 @@ def new_page(chromium_browser, ui_server, tmp_path: Path):
     contexts = []
 
     def make(width: int = 1280, height: int = 800):
+        # bypass_csp: Playwright evaluates the tests' wait conditions as strings, which the
+        # pages' Content-Security-Policy (checked in tests/api/test_api_ui.py) forbids.
         context = chromium_browser.new_context(
-            viewport={"width": width, "height": height}, base_url=ui_server
+            viewport={"width": width, "height": height}, base_url=ui_server, bypass_csp=True
         )
         context.set_default_timeout(20_000)
         contexts.append(context)
