@@ -16,12 +16,24 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import docs, errors, metrics
+from api import docs, errors, metrics, ui
 from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
 from api.params import refuse_unknown_query
-from api.routers import assets, bulk, events, flows, ops, people, production, render, tasks, versions
+from api.routers import (
+    assets,
+    bulk,
+    events,
+    flows,
+    ops,
+    people,
+    production,
+    render,
+    reviews,
+    tasks,
+    versions,
+)
 from bifrost_core.bootstrap import open_database
 from bifrost_core.cache.backends import Cache, open_cache
 from bifrost_core.cache.entities import Invalidator, invalidate_on_commit
@@ -93,9 +105,10 @@ def create_app(
     app.state.metrics_store = metrics.StoreCollector(database, settings)
     errors.install(app)
     docs.install(app)
+    ui.install(app)
     app.include_router(ops.router)
     app.include_router(metrics.router)
-    for module in (production, assets, tasks, versions, people, events, bulk, flows, render):
+    for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(

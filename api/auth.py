@@ -62,26 +62,19 @@ class Authenticator:
             raise Unauthenticated("invalid or expired token")
         token_hash = users.hash_token(secret)
         key = token_key(token_hash)
-        failures_key = f"authfail:{client or 'unknown'}:{int(time.time() // FAILURE_WINDOW)}"
-        cached, counter, failures = self.cache.get_many([key, AUTH_GENERATION, failures_key])
+        cached, counter, failures = self.cache.get_many([key, AUTH_GENERATION, _failures_key(client)])
         generation = self._generation(counter)
         if cached is not None:
             entry = json.loads(cached)
             if entry["gen"] == generation:
                 return _caller_from(entry)
-        if self.failure_limit and int(failures or 0) >= self.failure_limit:
-            retry = FAILURE_WINDOW - int(time.time()) % FAILURE_WINDOW
-            raise RateLimited(
-                f"too many failed authentications from {client or 'this address'}; retry in {retry} s",
-                retry_after=retry,
-            )
+        self._refuse_if_limited(client, failures)
         try:
             with UnitOfWork(self.database) as uow:
                 actor, token = users.authenticate(uow.session, secret)
                 uow.commit()
         except Unauthenticated:
-            if self.failure_limit:
-                self.cache.incr(failures_key, ttl=FAILURE_WINDOW + 1)
+            self.count_failure(client)
             raise
         entry = {
             "gen": generation,
@@ -102,6 +95,23 @@ class Authenticator:
             self.cache.set(key, json.dumps(entry).encode(), ttl)
         return Caller(actor=actor, token_id=token.id)
 
+    def refuse_if_limited(self, client: str | None) -> None:
+        """429 once the address has used up its failed authentications of this minute (the
+        web log-in's passwords count with the tokens)."""
+        self._refuse_if_limited(client, self.cache.get_many([_failures_key(client)])[0])
+
+    def _refuse_if_limited(self, client: str | None, failures: bytes | None) -> None:
+        if self.failure_limit and int(failures or 0) >= self.failure_limit:
+            retry = FAILURE_WINDOW - int(time.time()) % FAILURE_WINDOW
+            raise RateLimited(
+                f"too many failed authentications from {client or 'this address'}; retry in {retry} s",
+                retry_after=retry,
+            )
+
+    def count_failure(self, client: str | None) -> None:
+        if self.failure_limit:
+            self.cache.incr(_failures_key(client), ttl=FAILURE_WINDOW + 1)
+
     def _generation(self, counter: bytes | None) -> str:
         """What a cached entry must have been stored under to be trusted now."""
         if not self._poll:
@@ -113,6 +123,10 @@ class Authenticator:
                 seen = users.auth_changes_seen(uow.session)
             self._changes_seen = (seen, now)
         return f"{int(counter or 0)}:{seen}"
+
+
+def _failures_key(client: str | None) -> str:
+    return f"authfail:{client or 'unknown'}:{int(time.time() // FAILURE_WINDOW)}"
 
 
 def _caller_from(entry: dict) -> Caller:

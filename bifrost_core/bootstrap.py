@@ -75,9 +75,7 @@ def initialise(settings: Settings) -> InitResult:
                 select(exists().where(ApiToken.user_id == admin.id))
             )
             owns_home = not settings.database_url
-            service_missing = not session.scalar(
-                select(exists().where(User.username == SERVICE_USER))
-            )
+            service_missing = not session.scalar(select(exists().where(User.username == SERVICE_USER)))
             if not (token_due or owns_home or service_missing):
                 return InitResult(database=database, admin_token=None)
             new_database = not session.scalar(select(exists().select_from(User)))
@@ -90,9 +88,7 @@ def initialise(settings: Settings) -> InitResult:
                 admin_token = users.create_token(
                     session, actor=operator, user_id=admin.id, data=TokenCreate(name="bootstrap")
                 )
-            service_user = identity.ensure_service_user(
-                session, actor=operator, username=SERVICE_USER
-            )
+            service_user = identity.ensure_service_user(session, actor=operator, username=SERVICE_USER)
             uow.commit()
     except BaseException:
         database.dispose()

@@ -51,9 +51,7 @@ def asset_by_code(session: Session, actor: Actor, project_id: int, code: str) ->
     return AssetRepository(session, actor).by_code(project_id, code)
 
 
-def entity_by_ref(
-    session: Session, actor: Actor, project_id: int, ref: str
-) -> tuple[str, Shot | Asset]:
+def entity_by_ref(session: Session, actor: Actor, project_id: int, ref: str) -> tuple[str, Shot | Asset]:
     """`SEQ/SHOT` names a shot, anything else an asset (asset codes cannot contain '/')."""
     if "/" in ref:
         sequence_code, _, shot_code = ref.partition("/")

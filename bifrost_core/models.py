@@ -7,7 +7,7 @@ from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.render.models import RenderChunk, RenderJob
-from bifrost_core.reviews.models import Note
+from bifrost_core.reviews.models import Decision, Note, Playlist, PlaylistItem
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
 from bifrost_core.tasks.models import Task, TaskType, task_assignees
@@ -24,6 +24,7 @@ __all__ = [
     "BlobLease",
     "BlobLocation",
     "Casting",
+    "Decision",
     "Episode",
     "Event",
     "FlowRun",
@@ -31,6 +32,8 @@ __all__ = [
     "IngestFile",
     "IngestRecord",
     "Note",
+    "Playlist",
+    "PlaylistItem",
     "Project",
     "ProjectMembership",
     "RenderChunk",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from cli.common import operator, settings
 from cli.delivery import ingest_delivery
-from cli.review import demo_review_media
+from cli.review import demo_review_media, demo_review_page
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 STEPS: list[tuple[str, Callable[[Demo], str]]] = [
     ("delivery", ingest_delivery),
     ("review media", demo_review_media),
-    # Next: the web review page's address for the demo project and how to log in (issue 13's
-    # web interface adds its step here).
+    ("review page", demo_review_page),
 ]
 
 

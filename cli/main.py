@@ -15,7 +15,21 @@ import os
 
 import typer
 
-from cli import assets, casting, demo, episodes, init, projects, sequences, shots, tasks, versions, workflow
+from cli import (
+    assets,
+    casting,
+    demo,
+    episodes,
+    init,
+    projects,
+    review,
+    sequences,
+    shots,
+    tasks,
+    users,
+    versions,
+    workflow,
+)
 from cli import flows as flows_cli
 from cli import ingest as ingest_cli
 from cli import render as render_cli
@@ -60,6 +74,8 @@ app.add_typer(casting.app, name="casting")
 app.add_typer(tasks.app, name="task")
 app.add_typer(versions.app, name="version")
 app.add_typer(workflow.app, name="workflow")
+app.add_typer(review.app, name="review")
+app.add_typer(users.app, name="user")
 app.command()(demo.demo)
 app.command()(serve)
 app.command()(gateway)

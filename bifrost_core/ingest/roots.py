@@ -65,7 +65,6 @@ def project_store(database: Database, settings: Settings, project: str, tier: st
         return found.id, blob_store(settings, tier_root(settings, found, tier), tier)
 
 
-
 def usable_store(settings: Settings, root: str, tier: str) -> BlobStore:
     """The store of a tier root once checked: it exists and takes a write (BlobStore.check).
 

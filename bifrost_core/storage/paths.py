@@ -215,9 +215,7 @@ def _check_spec(where: str, field: str | None, spec: str) -> None:
         # int() of a long digit string is itself slow: compare lengths first.
         digits = (found.group(name) or "").lstrip("0") or "0"
         if len(digits) > 3 or int(digits) > MAX_FORMAT_WIDTH:
-            raise PathTemplateError(
-                f"{where}: the {name} of {{{field}:{spec}}} is above {MAX_FORMAT_WIDTH}"
-            )
+            raise PathTemplateError(f"{where}: the {name} of {{{field}:{spec}}} is above {MAX_FORMAT_WIDTH}")
 
 
 def _check_size(template: str, path: str) -> None:

@@ -20,6 +20,9 @@ class User(IdMixin, TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(254), default="")
     is_admin: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # argon2id (argon2-cffi's encoded form, salt and parameters included); None: no web login
+    # by password (tokens still work).
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class ProjectMembership(IdMixin, TimestampMixin, Base):

@@ -28,8 +28,10 @@ def bifrost(bifrost_env: Path) -> Callable[..., Result]:
     `env=` adds environment variables for this run only."""
     runner = CliRunner()
 
-    def run(*args: object, code: int = 0, env: dict[str, str] | None = None) -> Result:
-        result = runner.invoke(app, [str(arg) for arg in args], env=env)
+    def run(
+        *args: object, code: int = 0, env: dict[str, str] | None = None, input: str | None = None
+    ) -> Result:
+        result = runner.invoke(app, [str(arg) for arg in args], env=env, input=input)
         # SystemExit is how every exit ends; anything else escaped the error handling.
         assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
         assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import select
 
 from bifrost_core.assets.models import Asset, AssetType, Casting
@@ -76,6 +78,11 @@ def test_demo_twice_leaves_the_same_production(bifrost, bifrost_env, peek, row_c
     assert recorded == (counts.pop("flow_runs") + 2, counts.pop("events") + 2)
     assert again == counts
     assert "review media: 2 versions have them (0 made now)" in second.stdout
+    project_id = json.loads(bifrost("project", "show", "DEMO", "--json").stdout)["id"]
+    assert (
+        f"review page: `bifrost serve`, then http://127.0.0.1:8000/ui/projects/{project_id} ;"
+        in second.stdout
+    )
     with peek() as session:
         # Every version of the demo has its review media; their tasks moved to review.
         for version in session.scalars(select(Version)):

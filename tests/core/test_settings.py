@@ -165,7 +165,7 @@ def test_initialise_makes_the_home_and_the_first_admin_once(bifrost_env):
 
 
 @pytest.mark.parametrize(
-    "value", ['/mnt/hot/, s3://Studio-Archive/x/', '["/mnt/hot", "S3://Studio-Archive/x"]']
+    "value", ["/mnt/hot/, s3://Studio-Archive/x/", '["/mnt/hot", "S3://Studio-Archive/x"]']
 )
 def test_allowed_storage_roots_are_a_list_or_comma_separated(bifrost_env, monkeypatch, value):
     monkeypatch.setenv("BIFROST_STORAGE_ALLOWED_ROOTS", value)

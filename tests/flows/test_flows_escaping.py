@@ -54,6 +54,10 @@ OTHERS = {
     "server start", "server stop", "server status", "worker",
     # Version ids and numbers; the run's markdown report is printed through say_lines.
     "review media",
+    # Review sessions: ids, statuses, and typed text through render_list/render_one and `done`.
+    "review playlist create", "review playlist add", "review playlist list", "review playlist show",
+    "review note add", "review note list", "review reply", "review approve", "review request-changes",
+    "user set-password",
 }  # fmt: skip
 
 

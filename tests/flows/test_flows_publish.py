@@ -66,7 +66,11 @@ def test_publish_and_ingest_flows_into_an_s3_tier(
     monkeypatch.setenv("BIFROST_HOT_ROOT", s3_settings.tier_roots["hot"])
     paths = frames(tmp_path / "work", "comp", 1001, 1003)
     published = publish(
-        actor=OPERATOR, project="DEMO", asset="chair", task="look", files=[str(p) for p in paths],
+        actor=OPERATOR,
+        project="DEMO",
+        asset="chair",
+        task="look",
+        files=[str(p) for p in paths],
         comment="s3",
     )
     assert [(v.target, v.number) for v in published.created] == [("asset chair look main", 1)]

@@ -152,7 +152,10 @@ def test_missing_bucket_is_a_configuration_error(s3_endpoint: S3Endpoint, make_f
         store.put_file(make_file("a", b"a"))
     with pytest.raises(ConfigError) as caught:
         store.check()
-    assert str(caught.value) == "storage tier archive: bucket no-such-bucket does not exist (s3://no-such-bucket/x)"
+    assert (
+        str(caught.value)
+        == "storage tier archive: bucket no-such-bucket does not exist (s3://no-such-bucket/x)"
+    )
 
 
 def test_check_takes_an_empty_prefix_and_leaves_nothing(s3_endpoint: S3Endpoint, s3: Any) -> None:

@@ -19,7 +19,7 @@ from bifrost_core.render import service as render
 from bifrost_core.render.models import RenderChunk
 from bifrost_core.render.schemas import RenderJobCreate
 from bifrost_core.reviews import service as reviews
-from bifrost_core.reviews.schemas import NoteCreate
+from bifrost_core.reviews.schemas import NoteCreate, PlaylistCreate
 from bifrost_core.runs import service as runs
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
@@ -49,6 +49,7 @@ class ProjectIds:
     membership_id: int
     run_id: str
     render_id: int
+    playlist_id: int
 
 
 @dataclass
@@ -97,6 +98,12 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
     note = reviews.create_note(
         session, actor=SYSTEM, target="version", target_id=version.id, data=NoteCreate(body="nice")
     )
+    playlist = reviews.create_playlist(
+        session,
+        actor=SYSTEM,
+        project_id=project.id,
+        data=PlaylistCreate(name="dailies", version_ids=[version.id]),
+    )
     job = render.submit(
         session,
         actor=SYSTEM,
@@ -130,6 +137,7 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
         membership_id=0,
         run_id=run.run_id,
         render_id=job.id,
+        playlist_id=playlist.id,
     )
 
 

@@ -154,6 +154,67 @@ class BifrostClient:
         }
         return Version.model_validate(self.create("/versions", data, idempotency_key=idempotency_key))
 
+    # Review sessions
+
+    def add_note(
+        self,
+        version_id: int,
+        body: str,
+        *,
+        frame_in: int | None = None,
+        frame_out: int | None = None,
+        drawing: Json | None = None,
+        visibility: str = "internal",
+    ) -> Json:
+        """A note on a version, at a frame (or a range ending at `frame_out`), with an optional
+        drawing (`{"strokes": [{"points": [[x, y], ...]}]}`, coordinates 0..1)."""
+        data: Json = {"body": body, "visibility": visibility}
+        data.update(
+            {
+                k: v
+                for k, v in (("frame_in", frame_in), ("frame_out", frame_out), ("drawing", drawing))
+                if v is not None
+            }
+        )
+        return self.create(f"/versions/{version_id}/notes", data)
+
+    def reply(self, note_id: int, body: str, *, visibility: str = "internal") -> Json:
+        return self.create(f"/notes/{note_id}/replies", {"body": body, "visibility": visibility})
+
+    def create_playlist(
+        self,
+        project_id: int,
+        name: str,
+        *,
+        version_ids: list[int] | None = None,
+        kind: str = "daily",
+        shared_with_clients: bool = False,
+    ) -> Json:
+        data = {
+            "name": name,
+            "kind": kind,
+            "shared_with_clients": shared_with_clients,
+            "version_ids": version_ids or [],
+        }
+        return self.create(f"/projects/{project_id}/playlists", data)
+
+    def add_to_playlist(
+        self, playlist_id: int, version_ids: list[int], *, position: int | None = None
+    ) -> Json:
+        data: Json = {"version_ids": version_ids, **({"position": position} if position is not None else {})}
+        return self.create(f"/playlists/{playlist_id}/versions", data)
+
+    def approve(self, version_id: int, *, comment: str = "", playlist_id: int | None = None) -> Json:
+        """Approve: the version and its task move to approved (their workflows permitting)."""
+        return self.create(
+            f"/versions/{version_id}/approve", {"comment": comment, "playlist_id": playlist_id}
+        )
+
+    def request_changes(self, version_id: int, *, comment: str = "", playlist_id: int | None = None) -> Json:
+        return self.create(
+            f"/versions/{version_id}/request-changes", {"comment": comment, "playlist_id": playlist_id}
+        )
+
     def start_flow(
         self, project_id: int, flow: str, parameters: Json, *, idempotency_key: str | None = None
     ) -> Json:
