@@ -60,6 +60,12 @@ def worker(
         "--warm/--cold",
         help="Start runs from a warm engine beside the worker (Linux), or each in a fresh interpreter",
     ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=1, max=65535, help="Serve this worker's Prometheus metrics on this port"
+    ),
+    metrics_address: str = typer.Option(
+        "127.0.0.1", "--metrics-address", help="Interface the metrics listen on"
+    ),
 ) -> None:
     """Run a Prefect worker for a Bifrost pool (on a GPU host: declare its GPUs as `gpu:<host>`)."""
     if pool == GPU_POOL and gpus is None:
@@ -94,6 +100,14 @@ def worker(
         # Room for the chunks dispatched ahead (flows/render.py DISPATCH_AHEAD): they start
         # while the host is busy and wait for its GPUs; the slots still bound what runs.
         limit = limit or 2 * gpus
+    if metrics_port is not None:
+        from cli.worker_metrics import serve_metrics
+
+        try:
+            serve_metrics(metrics_port, metrics_address, pool=pool, host=host, gpus=gpus)
+        except OSError as exc:
+            say(f"error: --metrics-port {metrics_port}: {exc.strerror}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
     # SIGTERM ends the worker as Ctrl-C does: Prefect's worker stops polling and exits.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     import asyncio
@@ -105,12 +119,14 @@ def worker(
             tempfile.TemporaryDirectory(prefix="bifrost-engine-") as folder,
             engine_beside(Path(folder), say) if warm else contextlib.nullcontext(),
         ):
-            asyncio.run(_run(pool, host, gpus, queues, limit))
+            asyncio.run(_run(pool, host, gpus, queues, limit, counted=metrics_port is not None))
     except KeyboardInterrupt:
         say(f"worker {host} on {pool}: stopped")
 
 
-async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None) -> None:
+async def _run(
+    pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None, *, counted: bool
+) -> None:
     from prefect.workers.process import ProcessWorker
 
     from cli.warm_engine import WarmJobConfiguration
@@ -125,6 +141,10 @@ async def _run(pool: str, host: str, gpus: int | None, queues: list[str] | None,
         limit=limit,
     )
     worker.job_configuration = WarmJobConfiguration
+    if counted:
+        from cli.worker_metrics import count_runs
+
+        count_runs(worker)
     say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
     await worker.start(printer=say)
 

@@ -42,10 +42,12 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def prefect_server(prefect_api: str) -> Iterator[str]:
-    """Flows run in this process report to the session's Prefect server."""
+def prefect_server(prefect_api: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Flows run in this process report to the session's Prefect server: in this context, and
+    in Prefect's background workers (events, logs), which read the environment."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
     with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
         yield prefect_api
 

@@ -188,3 +188,50 @@ def kill_host(worker: subprocess.Popen, run_id) -> None:
         except ProcessLookupError:
             continue
     worker.wait(timeout=30)
+
+
+def test_a_bifrost_worker_serves_metrics_of_the_runs_it_ran(
+    database, production, settings, flow_env, prefect_server, tmp_path
+) -> None:
+    import httpx
+    from prefect.deployments import run_deployment
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.support.services import free_port
+
+    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1002))])
+    ensure_pools({WORK_POOL})
+    register([FLOWS["verify"]])
+    run = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
+    only_these_runs_due([str(run.id)])
+    port = free_port()
+    bifrost = str(Path(sys.executable).parent / "bifrost")
+    worker = subprocess.Popen(
+        [bifrost, "worker", "--pool", WORK_POOL, "--host", "metrics-host", "--metrics-port", str(port)],
+        env={**os.environ, **flow_env, "PREFECT_API_URL": prefect_server},
+        stdout=(tmp_path / "worker.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        done = wait_for_state(run.id, {"COMPLETED", "FAILED", "CRASHED"}, tmp_path / "worker.log")
+        assert done.state.type.value == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
+        deadline = time.monotonic() + 60
+        while True:  # the run's end is counted once its process has been waited for
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+            samples = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            if samples.get(("bifrost_worker_runs_total", (("outcome", "completed"),))) == 1:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.5)
+        info = ("bifrost_worker_info", (("gpus", "0"), ("host", "metrics-host"), ("pool", WORK_POOL)))
+        assert samples[info] == 1
+        assert samples[("bifrost_worker_runs_running", ())] == 0
+        assert samples[("bifrost_worker_run_duration_seconds_count", ())] == 1
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=60)
