@@ -1,6 +1,6 @@
 """Web interface benchmark: the shot page and the review page of a shot with 50 versions.
 
-    .venv/bin/python bench/review_pages.py [--pg postgresql://postgres@127.0.0.1:5432] [--requests 200]
+    .venv/bin/python -m bench.review_pages [--pg postgresql://postgres@127.0.0.1:5432] [--requests 200]
 
 Builds a throwaway PostgreSQL database with one shot holding 50 versions (each with a
 `review-proxy` and a `review-thumbnails` representation) and 20 notes on the newest, serves
@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import statistics
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import psycopg
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 VERSIONS, NOTES = 50, 20
 TARGET_MS = 30

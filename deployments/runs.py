@@ -55,27 +55,34 @@ def prefect_api() -> Iterator[None]:
 
 def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any], request_id: str | None = None) -> Any:
     """Create the Prefect run of `run` (or find the one already created for it); returns it.
-    `request_id`: the API request that asked for it, kept as the run's `bifrost.request_id`
-    label (its logs carry it: flows/process.py)."""
+
+    Created with its labels, so that no worker takes it before they are set: the trace of the
+    request that asked for it (as `run_deployment` does) and `request_id`, that request's id
+    as `bifrost.request_id` (its logs carry it: flows/process.py)."""
+    from opentelemetry import trace
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
+    from prefect.states import Scheduled
+    from prefect.telemetry.run_telemetry import LABELS_TRACEPARENT_KEY, RunTelemetry
 
     from flows.process import REQUEST_LABEL
 
+    labels: dict[str, str] = {}
+    if traceparent := RunTelemetry.traceparent_from_span(trace.get_current_span()):
+        labels[LABELS_TRACEPARENT_KEY] = traceparent
+    if request_id is not None:
+        labels[REQUEST_LABEL] = request_id
     try:
-        flow_run = run_deployment(
-            entry.deployment,
-            parameters=parameters,
-            timeout=0,
-            as_subflow=False,
-            tags=["bifrost", project_tag(parameters["project"])],
-            idempotency_key=service.prefect_key(run),
-        )
-        if request_id is not None:
-            with get_client(sync_client=True) as client:
-                client.update_flow_run_labels(flow_run.id, {REQUEST_LABEL: request_id})
-        return flow_run
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(entry.deployment)
+            return client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters=parameters,
+                state=Scheduled(),
+                tags=["bifrost", project_tag(parameters["project"])],
+                idempotency_key=service.prefect_key(run),
+                labels=labels,
+            )
     except ObjectNotFound:
         raise PrefectUnavailable(
             f"deployment {entry.deployment!r} is not registered (bifrost deploy)"

@@ -64,8 +64,9 @@ def test_demo_on_postgres_twice(bifrost, pg_url, row_counts) -> None:
     counts = row_counts()
     assert counts["shots"] == 10
     bifrost("demo")
-    # A rerun finds everything done: it is recorded as a run (its row and event), nothing more.
+    # A rerun finds everything done: its two runs, ingest and review media, are recorded (a row
+    # and an event each), nothing more.
     again = row_counts()
     recorded = (again.pop("flow_runs"), again.pop("events"))
-    assert recorded == (counts.pop("flow_runs") + 1, counts.pop("events") + 1)
+    assert recorded == (counts.pop("flow_runs") + 2, counts.pop("events") + 2)
     assert again == counts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bifrost_core.errors import InvalidInput, InvalidTransition, NotFound, PermissionDenied
 from bifrost_core.events.models import Event
@@ -11,6 +11,7 @@ from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import DecisionCreate, NoteCreate, PlaylistAdd, PlaylistCreate, ReplyCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskUpdate
 from bifrost_core.versions import service as versions
 from bifrost_core.versions.schemas import VersionCreate
@@ -32,6 +33,9 @@ def review(build):
     version = versions.create_version(
         build.session, actor=SYSTEM, data=VersionCreate(task_id=task.id, representations=[frames])
     )
+    # As on a project whose workflow moves no task on a new version: the task stays at wtg.
+    build.session.execute(update(Task).where(Task.id == task.id).values(status="wtg"))
+    build.session.refresh(task)
     people = {}
     for role in ("supervisor", "artist", "client"):
         user = build.user(role)

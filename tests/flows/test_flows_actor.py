@@ -208,6 +208,11 @@ def first_version(database) -> str:
         return str(uow.session.scalar(select(func.min(Version.id))))
 
 
+def last_version(database) -> str:
+    with UnitOfWork(database) as uow:
+        return str(uow.session.scalar(select(func.max(Version.id))))
+
+
 def test_a_cli_session_leaves_no_row_or_event_without_its_user(
     database, cli_env, prefect_server, tmp_path, monkeypatch
 ) -> None:
@@ -217,6 +222,7 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
     files = frames(tmp_path / "work", "fx", 1001, 1002)
     token: dict[str, str] = {}
     render: dict[str, str] = {}
+    reviewed: dict[str, str] = {}  # ids of the review session's playlist and note
     # A GPU host, as `bifrost worker --gpus 2` declares it: render jobs may be submitted.
     made = httpx.post(f"{prefect_server}/v2/concurrency_limits/", json={"name": "gpu:actor-host", "limit": 2})
     assert made.status_code in (201, 409), made.text  # 409: made by the other database's run
@@ -251,6 +257,19 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
         (("version", "show"), lambda: ("DEMO", "SQ030/SH010", "fx")),
         (("version", "files"), lambda: ("DEMO", "SQ030/SH010", "fx")),
         (("review", "media"), lambda: (first_version(database), "--force")),
+        (
+            ("review", "playlist", "create"),
+            lambda: ("DEMO", "dailies", "--version", first_version(database), "--json"),
+        ),
+        (("review", "playlist", "add"), lambda: (reviewed["playlist"], last_version(database))),
+        (("review", "playlist", "list"), lambda: ("DEMO",)),
+        (("review", "playlist", "show"), lambda: (reviewed["playlist"],)),
+        (("review", "note", "add"), lambda: (first_version(database), "too dark", "--json")),
+        (("review", "note", "list"), lambda: (first_version(database),)),
+        (("review", "reply"), lambda: (reviewed["note"], "fixed")),
+        (("review", "request-changes"), lambda: (first_version(database), "--comment", "grade")),
+        (("review", "approve"), lambda: (last_version(database),)),
+        (("user", "set-password"), lambda: ("opal", "--password-stdin")),
         (("workflow", "show"), lambda: ("DEMO",)),
         (("token", "create"), lambda: ("alice", "--json")),
         (("token", "list"), lambda: ()),
@@ -273,7 +292,12 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
     # Generated from the command tree: a new command fails here until the session runs it.
     assert {words for words, _ in session} | set(NOT_RUN) == leaf_commands(typer.main.get_command(app))
     for words, arguments in session:
-        result = invoke(*words, *arguments(), code=REFUSED.get(words, 0))
+        typed = "a long enough password\n" if words == ("user", "set-password") else None
+        result = invoke(*words, *arguments(), code=REFUSED.get(words, 0), input=typed)
+        if words == ("review", "playlist", "create"):
+            reviewed["playlist"] = str(json.loads(result.output)["id"])
+        if words == ("review", "note", "add"):
+            reviewed["note"] = str(json.loads(result.output)["id"])
         if words == ("token", "create"):
             token["id"] = str(json.loads(result.output)["id"])
         if words == ("render", "submit"):

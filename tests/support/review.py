@@ -17,8 +17,6 @@ from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import PlaylistCreate
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.blobstore.store import BlobStore
-from bifrost_core.tasks import service as tasks
-from bifrost_core.tasks.schemas import TaskUpdate
 from bifrost_core.users import passwords
 from bifrost_core.versions import service as versions
 from bifrost_core.versions.schemas import FileIn, RepresentationIn, VersionCreate
@@ -88,8 +86,7 @@ def build_review(database: Database, world: World, root: Path) -> Review:
         version = versions.create_version(session, actor=SYSTEM, data=data)
         # A second take of the same media (the same blobs): the playlist plays one after the other.
         second = versions.create_version(session, actor=SYSTEM, data=data)
-        for status in ("ip", "review"):
-            tasks.update_task(session, actor=SYSTEM, task_id=ids.task_id, data=TaskUpdate(status=status))
+        # The new versions have moved the task to review (statuses follow new versions).
         for username in ("supervisor", "client", "artist"):
             passwords.set_password(session, actor=SYSTEM, username=username, password=PASSWORD)
         internal = reviews.create_playlist(

@@ -25,8 +25,8 @@ def read_run(api: str, flow_run_id):
     return asyncio.run(fetch())
 
 
-def invoke(*args: object, code: int = 0):
-    result = CliRunner().invoke(app, [str(arg) for arg in args])
+def invoke(*args: object, code: int = 0, input: str | None = None):
+    result = CliRunner().invoke(app, [str(arg) for arg in args], input=input)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
     return result

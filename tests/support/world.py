@@ -23,6 +23,7 @@ from bifrost_core.reviews.schemas import NoteCreate, PlaylistCreate
 from bifrost_core.runs import service as runs
 from bifrost_core.scope import SYSTEM
 from bifrost_core.tasks import service as tasks
+from bifrost_core.tasks.models import Task
 from bifrost_core.tasks.schemas import TaskCreate
 from bifrost_core.users import service as users
 from bifrost_core.users.schemas import MembershipCreate, TokenCreate, UserCreate
@@ -91,6 +92,10 @@ def _project(session, code: str, blob_hash: str) -> ProjectIds:
             ],
         ),
     )
+    # The new version moved the task to review (statuses follow new versions); the world's task
+    # starts where a project without that rule leaves it, so the role tests can move it freely.
+    session.execute(update(Task).where(Task.id == task.id).values(status="wtg"))
+    session.refresh(task)
     run = runs.record_run(
         session, actor=SYSTEM, project_id=project.id, flow="ingest", action="flows.ingest", parameters={}
     )
