@@ -149,6 +149,24 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 timeout=300,
             )
             assert registered.returncode == 0, registered.stderr[-2000:]
+            _pause_review_media_trigger(url)
             yield url
     except ServerDidNotStart as exc:
         service_missing("Prefect server", str(exc))
+
+
+def _pause_review_media_trigger(url: str) -> None:
+    """The API tests' flows make versions on this server, and their workers take whatever runs
+    are due: the review media of those versions would pile up as runs that another test's
+    worker takes. The trigger itself is tested in tests/flows/test_flows_review.py."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.registry import FLOWS
+
+    (trigger,) = FLOWS["review-media"].triggers
+    with temporary_settings(updates={PREFECT_API_URL: url}), get_client(sync_client=True) as client:
+        automations = client.read_automations_by_name(trigger["name"])
+        assert automations, f"the {trigger['name']!r} automation was registered"
+        for automation in automations:
+            client.pause_automation(automation.id)

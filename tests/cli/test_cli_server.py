@@ -360,8 +360,7 @@ def test_stale_state_stop_when_down_and_a_taken_port(tmp_path: Path) -> None:
 def test_a_client_that_disappears_takes_its_command_along(
     client_env: dict[str, str], database: Database, tmp_path: Path
 ) -> None:
-    source = tmp_path / "delivery"
-    write(source / "sq010" / "sh010" / "plate" / "plate.mov", os.urandom(1 << 20) * 256)
+    source = one_file(tmp_path / "delivery")
     log = ServerFiles.of(Path(client_env["BIFROST_HOME"])).runner_log
     before = served_count(client_env)
     client = subprocess.Popen(
@@ -374,16 +373,32 @@ def test_a_client_that_disappears_takes_its_command_along(
         deadline = time.monotonic() + 120
         while served_count(client_env) == before and time.monotonic() < deadline:
             time.sleep(0.01)
+        line = next(line for line in reversed(log.read_text().splitlines()) if ": bifrost ingest" in line)
+        child = int(line.split("pid ")[1].split(":")[0])
+        # Held still, the command cannot finish first however fast it is: what ends it is the
+        # runner's SIGTERM, sent when the client's connection closes, delivered on SIGCONT.
+        os.kill(child, signal.SIGSTOP)
         client.kill()  # kill -9: the client can forward nothing, its connection just closes
     finally:
         client.wait(60)
-    line = next(line for line in reversed(log.read_text().splitlines()) if ": bifrost ingest" in line)
-    child = int(line.split("pid ")[1].split(":")[0])
     deadline = time.monotonic() + 60
+    while not _pending(child, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(child, signal.SIGCONT)
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{child}").exists()
     assert f"pid {child}: exit -{signal.SIGTERM.value}," in log.read_text()
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether `signum` waits for the (stopped) process `pid` (/proc's pending masks)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    masks = [int(line.split()[1], 16) for line in status if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask & (1 << (signum - 1)) for mask in masks)
 
 
 def test_what_the_runner_declines(tmp_path: Path) -> None:
