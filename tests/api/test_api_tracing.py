@@ -1,21 +1,27 @@
 """One ingest followed from the API call through a real worker's run, by trace and by log.
 
 With OTEL_TRACES_EXPORTER=console and BIFROST_LOG_JSON=1: a real `bifrost serve` starts an ingest
-through its route, a real worker runs it in a process of its own; the flow run's span, its task
-runs' spans and the database statements of both processes are all in the request's trace, and
-the run's JSON log lines, the flow's and each task's, carry the request id the API's access line
-has, with the run's id, user and project."""
+through its route; the run is then run in a process of its own as a process worker runs it
+(`python -m prefect.engine` with the run's id, its pull step included), so that no other run
+due on the shared server is taken along. The flow run's span, its task runs' spans and the
+database statements of both processes are all in the request's trace, and the run's JSON log
+lines, the flow's and each task's, carry the request id the API's access line has, with the
+run's id, user and project."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api.test_api_flows import matching_delivery, start_worker
+from flows.registry import ROOT
+from tests.api.test_api_flows import matching_delivery
 from tests.support.world import World
 
 pytestmark = pytest.mark.slow
@@ -43,7 +49,7 @@ def wait_for_spans(log: Path, wanted, what: str, timeout: float = 60) -> list[di
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 def test_a_flow_run_started_by_a_request_joins_its_trace_and_logs_its_id(
-    serve, database, world: World, prefect_api, tmp_path, monkeypatch
+    serve, database, world: World, prefect_api, tmp_path
 ):
     url = serve(
         {
@@ -63,20 +69,26 @@ def test_a_flow_run_started_by_a_request_joins_its_trace_and_logs_its_id(
     assert started.status_code == 202, started.text
     run_id = started.json()["run_id"]
 
-    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")  # the worker's flow-run process traces too
-    monkeypatch.setenv("BIFROST_LOG_JSON", "1")
-    worker = start_worker(prefect_api, database.url, tmp_path, [run_id])
-    try:
-        deadline = time.monotonic() + 240
-        state = None
-        while time.monotonic() < deadline and state not in ("COMPLETED", "FAILED", "CRASHED"):
-            time.sleep(1)
-            state = httpx.get(f"{url}/flow-runs/{run_id}", headers=headers, timeout=30).json()["state"]
-        assert state == "COMPLETED", (tmp_path / "worker.log").read_text()[-3000:]
-        worker.wait(timeout=60)  # --run-once: it exits after the run, its spans flushed
-    finally:
-        if worker.poll() is None:
-            worker.terminate()
+    engine = subprocess.run(
+        [sys.executable, "-m", "prefect.engine"],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_api,
+            "PREFECT__FLOW_RUN_ID": run_id,
+            "BIFROST_DATABASE_URL": database.url,
+            "BIFROST_HOME": str(tmp_path / "worker-home"),
+            "BIFROST_CHECKOUT": str(ROOT),  # the deployment's pull step
+            "OTEL_TRACES_EXPORTER": "console",
+            "BIFROST_LOG_JSON": "1",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    (tmp_path / "worker.log").write_text(engine.stdout + engine.stderr)
+    state = httpx.get(f"{url}/flow-runs/{run_id}", headers=headers, timeout=30).json()["state"]
+    assert (engine.returncode, state) == (0, "COMPLETED"), (tmp_path / "worker.log").read_text()[-3000:]
 
     def is_request(span: dict) -> bool:
         return (
