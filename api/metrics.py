@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -42,6 +42,7 @@ from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest import upkeep
 from bifrost_core.render.repository import farm_counts
+from bifrost_core.storage.roots import normalise_root
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STORE_SECONDS = 15.0
@@ -111,51 +112,49 @@ class StoreCollector:
             return iter(self._metrics)
 
     def _read(self) -> list[Metric]:
-        stored_bytes = GaugeMetricFamily(
-            "bifrost_storage_bytes", "Bytes stored per tier (each blob once)", labels=["tier"]
-        )
-        blobs = GaugeMetricFamily("bifrost_storage_blobs", "Blobs stored per tier", labels=["tier"])
-        for usage in upkeep.tier_totals(self.database):
-            stored_bytes.add_metric([usage.tier], usage.bytes)
-            blobs.add_metric([usage.tier], usage.blobs)
-        files = GaugeMetricFamily(
-            "bifrost_ingested_files", "Files ingests have recorded, per project", labels=["project"]
-        )
-        ingested = GaugeMetricFamily(
-            "bifrost_ingested_bytes",
-            "Bytes of the files ingests have recorded, per project",
-            labels=["project"],
-        )
-        for project, count, total in upkeep.ingested_totals(self.database):
-            files.add_metric([project], count)
-            ingested.add_metric([project], total)
-        size = GaugeMetricFamily(
-            "bifrost_storage_root_size_bytes", "Size of the file system of a local tier root", labels=["tier"]
-        )
-        free = GaugeMetricFamily(
-            "bifrost_storage_root_free_bytes",
-            "Free bytes on the file system of a local tier root",
-            labels=["tier"],
-        )
-        for tier, root in self.settings.tier_roots.items():
-            if "://" not in root or root.startswith("file://"):
-                try:
-                    disk = shutil.disk_usage(root.removeprefix("file://"))
-                except OSError:
-                    continue  # not there (yet): readiness reports that
-                size.add_metric([tier], disk.total)
-                free.add_metric([tier], disk.free)
+        tiers = upkeep.tier_totals(self.database)
+        ingested = upkeep.ingested_totals(self.database)
+        disks = self._local_disks()
         with UnitOfWork(self.database) as uow:
             job_states, chunk_states = farm_counts(uow.session)
-        jobs = GaugeMetricFamily("bifrost_render_jobs", "Render jobs by state", labels=["state"])
-        for state, count in job_states.items():
-            jobs.add_metric([state], count)
-        chunks = GaugeMetricFamily(
-            "bifrost_render_chunks", "Render chunks by state (pending: the farm's queue)", labels=["state"]
-        )
-        for state, count in chunk_states.items():
-            chunks.add_metric([state], count)
-        return [stored_bytes, blobs, files, ingested, size, free, jobs, chunks]
+        return [
+            _gauge("bifrost_storage_bytes", "Bytes stored per tier (each blob once)", "tier",
+                   ((usage.tier, usage.bytes) for usage in tiers)),
+            _gauge("bifrost_storage_blobs", "Blobs stored per tier", "tier",
+                   ((usage.tier, usage.blobs) for usage in tiers)),
+            _gauge("bifrost_ingested_files", "Files ingests have recorded, per project", "project",
+                   ((project, files) for project, files, _ in ingested)),
+            _gauge("bifrost_ingested_bytes", "Bytes of the files ingests have recorded, per project",
+                   "project", ((project, size) for project, _, size in ingested)),
+            _gauge("bifrost_storage_root_size_bytes", "Size of the file system of a local tier root", "tier",
+                   ((tier, size) for tier, size, _ in disks)),
+            _gauge("bifrost_storage_root_free_bytes", "Free bytes on the file system of a local tier root",
+                   "tier", ((tier, free) for tier, _, free in disks)),
+            _gauge("bifrost_render_jobs", "Render jobs by state", "state", job_states.items()),
+            _gauge("bifrost_render_chunks", "Render chunks by state (pending: the farm's queue)", "state",
+                   chunk_states.items()),
+        ]  # fmt: skip
+
+    def _local_disks(self) -> list[tuple[str, int, int]]:
+        """(tier, size, free bytes) of the file systems of the studio's tier roots that are local folders."""
+        disks = []
+        for tier, root in self.settings.tier_roots.items():
+            folder = normalise_root(root)  # a local folder loses any file:// scheme
+            if "://" in folder:
+                continue
+            try:
+                disk = shutil.disk_usage(folder)
+            except OSError:
+                continue  # not there (yet): readiness reports that
+            disks.append((tier, disk.total, disk.free))
+        return disks
+
+
+def _gauge(name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in values:
+        family.add_metric([key], value)
+    return family
 
 
 router = APIRouter(tags=["operations"])

@@ -18,6 +18,7 @@ what their work needs once; a child forked from them starts with it in memory.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import gc
 import json
@@ -156,7 +157,7 @@ def stop_on_signal(signum: int, frame: object) -> None:
     raise Stop
 
 
-class ForkServer:
+class ForkServer(abc.ABC):
     """The serving loop. A subclass says what it refuses (`declines`) and what a child does
     (`run_child`, in the forked child, its exit status)."""
 
@@ -176,8 +177,8 @@ class ForkServer:
     def declines(self, request: dict[str, Any]) -> str | None:
         return None
 
-    def run_child(self, request: dict[str, Any]) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run_child(self, request: dict[str, Any]) -> int: ...
 
     def label(self, request: dict[str, Any]) -> str:
         """What the log says a child runs."""

@@ -141,7 +141,7 @@ def _password_session(state, username: str, password: str, client: str | None) -
 @router.post("/logout")
 def logout(page: PageDep, form: FormDep) -> Response:
     users.revoke_token(page.session, actor=page.actor, token_id=page.token_id)
-    page.uow.commit()
+    page.commit()
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/ui")
     return response
@@ -409,7 +409,7 @@ def add_note(page: PageDep, form: FormDep, version_id: int) -> Response:
         visibility="client" if form.get("visibility") == "client" else "internal",
     )
     reviews.create_note(page.session, actor=page.actor, target="version", target_id=version_id, data=data)
-    page.uow.commit()
+    page.commit()
     anchor = f"?frame={frame}" if frame is not None else ""
     return RedirectResponse(f"/ui/versions/{version_id}{anchor}", status_code=303)
 
@@ -423,7 +423,7 @@ def add_reply(page: PageDep, form: FormDep, note_id: int) -> Response:
         note_id=note_id,
         data=ReplyCreate(body=form.get("body", ""), visibility=visibility),
     )
-    page.uow.commit()
+    page.commit()
     return RedirectResponse(f"/ui/versions/{note.version_id}", status_code=303)
 
 
@@ -431,7 +431,7 @@ def _decide(page: Page, form: dict[str, str], version_id: int, decision: str) ->
     playlist = _int(form, "playlist")
     data = DecisionCreate(comment=form.get("comment", ""), playlist_id=playlist)
     reviews.decide(page.session, actor=page.actor, version_id=version_id, decision=decision, data=data)  # type: ignore[arg-type]
-    page.uow.commit()
+    page.commit()
     back = f"/ui/playlists/{playlist}" if playlist else f"/ui/versions/{version_id}"
     return RedirectResponse(back, status_code=303)
 

@@ -104,6 +104,11 @@ class Page:
     token_id: int
     request: Request
 
+    def commit(self) -> None:
+        """Commit the page's write; the caller's API reads then wait for a replica that has it."""
+        self.uow.commit()
+        self.state.note_write(self.actor.user_id)
+
 
 def _caller(request: Request, state: ApiState) -> tuple[Caller, str]:
     secret = request.cookies.get(SESSION_COOKIE)

@@ -17,6 +17,7 @@ from bifrost_core.config import load_settings
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
 from tests.support.pg_cluster import Cluster, primary_with_replica
+from tests.support.waiting import wait_for
 from tests.support.world import World, build_world
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -32,13 +33,6 @@ def execute(url: str, statement: str) -> object:
             return result.scalar() if result.returns_rows else None
     finally:
         engine.dispose()
-
-
-def wait_for(what: str, check, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,18 @@ def start_worker(api: str, tmp_path: Path, env: dict[str, str], *, once: bool) -
     )
 
 
+def due_verify_run(database, settings, tmp_path: Path):
+    """A version stored, and a run of the verify deployment due: the only run due on the server."""
+    from prefect.deployments import run_deployment
+
+    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1002))])
+    ensure_pools({WORK_POOL})
+    register([FLOWS["verify"]])
+    run = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
+    only_these_runs_due([str(run.id)])
+    return run
+
+
 def wait_for_state(run_id, wanted: set[str], log: Path, timeout: float = 300):
     from prefect.client.orchestration import get_client
 
@@ -80,11 +92,7 @@ def test_a_worker_elsewhere_runs_the_deployment_from_its_checkout(
 ) -> None:
     from prefect.deployments import run_deployment
 
-    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1002))])
-    ensure_pools({WORK_POOL})
-    register([FLOWS["verify"]])
-    run = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
-    only_these_runs_due([str(run.id)])
+    run = due_verify_run(database, settings, tmp_path)
     worker = start_worker(prefect_server, tmp_path, {**flow_env, "BIFROST_CHECKOUT": str(ROOT)}, once=True)
     try:
         done = wait_for_state(run.id, {"COMPLETED", "FAILED", "CRASHED"}, tmp_path / "worker.log")
@@ -194,16 +202,11 @@ def test_a_bifrost_worker_serves_metrics_of_the_runs_it_ran(
     database, production, settings, flow_env, prefect_server, tmp_path
 ) -> None:
     import httpx
-    from prefect.deployments import run_deployment
     from prometheus_client.parser import text_string_to_metric_families
 
     from tests.support.services import free_port
 
-    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1002))])
-    ensure_pools({WORK_POOL})
-    register([FLOWS["verify"]])
-    run = run_deployment("verify/verify", parameters={"actor": OPERATOR}, timeout=0)
-    only_these_runs_due([str(run.id)])
+    run = due_verify_run(database, settings, tmp_path)
     port = free_port()
     bifrost = str(Path(sys.executable).parent / "bifrost")
     worker = subprocess.Popen(

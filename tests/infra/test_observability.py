@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 import yaml
 
 from tests.support.services import free_port, service_missing
+from tests.support.waiting import wait_for
 
 OBSERVABILITY = Path(__file__).resolve().parents[2] / "infra" / "observability"
 
@@ -49,15 +48,6 @@ def test_every_alert_fires_in_its_unit_test():
         if case["exp_alerts"]
     }
     assert alerts == tested, "every alert has a unit test in which it fires"
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
