@@ -69,11 +69,6 @@ def check_replica_roots(
     for its own."""
     for tier, roots in replicas.items():
         for root in roots:
-            if not any(is_inside(root, prefix) for prefix in allowed):
-                raise ValueError(
-                    f"{SETTING}: replica {root!r} of tier {tier} is not inside a root this deployment "
-                    f"allows ({', '.join(allowed) or 'none'}; BIFROST_STORAGE_ALLOWED_ROOTS)"
-                )
             for other, primary_roots in primaries.items():
                 clash = next((primary for primary in primary_roots if overlaps(root, primary)), None)
                 if clash is not None:
@@ -81,6 +76,11 @@ def check_replica_roots(
                         f"{SETTING}: replica {root!r} of tier {tier} is the same as or nested with "
                         f"the root of tier {other} ({clash}): a replica must be another store"
                     )
+            if not any(is_inside(root, prefix) for prefix in allowed):
+                raise ValueError(
+                    f"{SETTING}: replica {root!r} of tier {tier} is not inside a root this deployment "
+                    f"allows ({', '.join(allowed) or 'none'}; BIFROST_STORAGE_ALLOWED_ROOTS)"
+                )
 
 
 def check_tiers_known(replicas: Mapping[str, list[str]], tiers: Collection[str]) -> None:

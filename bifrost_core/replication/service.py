@@ -398,10 +398,9 @@ class ReplicaCheck:
 
 
 def verify_copies(
-    database: Database, settings: Settings, *, sample: int | None = None, tier: str | None = None
+    database: Database, settings: Settings, replicas: Collection[Replica], *, sample: int | None = None
 ) -> ReplicaCheck:
-    """Rehash the recorded copies on every configured replica (or a random sample)."""
-    replicas = configured(database, settings, tier=tier)
+    """Rehash the copies recorded on `replicas` (or a random sample of them)."""
     check = ReplicaCheck()
     if not replicas:
         return check
