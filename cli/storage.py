@@ -48,6 +48,7 @@ def verify(
         print_json(
             {
                 "checked": report.checked,
+                "copies_checked": report.copies_checked,
                 "findings": [vars(finding) for finding in report.findings],
                 "unreachable": report.unreachable,
                 "replication": [vars(lag) for lag in report.replication],
@@ -63,9 +64,8 @@ def verify(
             )
         for problem in report.unreachable:
             say(f"UNREACHABLE: {problem}", err=True)
-        typer.echo(
-            f"verified {report.checked} blob location(s) and replica copies: {len(report.findings)} damaged"
-        )
+        copies = f" and {report.copies_checked} replica copies" if report.replication else ""
+        typer.echo(f"verified {report.checked} blob location(s){copies}: {len(report.findings)} damaged")
         for line in _lag_lines(report.replication):
             say(line)
     if not report.ok:

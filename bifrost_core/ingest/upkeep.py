@@ -42,6 +42,7 @@ class Finding:
 class VerifyReport:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
+    copies_checked: int = 0  # copies on replicas
     # Replicas that could not be read (their copies are left as recorded), and each one's lag.
     unreachable: list[str] = field(default_factory=list)
     replication: list[ReplicaLag] = field(default_factory=list)
@@ -86,7 +87,7 @@ def verify(
             )
         uow.commit()
     copies = replication.verify_copies(database, settings, replicas, sample=sample)
-    report.checked += copies.checked
+    report.copies_checked = copies.checked
     report.findings += [Finding(f.hash, f.tier, f.url, f.problem, f.replica) for f in copies.findings]
     report.unreachable = copies.unreachable
     report.replication = replication.lag(database, replicas)

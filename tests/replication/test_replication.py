@@ -125,7 +125,7 @@ def test_verify_finds_copies_deleted_or_damaged_on_a_replica_and_the_next_run_co
     damaged.write_bytes(b"bit rot")
     report = upkeep.verify(database, world.settings)
     assert not report.ok
-    assert report.checked == 4 + 8  # the primary's locations and the replicas' copies
+    assert (report.checked, report.copies_checked) == (4, 8)  # the primary's locations, the copies
     found = {(f.replica, f.hash, f.problem.split(" ")[0]) for f in report.findings}
     assert found == {(world.s3_replica, digests[0], "missing"), (world.folder_replica, digests[1], "corrupt")}
     # Their records are gone, so the lag counts them again and the next run copies them.
@@ -140,7 +140,8 @@ def test_verify_finds_copies_deleted_or_damaged_on_a_replica_and_the_next_run_co
     assert s3_copy.rehash(digests[0]) == digests[0] and folder_copy.rehash(digests[1]) == digests[1]
     assert upkeep.verify(database, world.settings).ok
     # A sample checks as many copies as asked, at random.
-    assert upkeep.verify(database, world.settings, sample=3).checked == 3 + 3
+    sampled = upkeep.verify(database, world.settings, sample=3)
+    assert (sampled.checked, sampled.copies_checked) == (3, 3)
 
 
 def test_a_replica_endpoint_that_is_down_is_reported_and_nothing_is_recorded_for_it(
