@@ -196,6 +196,11 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def replica_roots(self) -> list[str]:
+        """Every tier's replica roots, normalised."""
+        return [root for roots in self.storage_replicas.values() for root in roots]
+
+    @property
     def allowed_storage_roots(self) -> list[str]:
         """The roots a project's storage tiers must be inside, normalised."""
         if self.storage_allowed_roots:
