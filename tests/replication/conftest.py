@@ -4,6 +4,7 @@ replicate the hot tier to both."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import pytest
 
 from bifrost_core.config import Settings, load_settings
 from bifrost_core.db.database import Database
-from tests.support.ingest import production
+from tests.support.ingest import OPERATOR, production
 from tests.support.s3 import S3Endpoint, running_s3
 from tests.support.services import service_missing
 
@@ -47,6 +48,21 @@ class World:
     s3_replica: str
     folder_replica: str
     replica_s3: S3Endpoint
+
+    def env(self) -> dict[str, str]:
+        """The same settings as BIFROST_* variables (for the CLI and the flows' tasks), acting as
+        the admin OPERATOR."""
+        settings = self.settings
+        return {
+            "BIFROST_HOME": str(settings.home),
+            "BIFROST_DATABASE_URL": settings.database,
+            "BIFROST_HOT_ROOT": settings.hot_root,
+            "BIFROST_ARCHIVE_ROOT": settings.archive_root,
+            "BIFROST_STORAGE_OPTIONS": json.dumps(settings.storage_options),
+            "BIFROST_STORAGE_ALLOWED_ROOTS": json.dumps(settings.storage_allowed_roots),
+            "BIFROST_STORAGE_REPLICAS": json.dumps(settings.storage_replicas),
+            "BIFROST_USER": OPERATOR,
+        }
 
 
 def make_settings(
