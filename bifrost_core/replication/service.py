@@ -22,6 +22,7 @@ from typing import Any
 
 import blake3
 from sqlalchemy import and_, exists, func, insert, literal, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from bifrost_core.config import Settings
 from bifrost_core.db.base import UtcDateTime, utcnow
@@ -354,9 +355,21 @@ def _readable(source: BlobStore, digest: str) -> Iterator[str]:
 
 def _record(database: Database, replica: Replica, copied: list[tuple[_Pending, str]]) -> None:
     """Record verified copies, each only while its location still exists and has no record
-    (a location removed meanwhile by gc or a tier move takes nothing with it)."""
+    (a location removed meanwhile by gc or a tier move takes nothing with it).
+
+    Two runs at once (a scheduled one and one started by hand in-process) may copy the same
+    blobs: on PostgreSQL the later insert of a record then waits for the other's commit and
+    fails on the unique key (or on the foreign key of a location deleted meanwhile), and the
+    batch is recorded again, where the committed rows are seen and skipped."""
     if not copied:
         return
+    try:
+        _insert(database, replica, copied)
+    except IntegrityError:
+        _insert(database, replica, copied)
+
+
+def _insert(database: Database, replica: Replica, copied: list[tuple[_Pending, str]]) -> None:
     now = utcnow()
     with UnitOfWork(database) as uow:
         for item, url in copied:

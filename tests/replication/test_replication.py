@@ -6,6 +6,7 @@ damaged between its write and its read-back, and configurations that are refused
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -298,3 +299,20 @@ def test_bad_replica_configuration_is_one_line(
         upkeep.verify(database, clash.settings)
     with pytest.raises(ConfigError, match="no storage tier named 'cold'"):
         replication.replicate(database, world.settings, actor=SYSTEM, tier="cold")
+
+
+def test_two_runs_at_once_record_each_copy_once(database, production, world, tmp_path) -> None:
+    """A scheduled run and one started by hand may overlap: both copy, each copy is recorded once."""
+    ingest(world, tmp_path)
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(replication.replicate, database, world.settings, actor=SYSTEM, batch=1)
+            for _ in range(2)
+        ]
+        reports = [run.result() for run in runs]
+    assert all(report.ok for report in reports), [report.problems for report in reports]
+    assert records(world) == 8
+    assert [
+        (lag.blobs, lag.replicated)
+        for lag in replication.lag(database, replication.configured(database, world.settings))
+    ] == [(0, 4)] * 2
