@@ -316,3 +316,22 @@ def test_two_runs_at_once_record_each_copy_once(database, production, world, tmp
         (lag.blobs, lag.replicated)
         for lag in replication.lag(database, replication.configured(database, world.settings))
     ] == [(0, 4)] * 2
+
+
+def test_gc_sweeps_unrecorded_blobs_from_the_replicas_and_keeps_the_copies(
+    database, production, world, tmp_path
+) -> None:
+    digests, _ = ingest(world, tmp_path)
+    replication.replicate(database, world.settings, actor=SYSTEM)
+    stray = write(tmp_path / "stray.bin", b"a blob whose record gc removed before it reached the replicas")
+    replicas = stores(world)
+    digest = {store.put_file(stray).digest for store in replicas.values()}.pop()
+
+    planned_gc = upkeep.gc(database, world.settings, grace_hours=0, dry_run=True)
+    assert {world.s3_replica, world.folder_replica} <= set(planned_gc.roots)
+    assert planned_gc.blobs_removed == 2
+    done = upkeep.gc(database, world.settings, grace_hours=0)
+    assert done.blobs_removed == 2
+    assert not any(store.exists(digest) for store in replicas.values())
+    assert all(store.exists(kept) for store in replicas.values() for kept in digests)
+    assert upkeep.verify(database, world.settings).ok
