@@ -335,3 +335,26 @@ def test_gc_sweeps_unrecorded_blobs_from_the_replicas_and_keeps_the_copies(
     assert not any(store.exists(digest) for store in replicas.values())
     assert all(store.exists(kept) for store in replicas.values() for kept in digests)
     assert upkeep.verify(database, world.settings).ok
+
+
+def test_a_run_that_dies_midway_is_completed_by_the_next(database, production, world, tmp_path) -> None:
+    """A crash after some batches were recorded and one copy was written but not recorded: the
+    next run records that copy once it checks, copies the rest, and nothing is recorded twice."""
+    digests, _ = ingest(world, tmp_path)
+    seen: list[str] = []
+
+    def crash(store: BlobStore, digest: str) -> None:
+        seen.append(digest)
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the worker dies between the copy and its read-back
+
+    with pytest.raises(KeyboardInterrupt):
+        replication.replicate(database, world.settings, actor=SYSTEM, batch=1, after_write=crash)
+    assert records(world) == 2  # the first replica's first two batches
+    assert events(world) == []  # the run's event is written at its end
+
+    rerun = replication.replicate(database, world.settings, actor=SYSTEM)
+    assert rerun.ok and rerun.copied == 6
+    assert records(world) == 8
+    assert [(lag.blobs, lag.replicated) for lag in rerun.lag] == [(0, 4)] * 2
+    assert all(store.rehash(digest) == digest for store in stores(world).values() for digest in digests)
