@@ -241,5 +241,7 @@ def test_log_json_makes_the_flow_log_json_lines_with_its_run_user_and_project(
     of_run = [record for record in records if record.get("flow_run_id")]
     assert {record["name"] for record in of_run} >= {"prefect.flow_runs", "prefect.task_runs"}
     assert len({record["flow_run_id"] for record in of_run}) == 1
-    assert {(record["bifrost_user"], record["bifrost_project"]) for record in of_run} == {(OPERATOR, "DEMO")}
+    assert {(record["bifrost_user"], record["bifrost_project"]) for record in of_run} == {
+        (OPERATOR, "DEMO")
+    }
     assert {record["bifrost_request_id"] for record in of_run} == {None}  # not started by an API request
