@@ -81,3 +81,30 @@ def test_replicate_copies_reports_and_fails_on_an_unreachable_replica(
     text = artifact(prefect_server, done, "replicate-studio")
     assert text.startswith("# Replicate: OK")
     assert "| hot |" in text and "| 0 | 0 | - |" in text
+
+
+def test_the_verify_flow_checks_the_replicas_and_shows_their_lag(
+    database, production, settings, flow_env, prefect_server, monkeypatch, tmp_path
+) -> None:
+    from flows.maintenance import verify
+    from flows.replicate import replicate
+
+    folder = tmp_path / "dr" / "hot"
+    folder.mkdir(parents=True)
+    monkeypatch.setenv(
+        "BIFROST_STORAGE_ALLOWED_ROOTS", json.dumps([settings.hot_root, settings.archive_root, str(folder)])
+    )
+    monkeypatch.setenv("BIFROST_STORAGE_REPLICAS", json.dumps({"hot": [str(folder)]}))
+    run_planned(database, settings, [planned(frames(tmp_path / "src", "plate", 1001, 1003))])
+    assert replicate(actor=OPERATOR, return_state=True).is_completed()
+
+    lost = next(path for path in (folder / "blobs").rglob("*") if path.is_file())
+    lost.unlink()
+    state = verify(actor=OPERATOR, return_state=True)
+    assert state.is_failed()
+    assert state.message == "verify: 1 of 3 blob location(s) and 3 replica copies damaged"
+    text = artifact(prefect_server, state, "verify-studio")
+    assert "| replica copies checked | 3 |" in text and "## Replicas" in text
+    # The lost copy's record is gone: the lag counts it until the next replicate run.
+    assert f"replica {folder.resolve()}: 1 blob(s), 2,048 bytes not yet replicated" in text.replace("\\", "")
+    assert lost.name in text
