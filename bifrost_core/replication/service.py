@@ -72,6 +72,20 @@ def configured(database: Database, settings: Settings, *, tier: str | None = Non
     )
 
 
+def check_replicas(database: Database, settings: Settings) -> None:
+    """For `bifrost init`: every replica is configured right and takes a write (BlobStore.check);
+    one ConfigError or StorageError line naming each that does not, after all were tried."""
+    errors: list[BifrostError] = []
+    for replica in configured(database, settings):
+        try:
+            replica_store(settings, replica).check()
+        except BifrostError as exc:
+            errors.append(exc)
+    if errors:
+        kind = ConfigError if any(isinstance(error, ConfigError) for error in errors) else type(errors[0])
+        raise kind("; ".join(str(error) for error in errors))
+
+
 def replica_store(settings: Settings, replica: Replica) -> BlobStore:
     return blob_store(settings, replica.root, replica.label)
 

@@ -178,3 +178,13 @@ def test_metrics_carry_the_lag_of_each_replica(database, production, world, tmp_
     after = gauges()
     assert set(after.values()) == {0}
     assert len(after) == 6
+
+
+def test_init_checks_every_replica(bifrost_env, monkeypatch) -> None:
+    """`bifrost init` probes each replica as it probes the tier roots: a missing one is exit 7."""
+    replica = bifrost_env / "storage" / "dr-hot"
+    monkeypatch.setenv("BIFROST_STORAGE_REPLICAS", json.dumps({"hot": [str(replica)]}))
+    refused = invoke("init", code=7)
+    assert refused.output == f"error: storage tier hot replica {replica}: {replica} does not exist\n"
+    replica.mkdir(parents=True)
+    assert "admin" in invoke("init").output
