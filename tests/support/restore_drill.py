@@ -84,7 +84,8 @@ class DrillResult:
 
     def report(self) -> str:
         return (
-            f"restore drill (archive_timeout {self.archive_timeout} s, database {self.database_bytes / 2**20:.1f} MiB): "
+            f"restore drill (archive_timeout {self.archive_timeout} s, "
+            f"database {self.database_bytes / 2**20:.1f} MiB): "
             f"{len(self.committed)} versions committed, {len(self.survived)} restored; "
             f"RPO {self.rpo_seconds:.1f} s, RTO {self.rto_seconds:.1f} s "
             f"(restore {self.restore_seconds:.1f} s; base backup {self.backup_seconds:.1f} s)"
@@ -227,8 +228,10 @@ def run_drill(
         restored = Cluster(owned_folder(), free_port())
         try:
             began = time.monotonic()
-            answer = _cli(environment, "backup", "restore", "--pg-data", str(restored.data), "--port",
-                          str(restored.port), "--pg-option", f"unix_socket_directories={restored.root}")  # fmt: skip
+            answer = _cli(
+                environment, "backup", "restore", "--pg-data", str(restored.data), "--port", str(restored.port),
+                "--pg-option", f"unix_socket_directories={restored.root}",
+            )  # fmt: skip
             restore_seconds = time.monotonic() - began
             restored_url = url.replace(f":{cluster.port}/", f":{restored.port}/")
             back = Database(restored_url, pool_size=2)
