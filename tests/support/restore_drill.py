@@ -229,8 +229,8 @@ def run_drill(
         try:
             began = time.monotonic()
             answer = _cli(
-                environment, "backup", "restore", "--pg-data", str(restored.data), "--port", str(restored.port),
-                "--pg-option", f"unix_socket_directories={restored.root}",
+                environment, "backup", "restore", "--pg-data", str(restored.data),
+                "--port", str(restored.port), "--pg-option", f"unix_socket_directories={restored.root}",
             )  # fmt: skip
             restore_seconds = time.monotonic() - began
             restored_url = url.replace(f":{cluster.port}/", f":{restored.port}/")
