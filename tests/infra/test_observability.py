@@ -29,7 +29,7 @@ def test_rules_and_config_pass_promtool():
     for check in (["check", "rules", "alerts.yml"], ["check", "config", "prometheus.yml"]):
         done = subprocess.run([promtool(), *check], cwd=OBSERVABILITY, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in subprocess.run(
+    assert "SUCCESS: 8 rules found" in subprocess.run(
         [promtool(), "check", "rules", "alerts.yml"], cwd=OBSERVABILITY, capture_output=True, text=True
     ).stdout
 
