@@ -58,8 +58,7 @@ def create(settings: Settings, backup: BackupSettings, *, kind: str = "full") ->
     if is_postgresql(settings):
         made = PgBackRest(backup).backup(kind)
         return Created("postgresql", made.label, made.finished_at, made.size, made.repository_size)
-    if kind != "full":
-        raise InvalidInput("a SQLite backup is always a full copy (--type full)")
+    # A SQLite copy is always whole: the kind is PostgreSQL's (the scheduled diffs copy SQLite too).
     copy = sqlite.create(sqlite_path(settings), backup.sqlite_root(settings), settings.tier_roots)
     return Created("sqlite", str(copy.folder), copy.created_at, copy.size, copy.size, copy.blobs)
 
