@@ -141,9 +141,9 @@ def create(database: Path, root: Path, tier_roots: dict[str, str]) -> SqliteBack
         final = root / name
         partial.rename(final)
         _fsync(root)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise StorageError(f"backup into {root} failed: {exc.strerror or exc}") from None
+        raise StorageError(f"backup into {root} failed: {getattr(exc, 'strerror', None) or exc}") from None
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
