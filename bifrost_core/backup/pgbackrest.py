@@ -25,6 +25,8 @@ from bifrost_core.errors import ConfigError, StorageError
 # A base backup of a studio's database takes minutes to hours; a status is a few requests.
 BACKUP_TIMEOUT = 24 * 3600
 INFO_TIMEOUT = 120
+# pgBackRest's stanza states that are readable: ok, no stanza yet, no backup yet.
+READABLE = (0, 1, 2)
 
 
 @dataclass
@@ -103,6 +105,9 @@ class PgBackRest:
         if not stanzas:
             raise StorageError(f"pgbackrest knows no stanza {self.settings.stanza!r}")
         stanza = stanzas[0]
+        if stanza["status"]["code"] not in READABLE:
+            reasons = [repo["status"]["message"] for repo in stanza.get("repo", []) if repo["status"]["code"]]
+            raise StorageError(f"pgbackrest info: {'; '.join(reasons) or stanza['status']['message']}")
         backups = [
             BaseBackup(
                 label=item["label"],

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bifrost_core.backup import archiver, sqlite
-from bifrost_core.backup.pgbackrest import PgBackRest
+from bifrost_core.backup.pgbackrest import PgBackRest, RepositoryInfo
 from bifrost_core.backup.settings import BackupSettings
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
@@ -90,11 +91,17 @@ def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else round((now - then).total_seconds(), 3)
 
 
-def status(settings: Settings, backup: BackupSettings, database: Database | None = None) -> Status:
+def status(
+    settings: Settings,
+    backup: BackupSettings,
+    database: Database | None = None,
+    *,
+    repository: Callable[[], RepositoryInfo] | None = None,
+) -> Status:
     """The last base backup (time, size, age), and on PostgreSQL the WAL archive's state.
 
-    What cannot be read (pgBackRest missing, its repository unreachable) is listed in
-    `problems`; the rest is still answered."""
+    `repository` reads pgBackRest's info (by default, now). What cannot be read (pgBackRest
+    missing, its repository unreachable) is listed in `problems`; the rest is still answered."""
     now = datetime.now(UTC)
     if not is_postgresql(settings):
         found = sqlite.latest(backup.sqlite_root(settings))
@@ -108,7 +115,7 @@ def status(settings: Settings, backup: BackupSettings, database: Database | None
         return result
     result = Status("postgresql", now)
     try:
-        info = PgBackRest(backup).info()
+        info = (repository or PgBackRest(backup).info)()
     except BifrostError as exc:
         result.problems.append(exc.message)
     else:
@@ -190,6 +197,11 @@ def restore_postgres(
         raise Conflict(f"data directory {data} is not empty: pass --force to overwrite it")
     if (data / "postmaster.pid").exists():
         raise Conflict(f"a PostgreSQL server runs on {data} (postmaster.pid): stop it first")
+    tool = PgBackRest(backup)
+    # Asked first: an unreachable repository is named as such (pgBackRest's restore says only
+    # "no backup set found"), and nothing is made for a restore that cannot happen.
+    if tool.info().last is None:
+        raise StorageError("pgBackRest's repository holds no backup to restore")
     created = not data.exists()
     try:
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -198,7 +210,7 @@ def restore_postgres(
     except OSError as exc:
         raise StorageError(f"cannot make the data directory {data}: {exc.strerror}") from None
     try:
-        PgBackRest(backup).restore(data, delta=occupied, target_time=target_time)
+        tool.restore(data, delta=occupied, target_time=target_time)
         with (data / "postgresql.auto.conf").open("a") as conf:
             conf.write("# set by bifrost backup restore\n")
             for name, value in {"port": str(port), **(options or {})}.items():
