@@ -173,3 +173,5 @@ def restore(
     state = "started and promoted" if made.started else "not started (pg_ctl start it)"
     say(f"restored into {made.data} in {made.seconds:.1f} s, {state}")
     say(f"point Bifrost at it: BIFROST_DATABASE_URL={made.url}")
+    repository_config = _backup_settings().pgbackrest_config
+    say(f"before the next base backup, set pg1-path={made.data} and pg1-port={port} in {repository_config}")

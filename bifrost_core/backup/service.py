@@ -213,7 +213,14 @@ def restore_postgres(
         tool.restore(data, delta=occupied, target_time=target_time)
         with (data / "postgresql.auto.conf").open("a") as conf:
             conf.write("# set by bifrost backup restore\n")
-            for name, value in {"port": str(port), **(options or {})}.items():
+            # The new primary goes on archiving into the same repository (on its new timeline);
+            # pgBackRest checks that the server's directory is its pg1-path, so it is named.
+            archive_command = " ".join(
+                [backup.pgbackrest, f"--config={backup.pgbackrest_config}", f"--stanza={backup.stanza}",
+                 f"--pg1-path={data}", "archive-push", "%p"]
+            )  # fmt: skip
+            settings_added = {"port": str(port), "archive_command": archive_command, **(options or {})}
+            for name, value in settings_added.items():
                 escaped = value.replace("'", "''")
                 conf.write(f"{name} = '{escaped}'\n")
     except BaseException:

@@ -35,5 +35,6 @@ def test_restore_drill_loses_nothing_older_than_archive_timeout(tmp_path):
     # Commits after the base backup ended came back from the archived WAL, not the backup alone.
     assert len(result.survived) > 0 and result.rpo_seconds < ARCHIVE_TIMEOUT + MARGIN
     assert result.verify.ok and result.verify.checked >= len(result.survived)
+    assert result.archives_after_restore, "the restored primary archives its WAL into the repository"
     assert result.api_status == 200 and result.api_projects == ["DRILL"]
     assert result.restored_url.startswith("postgresql+psycopg://postgres@127.0.0.1:")

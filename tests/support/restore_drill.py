@@ -22,11 +22,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select, text
 
+from bifrost_core.backup import archiver
 from bifrost_core.config import Settings, load_settings
 from bifrost_core.db import migrate
 from bifrost_core.db.database import Database
@@ -67,7 +68,8 @@ class DrillResult:
     api_status: int
     api_projects: list[str]
     restored_url: str
-    notes: list[str] = field(default_factory=list)
+    # The restored server, now the primary, archives its WAL into the same repository.
+    archives_after_restore: bool
 
     @property
     def rpo_seconds(self) -> float:
@@ -159,6 +161,22 @@ def _seed(database: Database) -> tuple[int, str]:
         return task.id, token
 
 
+def _archives_after_restore(database: Database, timeout: float = 60) -> bool:
+    """A segment switched on the restored server reaches the repository without a failure."""
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE drill_after_restore (n int)"))
+        switched = connection.execute(text("SELECT pg_walfile_name(pg_switch_wal())")).scalar_one()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = archiver.read(database)
+        if state.failed_count:
+            return False
+        if state.last_archived_wal and state.last_archived_wal[:24] >= switched:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _cli(env: dict[str, str], *args: str) -> dict:
     done = subprocess.run([BIFROST, *args, "--json"], capture_output=True, text=True, env=env, timeout=600)
     if done.returncode != 0:
@@ -246,6 +264,7 @@ def run_drill(
                     survived = list(uow.session.scalars(select(Version.number).order_by(Version.number)))
                     assert uow.session.scalar(select(func.count()).select_from(Version)) == len(survived)
                 report = verify(back, load_settings(home=home, database_url=restored_url))
+                archives = _archives_after_restore(back)
             finally:
                 back.dispose()
             return DrillResult(
@@ -261,6 +280,7 @@ def run_drill(
                 api_status=answered.status_code,
                 api_projects=[item["code"] for item in answered.json().get("items", [])],
                 restored_url=answer["url"],
+                archives_after_restore=archives,
             )
         finally:
             if restored.data.exists() and restored.running():
