@@ -162,8 +162,8 @@ def test_bifrost_deploy_sets_up_pools_deployments_automation_and_service_user(
             (getattr(s.schedule, "cron", None) or s.schedule.interval.total_seconds(), s.parameters)
             for s in deployment.schedules
         ]
-        declared = [(s.get("cron") or s["interval"], s["parameters"]) for s in spec["schedules"]]
-        assert sorted(served, key=repr) == sorted(declared, key=repr)
+        scheduled = [(s.get("cron") or s["interval"], s["parameters"]) for s in spec["schedules"]]
+        assert sorted(served, key=repr) == sorted(scheduled, key=repr)
         # Flat typed parameters: the Prefect UI's form is one level, and asks for the actor.
         schema = deployment.parameter_openapi_schema
         assert set(schema["properties"]) == set(FLOWS[name].parameters_model().model_fields)
