@@ -13,12 +13,11 @@ from prefect import flow
 
 from bifrost_core.backup.service import Created
 from bifrost_core.text import escape, escape_markdown
+from flows.maintenance import STUDIO
 from flows.parameters import Actor
 from flows.reporting import publish_artifacts
 from flows.runs import begin_studio
 from tasks.backup import backup_database
-
-STUDIO = "studio"
 
 
 @dataclass

@@ -12,6 +12,10 @@ import threading
 from contextlib import closing
 from pathlib import Path
 
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from bifrost_core.cache.backends import LocalCache
 from bifrost_core.config import load_settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
@@ -114,6 +118,21 @@ def test_backup_is_a_consistent_online_copy_with_a_manifest_of_the_storage(produ
     assert status["wal"] is None and status["problems"] == []
     line = bifrost("backup", "status").output
     assert f"last backup (sqlite): {folder}" in line
+
+    # The API's gauges: the backup's age and size (no WAL archive on SQLite).
+    database = Database(settings.database)
+    try:
+        with TestClient(create_app(load_settings(), database=database, cache=LocalCache())) as client:
+            scraped = client.get("/metrics").text
+    finally:
+        database.dispose()
+    figures = dict(line.split(" ") for line in scraped.splitlines() if line.startswith("bifrost_backup_"))
+    assert (
+        float(figures["bifrost_backup_readable"]) == 1
+        and 0 <= float(figures["bifrost_backup_age_seconds"]) < 60
+    )
+    assert float(figures["bifrost_backup_size_bytes"]) == manifest["database"]["size"]
+    assert "bifrost_wal_" not in scraped
 
 
 def test_restore_replaces_a_database_only_with_force_and_reports_missing_blobs(production, peek, tmp_path):
