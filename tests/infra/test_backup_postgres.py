@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from bifrost_core.db.database import Database
 from cli.main import app
 from tests.support.pg_cluster import Cluster, owned_folder
 from tests.support.pgbackrest import SERVER_USER, archiving_cluster, pgbackrest, write_config
+from tests.support.services import free_port
 from tests.support.waiting import wait_for
 
 
@@ -209,3 +211,53 @@ def test_a_restore_never_overwrites_without_force_nor_a_running_server(on_cluste
         "backup", "restore", "--pg-data", tmp_path / "x", "--port", 5999, "--pg-option", "nonsense", code=2
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_an_unwritable_repository_folder_is_one_line(on_cluster, monkeypatch):
+    server, config, _database = on_cluster
+    locked = server.root / "locked-repository"
+    locked.mkdir(mode=0o555)  # the server's user may not write here (as root: root's, not its)
+    unwritable = server.root / "unwritable.conf"
+    shutil.copy(config, unwritable)
+    write_config(unwritable, server, {"repo1-path": str(locked)})
+    monkeypatch.setenv("BIFROST_BACKUP_PGBACKREST_CONFIG", str(unwritable))
+    output = bifrost("backup", "create", code=8)
+    assert output.startswith("error: pgbackrest stanza-create: ") and "Permission denied" in output
+    assert len(output.strip().splitlines()) == 1
+    assert list(locked.iterdir()) == []
+
+
+def test_restore_to_a_point_in_time_before_a_mistake(on_cluster):
+    _server, _config, database = on_cluster
+    bifrost("backup", "create", "--type", "incr")
+    with database.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE IF NOT EXISTS ledger (entry text)"))
+        connection.execute(text("INSERT INTO ledger VALUES ('before')"))
+    time.sleep(1.5)
+    target = datetime.now(UTC)
+    time.sleep(1.5)
+    with database.engine.begin() as connection:
+        connection.execute(text("INSERT INTO ledger VALUES ('the mistake')"))
+    _switch_wal(database)
+    wait_for("the mistake archived", lambda: _wal()["unarchived_segments"] == 0, 30)
+
+    restored = Cluster(owned_folder(), free_port())
+    try:
+        output = bifrost("backup", "restore", "--pg-data", restored.data, "--port", restored.port,
+                         "--target-time", target.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                         "--pg-option", f"unix_socket_directories={restored.root}")  # fmt: skip
+        assert (
+            f"point Bifrost at it: BIFROST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:{restored.port}/bifrost"
+            in output
+        )
+        back = Database(f"postgresql://postgres@127.0.0.1:{restored.port}/bifrost", pool_size=1)
+        try:
+            with back.engine.connect() as connection:
+                assert connection.execute(text("SELECT entry FROM ledger")).scalars().all() == ["before"]
+                assert connection.execute(text("SELECT pg_is_in_recovery()")).scalar() is False
+        finally:
+            back.dispose()
+    finally:
+        if restored.running():
+            restored.stop("immediate")
+        shutil.rmtree(restored.root, ignore_errors=True)
