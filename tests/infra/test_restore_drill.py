@@ -11,14 +11,18 @@ import pytest
 from tests.support.restore_drill import run_drill
 
 ARCHIVE_TIMEOUT = 5
-# Beyond archive_timeout: the archive_command's own push and the server's wake-ups.
-MARGIN = 5.0
+# Beyond archive_timeout: the archive_command's own push to S3 and the server's wake-ups, on a
+# loaded machine.
+MARGIN = 10.0
+# Writes go on this long after the base backup: longer than the window that may be lost, so
+# that commits the backup does not hold must come back from the archived WAL.
+WRITE_AFTER_BACKUP = 30.0
 
 
 @pytest.mark.slow
 def test_restore_drill_loses_nothing_older_than_archive_timeout(tmp_path):
     result = run_drill(
-        tmp_path / "home", archive_timeout=ARCHIVE_TIMEOUT, write_after_backup=3 * ARCHIVE_TIMEOUT
+        tmp_path / "home", archive_timeout=ARCHIVE_TIMEOUT, write_after_backup=WRITE_AFTER_BACKUP
     )
     print(result.report())
 
@@ -33,7 +37,7 @@ def test_restore_drill_loses_nothing_older_than_archive_timeout(tmp_path):
         "a commit older than the archive window was lost"
     )
     # Commits after the base backup ended came back from the archived WAL, not the backup alone.
-    assert len(result.survived) > 0 and result.rpo_seconds < ARCHIVE_TIMEOUT + MARGIN
+    assert result.survived_after_backup() > 0
     assert result.verify.ok and result.verify.checked >= len(result.survived)
     assert result.archives_after_restore, "the restored primary archives its WAL into the repository"
     assert result.api_status == 200 and result.api_projects == ["DRILL"]

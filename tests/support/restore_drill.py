@@ -61,6 +61,7 @@ class DrillResult:
     survived: list[int]  # version numbers in the restored database
     failure_at: float
     backup_seconds: float
+    backup_ended_at: float  # when `bifrost backup create` returned
     restore_seconds: float  # `bifrost backup restore`: repository to a promoted server
     rto_seconds: float  # failure to the API's answer on the restored database
     database_bytes: int
@@ -76,6 +77,11 @@ class DrillResult:
         """From the last commit that survived to the failure (the whole run: nothing survived)."""
         surviving = [at for number, at in self.committed if number in set(self.survived)]
         return self.failure_at - (surviving[-1] if surviving else self.committed[0][1])
+
+    def survived_after_backup(self) -> int:
+        """Versions committed after the base backup ended that came back: from the WAL archive."""
+        kept = set(self.survived)
+        return sum(1 for number, at in self.committed if at > self.backup_ended_at and number in kept)
 
     def lost_before(self, seconds: float) -> list[int]:
         """Versions committed more than `seconds` before the failure that did not survive."""
@@ -226,6 +232,7 @@ def run_drill(
         began = time.monotonic()
         made = _cli(environment, "backup", "create")
         backup_seconds = time.monotonic() - began
+        backup_ended_at = time.time()
         say(f"base backup {made['location']} in {backup_seconds:.1f} s while the writer ran")
         time.sleep(write_after_backup)
         assert writer.error is None and writer.is_alive(), (
@@ -273,6 +280,7 @@ def run_drill(
                 survived=survived,
                 failure_at=failure_at,
                 backup_seconds=backup_seconds,
+                backup_ended_at=backup_ended_at,
                 restore_seconds=restore_seconds,
                 rto_seconds=rto_seconds,
                 database_bytes=database_bytes,
