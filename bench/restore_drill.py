@@ -58,8 +58,8 @@ def main() -> None:
     print(
         f"versions lost: {max(lost, 0)} (committed in the last {result.rpo_seconds:.1f} s before the failure)"
     )
-    print(f"verify of the storage: {'OK' if result.verify.ok else 'DAMAGED'} ({result.verify.checked} blobs); "
-          f"API answered {result.api_status}")  # fmt: skip
+    state = "OK" if result.verify.ok else "DAMAGED"
+    print(f"verify of the storage: {state} ({result.verify.checked} blobs); API answered {result.api_status}")
     print(f"RPO {result.rpo_seconds:.1f} s (target <= {RPO_TARGET:.0f} s: "
           f"{'met' if result.rpo_seconds <= RPO_TARGET else 'MISSED'}); "
           f"RTO {result.rto_seconds:.1f} s (target <= {RTO_TARGET:.0f} s: "
