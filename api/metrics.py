@@ -37,6 +37,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.types import Scope
 
+from api.backup_metrics import backup_metrics
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
@@ -136,6 +137,7 @@ class StoreCollector:
             _gauge("bifrost_render_chunks", "Render chunks by state (pending: the farm's queue)", "state",
                    chunk_states.items()),
             *replication_gauges(self.database, self.settings),
+            *backup_metrics(self.database, self.settings),
         ]  # fmt: skip
 
     def _local_disks(self) -> list[tuple[str, int, int]]:

@@ -172,6 +172,21 @@ FLOWS: dict[str, FlowEntry] = {
             schedules=({"interval": 300, "parameters": {"actor": SERVICE_USER}},),
         ),
         FlowEntry(
+            name="database-backup",
+            entrypoint="flows/backup.py:database_backup",
+            action=ADMIN_ONLY,
+            scope=STUDIO,
+            description="Back the database up (pgBackRest base backup of PostgreSQL, or a SQLite copy)",
+            concurrency_limit=1,
+            tags=("bifrost", "maintenance", "backup"),
+            # A full backup each Sunday and a differential the other nights; WAL is archived
+            # continuously by PostgreSQL itself (infra/postgres), so these bound the replay.
+            schedules=(
+                {"cron": "0 1 * * 0", "parameters": {"actor": SERVICE_USER, "kind": "full"}},
+                {"cron": "0 1 * * 1-6", "parameters": {"actor": SERVICE_USER, "kind": "diff"}},
+            ),
+        ),
+        FlowEntry(
             name="render",
             entrypoint="flows/render.py:render",
             action="render.submit",
