@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
-from api import docs, errors, metrics, ui
+from api import docs, errors, metrics, run_metrics, ui
 from api.auth import Authenticator
 from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
@@ -41,6 +41,7 @@ from bifrost_core.config import Settings, get_settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.replicas import Replicas
 from bifrost_core.telemetry import configure_tracing
+from flows.registry import FLOWS
 
 # Set by `bifrost serve` when it runs several workers: an in-process cache would then
 # serve one worker's stale entities after another worker's change.
@@ -79,10 +80,15 @@ def create_app(
         invalidator = None
     else:
         invalidator = Invalidator(cache).install()
+    run_collector = run_metrics.RunCollector(FLOWS) if settings.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if run_collector is not None:
+            run_collector.start()
         yield
+        if run_collector is not None:
+            run_collector.stop()
         if invalidator is not None:
             invalidator.uninstall()
         cache.close()
@@ -102,19 +108,28 @@ def create_app(
         redoc_url=None,
     )
     app.state.bifrost = state
-    app.state.metrics_store = metrics.StoreCollector(database, settings)
     errors.install(app)
     docs.install(app)
     ui.install(app)
     app.include_router(ops.router)
-    app.include_router(metrics.router)
+    if run_collector is not None:
+        app.state.metrics_collectors = [
+            metrics.StoreCollector(database, settings),
+            *([metrics.ReplicaCollector(replicas)] if replicas is not None else []),
+            run_collector,
+        ]
+        app.include_router(metrics.router)
     for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(
         RequestMiddleware,
         max_body_bytes=settings.api_max_body_bytes,
-        observe=lambda scope, status, seconds: metrics.observe_request(scope, status, seconds, database),
+        observe=(
+            (lambda scope, status, seconds: metrics.observe_request(scope, status, seconds, database))
+            if settings.metrics_enabled
+            else None
+        ),
     )
     generated = app.openapi
 
