@@ -142,7 +142,11 @@ def create_app(
     if tracing:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+        # One span per request, not one more per message sent or received (a get's two or
+        # three): they carry nothing the request's span lacks, and each costs its export.
+        FastAPIInstrumentor.instrument_app(
+            app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+        )
     return app
 
 
