@@ -50,7 +50,7 @@ class CompletedRun:
     seconds: float
 
 
-class PrefectUnreachable(Exception):
+class UnexpectedAnswer(Exception):
     pass
 
 
@@ -64,7 +64,7 @@ class RunCollector:
         self.interval = interval
         self.window = timedelta(seconds=window)
         self._metrics: list[Metric] = []
-        self._completed: dict[str, CompletedRun] = {}  # run id ->
+        self._completed: dict[str, CompletedRun] = {}  # the window's completed runs, by run id
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,7 +96,7 @@ class RunCollector:
             try:
                 with httpx.Client(base_url=url, timeout=TIMEOUT_SECONDS) as client:
                     metrics = [_up(1), *self._read(client)]
-            except (httpx.HTTPError, PrefectUnreachable, ValueError, KeyError) as exc:
+            except (httpx.HTTPError, UnexpectedAnswer, ValueError, KeyError, TypeError) as exc:
                 log.warning("Prefect's run figures not read from %s: %s", url, exc)
                 self._completed.clear()  # read again whole once Prefect is back
                 metrics = [_up(0)]
@@ -200,7 +200,7 @@ def _history(client: httpx.Client, path: str, flow: str, start: datetime, end: d
 def _post(client: httpx.Client, path: str, body: dict) -> list:
     answer = client.post(path, json=body)
     if answer.status_code != 200:
-        raise PrefectUnreachable(f"{path} answered {answer.status_code}: {answer.text[:200]}")
+        raise UnexpectedAnswer(f"{path} answered {answer.status_code}: {answer.text[:200]}")
     return answer.json()
 
 
