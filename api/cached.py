@@ -41,12 +41,14 @@ def read(
     if raw is not None:
         stored_generation, project_id, body = raw.split(b":", 2)
         if stored_generation == generation:
-            cache_lookup(hit=True)
+            if ctx.state.settings.metrics_enabled:
+                cache_lookup(hit=True)
             if not ctx.actor.can_see(int(project_id)):
                 raise NotFound(f"{entity_type} {entity_id} not found")
             ctx.require(action, int(project_id))
             return ctx.respond(body)
-    cache_lookup(hit=False)
+    if ctx.state.settings.metrics_enabled:
+        cache_lookup(hit=False)
     entity = load()
     project_id = _project_id(entity_type, entity)
     ctx.require(action, project_id)

@@ -11,11 +11,16 @@ serve`), and any worker's `/metrics` answers for all of them.
 What is stored (bytes and blobs per tier, files and bytes ingested per project, free space of the
 studio's local tier roots) and the render farm's queue (jobs and chunks by state) are read from
 the database when scraped, at most every STORE_SECONDS; every API process reports the same
-figures, so rules over several processes take their max.
+figures, so rules over several processes take their max. So do each read replica's state
+(streaming or not, replay lag: bifrost_core/db/replicas.py, read at most once a second) and the
+flow and task runs of the registry's flows (api/run_metrics.py, read from Prefect by a thread).
+
+BIFROST_METRICS_ENABLED=false turns all of this off: no `/metrics`, nothing counted per request.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import threading
@@ -35,11 +40,13 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
+from sqlalchemy.engine import make_url
 from starlette.types import Scope
 
 from api.backup_metrics import backup_metrics
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
+from bifrost_core.db.replicas import Replicas
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import ConfigError
 from bifrost_core.ingest import upkeep
@@ -177,6 +184,39 @@ def replication_gauges(database: Database, settings: Settings) -> list[Metric]:
     return families
 
 
+class ReplicaCollector:
+    """Each read replica's state as the API last read it (at most a second old)."""
+
+    def __init__(self, replicas: Replicas) -> None:
+        self.replicas = replicas
+        self.names = [_replica_name(replica.url) for replica in replicas.replicas]
+
+    def collect(self) -> Iterator[Metric]:
+        streaming = GaugeMetricFamily(
+            "bifrost_db_replica_streaming",
+            "1 when a read replica answers, is a standby and streams the primary's WAL, else 0",
+            labels=["replica"],
+        )
+        lag = GaugeMetricFamily(
+            "bifrost_db_replica_lag_seconds",
+            "How far a read replica's replay is behind what it received (0: caught up); "
+            "absent while it does not answer",
+            labels=["replica"],
+        )
+        for index, name in enumerate(self.names):
+            state = self.replicas.state(index)
+            streaming.add_metric([name], 1 if state.streaming else 0)
+            if not math.isinf(state.lag_seconds):
+                lag.add_metric([name], state.lag_seconds)
+        return iter([streaming, lag])
+
+
+def _replica_name(url: str) -> str:
+    """host:port/database: names the replica without its credentials."""
+    parsed = make_url(url)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
 def _gauge(name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=[label])
     for key, value in values:
@@ -189,12 +229,14 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
-    """Every metric of this API (all its worker processes) and the database's figures, for
-    Prometheus to scrape."""
+    """Every metric of this API (all its worker processes), the database's, the replicas' and
+    Prefect's figures, for Prometheus to scrape."""
     if os.environ.get(MULTIPROCESS_DIR_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    store = generate_latest(request.app.state.metrics_store)  # type: ignore[arg-type]
-    return Response(generate_latest(registry) + store, media_type=CONTENT_TYPE_LATEST)
+    answer = generate_latest(registry)
+    for collector in request.app.state.metrics_collectors:
+        answer += generate_latest(collector)
+    return Response(answer, media_type=CONTENT_TYPE_LATEST)

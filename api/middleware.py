@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from opentelemetry import trace
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -93,6 +94,32 @@ class RequestMiddleware:
                 }
             )
         )
+
+
+class RouteNamedSpan:
+    """Names the request's trace span by its route template (`GET /shots/{shot_id}`), as
+    OpenTelemetry names server spans, once the router has matched the route: when the response
+    starts (the span ends with the response's last byte). A path no route matched keeps the
+    method alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_naming(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                path = getattr(scope.get("route"), "path", None)
+                if path is not None:
+                    span = trace.get_current_span()
+                    span.update_name(f"{scope['method']} {path}")
+                    span.set_attribute("http.route", path)
+            await send(message)
+
+        await self.app(scope, receive, send_naming)
 
 
 def _request_id(scope: Scope) -> str:

@@ -9,6 +9,21 @@ concurrency 1 and 8 (>= --requests requests each) and prints p50/p95/p99 and req
 The client is http.client over keep-alive connections (one per thread), so the
 figures are the server's, not an HTTP library's. Targets (concurrency 1, 2 cores):
 create p50 <= 4 ms, get <= 3 ms, one page of 250 <= 8 ms, all 5,000 <= 120 ms, update <= 4 ms.
+
+Two more sections (`--sections`, all three by default):
+- gateway: `bifrost gateway` (HAProxy, TLS) in front of one API process: p50 of a get and of a
+  list page through it against the same process directly (target: <= 1 ms added); then at
+  concurrency 16, throughput and CPU per request (every process: APIs and HAProxy) of one
+  process directly, one behind the gateway and three behind it. The client shares the machine's
+  cores with them, so on 2 cores three processes cannot go near three times as fast.
+- telemetry: the cost of metrics and tracing. `bifrost serve` with both off
+  (BIFROST_METRICS_ENABLED=false, OTEL_SDK_DISABLED=true), with metrics alone, with both on
+  (metrics, and traces exported by OTLP over HTTP in batches to a local receiver that accepts
+  them, as a collector next to the API would), and with both on but one trace in ten sampled
+  (OTEL_TRACES_SAMPLER=parentbased_traceidratio): p50 of get and create (target: <= 5% added by
+  both), and CPU per request. The servers take turns, twice, so that a change of the machine's
+  load hits them alike.
+  No Prefect server runs here: the API's Prefect reader (api/run_metrics.py) sits idle.
 """
 
 from __future__ import annotations
@@ -19,7 +34,9 @@ import http.client
 import json
 import os
 import random
+import re
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -27,12 +44,20 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 
 SEQUENCES, SHOTS_PER_SEQUENCE, ASSETS = 20, 250, 1000
+SECTIONS = ("operations", "gateway", "telemetry")
+BIFROST = str(Path(sys.executable).parent / "bifrost")
+GATEWAY_ADDED_MS = 1
+TELEMETRY_ADDED_PERCENT = 5
+TELEMETRY_TURNS = 2  # each configuration twice, in turns
+BATCH_SECONDS = 5.5  # the span processor's export interval (OTEL_BSP_SCHEDULE_DELAY: 5 s)
 TARGETS = {
     "create shot": 4,
     "get shot": 3,
@@ -101,10 +126,14 @@ def free_port() -> int:
 
 
 class Client:
-    """One keep-alive connection; answers are decoded (gzip when the server chose it)."""
+    """One keep-alive connection (HTTPS when given a TLS context); answers are decoded (gzip
+    when the server chose it)."""
 
-    def __init__(self, port: int, token: str) -> None:
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    def __init__(self, port: int, token: str, tls: ssl.SSLContext | None = None) -> None:
+        if tls is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        else:
+            self.connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=60, context=tls)
         self.headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
 
     def call(self, method: str, path: str, body: object = None) -> object:
@@ -123,16 +152,21 @@ class Client:
         return json.loads(data) if data else None
 
 
+Connect = Callable[[], Client]
+Operation = Callable[[Client, int], None]
+
+
 def run(
-    port: int, token: str, operation: Callable[[Client, int], None], requests: int, concurrency: int
+    connect: Connect, operation: Callable[[Client, int], None], requests: int, concurrency: int
 ) -> tuple[list[float], float]:
-    """Latencies in ms of `requests` calls spread over `concurrency` threads, and the wall time."""
+    """Latencies in ms of `requests` calls spread over `concurrency` threads (a connection each),
+    and the wall time."""
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(requests))
 
     def worker() -> None:
-        client = Client(port, token)
+        client = connect()
         mine = []
         while True:
             with lock:
@@ -154,14 +188,20 @@ def run(
     return latencies, time.perf_counter() - started
 
 
-def server_cpu_seconds(pid: int) -> float:
-    """User + system CPU of the server's worker processes (Linux /proc): a figure that, unlike
-    latency, does not grow when other programs share the machine."""
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants (Linux /proc): a figure that,
+    unlike latency, does not grow when other programs share the machine."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    for child in children:
-        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended meanwhile
         total += (int(fields[11]) + int(fields[12])) / ticks
     return total
 
@@ -169,6 +209,328 @@ def server_cpu_seconds(pid: int) -> float:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def operations_of(project_id: int, sequence_ids: list[int], shot_ids: list[int]) -> dict[str, Operation]:
+    created = iter(range(10**9))
+    rng = random.Random(7)
+
+    def create(client: Client, _i: int) -> None:
+        sequence_id = rng.choice(sequence_ids)
+        client.call("POST", f"/sequences/{sequence_id}/shots", {"code": f"b{next(created):07}"})
+
+    def get(client: Client, _i: int) -> None:
+        client.call("GET", f"/shots/{rng.choice(shot_ids)}")
+
+    def page(client: Client, _i: int) -> None:
+        answer = client.call(
+            "GET", f"/projects/{project_id}/shots?sequence_id={rng.choice(sequence_ids)}&limit=250"
+        )
+        assert len(answer["items"]) >= SHOTS_PER_SEQUENCE
+
+    def walk(client: Client, _i: int) -> None:
+        after, total = 0, 0
+        while after is not None:
+            answer = client.call("GET", f"/projects/{project_id}/shots?limit=1000&after={after}")
+            total += len(answer["items"])
+            after = answer["next_cursor"]
+        assert total >= SEQUENCES * SHOTS_PER_SEQUENCE
+
+    def update(client: Client, i: int) -> None:
+        client.call("PATCH", f"/shots/{rng.choice(shot_ids)}", {"description": f"take {i}"})
+
+    return {
+        "create shot": create,
+        "get shot": get,
+        "list 250 (one page)": page,
+        "list 5,000 (all pages)": walk,
+        "update shot": update,
+    }
+
+
+def wait_until_up(process: subprocess.Popen, log: Path, check: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            check()
+            return
+        except (OSError, AttributeError):  # refused, or nothing in the log yet
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit(f"{log.name}: did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.2)
+
+
+def stopped(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def served(
+    env: dict[str, str], home: Path, workers: int, label: str
+) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`bifrost serve` on a free port until the block ends."""
+    port = free_port()
+    log = home / f"serve-{label}.log"
+    server = subprocess.Popen(
+        [BIFROST, "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_up(server, log, lambda: Client(port, "").call("GET", "/healthz"))
+        yield server, port
+    finally:
+        stopped(server)
+
+
+@contextmanager
+def gateway(
+    env: dict[str, str], home: Path, processes: int
+) -> Iterator[tuple[subprocess.Popen, int, list[int], ssl.SSLContext]]:
+    """`bifrost gateway` with `processes` API processes: (its process, its HTTPS port, the API
+    processes' own ports, a TLS context that trusts its certificate)."""
+    port = free_port()
+    log = home / f"gateway-{processes}.log"
+    process = subprocess.Popen(
+        [BIFROST, "gateway", "--processes", str(processes), "--port", str(port), "--rate-limit", str(10**9)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    ports: list[int] = []
+
+    def started() -> None:
+        found = re.search(r"API processes \(ports ([\d, ]+)\)", log.read_text())
+        ports.extend(int(number) for number in found.group(1).split(", "))  # type: ignore[union-attr]
+
+    try:
+        wait_until_up(process, log, started)
+        tls = ssl.create_default_context(cafile=str(home / "gateway" / "gateway.pem"))
+        yield process, port, ports, tls
+    finally:
+        stopped(process)  # it stops its API processes and HAProxy
+
+
+@contextmanager
+def otlp_receiver() -> Iterator[tuple[int, dict[str, int]]]:
+    """An OTLP/HTTP endpoint that accepts every export (as a collector would) and counts them."""
+    received = {"exports": 0, "bytes": 0}
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            size = int(self.headers.get("Content-Length") or 0)
+            received["bytes"] += len(self.rfile.read(size))
+            received["exports"] += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def pooled_p50(
+    paths: dict[str, Connect], operation: Operation, requests: int, rounds: int = 4
+) -> dict[str, float]:
+    """p50 of each path's latencies, the paths taking turns in `rounds` so that a change of the
+    machine's load hits them alike."""
+    latencies: dict[str, list[float]] = {label: [] for label in paths}
+    for _ in range(rounds):
+        for label, connect in paths.items():
+            latencies[label].extend(run(connect, operation, max(1, requests // rounds), 1)[0])
+    return {label: percentile(values, 50) for label, values in latencies.items()}
+
+
+def bench_operations(
+    args: argparse.Namespace, env: dict[str, str], home: Path, token: str, operations: dict[str, Operation]
+) -> None:
+    print(
+        f"\n== operations: `bifrost serve --workers {args.workers}`, cache: "
+        f"{'redis' if args.redis else 'in-process'}",
+        flush=True,
+    )
+    with served(env, home, args.workers, "operations") as (server, port):
+        connect = lambda: Client(port, token)  # noqa: E731
+        for operation in operations.values():
+            run(connect, operation, 40, 2)
+        print(
+            f"{'operation':<24} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}"
+            f" {'cpu ms':>7}  target p50"
+        )
+        for label, operation in operations.items():
+            for concurrency in (1, 8):
+                cpu_before = tree_cpu_seconds(server.pid)
+                latencies, wall = run(connect, operation, args.requests, concurrency)
+                cpu_ms = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / len(latencies)
+                target = f"<= {TARGETS[label]} ms" if concurrency == 1 else ""
+                verdict = ""
+                if concurrency == 1:
+                    verdict = "ok" if statistics.median(latencies) <= TARGETS[label] else "MISSED"
+                print(
+                    f"{label:<24} {concurrency:>4} {len(latencies):>5} {percentile(latencies, 50):>8.2f} "
+                    f"{percentile(latencies, 95):>8.2f} {percentile(latencies, 99):>8.2f} "
+                    f"{len(latencies) / wall:>8.0f} {cpu_ms:>7.2f}  {target} {verdict}",
+                    flush=True,
+                )
+    print("cpu ms: the server's CPU (all its processes) per request")
+
+
+def bench_gateway(
+    args: argparse.Namespace, env: dict[str, str], home: Path, token: str, operations: dict[str, Operation]
+) -> None:
+    print(
+        "\n== gateway: `bifrost gateway` (HAProxy, TLS, keep-alive) against its API process directly",
+        flush=True,
+    )
+    reads = {label: operations[label] for label in ("get shot", "list 250 (one page)")}
+    with gateway(env, home, 1) as (process, port, (api_port,), tls):
+        direct = lambda: Client(api_port, token)  # noqa: E731
+        through = lambda: Client(port, token, tls)  # noqa: E731
+        for operation in reads.values():
+            run(direct, operation, 40, 2)
+            run(through, operation, 40, 2)
+        print(f"{'operation (conc 1)':<24} {'direct p50':>10} {'gateway p50':>11} {'added ms':>9}  target")
+        for label, operation in reads.items():
+            p50 = pooled_p50({"direct": direct, "gateway": through}, operation, args.requests * 2)
+            added = p50["gateway"] - p50["direct"]
+            verdict = "ok" if added <= GATEWAY_ADDED_MS else "MISSED"
+            print(
+                f"{label:<24} {p50['direct']:>10.2f} {p50['gateway']:>11.2f} {added:>9.2f}  "
+                f"<= {GATEWAY_ADDED_MS} ms {verdict}",
+                flush=True,
+            )
+        columns = f"{'n':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
+        print(f"\n{'get shot, concurrency 16':<34} {columns}")
+        rows = [("1 process, directly", direct, process), ("1 process behind the gateway", through, process)]
+        for label, connect, tree in rows:
+            throughput_row(label, connect, tree, operations["get shot"], args.requests * 5)
+    with gateway(env, home, 3) as (process, port, _ports, tls):
+        through = lambda: Client(port, token, tls)  # noqa: E731
+        run(through, operations["get shot"], 200, 16)
+        throughput_row(
+            "3 processes behind the gateway", through, process, operations["get shot"], args.requests * 5
+        )
+    print(
+        f"cpu ms: CPU per request of every process of the gateway (API processes, HAProxy); the client "
+        f"runs on the same {os.cpu_count()} cores"
+    )
+
+
+def throughput_row(
+    label: str, connect: Connect, tree: subprocess.Popen, operation: Operation, requests: int
+) -> None:
+    cpu_before = tree_cpu_seconds(tree.pid)
+    latencies, wall = run(connect, operation, requests, 16)
+    cpu_ms = (tree_cpu_seconds(tree.pid) - cpu_before) * 1000 / len(latencies)
+    print(
+        f"{label:<34} {len(latencies):>5} {len(latencies) / wall:>7.0f} {percentile(latencies, 50):>7.2f} "
+        f"{percentile(latencies, 95):>7.2f} {cpu_ms:>7.2f}",
+        flush=True,
+    )
+
+
+def bench_telemetry(
+    args: argparse.Namespace, env: dict[str, str], home: Path, token: str, operations: dict[str, Operation]
+) -> None:
+    print(
+        f"\n== telemetry: `bifrost serve --workers {args.workers}` with metrics and tracing off, metrics "
+        "alone, both on, both on with 1 trace in 10 sampled (traces: OTLP over HTTP, batched, to a local "
+        "receiver)",
+        flush=True,
+    )
+    quiet = {key: value for key, value in env.items() if not key.startswith("OTEL_")}
+    measured = {"get shot": operations["get shot"], "create shot": operations["create shot"]}
+    latencies: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    with otlp_receiver() as (receiver_port, received):
+        untraced = {**quiet, "OTEL_SDK_DISABLED": "true"}
+        traced = {
+            **quiet,
+            "BIFROST_METRICS_ENABLED": "true",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{receiver_port}/v1/traces",
+            "OTEL_SERVICE_NAME": "bifrost-bench",
+        }
+        configurations = {
+            "off": {**untraced, "BIFROST_METRICS_ENABLED": "false"},
+            "metrics": {**untraced, "BIFROST_METRICS_ENABLED": "true"},
+            "both": traced,
+            # What a busy studio would run: the SDK's standard sampler, one trace in ten kept
+            # (a request carrying a sampled parent's context is kept whatever the ratio).
+            "sampled": {
+                **traced,
+                "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": "0.1",
+            },
+        }
+        for turn in range(TELEMETRY_TURNS):
+            for state, configuration in configurations.items():
+                with served(configuration, home, args.workers, f"telemetry-{state}-{turn}") as (server, port):
+                    check_metrics_route(port, served=state != "off")
+                    connect = lambda: Client(port, token)  # noqa: E731
+                    for operation in measured.values():
+                        run(connect, operation, 40, 2)
+                    for label, operation in measured.items():
+                        cpu_before = tree_cpu_seconds(server.pid)
+                        values, _ = run(connect, operation, args.requests, 1)
+                        used = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / len(values)
+                        latencies.setdefault((label, state), []).extend(values)
+                        cpu.setdefault((label, state), []).append(used)
+                    if state in ("both", "sampled"):
+                        time.sleep(BATCH_SECONDS)  # the last batch of spans is exported before it stops
+        exports, exported = received["exports"], received["bytes"]
+    print(
+        "p50 ms and server CPU ms per request; added: p50 against both off (target <= "
+        f"{TELEMETRY_ADDED_PERCENT}% with both on)"
+    )
+    print(f"{'operation (conc 1)':<20} {'':>6}" + "".join(f" {state:>9}" for state in configurations))
+    for label in measured:
+        p50 = {state: percentile(latencies[label, state], 50) for state in configurations}
+        print(f"{label:<20} {'p50':>6}" + "".join(f" {p50[state]:>9.2f}" for state in configurations))
+        print(
+            f"{'':<20} {'added':>6}"
+            + "".join(f" {(p50[state] - p50['off']) / p50['off'] * 100:>8.1f}%" for state in configurations)
+        )
+        print(
+            f"{'':<20} {'cpu':>6}"
+            + "".join(f" {statistics.mean(cpu[label, state]):>9.2f}" for state in configurations),
+            flush=True,
+        )
+        added = (p50["both"] - p50["off"]) / p50["off"] * 100
+        verdict = "ok" if added <= TELEMETRY_ADDED_PERCENT else "MISSED"
+        print(f"{'':<20} both on: {added:.1f}% added, target <= {TELEMETRY_ADDED_PERCENT}%: {verdict}")
+    print(
+        f"spans exported while traced: {exports} OTLP requests, {exported / 1024:.0f} KiB; /metrics checked: "
+        "200 with metrics on, 404 off. off: metrics and tracing off; metrics: metrics alone; both: "
+        "metrics and every request traced; sampled: metrics and 1 trace in 10 kept"
+    )
+
+
+def check_metrics_route(port: int, *, served: bool) -> None:
+    """The switch did what it says: the figures are of what they claim to be."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/metrics")
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    if answer.status != (200 if served else 404):
+        raise SystemExit(f"/metrics answered {answer.status} with metrics {'on' if served else 'off'}")
 
 
 def main() -> None:
@@ -185,11 +547,18 @@ def main() -> None:
         action="store_true",
         help="serve with synchronous_commit=off: shows the cost of the WAL flush each write waits for",
     )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, of: {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if unknown := [name for name in sections if name not in SECTIONS]:
+        parser.error(f"unknown section {unknown[0]!r} (sections: {', '.join(SECTIONS)})")
 
     name, url = make_database(args.pg)
     home = Path(tempfile.mkdtemp(prefix="bifrost-bench-"))
-    server = None
     try:
         print(
             f"seeding {SEQUENCES} sequences x {SHOTS_PER_SEQUENCE} shots and {ASSETS} assets ...", flush=True
@@ -199,7 +568,6 @@ def main() -> None:
             import redis
 
             redis.Redis.from_url(args.redis).flushdb()
-        port = free_port()
         env = {
             **os.environ,
             "BIFROST_HOME": str(home),
@@ -209,97 +577,14 @@ def main() -> None:
             "BIFROST_API_RATE_LIMIT": "0",
             "BIFROST_DB_POOL_SIZE": "10",
         }
-        log = (home / "serve.log").open("w")
-        server = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "bifrost"),
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                Client(port, token).call("GET", "/healthz")
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"server did not start:\n{(home / 'serve.log').read_text()}") from None
-                time.sleep(0.2)
-
-        created = iter(range(10**9))
-        rng = random.Random(7)
-
-        def create(client: Client, _i: int) -> None:
-            sequence_id = rng.choice(sequence_ids)
-            client.call("POST", f"/sequences/{sequence_id}/shots", {"code": f"b{next(created):07}"})
-
-        def get(client: Client, _i: int) -> None:
-            client.call("GET", f"/shots/{rng.choice(shot_ids)}")
-
-        def page(client: Client, _i: int) -> None:
-            answer = client.call(
-                "GET", f"/projects/{project_id}/shots?sequence_id={rng.choice(sequence_ids)}&limit=250"
-            )
-            assert len(answer["items"]) >= SHOTS_PER_SEQUENCE
-
-        def walk(client: Client, _i: int) -> None:
-            after, total = 0, 0
-            while after is not None:
-                answer = client.call("GET", f"/projects/{project_id}/shots?limit=1000&after={after}")
-                total += len(answer["items"])
-                after = answer["next_cursor"]
-            assert total >= SEQUENCES * SHOTS_PER_SEQUENCE
-
-        def update(client: Client, i: int) -> None:
-            client.call("PATCH", f"/shots/{rng.choice(shot_ids)}", {"description": f"take {i}"})
-
-        operations = {
-            "create shot": create,
-            "get shot": get,
-            "list 250 (one page)": page,
-            "list 5,000 (all pages)": walk,
-            "update shot": update,
-        }
+        operations = operations_of(project_id, sequence_ids, shot_ids)
         commit = "synchronous_commit=off" if args.async_commit else "durable commits"
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {commit}", flush=True)
-        print(
-            f"warming up ({args.workers} workers, cache: {'redis' if args.redis else 'in-process'}) ...",
-            flush=True,
-        )
-        for operation in operations.values():
-            run(port, token, operation, 40, 2)
-
-        print(
-            f"\n{'operation':<24} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8}"
-            f" {'cpu ms':>7}  target p50"
-        )
-        for label, operation in operations.items():
-            for concurrency in (1, 8):
-                cpu_before = server_cpu_seconds(server.pid)
-                latencies, wall = run(port, token, operation, args.requests, concurrency)
-                cpu_ms = (server_cpu_seconds(server.pid) - cpu_before) * 1000 / len(latencies)
-                target = f"<= {TARGETS[label]} ms" if concurrency == 1 else ""
-                verdict = ""
-                if concurrency == 1:
-                    verdict = "ok" if statistics.median(latencies) <= TARGETS[label] else "MISSED"
-                print(
-                    f"{label:<24} {concurrency:>4} {len(latencies):>5} {percentile(latencies, 50):>8.2f} "
-                    f"{percentile(latencies, 95):>8.2f} {percentile(latencies, 99):>8.2f} "
-                    f"{len(latencies) / wall:>8.0f} {cpu_ms:>7.2f}  {target} {verdict}",
-                    flush=True,
-                )
-        print(f"\nload average after: {os.getloadavg()[0]:.2f}; cpu ms: server worker CPU per request")
+        benches = {"operations": bench_operations, "gateway": bench_gateway, "telemetry": bench_telemetry}
+        for section in sections:
+            benches[section](args, env, home, token, operations)
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
         if not args.keep:
             drop_database(args.pg, name)
 

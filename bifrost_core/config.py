@@ -108,6 +108,10 @@ class Settings(BaseSettings):
             "persistent server, started on first use) or ephemeral (a server per command)"
         ),
     )
+    metrics_enabled: bool = Field(
+        default=True,
+        description="The API serves Prometheus metrics at /metrics and counts each request; false: neither",
+    )
     api_trusted_proxies: str = Field(
         default="",
         description=(

@@ -5,11 +5,11 @@ headers and timeouts the exporter reads from OTEL_EXPORTER_OTLP_*; `console`: sp
 stdout) or when an OTLP endpoint is set; OTEL_SDK_DISABLED=true turns it off again. The service
 name is OTEL_SERVICE_NAME, else the process's role (bifrost-api, bifrost-flows).
 
-Spans: the API's requests (api/app.py), every database statement (engines made after this is
-configured: bifrost_core/db/database.py calls `sqlalchemy.create_engine`, which it wraps), and each
-flow and task run (Prefect makes those spans itself once a tracer provider is set; a run started
-from an API request carries the request's trace in its `__OTEL_TRACEPARENT` label, so its spans
-join the request's trace).
+Spans: the API's requests (api/app.py: one span each, named by its route template), every
+database statement (engines made after this is configured: bifrost_core/db/database.py calls
+`sqlalchemy.create_engine`, which it wraps), and each flow and task run (Prefect makes those
+spans itself once a tracer provider is set; a run started from an API request carries the
+request's trace in its `__OTEL_TRACEPARENT` label, so its spans join the request's trace).
 """
 
 from __future__ import annotations

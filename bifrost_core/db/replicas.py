@@ -41,6 +41,7 @@ _WRITTEN = text("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
 @dataclass(frozen=True)
 class ReplicaState:
     usable: bool  # streaming and within the lag bound
+    streaming: bool  # answers, is a standby, and receives the primary's WAL
     replayed: int  # WAL bytes replayed
     lag_seconds: float
     read_at: float
@@ -88,7 +89,7 @@ class Replicas:
         """A replica failed a request: no reads for it until its state is read again."""
         for index, replica in enumerate(self.replicas):
             if replica is database:
-                self._states[index] = ReplicaState(False, 0, float("inf"), time.monotonic())
+                self._states[index] = ReplicaState(False, False, 0, float("inf"), time.monotonic())
 
     def _read_state(self, index: int, now: float) -> ReplicaState:
         try:
@@ -96,14 +97,15 @@ class Replicas:
                 recovering, replayed, status, receiving, lag = connection.execute(_STATE).one()
         except Exception as exc:  # down, refusing, or not PostgreSQL: the primary serves instead
             log.warning("read replica %d unusable: %s", index, str(exc).splitlines()[0])
-            return ReplicaState(False, 0, float("inf"), now)
+            return ReplicaState(False, False, 0, float("inf"), now)
         if receiving and status is None:
             log.warning(
                 "read replica %d: its WAL receiver is hidden from this user (grant it pg_monitor)", index
             )
         lag = float(lag)
-        usable = bool(recovering and status == "streaming" and replayed is not None and lag <= self.max_lag)
-        return ReplicaState(usable, int(replayed or 0), lag, now)
+        streaming = bool(recovering and status == "streaming")
+        usable = streaming and replayed is not None and lag <= self.max_lag
+        return ReplicaState(usable, streaming, int(replayed or 0), lag, now)
 
     def dispose(self) -> None:
         for replica in self.replicas:

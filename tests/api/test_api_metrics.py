@@ -118,3 +118,24 @@ def test_what_is_stored_and_the_farm_queue_are_read_from_the_database(client, wo
         < samples[("bifrost_storage_root_free_bytes", (("tier", "hot"),))]
         <= samples[("bifrost_storage_root_size_bytes", (("tier", "hot"),))]
     )
+
+
+def test_metrics_off_serves_no_metrics_and_counts_nothing(make_client, world: World):
+    from prometheus_client import REGISTRY
+
+    client = make_client(metrics_enabled=False)
+    headers = world.headers("coordinator")
+    labels = {"method": "GET", "route": "/shots/{shot_id}", "status": "200"}
+    before = REGISTRY.get_sample_value("bifrost_api_requests_total", labels) or 0.0
+    misses = REGISTRY.get_sample_value("bifrost_api_cache_lookups_total", {"result": "miss"}) or 0.0
+    assert client.get(f"/shots/{world.a.shot_id}", headers=world.headers("coordinator")).status_code == 200
+    assert client.get(f"/sequences/{world.a.sequence_id}", headers=headers).status_code == 200
+    assert client.get("/metrics").status_code == 404
+    assert (REGISTRY.get_sample_value("bifrost_api_requests_total", labels) or 0.0) == before
+    assert (REGISTRY.get_sample_value("bifrost_api_cache_lookups_total", {"result": "miss"}) or 0.0) == misses
+    # The same request with metrics on is counted: the figures above are the switch's doing.
+    counted = make_client()
+    assert counted.get(f"/shots/{world.a.shot_id}", headers=world.headers("coordinator")).status_code == 200
+    assert counted.get(f"/sequences/{world.a.sequence_id}", headers=headers).status_code == 200
+    assert REGISTRY.get_sample_value("bifrost_api_requests_total", labels) == before + 1
+    assert REGISTRY.get_sample_value("bifrost_api_cache_lookups_total", {"result": "miss"}) == misses + 2

@@ -133,3 +133,32 @@ def test_every_get_route_answers_through_a_replica(bifrost_env, pair, world):
             # (Prefect is not running here: a run's state is a 503 of its own, not the database's.)
             fine = answer.status_code < 500 or answer.json()["error"]["code"] == "prefect_unavailable"
             assert fine, f"{url}: {answer.status_code} {answer.text[:300]}"
+
+
+def test_each_replicas_streaming_and_replay_lag_are_metrics(bifrost_env, pair, world):
+    from tests.api.test_api_metrics import scrape
+
+    replica = pair[1]
+    name = f"127.0.0.1:{replica.port}/bifrost"
+    streaming = ("bifrost_db_replica_streaming", (("replica", name),))
+    lag = ("bifrost_db_replica_lag_seconds", (("replica", name),))
+    with app_client(pair) as client:
+        wait_for("the replica streaming", lambda: scrape(client.get)[streaming] == 1)
+        wait_for("the replica caught up", lambda: scrape(client.get)[lag] == 0)
+        execute(replica.url("bifrost"), "SELECT pg_wal_replay_pause()")
+        try:
+            write(client, world, "lagging")
+            # Received but not replayed: the lag grows from the last replayed commit's time.
+            wait_for("the lag seen", lambda: scrape(client.get)[lag] > 1, timeout=30)
+            assert scrape(client.get)[streaming] == 1
+        finally:
+            execute(replica.url("bifrost"), "SELECT pg_wal_replay_resume()")
+        wait_for("the replica caught up again", lambda: scrape(client.get)[lag] == 0)
+
+        replica.stop()
+        try:
+            wait_for("the replica seen down", lambda: scrape(client.get)[streaming] == 0)
+            assert lag not in scrape(client.get)  # no figure rather than a made-up one
+        finally:
+            replica.start()
+        wait_for("the replica back", lambda: scrape(client.get)[streaming] == 1)
