@@ -16,9 +16,7 @@ class ArchivePolicy(IdMixin, Base):
 
     __tablename__ = "archive_policies"
 
-    project_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("projects.id", ondelete="CASCADE"), unique=True
-    )
+    project_id: Mapped[int] = mapped_column(BigId, ForeignKey("projects.id", ondelete="CASCADE"), unique=True)
     rules: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -36,16 +34,17 @@ class ShotFinal(IdMixin, Base):
 
 class ArchivedVersion(IdMixin, Base):
     """A version whose every blob has a verified copy in `tier`: it no longer needs a hot
-    copy, so a blob all of whose versions are archived may leave the hot tier."""
+    copy, so a blob all of whose versions are archived (and not restored) may leave the hot
+    tier. A restore sets `restored_at`: the version is hot again, and the policies leave it
+    there for the policy's `restored_hold_days`."""
 
     __tablename__ = "archived_versions"
 
-    version_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("versions.id", ondelete="CASCADE"), unique=True
-    )
+    version_id: Mapped[int] = mapped_column(BigId, ForeignKey("versions.id", ondelete="CASCADE"), unique=True)
     tier: Mapped[str] = mapped_column(String(32))
     rule: Mapped[str] = mapped_column(String(32))
     archived_at: Mapped[datetime] = mapped_column(default=utcnow)
+    restored_at: Mapped[datetime | None]
 
 
 class RestoreRequest(IdMixin, Base):
@@ -53,9 +52,7 @@ class RestoreRequest(IdMixin, Base):
 
     __tablename__ = "restore_requests"
 
-    version_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("versions.id", ondelete="CASCADE"), unique=True
-    )
+    version_id: Mapped[int] = mapped_column(BigId, ForeignKey("versions.id", ondelete="CASCADE"), unique=True)
     tier: Mapped[str] = mapped_column(String(32))
     requested_by: Mapped[int | None] = mapped_column(BigId, ForeignKey("users.id", ondelete="SET NULL"))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)

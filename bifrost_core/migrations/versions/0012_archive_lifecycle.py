@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("tier", sa.String(length=32), nullable=False),
         sa.Column("rule", sa.String(length=32), nullable=False),
         sa.Column("archived_at", Timestamp, nullable=False),
+        sa.Column("restored_at", Timestamp, nullable=True),
     )
     _owned(
         "restore_requests",
