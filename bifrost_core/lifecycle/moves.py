@@ -40,7 +40,7 @@ from pathlib import Path
 
 import blake3
 from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bifrost_core.codes import project_by_code
 from bifrost_core.config import Settings
@@ -107,7 +107,7 @@ class ArchiveReport:
     failures: list[str] = field(default_factory=list)
     skipped: str | None = None  # why the project was not moved at all (a run over every project)
 
-    def tier(self, name: str) -> TierBytes:
+    def bytes_of(self, name: str) -> TierBytes:
         found = next((t for t in self.tiers if t.tier == name), None)
         if found is None:
             found = TierBytes(name)
@@ -234,12 +234,14 @@ def _blobs_of(session: Session, version_ids: Sequence[int]) -> dict[str, _Blob]:
 
 
 def _stays_hot() -> ColumnElement[bool]:
-    """SQL: the blob is used by a version that is not archived (or was restored)."""
+    """SQL: the blob is used by a version that is not archived (or was restored). Aliased,
+    so that it correlates with the outer query's blob only."""
+    file, representation = aliased(RepresentationFile), aliased(Representation)
     return exists().where(
-        RepresentationFile.blob_id == Blob.id,
-        Representation.id == RepresentationFile.representation_id,
+        file.blob_id == Blob.id,
+        representation.id == file.representation_id,
         ~exists().where(
-            ArchivedVersion.version_id == Representation.version_id, ArchivedVersion.restored_at.is_(None)
+            ArchivedVersion.version_id == representation.version_id, ArchivedVersion.restored_at.is_(None)
         ),
     )
 
@@ -307,7 +309,7 @@ def _count(
                 )
             )
             kept.update(digest for digest, version_id in users if version_id not in moving)
-    archive, hot = report.tier(report.tier), report.tier(HOT)
+    archive, hot = report.bytes_of(report.tier), report.bytes_of(HOT)
     for digest, blob in blobs.items():
         if digest not in in_archive:
             archive.added += blob.size
@@ -664,7 +666,8 @@ def _restore_one(database: Database, settings: Settings, actor: Actor, version_i
     with UnitOfWork(database) as uow:
         version = VersionRepository(uow.session, actor).get(version_id)
         permissions.require(actor, "versions.create", version.project_id)
-        project = uow.session.get(Project, version.project_id)
+        project_id = version.project_id
+        project = uow.session.get(Project, project_id)
         assert project is not None
         hot_root = tier_root(settings, project, HOT)
         rows = uow.session.execute(
@@ -693,7 +696,7 @@ def _restore_one(database: Database, settings: Settings, actor: Actor, version_i
     hot = usable_store(settings, hot_root, HOT)
     if not needed:
         if archived_tier is not None:
-            _mark_restored(database, actor, version_id, archived_tier, 0, project_id=version.project_id)
+            _mark_restored(database, actor, version_id, archived_tier, 0, project_id)
         _relink(hot, files)
         return RestoreOutcome(version_id, "hot" if archived_tier is None else "restored", archived_tier)
     # Where to restore from: the version's archive tier, else any tier holding a copy; each
@@ -754,7 +757,7 @@ def _restore_one(database: Database, settings: Settings, actor: Actor, version_i
             update=("url", "verified_at"),
         )
         uow.commit()
-    _mark_restored(database, actor, version_id, archived_tier or slowest, size, version.project_id)
+    _mark_restored(database, actor, version_id, archived_tier or slowest, size, project_id)
     crash_point("restore:recorded")
     _relink(hot, files)
     return RestoreOutcome(version_id, "restored", archived_tier or slowest, len(needed), size)
