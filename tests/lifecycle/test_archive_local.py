@@ -128,7 +128,7 @@ def test_a_blob_shared_with_a_hot_version_stays_hot(database, production, settin
 
 
 def test_unapproved_old_versions_and_final_shots(database, production, settings, tmp_path):
-    v1, v2, v3 = three_versions(database, settings, tmp_path)
+    v1, v2, _v3 = three_versions(database, settings, tmp_path)
     age(database, [v1, v2], days=40)
     set_policy(database, settings, production.project_id, unapproved_older_than_days=30)
     assert [m.version_id for m in _archive(database, settings, dry_run=True).versions] == [v1, v2]
