@@ -4,8 +4,6 @@ restore, and the faults (a corrupt copy, a damaged only copy, a full tier, every
 from __future__ import annotations
 
 import os
-import subprocess
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,27 +17,22 @@ from bifrost_core.lifecycle.models import ArchivedVersion
 from bifrost_core.projects.models import Project, Shot
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.errors import StorageFull
-from bifrost_core.versions.models import RepresentationFile
-from tests.support.archive import age, blobs_of, good_copies, set_policy, store_of, three_versions, tiers_of
+from tests.support.archive import (
+    age,
+    blobs_of,
+    good_copies,
+    published_paths,
+    set_policy,
+    store_of,
+    three_versions,
+    tiers_of,
+)
 from tests.support.ingest import assert_sound
-from tests.support.services import service_missing
+from tests.support.services import tmpfs
 
 
 def _archive(database, settings, **options):
     return moves.archive_project(database, settings, actor=SYSTEM, project="DEMO", **options)
-
-
-def _published(database, version_id: int) -> list[str]:
-    from bifrost_core.versions.models import Representation
-
-    with UnitOfWork(database) as uow:
-        return list(
-            uow.session.scalars(
-                select(RepresentationFile.published_path)
-                .join(Representation, Representation.id == RepresentationFile.representation_id)
-                .where(Representation.version_id == version_id)
-            )
-        )
 
 
 def test_policy_is_checked_when_set(database, production, settings):
@@ -88,8 +81,7 @@ def test_keep_latest_moves_older_versions_and_restore_brings_them_back(
     for digest in blobs_of(database, v3):
         assert set(tiers_of(database, digest)) == {"hot"}
     # The published paths of archived files still read, through a link to the archive copy.
-    publish = Path(settings.tier_roots["hot"]) / "published"
-    path = publish / _published(database, v1)[0]
+    path = published_paths(database, settings, v1)[0]
     assert path.is_symlink() and str(os.readlink(path)).startswith(settings.tier_roots["archive"])
     assert path.read_bytes().startswith(b"plate1001v1")
     assert_sound(database, settings)
@@ -212,17 +204,8 @@ def test_restore_of_a_version_whose_only_copy_is_damaged_names_the_blobs(
 
 
 def test_a_full_archive_tier_keeps_every_hot_copy(database, production, settings, tmp_path):
-    from tests.support.archive import three_versions as make
-
-    full = tmp_path / "full"
-    full.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)], capture_output=True, text=True
-    )
-    if mounted.returncode != 0:
-        service_missing("a tmpfs mount (root)", mounted.stderr.strip())
-    try:
-        v1, _v2, _v3 = make(database, settings, tmp_path)
+    v1, _v2, _v3 = three_versions(database, settings, tmp_path)
+    with tmpfs(tmp_path / "full", "size=16k") as full:
         with UnitOfWork(database) as uow:
             uow.session.get(Project, production.project_id).storage_tiers = {"cold": str(full)}
             uow.commit()
@@ -233,8 +216,6 @@ def test_a_full_archive_tier_keeps_every_hot_copy(database, production, settings
         for digest in blobs_of(database, v1):
             assert set(tiers_of(database, digest)) == {"hot"}
         assert_sound(database, settings)
-    finally:
-        subprocess.run(["umount", str(full)], check=False)
 
 
 def test_verify_finds_every_location_after_moves(database, production, settings, tmp_path):

@@ -29,6 +29,9 @@ from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
 from tests.support.ingest import frames, planned, run_planned
 
+# The child process of the kill -9 tests: `[*CHILD, "archive", PROJECT]`, cwd tests.support.ingest.ROOT.
+CHILD = [sys.executable, "-m", "tests.support.archive"]
+
 
 def three_versions(
     database: Database, settings: Settings, tmp_path: Path, *, shared: bool = False
@@ -99,6 +102,17 @@ def good_copies(settings: Settings, database: Database, digest: str) -> list[str
         for tier, url in tiers_of(database, digest).items()
         if blob_store(settings, root_of(url, digest), tier).rehash(digest) == digest
     )
+
+
+def published_paths(database: Database, settings: Settings, version_id: int) -> list[Path]:
+    """The published paths of a version's files under the hot tier's publish folder."""
+    with UnitOfWork(database) as uow:
+        rels = uow.session.scalars(
+            select(RepresentationFile.published_path)
+            .join(Representation, Representation.id == RepresentationFile.representation_id)
+            .where(Representation.version_id == version_id)
+        )
+        return [Path(settings.tier_roots["hot"]) / "published" / rel for rel in rels]
 
 
 def store_of(settings: Settings, tier: str) -> BlobStore:
