@@ -614,17 +614,22 @@ def versions_of_playlist(database: Database, actor: Actor, playlist_id: int) -> 
 
 
 def restore_versions(
-    database: Database, settings: Settings, *, actor: Actor, version_ids: Sequence[int]
+    database: Database,
+    settings: Settings,
+    *,
+    actor: Actor,
+    version_ids: Sequence[int],
+    project: str | None = None,
 ) -> RestoreReport:
     """Bring versions back to the hot tier (module docstring). A version whose copies are in
     a tier with a restore delay is `restoring` until its request is ready. Raises
     DamagedContent naming every blob that has no good copy left (after restoring the
-    others); NotFound for a version the actor cannot see."""
+    others); NotFound for a version the actor cannot see (or not of `project`, when given)."""
     report = RestoreReport()
     damaged: list[str] = []
     for version_id in dict.fromkeys(version_ids):
         try:
-            report.outcomes.append(_restore_one(database, settings, actor, version_id))
+            report.outcomes.append(_restore_one(database, settings, actor, version_id, project))
         except DamagedContent as exc:
             damaged.append(str(exc))
     if damaged:
@@ -662,13 +667,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _restore_one(database: Database, settings: Settings, actor: Actor, version_id: int) -> RestoreOutcome:
+def _restore_one(
+    database: Database, settings: Settings, actor: Actor, version_id: int, of_project: str | None = None
+) -> RestoreOutcome:
     with UnitOfWork(database) as uow:
         version = VersionRepository(uow.session, actor).get(version_id)
         permissions.require(actor, "versions.create", version.project_id)
         project_id = version.project_id
         project = uow.session.get(Project, project_id)
         assert project is not None
+        if of_project is not None and project.code.lower() != of_project.lower():
+            raise NotFound(f"version {version_id} not found in project {of_project}")
         hot_root = tier_root(settings, project, HOT)
         rows = uow.session.execute(
             select(Blob.id, Blob.hash, Blob.size, BlobLocation.tier, BlobLocation.url)
