@@ -639,7 +639,17 @@ def restore_versions(
 
 def ensure_hot(database: Database, settings: Settings, *, actor: Actor, version_id: int) -> RestoreOutcome:
     """What a flow calls before it reads a version's files (review media): restore it when
-    archived. Raises RestorePending while a cold tier prepares it."""
+    some of its blobs are in no hot location. Raises RestorePending while a cold tier
+    prepares them."""
+    with UnitOfWork(database) as uow:
+        outside = uow.session.scalar(
+            select(func.count(Blob.id))
+            .join(RepresentationFile, RepresentationFile.blob_id == Blob.id)
+            .join(Representation, Representation.id == RepresentationFile.representation_id)
+            .where(Representation.version_id == version_id, ~_hot_location())
+        )
+    if not outside:
+        return RestoreOutcome(version_id, "hot")
     outcome = _restore_one(database, settings, actor, version_id)
     if outcome.state == "restoring":
         raise RestorePending(_pending_message(outcome), version_id=version_id, ready_in=outcome.ready_in)
