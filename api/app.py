@@ -22,6 +22,7 @@ from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware
 from api.params import refuse_unknown_query
 from api.routers import (
+    archive,
     assets,
     bulk,
     events,
@@ -108,7 +109,19 @@ def create_app(
     ui.install(app)
     app.include_router(ops.router)
     app.include_router(metrics.router)
-    for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
+    for module in (
+        production,
+        assets,
+        tasks,
+        versions,
+        reviews,
+        people,
+        events,
+        bulk,
+        flows,
+        render,
+        archive,
+    ):
         app.include_router(module.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(

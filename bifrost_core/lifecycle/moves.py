@@ -586,23 +586,37 @@ class RestorePending(Conflict):
 
 
 def versions_of_shot(database: Database, actor: Actor, project: str, sequence: str, shot: str) -> list[int]:
-    from bifrost_core.codes import sequence_by_code, shot_by_code
+    """Every version of a shot named by codes (NotFound if the actor cannot see it)."""
+    from bifrost_core.codes import shot_by_code
 
     with UnitOfWork(database) as uow:
         found = project_by_code(uow.session, actor, project)
-        sequence_by_code(uow.session, actor, found.id, sequence)
         target = shot_by_code(uow.session, actor, found.id, sequence, shot)
+        shot_id = target.id
+    return versions_of_shot_id(database, shot_id)
+
+
+def versions_of_shot_id(database: Database, shot_id: int) -> list[int]:
+    with UnitOfWork(database) as uow:
         return list(
-            uow.session.scalars(select(Version.id).where(Version.shot_id == target.id).order_by(Version.id))
+            uow.session.scalars(select(Version.id).where(Version.shot_id == shot_id).order_by(Version.id))
         )
 
 
-def versions_of_playlist(database: Database, actor: Actor, playlist_id: int) -> list[int]:
+def versions_of_playlist(
+    database: Database, actor: Actor, playlist_id: int, *, project_id: int | None = None
+) -> list[int]:
+    """The versions of a playlist, in its order (NotFound if the actor cannot see it, or it
+    is not of `project_id` when given)."""
     from bifrost_core.reviews.models import Playlist, PlaylistItem
 
     with UnitOfWork(database) as uow:
         playlist = uow.session.get(Playlist, playlist_id)
-        if playlist is None or not actor.can_see(playlist.project_id):
+        if (
+            playlist is None
+            or not actor.can_see(playlist.project_id)
+            or (project_id is not None and playlist.project_id != project_id)
+        ):
             raise NotFound(f"playlist {playlist_id} not found")
         return list(
             uow.session.scalars(
