@@ -726,12 +726,13 @@ def _restore_one(
         if tier is not None:
             located[tier] = url
     needed = sorted(digest for digest, located in tiers.items() if HOT not in located)
-    hot = usable_store(settings, hot_root, HOT)
     if not needed:
         if archived_tier is not None:
             _mark_restored(database, actor, version_id, archived_tier, 0, project_id)
-        _relink(hot, files)
+        if files:  # a rerun after a crash that came before the relink
+            _relink(usable_store(settings, hot_root, HOT), files)
         return RestoreOutcome(version_id, "hot" if archived_tier is None else "restored", archived_tier)
+    hot = usable_store(settings, hot_root, HOT)
     # Where to restore from: the version's archive tier, else any tier holding a copy; each
     # store opened at the root the copy was written under.
     sources: dict[tuple[str, str], list[str]] = {}
