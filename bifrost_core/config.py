@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description=(
             'Seconds a restore from each tier takes to be ready, as JSON ({"glacier": 14400}): a cold '
-            "tier answers \"restoring, ready in N\" until then; tiers not named restore at once"
+            'tier answers "restoring, ready in N" until then; tiers not named restore at once'
         ),
     )
     render_root: str = Field(
