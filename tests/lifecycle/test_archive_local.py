@@ -224,3 +224,50 @@ def test_verify_finds_every_location_after_moves(database, production, settings,
     _archive(database, settings)
     report = upkeep.verify(database, settings)
     assert report.ok and report.checked == 9
+
+
+def test_gc_at_every_step_of_a_move_and_a_restore_takes_nothing(
+    database, production, settings, tmp_path, monkeypatch
+):
+    versions = three_versions(database, settings, tmp_path)
+    set_policy(database, settings, production.project_id, keep_latest=1)
+    real = moves.crash_point
+    steps: list[str] = []
+
+    def collect(name: str) -> None:
+        steps.append(name)
+        if name == "archive:unlinked":
+            # Inside the release's transaction, which holds gc's lock: no gc can run there.
+            return real(name)
+        gone = upkeep.gc(database, settings, grace_hours=0)
+        assert (gone.records_removed, gone.blobs_removed) == (0, 0), name
+        for version in versions:
+            for digest in blobs_of(database, version):
+                assert good_copies(settings, database, digest), (name, digest)
+        return real(name)
+
+    monkeypatch.setattr(moves, "crash_point", collect)
+    assert _archive(database, settings).failures == []
+    moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[versions[0]])
+    assert {"archive:copied", "archive:verified", "archive:recorded", "archive:unlinked"} <= set(steps)
+    assert {"restore:copied", "restore:recorded"} <= set(steps)
+    assert_sound(database, settings)
+
+
+def test_new_content_equal_to_an_archived_blob_is_stored_hot_again(database, production, settings, tmp_path):
+    from tests.support.ingest import frames, planned, run_planned
+
+    v1, _v2, _v3 = three_versions(database, settings, tmp_path)
+    set_policy(database, settings, production.project_id, keep_latest=2)
+    _archive(database, settings)
+    archived = blobs_of(database, v1)
+    assert all(set(tiers_of(database, digest)) == {"archive"} for digest in archived)
+    # A render (or any ingest) of sh020 whose frames hold the same bytes as v1's.
+    again = frames(tmp_path / "render", "plate", 1001, 1003, size=4096, salt=b"v1")
+    run_planned(database, settings, [planned(again, shot="sh020")])
+    for digest in archived:
+        assert set(tiers_of(database, digest)) == {"hot", "archive"}
+        assert store_of(settings, "hot").rehash(digest) == digest
+    # The archived version keeps its state; its blobs are hot again for the new version.
+    assert moves.archived_state(database, [v1]) == {v1: "archive"}
+    assert_sound(database, settings)
