@@ -377,14 +377,7 @@ def _archive_batch(
     archived = sorted(ids - failed_versions)
     now = utcnow()
     with UnitOfWork(database) as uow:
-        insert_rows(
-            uow.session,
-            BlobLocation.__table__,
-            ("blob_id", "tier", "url", "created_at", "verified_at"),
-            ((mine[d].id, rules.tier, archive.url_for(d), now, now) for d in good),
-            conflict=("blob_id", "tier"),
-            update=("url", "verified_at"),
-        )
+        _record_verified(uow.session, rules.tier, [(mine[d].id, archive.url_for(d)) for d in good], now)
         moves = {move.version_id: move for move in batch}
         for version_id in archived:
             _mark_archived(uow.session, version_id, rules.tier, moves[version_id].rule, now)
@@ -408,6 +401,18 @@ def _archive_batch(
     crash_point("archive:recorded")
     # 4. release the hot copies no hot version needs.
     _release(database, hot, archive, rules.tier, good, report)
+
+
+def _record_verified(session: Session, tier: str, located: list[tuple[int, str]], now: datetime) -> None:
+    """Record (blob id, URL) locations in `tier` as verified `now` (a rerun's update the URL)."""
+    insert_rows(
+        session,
+        BlobLocation.__table__,
+        ("blob_id", "tier", "url", "created_at", "verified_at"),
+        ((blob_id, tier, url, now, now) for blob_id, url in located),
+        conflict=("blob_id", "tier"),
+        update=("url", "verified_at"),
+    )
 
 
 def _mark_archived(session: Session, version_id: int, tier: str, rule: str, now: datetime) -> None:
@@ -782,14 +787,7 @@ def _restore_one(
         )
     now = utcnow()
     with UnitOfWork(database) as uow:
-        insert_rows(
-            uow.session,
-            BlobLocation.__table__,
-            ("blob_id", "tier", "url", "created_at", "verified_at"),
-            ((ids[d], HOT, hot.url_for(d), now, now) for d in needed),
-            conflict=("blob_id", "tier"),
-            update=("url", "verified_at"),
-        )
+        _record_verified(uow.session, HOT, [(ids[d], hot.url_for(d)) for d in needed], now)
         uow.commit()
     _mark_restored(database, actor, version_id, archived_tier or slowest, size, project_id)
     crash_point("restore:recorded")
