@@ -364,8 +364,9 @@ def _archive_batch(
             bad[digest] = f"its {HOT} copy is damaged (its bytes hash to {result.digest})"
     report.blobs_copied += sum(1 for result in stored if result.new)
     crash_point("archive:copied")
-    # 2. read back and rehash every archive copy of the batch (those found good included).
-    copied = [digest for digest in mine if digest not in bad]
+    # 2. read back and rehash the copies just made (the others were rehashed and found good
+    # in step 1, which is what lets a rerun skip them).
+    copied = [digest for digest in sorted(lacking) if digest not in bad]
     for digest in archive.damaged(copied, workers=copy_workers(archive)):
         bad[digest] = f"its copy in tier {rules.tier} does not hash to its digest after the copy"
         with contextlib.suppress(BifrostError):
