@@ -60,7 +60,7 @@ from bifrost_core.scope import Actor
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobStore, root_of
 from bifrost_core.storage.blobstore.tier import CHUNK
-from bifrost_core.storage.errors import PutFailed
+from bifrost_core.storage.errors import PutFailed, storage_error
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.storage.paths import default_publish_root, materialise
 from bifrost_core.users import permissions
@@ -501,10 +501,13 @@ def _point_at_archive(
             continue
         pointer = str(archived_path) if archived_path else ARCHIVED_MARK.format(tier=tier, version=version_id)
         tmp = f"{target}.archiving-{os.getpid()}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(pointer, tmp)
-        os.replace(tmp, target)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(pointer, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise storage_error(hot.name, f"pointing published path {rel} at the archive", exc) from exc
 
 
 def _digest_of(staged: dict[str, Path], path: str) -> str:
