@@ -102,3 +102,30 @@ def test_archive_bad_input(database, production, settings, cli_env, tmp_path):
         "run it with --force to archive them all"
     )
     assert "3 version(s) moved" in invoke("archive", "run", "-p", "DEMO", "--force").output
+
+
+def test_an_unreachable_archive_tier_is_one_line_and_exit_8(
+    database, production, settings, cli_env, tmp_path, monkeypatch
+):
+    from tests.support.archive import set_policy
+    from tests.support.services import free_port
+
+    versions = three_versions(database, settings, tmp_path)
+    set_policy(database, settings, production.project_id, keep_latest=1)
+    monkeypatch.setenv("BIFROST_ARCHIVE_ROOT", "s3://nowhere/archive")
+    monkeypatch.setenv(
+        "BIFROST_STORAGE_OPTIONS",
+        json.dumps(
+            {
+                "s3://nowhere": {
+                    "endpoint_url": f"http://127.0.0.1:{free_port()}",
+                    "key": "k",
+                    "secret": "s",
+                    "config_kwargs": {"connect_timeout": 1, "retries": {"max_attempts": 1}},
+                }
+            }
+        ),
+    )
+    out = invoke("archive", "run", "-p", "DEMO", code=8).output.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("error: storage tier archive")
+    assert moves.archived_state(database, versions) == {}
