@@ -51,7 +51,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError, Conflict, DamagedContent, NotFound
 from bifrost_core.events.service import record
 from bifrost_core.ingest.batches import crash_point
-from bifrost_core.ingest.roots import copy_workers, tier_root, usable_store
+from bifrost_core.ingest.roots import blob_store, copy_workers, tier_root, usable_store
 from bifrost_core.lifecycle import policies
 from bifrost_core.lifecycle.models import ArchivedVersion, ArchivePolicy, RestoreRequest
 from bifrost_core.lifecycle.schemas import PolicyRules
@@ -173,9 +173,9 @@ def archive_project(
     hot = usable_store(settings, hot_root, HOT)
     archive = usable_store(settings, archive_root, rules.tier)
     for batch in _batches(report.versions, blobs):
-        _archive_batch(database, actor, project_id, rules, hot, archive, batch, blobs, report)
+        _archive_batch(database, settings, actor, project_id, rules, hot, archive, batch, blobs, report)
     if leftovers:
-        _release(database, hot, archive, rules.tier, sorted(leftovers), report)
+        _release(database, settings, archive, rules.tier, sorted(leftovers), report)
     return report
 
 
@@ -247,13 +247,16 @@ def _stays_hot() -> ColumnElement[bool]:
 
 
 def _verified_in(tier: str) -> ColumnElement[bool]:
+    """SQL: the blob has a verified location in `tier` (aliased, like `_stays_hot`)."""
+    location = aliased(BlobLocation)
     return exists().where(
-        BlobLocation.blob_id == Blob.id, BlobLocation.tier == tier, BlobLocation.verified_at.is_not(None)
+        location.blob_id == Blob.id, location.tier == tier, location.verified_at.is_not(None)
     )
 
 
 def _hot_location() -> ColumnElement[bool]:
-    return exists().where(BlobLocation.blob_id == Blob.id, BlobLocation.tier == HOT)
+    location = aliased(BlobLocation)
+    return exists().where(location.blob_id == Blob.id, location.tier == HOT)
 
 
 def _releasable(session: Session, project_id: int, tier: str, *, exclude: set[str]) -> dict[str, int]:
@@ -335,6 +338,7 @@ def _batches(moves: list[VersionMove], blobs: dict[str, _Blob]) -> Iterator[list
 
 def _archive_batch(
     database: Database,
+    settings: Settings,
     actor: Actor,
     project_id: int,
     rules: PolicyRules,
@@ -401,7 +405,7 @@ def _archive_batch(
         report.failures.append(f"blob {digest} (version {users}): {why}; kept in {HOT}")
     crash_point("archive:recorded")
     # 4. release the hot copies no hot version needs.
-    _release(database, hot, archive, rules.tier, good, report)
+    _release(database, settings, archive, rules.tier, good, report)
 
 
 def _record_verified(session: Session, tier: str, located: list[tuple[int, str]], now: datetime) -> None:
@@ -435,22 +439,24 @@ RELEASE_CHUNK = 200
 
 def _release(
     database: Database,
-    hot: BlobStore,
+    settings: Settings,
     archive: BlobStore,
     tier: str,
     digests: list[str],
     report: ArchiveReport,
 ) -> None:
-    """Remove the hot copies of `digests` that may go (module docstring, step 4)."""
+    """Remove the hot copies of `digests` that may go (module docstring, step 4), each from
+    the root its hot location was written under."""
     for start in range(0, len(digests), RELEASE_CHUNK):
         chunk = digests[start : start + RELEASE_CHUNK]
         with UnitOfWork(database) as uow:
             leases.lock_for_gc(uow.session)
             now = utcnow()
             rows = uow.session.execute(
-                select(Blob.id, Blob.hash).where(
+                select(Blob.id, Blob.hash, BlobLocation.url)
+                .join(BlobLocation, and_(BlobLocation.blob_id == Blob.id, BlobLocation.tier == HOT))
+                .where(
                     Blob.hash.in_(chunk),
-                    _hot_location(),
                     _verified_in(tier),
                     ~_stays_hot(),
                     ~leases.live(Blob.hash, now),
@@ -458,15 +464,15 @@ def _release(
             ).all()
             if not rows:
                 continue
-            published = _published(uow.session, [blob_id for blob_id, _ in rows])
-            for blob_id, digest in rows:
+            ids = [blob_id for blob_id, _, _ in rows]
+            published = _published(uow.session, ids)
+            for blob_id, digest, url in rows:
+                hot = blob_store(settings, root_of(url, digest), HOT)
                 _point_at_archive(hot, archive, tier, digest, published.get(blob_id, []))
                 hot.delete(digest)
                 crash_point("archive:unlinked")
             uow.session.execute(
-                delete(BlobLocation).where(
-                    BlobLocation.blob_id.in_([blob_id for blob_id, _ in rows]), BlobLocation.tier == HOT
-                )
+                delete(BlobLocation).where(BlobLocation.blob_id.in_(ids), BlobLocation.tier == HOT)
             )
             uow.commit()
         report.blobs_released += len(rows)
