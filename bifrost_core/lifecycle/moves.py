@@ -386,14 +386,13 @@ def _archive_batch(
         moves = {move.version_id: move for move in batch}
         for version_id in archived:
             _mark_archived(uow.session, version_id, rules.tier, moves[version_id].rule, now)
-            record(
+            _version_event(
                 uow.session,
-                actor=actor,
-                kind="version.archived",
-                entity_type="version",
-                entity_id=version_id,
-                project_id=project_id,
-                payload={
+                actor,
+                "archived",
+                version_id,
+                project_id,
+                {
                     "tier": rules.tier,
                     "rule": moves[version_id].rule,
                     "bytes": moves[version_id].bytes,
@@ -406,6 +405,26 @@ def _archive_batch(
     crash_point("archive:recorded")
     # 4. release the hot copies no hot version needs.
     _release(database, settings, archive, rules.tier, good, report)
+
+
+def _version_event(
+    session: Session,
+    actor: Actor,
+    what: str,
+    version_id: int,
+    project_id: int | None,
+    payload: dict[str, object],
+) -> None:
+    """The `version.<what>` event of a tier move: archived, restored, restore_requested."""
+    record(
+        session,
+        actor=actor,
+        kind=f"version.{what}",
+        entity_type="version",
+        entity_id=version_id,
+        project_id=project_id,
+        payload=payload,
+    )
 
 
 def _record_verified(session: Session, tier: str, located: list[tuple[int, str]], now: datetime) -> None:
@@ -821,14 +840,13 @@ def _request(database: Database, actor: Actor, version_id: int, tier: str, delay
             uow.session.add(found)
             uow.session.flush()
             project_id = uow.session.scalar(select(Version.project_id).where(Version.id == version_id))
-            record(
+            _version_event(
                 uow.session,
-                actor=actor,
-                kind="version.restore_requested",
-                entity_type="version",
-                entity_id=version_id,
-                project_id=project_id,
-                payload={"tier": tier, "ready_at": found.ready_at.isoformat()},
+                actor,
+                "restore_requested",
+                version_id,
+                project_id,
+                {"tier": tier, "ready_at": found.ready_at.isoformat()},
             )
             uow.commit()
         return (found.ready_at - now).total_seconds()
@@ -844,14 +862,13 @@ def _mark_restored(
             .values(restored_at=utcnow())
         )
         uow.session.execute(delete(RestoreRequest).where(RestoreRequest.version_id == version_id))
-        record(
+        _version_event(
             uow.session,
-            actor=actor,
-            kind="version.restored",
-            entity_type="version",
-            entity_id=version_id,
-            project_id=project_id,
-            payload={"tier": tier, "bytes": size},
+            actor,
+            "restored",
+            version_id,
+            project_id,
+            {"tier": tier, "bytes": size},
         )
         uow.commit()
 
