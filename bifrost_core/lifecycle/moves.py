@@ -143,8 +143,8 @@ def archive_project(
     """Move the versions the project's policy selects to its archive tier (see the module).
 
     Raises Conflict when the policy would leave no hot version in the project and `force`
-    is not given; StorageError/StorageFull/ConfigError when a tier cannot be used (nothing
-    is recorded then and every hot copy is kept).
+    is not given; StorageError/StorageFull/ConfigError when a tier cannot be used: the batch
+    that met it records nothing and keeps its hot copies (batches before it stay moved).
     """
     with UnitOfWork(database) as uow:
         found = project_by_code(uow.session, actor, project)
