@@ -32,8 +32,9 @@ test: $(STAMP) lint
 # for `bifrost gateway`, ffmpeg and ffprobe for review media (drawtext with freetype, libx264;
 # EXR and OCIO come from the OpenImageIO wheel), Chromium for the web interface's tests
 # (Playwright, from the pip dev extra, drives it: its own browser download is not used),
-# pgBackRest for the database's backups and the restore drill (tests/infra).
-DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium pgbackrest
+# pgBackRest for the database's backups and the restore drill (tests/infra),
+# rclone for bench/archive.py's comparison.
+DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium pgbackrest rclone
 tools:
 	@missing=$$(for p in $(DEBIAN_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi

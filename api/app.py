@@ -22,6 +22,7 @@ from api.deps import ApiState
 from api.middleware import JsonLogFormatter, RequestMiddleware, RouteNamedSpan
 from api.params import refuse_unknown_query
 from api.routers import (
+    archive,
     assets,
     bulk,
     events,
@@ -120,9 +121,22 @@ def create_app(
             run_collector,
         ]
         app.include_router(metrics.router)
-    for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
+    routers = (
+        production,
+        assets,
+        tasks,
+        versions,
+        reviews,
+        people,
+        events,
+        bulk,
+        flows,
+        render,
+        archive,
+        replication,
+    )
+    for module in routers:
         app.include_router(module.router)
-    app.include_router(replication.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
 
     app.add_middleware(

@@ -69,6 +69,13 @@ class Settings(BaseSettings):
             '{"hot": ["s3://dr-hot", "/mnt/dr/hot"]}; each inside the allowed roots'
         ),
     )
+    tier_restore_delays: dict[str, Annotated[float, Field(ge=0, le=30 * 86400)]] = Field(
+        default_factory=dict,
+        description=(
+            'Seconds a restore from each tier takes to be ready, as JSON ({"glacier": 14400}): a cold '
+            'tier answers "restoring, ready in N" until then; tiers not named restore at once'
+        ),
+    )
     render_root: str = Field(
         default="",
         description="Where render jobs write their frames (<root>/<PROJECT>/job-<id>); home/render if empty",

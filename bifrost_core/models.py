@@ -5,6 +5,7 @@ from bifrost_core.db.base import Base
 from bifrost_core.events.models import Event
 from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
+from bifrost_core.lifecycle.models import ArchivedVersion, ArchivePolicy, RestoreRequest, ShotFinal
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.render.models import RenderChunk, RenderJob
 from bifrost_core.replication.models import BlobReplica
@@ -18,6 +19,8 @@ from bifrost_core.workflow.models import Status, Transition
 
 __all__ = [
     "ApiToken",
+    "ArchivePolicy",
+    "ArchivedVersion",
     "Asset",
     "AssetType",
     "Base",
@@ -42,8 +45,10 @@ __all__ = [
     "RenderJob",
     "Representation",
     "RepresentationFile",
+    "RestoreRequest",
     "Sequence",
     "Shot",
+    "ShotFinal",
     "Status",
     "Task",
     "TaskType",

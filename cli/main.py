@@ -15,6 +15,7 @@ import os
 
 import typer
 
+from cli import archive as archive_cli
 from cli import (
     assets,
     casting,
@@ -91,4 +92,5 @@ app.add_typer(backup_cli.app, name="backup")
 app.add_typer(render_cli.app, name="render")
 app.add_typer(review_cli.app, name="review")
 app.add_typer(server_cli.app, name="server")
+app.add_typer(archive_cli.app, name="archive")
 app.command()(worker)
