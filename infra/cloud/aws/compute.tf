@@ -1,4 +1,4 @@
-# ECS runs every Bifrost process from the one image (infra/containers/Containerfile):
+# ECS runs every Bifrost process from the one image (infra/containers/Dockerfile):
 #
 #   service         zone     capacity            what
 #   api             web      Fargate             `bifrost serve`, var.api_count tasks behind the ALB

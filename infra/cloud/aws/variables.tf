@@ -43,7 +43,7 @@ variable "admin_cidrs" {
 }
 
 variable "image" {
-  description = "The Bifrost image (infra/containers/Containerfile) in ECR: API, CLI and workers"
+  description = "The Bifrost image (infra/containers/Dockerfile) in ECR: API, CLI and workers"
   type        = string
 }
 
