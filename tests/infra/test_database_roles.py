@@ -146,3 +146,47 @@ def test_each_process_gets_only_its_privileges(roles_database: RolesDatabase, se
                 psycopg.connect(f"postgresql://{outsider}@{server}/{roles_database.name}").close()
         finally:
             admin.execute(f'DROP ROLE "{outsider}"')
+
+
+def test_roles_adopt_a_database_migrated_before_them(roles_database: RolesDatabase) -> None:
+    """A studio that ran Bifrost as the postgres superuser first: the script hands every existing
+    table and sequence to the owner group and grants the other roles what they need on them."""
+    from bifrost_core.db import migrate
+    from bifrost_core.db.database import Database
+
+    database = Database(f"postgresql+psycopg://{PG_SERVER.split('://', 1)[1]}/{roles_database.name}")
+    try:
+        migrate.upgrade(database)
+    finally:
+        database.dispose()
+    applied = roles_database.apply_roles()
+    assert applied.returncode == 0, applied.stderr
+
+    prefix = roles_database.prefix
+    with psycopg.connect(f"{PG_SERVER}/{roles_database.name}") as admin:
+        tables = [
+            row[0] for row in admin.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        assert len(tables) > 10
+        owners = admin.execute(
+            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        assert owners == [(f"{prefix}_owner",)]
+        sequence_owners = admin.execute(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c"
+            " WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
+        ).fetchall()
+        assert sequence_owners in ([], [(f"{prefix}_owner",)])
+        for table in tables:
+            for role, privilege, expected in (
+                ("api", "INSERT", True),
+                ("worker", "DELETE", True),
+                ("reader", "SELECT", True),
+                ("reader", "UPDATE", False),
+                ("api", "TRUNCATE", False),
+            ):
+                granted = admin.execute(
+                    "SELECT has_table_privilege(%s, %s, %s)",
+                    (f"{prefix}_{role}", f"public.{table}", privilege),
+                ).fetchone()
+                assert granted == (expected,), f"{role} {privilege} on {table}"
