@@ -1,6 +1,10 @@
 # Bifrost on Azure: the AWS reference (../aws) mapped onto Azure's services
-# (../README.md has the table). The five security zones are subnets of one virtual network, each
-# with a network security group that admits only the zone in front of it.
+# (../README.md has the table). Subnets by what they hold, each with a network security group:
+#   cluster   web and service zones: AKS nodes (API, Prefect server, workers) and the Key Vault
+#             private endpoint; the storage account's service endpoint (storage zone)
+#   database  data zone: PostgreSQL flexible servers (delegated subnet), from the cluster only
+#   cache     data zone: Azure Cache for Redis (injected), from the cluster only
+# The public zone (Application Gateway with a WAF in front of the API) is not written here.
 terraform {
   required_version = ">= 1.6"
   required_providers {
@@ -17,20 +21,12 @@ provider "azurerm" {
 
 locals {
   name = "bifrost-${var.environment}"
-  zones = {
-    public  = 0
-    web     = 1
-    service = 2
-    data    = 3
-    storage = 4
-  }
   tags = { project = "bifrost", environment = var.environment }
-  # zone -> (zone allowed in, ports): the same paths as the AWS security groups.
-  inbound = {
-    web     = { from = "public", ports = ["8000"] }
-    service = { from = "web", ports = ["4200"] }
-    data    = { from = "service", ports = ["5432", "6380", "9200"] }
-    storage = { from = "service", ports = ["443", "2049"] }
+  # subnet -> (its /20 number, the ports the cluster may open in it; null: the cluster itself)
+  subnets = {
+    cluster  = { index = 0, ports = null }
+    database = { index = 1, ports = ["5432"] }
+    cache    = { index = 2, ports = ["6380"] }
   }
 }
 
@@ -51,15 +47,15 @@ resource "azurerm_virtual_network" "main" {
 }
 
 resource "azurerm_subnet" "zone" {
-  for_each             = local.zones
+  for_each             = local.subnets
   name                 = each.key
   resource_group_name  = azurerm_resource_group.main.name
   virtual_network_name = azurerm_virtual_network.main.name
-  address_prefixes     = [cidrsubnet(var.network_cidr, 4, each.value)]
-  service_endpoints    = each.key == "storage" ? ["Microsoft.Storage"] : []
+  address_prefixes     = [cidrsubnet(var.network_cidr, 4, each.value.index)]
+  service_endpoints    = each.key == "cluster" ? ["Microsoft.Storage"] : []
   dynamic "delegation" {
-    # PostgreSQL flexible servers with private access need a delegated subnet.
-    for_each = each.key == "data" ? ["postgres"] : []
+    # PostgreSQL flexible servers with private access need a subnet delegated to them.
+    for_each = each.key == "database" ? ["postgres"] : []
     content {
       name = "postgres"
       service_delegation {
@@ -70,55 +66,45 @@ resource "azurerm_subnet" "zone" {
   }
 }
 
+# The data subnets admit the cluster on their service's port and nothing else from the network.
 resource "azurerm_network_security_group" "zone" {
-  for_each            = local.zones
+  for_each            = local.subnets
   name                = "${local.name}-${each.key}"
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
   tags                = local.tags
   dynamic "security_rule" {
-    for_each = contains(keys(local.inbound), each.key) ? [local.inbound[each.key]] : []
+    for_each = each.value.ports == null ? [] : [each.value.ports]
     content {
-      name                       = "from-${security_rule.value.from}"
+      name                       = "from-cluster"
       priority                   = 100
       direction                  = "Inbound"
       access                     = "Allow"
       protocol                   = "Tcp"
-      source_address_prefix      = cidrsubnet(var.network_cidr, 4, local.zones[security_rule.value.from])
+      source_address_prefix      = cidrsubnet(var.network_cidr, 4, local.subnets.cluster.index)
       source_port_range          = "*"
       destination_address_prefix = "*"
-      destination_port_ranges    = security_rule.value.ports
+      destination_port_ranges    = security_rule.value
     }
   }
   dynamic "security_rule" {
-    for_each = each.key == "public" ? ["https"] : []
+    for_each = each.value.ports == null ? [] : ["deny"]
     content {
-      name                       = "https-from-internet"
-      priority                   = 100
+      name                       = "deny-vnet"
+      priority                   = 4000
       direction                  = "Inbound"
-      access                     = "Allow"
-      protocol                   = "Tcp"
-      source_address_prefix      = "Internet"
+      access                     = "Deny"
+      protocol                   = "*"
+      source_address_prefix      = "VirtualNetwork"
       source_port_range          = "*"
       destination_address_prefix = "*"
-      destination_port_range     = "443"
+      destination_port_range     = "*"
     }
-  }
-  security_rule {
-    name                       = "deny-vnet"
-    priority                   = 4000
-    direction                  = "Inbound"
-    access                     = "Deny"
-    protocol                   = "*"
-    source_address_prefix      = "VirtualNetwork"
-    source_port_range          = "*"
-    destination_address_prefix = "*"
-    destination_port_range     = "*"
   }
 }
 
 resource "azurerm_subnet_network_security_group_association" "zone" {
-  for_each                  = local.zones
+  for_each                  = local.subnets
   subnet_id                 = azurerm_subnet.zone[each.key].id
   network_security_group_id = azurerm_network_security_group.zone[each.key].id
 }
@@ -130,7 +116,7 @@ resource "azurerm_key_vault" "main" {
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
   tenant_id           = data.azurerm_client_config.current.tenant_id
-  # Reached through its private endpoint in the service zone only.
+  # Reached through its private endpoint in the cluster subnet only.
   sku_name                      = "premium"
   purge_protection_enabled      = true
   soft_delete_retention_days    = 90
@@ -159,7 +145,7 @@ resource "azurerm_private_endpoint" "vault" {
   name                = "${local.name}-vault"
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
-  subnet_id           = azurerm_subnet.zone["service"].id
+  subnet_id           = azurerm_subnet.zone["cluster"].id
   private_service_connection {
     name                           = "vault"
     private_connection_resource_id = azurerm_key_vault.main.id
@@ -213,7 +199,7 @@ module "database" {
   name                = local.name
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
-  subnet_id           = azurerm_subnet.zone["data"].id
+  subnet_id           = azurerm_subnet.zone["database"].id
   virtual_network_id  = azurerm_virtual_network.main.id
   sku_name            = var.database_sku
   key_id              = azurerm_key_vault_key.at_rest.id
@@ -226,7 +212,7 @@ module "cache" {
   name                = local.name
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
-  subnet_id           = azurerm_subnet.zone["data"].id
+  subnet_id           = azurerm_subnet.zone["cache"].id
   capacity            = var.cache_capacity
   tags                = local.tags
 }
@@ -236,7 +222,7 @@ module "storage" {
   name                    = local.name
   location                = azurerm_resource_group.main.location
   resource_group_name     = azurerm_resource_group.main.name
-  subnet_ids              = [azurerm_subnet.zone["web"].id, azurerm_subnet.zone["service"].id, azurerm_subnet.zone["storage"].id]
+  subnet_ids              = [azurerm_subnet.zone["cluster"].id]
   key_vault_key_id        = azurerm_key_vault_key.at_rest.versionless_id
   identity_id             = azurerm_user_assigned_identity.data.id
   archive_transition_days = var.archive_transition_days
@@ -249,7 +235,7 @@ module "compute" {
   name                = local.name
   location            = azurerm_resource_group.main.location
   resource_group_name = azurerm_resource_group.main.name
-  subnet_id           = azurerm_subnet.zone["service"].id
+  subnet_id           = azurerm_subnet.zone["cluster"].id
   gpu_vm_size         = var.gpu_vm_size
   gpu_nodes_max       = var.gpu_nodes_max
   key_vault_id        = azurerm_key_vault.main.id

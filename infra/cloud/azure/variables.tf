@@ -11,7 +11,7 @@ variable "location" {
 }
 
 variable "network_cidr" {
-  description = "Address space of the virtual network; each security zone gets a /20"
+  description = "Address space of the virtual network; each subnet gets a /20"
   type        = string
   default     = "10.44.0.0/16"
 }

@@ -1,6 +1,11 @@
 # Bifrost on Google Cloud: the AWS reference (../aws) mapped onto GCP's services
-# (../README.md has the table). The five security zones are subnets of one VPC with firewall
-# rules between them; the data zone is reached through private services access.
+# (../README.md has the table). The zones:
+#   web, service  the `cluster` subnet: GKE nodes (API, Prefect server, workers)
+#   data          Cloud SQL and Memorystore, in Google's network through private services
+#                 access (the `data` range): private addresses only, reached from the VPC
+#   storage       Cloud Storage through Private Google Access (no public route needed)
+#   public        (Cloud Load Balancing with Cloud Armor in front of the API: not written)
+# Firewall: nothing comes in but the cluster's own traffic and Google's health checks.
 terraform {
   required_version = ">= 1.6"
   required_providers {
@@ -18,7 +23,6 @@ provider "google" {
 
 locals {
   name   = "bifrost-${var.environment}"
-  zones  = ["public", "web", "service", "data", "storage"]
   labels = { project = "bifrost", environment = var.environment }
 }
 
@@ -27,12 +31,11 @@ resource "google_compute_network" "main" {
   auto_create_subnetworks = false
 }
 
-resource "google_compute_subnetwork" "zone" {
-  for_each                 = { for index, zone in local.zones : zone => index }
-  name                     = "${local.name}-${each.key}"
+resource "google_compute_subnetwork" "cluster" {
+  name                     = "${local.name}-cluster"
   network                  = google_compute_network.main.id
   region                   = var.region
-  ip_cidr_range            = cidrsubnet(var.network_cidr, 4, each.value)
+  ip_cidr_range            = cidrsubnet(var.network_cidr, 4, 0)
   private_ip_google_access = true
   log_config {
     aggregation_interval = "INTERVAL_5_SEC"
@@ -56,23 +59,48 @@ resource "google_service_networking_connection" "data" {
   reserved_peering_ranges = [google_compute_global_address.data.name]
 }
 
-# Traffic between zones: only the paths the AWS security groups allow (../aws/network.tf).
-resource "google_compute_firewall" "path" {
-  for_each = {
-    lb-web       = { from = "public", to = "web", ports = ["8000"] }
-    web-service  = { from = "web", to = "service", ports = ["4200"] }
-    service-data = { from = "service", to = "data", ports = ["5432", "6378", "9200"] }
-    web-data     = { from = "web", to = "data", ports = ["5432", "6378", "9200"] }
-    service-nfs  = { from = "service", to = "storage", ports = ["2049"] }
-  }
-  name          = "${local.name}-${each.key}"
+resource "google_compute_firewall" "cluster_internal" {
+  name          = "${local.name}-cluster-internal"
   network       = google_compute_network.main.id
   direction     = "INGRESS"
-  source_ranges = [google_compute_subnetwork.zone[each.value.from].ip_cidr_range]
-  target_tags   = ["bifrost-${each.value.to}"]
+  priority      = 1000
+  source_ranges = [google_compute_subnetwork.cluster.ip_cidr_range]
   allow {
     protocol = "tcp"
-    ports    = each.value.ports
+  }
+  allow {
+    protocol = "udp"
+  }
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+# Google's load balancer health checks (documented ranges) to the API on the nodes.
+resource "google_compute_firewall" "health_checks" {
+  name          = "${local.name}-health-checks"
+  network       = google_compute_network.main.id
+  direction     = "INGRESS"
+  priority      = 1000
+  source_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
+  target_tags   = ["bifrost-api"]
+  allow {
+    protocol = "tcp"
+    ports    = ["8000"]
+  }
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
+
+resource "google_compute_firewall" "deny_ingress" {
+  name          = "${local.name}-deny-ingress"
+  network       = google_compute_network.main.id
+  direction     = "INGRESS"
+  priority      = 65000
+  source_ranges = ["0.0.0.0/0"]
+  deny {
+    protocol = "all"
   }
   log_config {
     metadata = "INCLUDE_ALL_METADATA"
@@ -130,8 +158,7 @@ module "compute" {
   name            = local.name
   region          = var.region
   network         = google_compute_network.main.id
-  web_subnet      = google_compute_subnetwork.zone["web"].id
-  service_subnet  = google_compute_subnetwork.zone["service"].id
+  subnet          = google_compute_subnetwork.cluster.id
   kms_key         = google_kms_crypto_key.main.id
   gpu_type        = var.gpu_type
   gpu_nodes_max   = var.gpu_nodes_max

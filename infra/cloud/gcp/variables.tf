@@ -22,7 +22,7 @@ variable "replica_zone" {
 }
 
 variable "network_cidr" {
-  description = "Address range of the VPC; each security zone gets a /20"
+  description = "Address range of the VPC; the cluster subnet is its first /20"
   type        = string
   default     = "10.42.0.0/16"
 }

@@ -1,7 +1,7 @@
 # The hot and archive tiers as containers of one storage account: geo-zone-redundant (RA-GZRS:
 # copies in three zones and in the paired region), the customer key with infrastructure
-# encryption, HTTPS and TLS 1.2 only, no shared keys, reached from the web, service and storage
-# zones only. The archive container's blobs move to the Archive tier; hot versions expire.
+# encryption, HTTPS and TLS 1.2 only, no shared keys, reached only from the cluster subnet (its
+# service endpoint). The archive container's blobs move to the Archive tier; hot versions expire.
 variable "name" { type = string }
 variable "location" { type = string }
 variable "resource_group_name" { type = string }

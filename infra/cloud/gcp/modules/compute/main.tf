@@ -5,8 +5,7 @@
 variable "name" { type = string }
 variable "region" { type = string }
 variable "network" { type = string }
-variable "web_subnet" { type = string }
-variable "service_subnet" { type = string }
+variable "subnet" { type = string }
 variable "kms_key" { type = string }
 variable "gpu_type" { type = string }
 variable "gpu_nodes_max" { type = number }
@@ -23,7 +22,7 @@ resource "google_container_cluster" "main" {
   name                        = var.name
   location                    = var.region
   network                     = var.network
-  subnetwork                  = var.service_subnet
+  subnetwork                  = var.subnet
   remove_default_node_pool    = true
   initial_node_count          = 1
   deletion_protection         = true
@@ -104,7 +103,8 @@ resource "google_container_node_pool" "pool" {
     service_account   = google_service_account.nodes.email
     boot_disk_kms_key = var.kms_key
     labels            = merge(var.labels, { "bifrost/pool" = "bifrost-${each.key}" })
-    tags              = each.key == "gpu" ? ["bifrost-service"] : ["bifrost-web", "bifrost-service"]
+    # The cpu pool serves the API too: Google's health checks may reach it (../../main.tf).
+    tags = each.key == "gpu" ? ["bifrost-worker"] : ["bifrost-api", "bifrost-worker"]
     shielded_instance_config {
       enable_secure_boot          = true
       enable_integrity_monitoring = true
