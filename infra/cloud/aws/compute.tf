@@ -46,6 +46,7 @@ locals {
     BIFROST_HOT_ROOT     = "s3://${aws_s3_bucket.tier["hot"].bucket}/"
     BIFROST_ARCHIVE_ROOT = "s3://${aws_s3_bucket.tier["archive"].bucket}/"
     BIFROST_LOG_JSON     = "true"
+    BIFROST_RENDER_ROOT  = "/mnt/render"
     PREFECT_API_URL      = "http://prefect-server.${local.name}.internal:4200/api"
     AWS_REGION           = var.region
   }
@@ -198,7 +199,11 @@ resource "aws_ecs_task_definition" "service" {
     portMappings           = each.value.port == null ? [] : [{ containerPort = each.value.port, protocol = "tcp" }]
     environment            = [for k, v in local.environment : { name = k, value = v }]
     secrets                = [for k, v in each.value.secrets : { name = k, valueFrom = aws_secretsmanager_secret.bifrost[v].arn }]
-    mountPoints            = [{ sourceVolume = "scratch", containerPath = "/var/lib/bifrost" }]
+    # Workers also mount the shared file system: render jobs write their frames there.
+    mountPoints = concat(
+      [{ sourceVolume = "scratch", containerPath = "/var/lib/bifrost" }],
+      startswith(each.key, "worker") ? [{ sourceVolume = "render", containerPath = "/mnt/render" }] : [],
+    )
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -212,6 +217,20 @@ resource "aws_ecs_task_definition" "service" {
   # processes) is a task-local volume.
   volume {
     name = "scratch"
+  }
+  dynamic "volume" {
+    for_each = startswith(each.key, "worker") ? ["render"] : []
+    content {
+      name = volume.value
+      efs_volume_configuration {
+        file_system_id     = aws_efs_file_system.hot.id
+        transit_encryption = "ENABLED"
+        authorization_config {
+          access_point_id = aws_efs_access_point.workers.id
+          iam             = "ENABLED"
+        }
+      }
+    }
   }
 }
 
@@ -355,7 +374,10 @@ resource "aws_ecs_task_definition" "worker_gpu" {
       { name = "BIFROST_DATABASE_URL", valueFrom = aws_secretsmanager_secret.bifrost["worker_database_url"].arn },
       { name = "BIFROST_REDIS_URL", valueFrom = aws_secretsmanager_secret.bifrost["redis_url"].arn },
     ]
-    mountPoints = [{ sourceVolume = "scratch", containerPath = "/var/lib/bifrost" }]
+    mountPoints = [
+      { sourceVolume = "scratch", containerPath = "/var/lib/bifrost" },
+      { sourceVolume = "render", containerPath = "/mnt/render" },
+    ]
     logConfiguration = {
       logDriver = "awslogs"
       options = {
@@ -367,6 +389,17 @@ resource "aws_ecs_task_definition" "worker_gpu" {
   }])
   volume {
     name = "scratch"
+  }
+  volume {
+    name = "render"
+    efs_volume_configuration {
+      file_system_id     = aws_efs_file_system.hot.id
+      transit_encryption = "ENABLED"
+      authorization_config {
+        access_point_id = aws_efs_access_point.workers.id
+        iam             = "ENABLED"
+      }
+    }
   }
 }
 

@@ -216,7 +216,7 @@ locals {
     worker-cache    = { from = "worker", to = "cache", port = 6379, what = "flow runs invalidate the cache" }
     api-search      = { from = "api", to = "search", port = 443, what = "search queries" }
     worker-search   = { from = "worker", to = "search", port = 443, what = "indexing" }
-    worker-files    = { from = "worker", to = "files", port = 2049, what = "NFS hot tier for DCC hosts" }
+    worker-files    = { from = "worker", to = "files", port = 2049, what = "NFS render root" }
   }
   groups = {
     alb      = aws_security_group.alb.id

@@ -305,8 +305,8 @@ resource "aws_s3_bucket_lifecycle_configuration" "logs" {
   }
 }
 
-# The shared file system of the storage zone (EFS): the hot tier for DCC hosts and workers that
-# read frames as files (BIFROST_HOT_ROOT=/mnt/bifrost-hot on those hosts).
+# The shared file system of the storage zone (EFS): the render root the workers' render jobs
+# write frames to (BIFROST_RENDER_ROOT=/mnt/render, mounted through the access point as uid 10001).
 resource "aws_efs_file_system" "hot" {
   creation_token   = "${local.name}-hot"
   encrypted        = true
