@@ -462,3 +462,37 @@ def test_package_data_ships_every_resource_file() -> None:
             assert any(relative.match(pattern) for pattern in patterns.get(package, [])), (
                 f"{path.relative_to(ROOT)} is missing from pyproject's package-data for {package}"
             )
+
+
+def test_studio_setup_makes_passwords_and_a_certificate_once(tmp_path: Path) -> None:
+    """infra/studio/setup.sh on a copy of infra/: the .env it writes is all the compose file
+    needs, the certificate names the host, and a second run keeps both."""
+    if shutil.which("openssl") is None:
+        service_missing("openssl", "not on PATH")
+    copy = tmp_path / "infra"
+    for folder in ("studio", "small-team", "database"):
+        shutil.copytree(INFRA / folder, copy / folder, ignore=shutil.ignore_patterns(".env", "certs"))
+    setup = [str(copy / "studio" / "setup.sh"), "studio.example"]
+    first = subprocess.run(setup, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    env_file = copy / "studio" / ".env"
+    values = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+    assert set(values) == {f"{name}_PASSWORD" for name in COMPOSE_PASSWORDS}
+    assert len(set(values.values())) == len(values) and all(len(v) == 48 for v in values.values())
+    assert env_file.stat().st_mode & 0o077 == 0, ".env must be readable by its owner only"
+    pem = copy / "studio" / "certs" / "gateway.pem"
+    text = pem.read_text()
+    assert "PRIVATE KEY" in text and "CERTIFICATE" in text
+    names = subprocess.run(
+        ["openssl", "x509", "-noout", "-ext", "subjectAltName"], input=text, capture_output=True, text=True
+    )
+    assert "DNS:studio.example" in names.stdout
+
+    second = subprocess.run(setup, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0 and second.stdout == ""
+    assert dict(line.split("=", 1) for line in env_file.read_text().splitlines()) == values
+    assert pem.read_text() == text
+    # The compose file reads the passwords from the .env beside it.
+    done = compose_config(copy / "studio" / "compose.yaml", {})
+    assert done.returncode == 0, done.stderr
+    assert values["DB_API_PASSWORD"] in done.stdout
