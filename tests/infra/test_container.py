@@ -31,7 +31,7 @@ def podman(*arguments: str, timeout: float = 120) -> subprocess.CompletedProcess
 
 @pytest.fixture
 def containers() -> Iterator[list[str]]:
-    """Names of the containers a test starts; all removed at the end."""
+    """Names of the containers (and volumes) a test makes; all removed at the end."""
     if shutil.which("podman") is None:
         service_missing("podman (make tools)", "not on PATH")
     if podman("image", "exists", IMAGE).returncode != 0:
@@ -40,18 +40,26 @@ def containers() -> Iterator[list[str]]:
     yield names
     for name in names:
         podman("rm", "--force", "--time", "5", name)
+    for name in names:
+        podman("volume", "rm", "--force", name)
 
 
 def test_image_serves_the_api_and_reports_healthy(containers: list[str], pg_database_url: str) -> None:
     port = free_port()
     name = f"bifrost-test-{uuid.uuid4().hex[:8]}"
     containers.append(name)
-    # The host's network: the database listens on the host's loopback.
+    # The host's network: the database listens on the host's loopback. As ECS runs it
+    # (infra/cloud/aws/compute.tf): a read-only root, BIFROST_HOME and TMPDIR on a scratch
+    # volume (a named volume takes the image folder's owner, as Docker's and ECS's do), two
+    # worker processes (their metrics share a temporary folder).
+    scratch = f"{name}-scratch"
+    containers.append(scratch)
     started = podman(
         *(*RUN, "--detach", "--name", name, "--network", "host"),
-        *("--env", f"BIFROST_DATABASE_URL={pg_database_url}"),
+        *("--read-only", "--read-only-tmpfs=false", "--volume", f"{scratch}:/var/lib/bifrost"),
+        *("--env", f"BIFROST_DATABASE_URL={pg_database_url}", "--env", "TMPDIR=/var/lib/bifrost"),
         *("--env", f"BIFROST_HEALTHCHECK_URL=http://127.0.0.1:{port}/readyz"),
-        *(IMAGE, "serve", "--host", "127.0.0.1", "--port", str(port)),
+        *(IMAGE, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"),
     )
     assert started.returncode == 0, started.stderr
 

@@ -47,8 +47,10 @@ locals {
     BIFROST_ARCHIVE_ROOT = "s3://${aws_s3_bucket.tier["archive"].bucket}/"
     BIFROST_LOG_JSON     = "true"
     BIFROST_RENDER_ROOT  = "/mnt/render"
-    PREFECT_API_URL      = "http://prefect-server.${local.name}.internal:4200/api"
-    AWS_REGION           = var.region
+    # The root file system is read-only: temporary files go to the task's scratch volume.
+    TMPDIR          = "/var/lib/bifrost"
+    PREFECT_API_URL = "http://prefect-server.${local.name}.internal:4200/api"
+    AWS_REGION      = var.region
   }
   task_roles = toset(["api", "prefect-server", "worker"])
 }
