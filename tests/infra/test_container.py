@@ -94,3 +94,55 @@ def test_health_check_fails_when_the_api_does_not_answer(containers: list[str]) 
     health = podman("healthcheck", "run", name)
     assert health.returncode != 0
     assert "unhealthy" in (health.stdout + health.stderr)
+
+
+def test_image_runs_the_prefect_server_and_a_worker(containers: list[str], pg_database_url: str) -> None:
+    """The compose file's `prefect` and `worker-cpu` services: the Prefect server from the image
+    (`--entrypoint prefect`), and `bifrost worker` from it, online in its pool on that server."""
+    port = free_port()
+    server = f"bifrost-test-prefect-{uuid.uuid4().hex[:8]}"
+    containers.append(server)
+    started = podman(
+        *(*RUN, "--detach", "--name", server, "--network", "host", "--entrypoint", "prefect"),
+        *("--env", "PREFECT_HOME=/tmp/prefect", "--env", "PREFECT_SERVER_ANALYTICS_ENABLED=false"),
+        *(IMAGE, "server", "start", "--host", "127.0.0.1", "--port", str(port)),
+    )
+    assert started.returncode == 0, started.stderr
+    api = f"http://127.0.0.1:{port}/api"
+
+    def answers(url: str, body: dict | None = None) -> httpx.Response | None:
+        try:
+            if body is None:
+                return httpx.get(url, timeout=2)
+            return httpx.post(url, json=body, timeout=2)
+        except httpx.HTTPError:
+            return None
+
+    def healthy() -> bool:
+        health = answers(f"{api}/health")
+        return health is not None and health.status_code == 200
+
+    wait_for("the Prefect server in the container", healthy, timeout=120)
+
+    worker = f"bifrost-test-worker-{uuid.uuid4().hex[:8]}"
+    containers.append(worker)
+    started = podman(
+        *(*RUN, "--detach", "--name", worker, "--network", "host"),
+        *("--env", f"PREFECT_API_URL={api}", "--env", f"BIFROST_DATABASE_URL={pg_database_url}"),
+        *(IMAGE, "worker", "--pool", "bifrost-cpu"),
+    )
+    assert started.returncode == 0, started.stderr
+
+    def online() -> bool:
+        found = answers(f"{api}/work_pools/bifrost-cpu/workers/filter", {})
+        return (
+            found is not None
+            and found.status_code == 200
+            and [w["status"] for w in found.json()] == ["ONLINE"]
+        )
+
+    try:
+        wait_for("the worker online in bifrost-cpu", online, timeout=90)
+    except AssertionError:
+        logs = podman("logs", worker)
+        raise AssertionError(f"worker not online; its log:\n{(logs.stdout + logs.stderr)[-2000:]}") from None
