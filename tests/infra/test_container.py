@@ -1,7 +1,8 @@
 """The image of infra/containers/Dockerfile, run with podman (`make image` builds it; `make tools`
-does on CI): `bifrost serve` in it answers on a real PostgreSQL database, its HEALTHCHECK reports
-healthy, it runs as the unprivileged user, and it holds exactly the pinned dependencies. A
-container with no API listening is reported unhealthy, so the health check really probes.
+does on CI): `bifrost serve` in it answers on a real PostgreSQL database with a read-only root,
+its HEALTHCHECK reports healthy, it runs as the unprivileged user, and it holds exactly the pinned
+dependencies. A container with no API listening is reported unhealthy, so the health check
+really probes. The Prefect server and `bifrost worker` run from the same image.
 
 podman runs here with runc and explicit resource limits (infra/containers/build.sh says why)."""
 
