@@ -2,12 +2,14 @@
 does on CI): `bifrost serve` in it answers on a real PostgreSQL database with a read-only root,
 its HEALTHCHECK reports healthy, it runs as the unprivileged user, and it holds exactly the pinned
 dependencies. A container with no API listening is reported unhealthy, so the health check
-really probes. The Prefect server and `bifrost worker` run from the same image.
+really probes. From the same image: the Prefect server, the CLI (`init`, `deploy`, `flow run`)
+and a worker that runs a deployment's flow run to Completed.
 
 podman runs here with runc and explicit resource limits (infra/containers/build.sh says why)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import uuid
@@ -23,6 +25,7 @@ from tests.support.waiting import wait_for
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 IMAGE = "localhost/bifrost:latest"
 LOCK = Path(__file__).resolve().parents[2] / "infra" / "containers" / "requirements.lock"
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RUN = ["run", "--runtime", "runc", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 
 
@@ -97,53 +100,61 @@ def test_health_check_fails_when_the_api_does_not_answer(containers: list[str]) 
     assert "unhealthy" in (health.stdout + health.stderr)
 
 
-def test_image_runs_the_prefect_server_and_a_worker(containers: list[str], pg_database_url: str) -> None:
-    """The compose file's `prefect` and `worker-cpu` services: the Prefect server from the image
-    (`--entrypoint prefect`), and `bifrost worker` from it, online in its pool on that server."""
+def test_image_runs_the_prefect_server_the_cli_and_a_worker_that_runs_a_flow(
+    containers: list[str], pg_database_url: str
+) -> None:
+    """The compose file's `prefect`, `migrate` and `worker-cpu` services, from the one image: the
+    Prefect server (`--entrypoint prefect`); `bifrost init` and `bifrost deploy` (the CLI); a
+    `bifrost worker` that runs a deployment's flow run from the sources at BIFROST_CHECKOUT
+    (the deployments' pull step) to Completed."""
     port = free_port()
-    server = f"bifrost-test-prefect-{uuid.uuid4().hex[:8]}"
-    containers.append(server)
-    started = podman(
-        *(*RUN, "--detach", "--name", server, "--network", "host", "--entrypoint", "prefect"),
-        *("--env", "PREFECT_HOME=/tmp/prefect", "--env", "PREFECT_SERVER_ANALYTICS_ENABLED=false"),
-        *(IMAGE, "server", "start", "--host", "127.0.0.1", "--port", str(port)),
-    )
-    assert started.returncode == 0, started.stderr
     api = f"http://127.0.0.1:{port}/api"
+    environment = ("--env", f"PREFECT_API_URL={api}", "--env", f"BIFROST_DATABASE_URL={pg_database_url}")
 
-    def answers(url: str, body: dict | None = None) -> httpx.Response | None:
+    def start(name: str, *arguments: str) -> None:
+        containers.append(name)
+        started = podman(*RUN, "--detach", "--name", name, "--network", "host", *arguments)
+        assert started.returncode == 0, started.stderr
+
+    def cli(*arguments: str) -> str:
+        done = podman(*RUN, "--rm", "--network", "host", *environment, *arguments)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def get(path: str) -> httpx.Response | None:
         try:
-            if body is None:
-                return httpx.get(url, timeout=2)
-            return httpx.post(url, json=body, timeout=2)
+            return httpx.get(f"{api}{path}", timeout=2)
         except httpx.HTTPError:
             return None
 
-    def healthy() -> bool:
-        health = answers(f"{api}/health")
-        return health is not None and health.status_code == 200
-
-    wait_for("the Prefect server in the container", healthy, timeout=120)
-
-    worker = f"bifrost-test-worker-{uuid.uuid4().hex[:8]}"
-    containers.append(worker)
-    started = podman(
-        *(*RUN, "--detach", "--name", worker, "--network", "host"),
-        *("--env", f"PREFECT_API_URL={api}", "--env", f"BIFROST_DATABASE_URL={pg_database_url}"),
-        *(IMAGE, "worker", "--pool", "bifrost-cpu"),
+    tag = uuid.uuid4().hex[:8]
+    start(
+        f"bifrost-test-prefect-{tag}",
+        *("--entrypoint", "prefect", "--env", "PREFECT_HOME=/tmp/prefect"),
+        *(IMAGE, "server", "start", "--host", "127.0.0.1", "--port", str(port)),
     )
-    assert started.returncode == 0, started.stderr
+    wait_for(
+        "the Prefect server in the container", lambda: getattr(get("/health"), "status_code", 0) == 200, 120
+    )
 
-    def online() -> bool:
-        found = answers(f"{api}/work_pools/bifrost-cpu/workers/filter", {})
-        return (
-            found is not None
-            and found.status_code == 200
-            and [w["status"] for w in found.json()] == ["ONLINE"]
-        )
+    token = cli(IMAGE, "init").strip().splitlines()[-1]
+    assert token.startswith("bft_")
+    assert "automation" in cli("--env", f"BIFROST_TOKEN={token}", IMAGE, "deploy")
+    worker = f"bifrost-test-worker-{tag}"
+    start(worker, *environment, IMAGE, "worker", "--pool", "bifrost-cpu")
+    started = json.loads(
+        cli("--env", f"BIFROST_TOKEN={token}", IMAGE, "flow", "run", "verify", "--deployment", "--json")
+    )
+
+    def finished() -> bool:
+        run = get(f"/flow_runs/{started['run_id']}")
+        return run is not None and run.status_code == 200 and run.json()["state"]["type"] in FINAL
 
     try:
-        wait_for("the worker online in bifrost-cpu", online, timeout=90)
+        wait_for("the verify run on the worker", finished, timeout=120)
     except AssertionError:
         logs = podman("logs", worker)
-        raise AssertionError(f"worker not online; its log:\n{(logs.stdout + logs.stderr)[-2000:]}") from None
+        raise AssertionError(
+            f"the run did not finish; the worker's log:\n{(logs.stdout + logs.stderr)[-2000:]}"
+        ) from None
+    assert get(f"/flow_runs/{started['run_id']}").json()["state"]["type"] == "COMPLETED"
