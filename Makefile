@@ -31,11 +31,12 @@ test: $(STAMP) lint
 # the farm's real-renderer test, Prometheus and promtool for the alert rules in infra/, HAProxy
 # for `bifrost gateway`, ffmpeg and ffprobe for review media (drawtext with freetype, libx264;
 # EXR and OCIO come from the OpenImageIO wheel), Chromium for the web interface's tests
-# (Playwright, from the pip dev extra, drives it: its own browser download is not used).
+# (Playwright, from the pip dev extra, drives it: its own browser download is not used),
+# pgBackRest for the database's backups and the restore drill (tests/infra).
 # For infra/: podman, runc and mmdebstrap build and run the container image (`make image`;
 # crun cannot run on these machines' hybrid cgroups), docker-compose validates the studio's
 # compose file (`docker-compose config`, no daemon needed), psql applies the database roles.
-DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium podman runc mmdebstrap docker-compose postgresql-client
+DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium pgbackrest podman runc mmdebstrap docker-compose postgresql-client
 tools: iac-tools
 	@missing=$$(for p in $(DEBIAN_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi

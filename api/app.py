@@ -30,6 +30,7 @@ from api.routers import (
     people,
     production,
     render,
+    replication,
     reviews,
     tasks,
     versions,
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(metrics.router)
     for module in (production, assets, tasks, versions, reviews, people, events, bulk, flows, render):
         app.include_router(module.router)
+    app.include_router(replication.router)
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=1)
     app.add_middleware(
         RequestMiddleware,

@@ -37,11 +37,14 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from starlette.types import Scope
 
+from api.backup_metrics import backup_metrics
 from bifrost_core.config import Settings
 from bifrost_core.db.database import Database
 from bifrost_core.db.uow import UnitOfWork
+from bifrost_core.errors import ConfigError
 from bifrost_core.ingest import upkeep
 from bifrost_core.render.repository import farm_counts
+from bifrost_core.replication import service as replication
 from bifrost_core.storage.roots import normalise_root
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -133,6 +136,8 @@ class StoreCollector:
             _gauge("bifrost_render_jobs", "Render jobs by state", "state", job_states.items()),
             _gauge("bifrost_render_chunks", "Render chunks by state (pending: the farm's queue)", "state",
                    chunk_states.items()),
+            *replication_gauges(self.database, self.settings),
+            *backup_metrics(self.database, self.settings),
         ]  # fmt: skip
 
     def _local_disks(self) -> list[tuple[str, int, int]]:
@@ -148,6 +153,28 @@ class StoreCollector:
                 continue  # not there (yet): readiness reports that
             disks.append((tier, disk.total, disk.free))
         return disks
+
+
+def replication_gauges(database: Database, settings: Settings) -> list[Metric]:
+    """The lag of each replica (bifrost_core/replication): blobs and bytes not yet copied and
+    verified there, and the age of the oldest of them (0 when none is behind)."""
+    try:
+        replicas = replication.configured(database, settings)
+    except ConfigError:
+        replicas = []  # a replica that clashes with a project's root: `bifrost storage replicas` says which
+    lags = replication.lag(database, replicas)
+    families = [
+        GaugeMetricFamily(name, documentation, labels=["tier", "replica"])
+        for name, documentation in (
+            ("bifrost_replication_lag_blobs", "Blobs of a tier not yet copied and verified on a replica"),
+            ("bifrost_replication_lag_bytes", "Bytes of a tier not yet copied and verified on a replica"),
+            ("bifrost_replication_lag_oldest_seconds", "Age of the oldest blob not yet on a replica"),
+        )
+    ]
+    for lag in lags:
+        for family, value in zip(families, (lag.blobs, lag.bytes, lag.oldest_seconds or 0.0), strict=True):
+            family.add_metric([lag.tier, lag.replica], value)
+    return families
 
 
 def _gauge(name: str, documentation: str, label: str, values: Iterable[tuple[str, float]]) -> Metric:

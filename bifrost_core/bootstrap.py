@@ -61,6 +61,7 @@ def initialise(settings: Settings) -> InitResult:
     """
     # Imported here: the storage package pulls in fsspec and blake3.
     from bifrost_core.ingest.roots import check_every_root
+    from bifrost_core.replication.service import check_replicas
 
     # Reach the database first, so an unreachable server leaves no home behind.
     database = open_database(settings, require_schema=False)
@@ -68,6 +69,7 @@ def initialise(settings: Settings) -> InitResult:
         settings.home.mkdir(parents=True, exist_ok=True)
         migrate.upgrade(database)
         check_every_root(database, settings)
+        check_replicas(database, settings)
         with UnitOfWork(database) as uow:
             session = uow.session
             admin = session.scalar(select(User).where(User.username == ADMIN))

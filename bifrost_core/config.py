@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bifrost_core.errors import ConfigError
+from bifrost_core.replication.roots import check_replica_roots, parse_replicas
 from bifrost_core.storage.roots import normalise_root
 
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
         description=(
             "Folders and URL prefixes a project's storage tiers may be inside, as a JSON list or "
             "comma-separated; empty: the hot and archive roots and $BIFROST_HOME/storage"
+        ),
+    )
+    storage_replicas: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description=(
+            "Replicas of each tier, copied to by the `replicate` flow, as JSON: "
+            '{"hot": ["s3://dr-hot", "/mnt/dr/hot"]}; each inside the allowed roots'
         ),
     )
     render_root: str = Field(
@@ -175,6 +183,22 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_allowed_roots(cls, value: list[str]) -> list[str]:
         return [normalise_root(root) for root in value]
+
+    @field_validator("storage_replicas", mode="before")
+    @classmethod
+    def _parse_replicas(cls, value: object) -> object:
+        return parse_replicas(value) if isinstance(value, dict) else value
+
+    @model_validator(mode="after")
+    def _replicas_elsewhere(self) -> Settings:
+        primaries = {name: [normalise_root(root)] for name, root in self.tier_roots.items()}
+        check_replica_roots(self.storage_replicas, primaries, self.allowed_storage_roots)
+        return self
+
+    @property
+    def replica_roots(self) -> list[str]:
+        """Every tier's replica roots, normalised."""
+        return [root for roots in self.storage_replicas.values() for root in roots]
 
     @property
     def allowed_storage_roots(self) -> list[str]:

@@ -7,6 +7,7 @@ from bifrost_core.idempotency.models import IdempotencyKey
 from bifrost_core.ingest.models import IngestFile, IngestRecord
 from bifrost_core.projects.models import Episode, Project, Sequence, Shot
 from bifrost_core.render.models import RenderChunk, RenderJob
+from bifrost_core.replication.models import BlobReplica
 from bifrost_core.reviews.models import Decision, Note, Playlist, PlaylistItem
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.storage.models import Blob, BlobLease, BlobLocation
@@ -23,6 +24,7 @@ __all__ = [
     "Blob",
     "BlobLease",
     "BlobLocation",
+    "BlobReplica",
     "Casting",
     "Decision",
     "Episode",

@@ -30,6 +30,7 @@ from cli import (
     versions,
     workflow,
 )
+from cli import backup as backup_cli
 from cli import flows as flows_cli
 from cli import ingest as ingest_cli
 from cli import render as render_cli
@@ -86,6 +87,7 @@ app.add_typer(flows_cli.app, name="flow")
 app.command()(flows_cli.deploy)
 app.command()(storage_cli.verify)
 app.add_typer(storage_cli.app, name="storage")
+app.add_typer(backup_cli.app, name="backup")
 app.add_typer(render_cli.app, name="render")
 app.add_typer(review_cli.app, name="review")
 app.add_typer(server_cli.app, name="server")

@@ -11,8 +11,9 @@ from cli.output import JsonOption, cell, print_json, say
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
+    from bifrost_core.replication.service import ReplicaLag
 
-app = typer.Typer(no_args_is_help=True, help="Stored content: garbage collection and usage.")
+app = typer.Typer(no_args_is_help=True, help="Stored content: garbage collection, usage and replicas.")
 
 EXIT_DAMAGED = 9
 
@@ -44,15 +45,29 @@ def verify(
     finally:
         database.dispose()
     if as_json:
-        print_json({"checked": report.checked, "findings": [vars(finding) for finding in report.findings]})
+        print_json(
+            {
+                "checked": report.checked,
+                "copies_checked": report.copies_checked,
+                "findings": [vars(finding) for finding in report.findings],
+                "unreachable": report.unreachable,
+                "replication": [vars(lag) for lag in report.replication],
+            }
+        )
     else:
         for finding in report.findings:
+            where = finding.tier if finding.replica is None else f"{finding.tier} replica {finding.replica}"
             say(
-                f"{finding.problem.split(' ')[0].upper()}: blob {finding.hash} in {finding.tier} "
+                f"{finding.problem.split(' ')[0].upper()}: blob {finding.hash} in {where} "
                 f"at {finding.url}: {finding.problem}",
                 err=True,
             )
-        typer.echo(f"verified {report.checked} blob location(s): {len(report.findings)} damaged")
+        for problem in report.unreachable:
+            say(f"UNREACHABLE: {problem}", err=True)
+        copies = f" and {report.copies_checked} replica copies" if report.replication else ""
+        typer.echo(f"verified {report.checked} blob location(s){copies}: {len(report.findings)} damaged")
+        for line in _lag_lines(report.replication):
+            say(line)
     if not report.ok:
         raise typer.Exit(EXIT_DAMAGED)
 
@@ -90,6 +105,53 @@ def gc(
         typer.echo(f"skipped: … and {report.skipped - len(report.skipped_examples)} more", err=True)
 
 
+def _lag_lines(lags: list[ReplicaLag]) -> list[str]:
+    return [
+        f"replica {lag.replica} of {lag.tier}: {lag.replicated} blob(s) replicated, {lag.blobs} not yet "
+        f"({lag.bytes:,} bytes; oldest {_age(lag.oldest_seconds)})"
+        for lag in lags
+    ]
+
+
+def _age(seconds: float | None) -> str:
+    return "none" if seconds is None else f"{seconds:,.0f} s old"
+
+
+def _replication_lag(database: Database) -> list[ReplicaLag]:
+    from bifrost_core.replication import service as replication
+
+    return replication.lag(database, replication.configured(database, settings()))
+
+
+@app.command()
+def replicas(as_json: bool = JsonOption) -> None:
+    """Each tier's replicas (BIFROST_STORAGE_REPLICAS) and how far each is behind: blobs and
+    bytes not yet copied and verified there, and the age of the oldest of them."""
+    database = _open_database()
+    try:
+        lags = _replication_lag(database)
+    finally:
+        database.dispose()
+    if as_json:
+        print_json([vars(lag) for lag in lags])
+        return
+    if not lags:
+        typer.echo("no replicas configured (BIFROST_STORAGE_REPLICAS)")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Replicas and their lag")
+    for header in ("tier", "replica", "replicated", "behind", "bytes behind", "oldest behind"):
+        table.add_column(header, justify="left" if header in ("tier", "replica") else "right")
+    for lag in lags:
+        oldest = "-" if lag.oldest_seconds is None else f"{lag.oldest_seconds:,.0f} s"
+        table.add_row(
+            cell(lag.tier), cell(lag.replica), str(lag.replicated), str(lag.blobs), f"{lag.bytes:,}", oldest
+        )
+    Console().print(table)
+
+
 @app.command()
 def du(as_json: bool = JsonOption) -> None:
     """Bytes stored per tier and project (recorded), and per tier root (on the store)."""
@@ -101,6 +163,7 @@ def du(as_json: bool = JsonOption) -> None:
         per_project = upkeep.du(database)
         per_tier = upkeep.tier_totals(database)
         roots = upkeep.physical(config, upkeep.tier_roots(database, config).items())
+        lags = _replication_lag(database)
     finally:
         database.dispose()
     if as_json:
@@ -109,6 +172,7 @@ def du(as_json: bool = JsonOption) -> None:
                 "projects": [vars(usage) for usage in per_project],
                 "tiers": [vars(usage) for usage in per_tier],
                 "roots": [{"tier": tier, "root": root, "bytes": size} for tier, root, size in roots],
+                "replication": [vars(lag) for lag in lags],
             }
         )
         return
@@ -128,3 +192,5 @@ def du(as_json: bool = JsonOption) -> None:
     for tier, root, size in roots:
         table.add_row("on the store", cell(f"{tier} ({root})"), "", f"{size:,}")
     Console().print(table)
+    for line in _lag_lines(lags):
+        say(line)

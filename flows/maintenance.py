@@ -53,6 +53,16 @@ class VerifySummary:
             f"| missing | {sum(f.problem == 'missing' for f in findings)} |",
             f"| corrupt | {sum(f.problem != 'missing' for f in findings)} |",
         ]
+        if self.report.replication:
+            lines.insert(-3, f"| replica copies checked | {self.report.copies_checked} |")
+            lines += ["", "## Replicas", ""]
+            lines += [f"- {escape_markdown(problem)}" for problem in self.report.unreachable]
+            lines += [
+                f"- {escape_markdown(lag.tier)} replica {escape_markdown(lag.replica)}: {lag.blobs} blob(s), "
+                f"{lag.bytes:,} bytes not yet replicated"
+                + ("" if lag.oldest_seconds is None else f", the oldest {lag.oldest_seconds:,.0f} s old")
+                for lag in self.report.replication
+            ]
         if findings:
             lines += ["", "## Damaged", ""]
             lines += [
@@ -65,7 +75,13 @@ class VerifySummary:
 
     def tables(self) -> list[tuple[str, str, list[dict[str, Any]]]]:
         rows = [
-            {"hash": f.hash, "tier": escape(f.tier), "url": escape(f.url), "problem": f.problem}
+            {
+                "hash": f.hash,
+                "tier": escape(f.tier),
+                "replica": escape(f.replica or ""),
+                "url": escape(f.url),
+                "problem": f.problem,
+            }
             for f in self.report.findings
         ]
         return [("damaged", "blob locations found missing or corrupt", rows)]
@@ -123,6 +139,12 @@ def verify(
     summary = VerifySummary(verify_blobs(sample, tier), sample=sample, tier=tier)
     if not summary.report.ok:
         damage = f"{len(summary.report.findings)} of {summary.report.checked} blob location(s) damaged"
+        if summary.report.replication:
+            damage = (
+                f"{len(summary.report.findings)} of {summary.report.checked} blob location(s) and "
+                f"{summary.report.copies_checked} replica copies damaged"
+            )
+        damage = "; ".join([damage, *summary.report.unreachable])
         publish_artifacts("verify", summary, failure=damage)
         return Failed(message=f"verify: {damage}", data=DamagedContent(f"verify: {damage}"))
     publish_artifacts("verify", summary)

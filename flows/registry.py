@@ -161,6 +161,32 @@ FLOWS: dict[str, FlowEntry] = {
             schedules=({"cron": "0 4 * * 0", "parameters": {"actor": SERVICE_USER, "dry_run": True}},),
         ),
         FlowEntry(
+            name="replicate",
+            entrypoint="flows/replicate.py:replicate",
+            action=ADMIN_ONLY,
+            scope=STUDIO,
+            description="Copy new blobs to their tier's replicas, verified; fails if one is unreachable",
+            concurrency_limit=1,
+            tags=("bifrost", "maintenance"),
+            # Every 5 minutes: with a run's own time, the content's RPO stays well under 15 minutes.
+            schedules=({"interval": 300, "parameters": {"actor": SERVICE_USER}},),
+        ),
+        FlowEntry(
+            name="database-backup",
+            entrypoint="flows/backup.py:database_backup",
+            action=ADMIN_ONLY,
+            scope=STUDIO,
+            description="Back the database up (pgBackRest base backup of PostgreSQL, or a SQLite copy)",
+            concurrency_limit=1,
+            tags=("bifrost", "maintenance", "backup"),
+            # A full backup each Sunday and a differential the other nights; WAL is archived
+            # continuously by PostgreSQL itself (infra/postgres), so these bound the replay.
+            schedules=(
+                {"cron": "0 1 * * 0", "parameters": {"actor": SERVICE_USER, "kind": "full"}},
+                {"cron": "0 1 * * 1-6", "parameters": {"actor": SERVICE_USER, "kind": "diff"}},
+            ),
+        ),
+        FlowEntry(
             name="render",
             entrypoint="flows/render.py:render",
             action="render.submit",

@@ -64,7 +64,11 @@ def list_projects(
 @router.post("/projects", response_model=ProjectRead, status_code=201, tags=["projects"])
 def create_project(ctx: CtxDep, data: ProjectCreate) -> Response:
     project = service.create_project(
-        ctx.session, actor=ctx.actor, data=data, allowed_roots=ctx.state.settings.allowed_storage_roots
+        ctx.session,
+        actor=ctx.actor,
+        data=data,
+        allowed_roots=ctx.state.settings.allowed_storage_roots,
+        replica_roots=ctx.state.settings.replica_roots,
     )
     return ctx.done(ProjectRead.model_validate(project), 201)
 
@@ -89,6 +93,7 @@ def update_project(ctx: CtxDep, project_id: Id, data: ProjectUpdate) -> Response
         project_id=project_id,
         data=data,
         allowed_roots=ctx.state.settings.allowed_storage_roots,
+        replica_roots=ctx.state.settings.replica_roots,
     )
     return ctx.done(ProjectRead.model_validate(project))
 

@@ -20,6 +20,8 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.ingest.models import IngestFile
 from bifrost_core.ingest.roots import blob_store
 from bifrost_core.projects.models import Project
+from bifrost_core.replication import service as replication
+from bifrost_core.replication.service import ReplicaLag
 from bifrost_core.storage import leases
 from bifrost_core.storage.blobstore import BlobInfo, BlobStore, root_of
 from bifrost_core.storage.errors import StorageError
@@ -33,22 +35,30 @@ class Finding:
     tier: str
     url: str
     problem: str
+    replica: str | None = None  # the replica's root, for a copy on a replica
 
 
 @dataclass
 class VerifyReport:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
+    copies_checked: int = 0  # copies on replicas
+    # Replicas that could not be read (their copies are left as recorded), and each one's lag.
+    unreachable: list[str] = field(default_factory=list)
+    replication: list[ReplicaLag] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.unreachable
 
 
 def verify(
     database: Database, settings: Settings, *, sample: int | None = None, tier: str | None = None
 ) -> VerifyReport:
-    """Rehash every recorded blob location (or a random sample) and report corrupt or missing ones."""
+    """Rehash every recorded blob location (or a random sample) and report corrupt or missing
+    ones; then the same of the copies recorded on the tiers' replicas (see
+    bifrost_core/replication), with each replica's lag."""
+    replicas = replication.configured(database, settings, tier=tier)
     with UnitOfWork(database) as uow:
         stmt = select(BlobLocation.id, Blob.hash, Blob.size, BlobLocation.tier, BlobLocation.url).join(
             Blob, Blob.id == BlobLocation.blob_id
@@ -76,6 +86,11 @@ def verify(
                 BlobLocation.__table__.update().where(BlobLocation.id.in_(chunk)).values(verified_at=now)
             )
         uow.commit()
+    copies = replication.verify_copies(database, settings, replicas, sample=sample)
+    report.copies_checked = copies.checked
+    report.findings += [Finding(f.hash, f.tier, f.url, f.problem, f.replica) for f in copies.findings]
+    report.unreachable = copies.unreachable
+    report.replication = replication.lag(database, replicas)
     return report
 
 
@@ -142,7 +157,7 @@ def gc(
     leases.drop_expired(database)
     with UnitOfWork(database) as uow:
         ids = uow.session.scalars(select(Blob.id).where(*_removable(cutoff)).order_by(Blob.id)).all()
-    roots = tier_roots(database, settings)
+    roots = {**tier_roots(database, settings), **replication.replica_roots(settings)}
     for start in range(0, len(ids), GC_CHUNK):
         roots.update(_remove_records(database, ids[start : start + GC_CHUNK], cutoff, report))
 
@@ -176,7 +191,7 @@ def _gc_plan(database: Database, settings: Settings, cutoff: datetime, report: G
     report.records_removed = len(unused)
     going = {digest for digest, _size in unused}
     horizon = cutoff.timestamp()
-    for root, name in tier_roots(database, settings).items():
+    for root, name in {**tier_roots(database, settings), **replication.replica_roots(settings)}.items():
         report.roots.append(root)
         try:
             for info in blob_store(settings, root, name).iter_blobs():

@@ -41,13 +41,19 @@ def ensure_active(project: Project, *, doing: str) -> Project:
 
 
 def create_project(
-    session: Session, *, actor: Actor, data: ProjectCreate, allowed_roots: Collection[str] = ()
+    session: Session,
+    *,
+    actor: Actor,
+    data: ProjectCreate,
+    allowed_roots: Collection[str] = (),
+    replica_roots: Collection[str] = (),
 ) -> Project:
     """`allowed_roots` (normalised, see Settings.allowed_storage_roots) bound the project's
-    storage tier roots; without them it can have none of its own."""
+    storage tier roots; without them it can have none of its own. None may be (or nest
+    with) one of the `replica_roots` (Settings.replica_roots)."""
     permissions.require_admin(actor, "create projects")
     fields = data.model_dump()
-    fields["storage_tiers"] = check_tier_roots(data.storage_tiers, allowed_roots)
+    fields["storage_tiers"] = check_tier_roots(data.storage_tiers, allowed_roots, replica_roots)
     project = add_new(ProjectRepository(session, actor), Project(**fields), unique=("code",))
     workflow.install_defaults(session, project_id=project.id)
     return project
@@ -60,8 +66,10 @@ def update_project(
     project_id: int,
     data: ProjectUpdate,
     allowed_roots: Collection[str] = (),
+    replica_roots: Collection[str] = (),
 ) -> Project:
-    """Changing the storage tiers takes an admin, and roots inside `allowed_roots`."""
+    """Changing the storage tiers takes an admin, and roots inside `allowed_roots`, away
+    from the `replica_roots`."""
     repository = ProjectRepository(session, actor)
     project = repository.get(project_id)
     permissions.require(actor, "project.update", project.id)
@@ -69,7 +77,7 @@ def update_project(
     if update.get("storage_tiers") is not None and update["storage_tiers"] != project.storage_tiers:
         # Tier roots are where Bifrost writes and gc deletes: the studio's decision.
         permissions.require_admin(actor, "change a project's storage tiers")
-        update["storage_tiers"] = check_tier_roots(update["storage_tiers"], allowed_roots)
+        update["storage_tiers"] = check_tier_roots(update["storage_tiers"], allowed_roots, replica_roots)
     return apply_update(repository, project, update)
 
 

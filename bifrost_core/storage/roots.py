@@ -47,9 +47,12 @@ def is_inside(root: str, allowed: str) -> bool:
     return root == allowed or root.startswith(prefix)
 
 
-def check_tier_roots(tiers: Mapping[str, str], allowed: Collection[str]) -> dict[str, str]:
+def check_tier_roots(
+    tiers: Mapping[str, str], allowed: Collection[str], replicas: Collection[str] = ()
+) -> dict[str, str]:
     """`tiers` with each root normalised, or InvalidInput naming the first root that is not
-    inside one of the `allowed` (normalised) roots."""
+    inside one of the `allowed` (normalised) roots, or that is, holds or lies inside one of
+    the `replicas` roots (a tier written to a replica would be copied onto itself)."""
     checked: dict[str, str] = {}
     for name, root in tiers.items():
         try:
@@ -63,6 +66,13 @@ def check_tier_roots(tiers: Mapping[str, str], allowed: Collection[str]) -> dict
                 f"({shown}; BIFROST_STORAGE_ALLOWED_ROOTS)",
                 tier=name,
                 allowed=list(allowed),
+            )
+        replica = next((r for r in replicas if is_inside(normal, r) or is_inside(r, normal)), None)
+        if replica is not None:
+            raise InvalidInput(
+                f"storage tier {name}: root {normal!r} is the same as or nested with the replica {replica!r} "
+                "(BIFROST_STORAGE_REPLICAS)",
+                tier=name,
             )
         checked[name] = normal
     return checked

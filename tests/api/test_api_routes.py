@@ -121,6 +121,7 @@ ROUTES: dict[tuple[str, str], tuple[str, Any]] = {
     ("GET", "/renders/{render_id}"): (SCOPED, None),
     ("POST", "/renders/{render_id}/retry-failed"): (SCOPED, None),
     ("POST", "/renders/{render_id}/cancel"): (SCOPED, None),
+    ("GET", "/storage/replicas"): (ADMIN, None),
     (
         "POST",
         "/projects/{project_id}/bulk",

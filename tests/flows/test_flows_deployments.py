@@ -156,11 +156,14 @@ def test_bifrost_deploy_sets_up_pools_deployments_automation_and_service_user(
         # The pull step keeps its placeholder: the worker resolves it, at each run.
         assert deployment.pull_steps == PULL_STEPS
         assert deployment.path is None
-        # Cron or interval (seconds), as the registry writes them.
-        assert [
+        # Cron or interval (seconds), as the registry writes them (Prefect keeps no order among
+        # a deployment's schedules).
+        served = [
             (getattr(s.schedule, "cron", None) or s.schedule.interval.total_seconds(), s.parameters)
             for s in deployment.schedules
-        ] == [(s.get("cron") or s["interval"], s["parameters"]) for s in spec["schedules"]]
+        ]
+        scheduled = [(s.get("cron") or s["interval"], s["parameters"]) for s in spec["schedules"]]
+        assert sorted(served, key=repr) == sorted(scheduled, key=repr)
         # Flat typed parameters: the Prefect UI's form is one level, and asks for the actor.
         schema = deployment.parameter_openapi_schema
         assert set(schema["properties"]) == set(FLOWS[name].parameters_model().model_fields)

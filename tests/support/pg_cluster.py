@@ -1,5 +1,6 @@
 """PostgreSQL clusters of a test's own, from Debian's server binaries: `initdb` a primary on a
-free port, a streaming replica of it by `pg_basebackup -R`, started and stopped by the test.
+free port, a streaming replica of it by `pg_basebackup -R`, started, stopped (or killed) by the
+test. A cluster archiving its WAL with pgBackRest: tests/support/pgbackrest.py.
 
 As root (CI here) the servers run as the `postgres` user, which PostgreSQL requires."""
 
@@ -7,8 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +64,14 @@ class Cluster:
         return subprocess.run(_as_server_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"]),
                               capture_output=True).returncode == 0  # fmt: skip
 
+    def kill(self) -> None:
+        """Kill the server as a crash would: SIGKILL to the postmaster (its backends end with it)."""
+        pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def replica(self, root: Path) -> Cluster:
         """A streaming replica (hot standby) of this running cluster, started."""
         replica = Cluster(root, free_port())
@@ -71,7 +82,7 @@ class Cluster:
         return replica
 
 
-def _owned_folder() -> Path:
+def owned_folder() -> Path:
     """A folder the server user may write (pytest's tmp_path is the test user's alone)."""
     folder = Path(tempfile.mkdtemp(prefix="bifrost-pg-"))
     if os.geteuid() == 0:
@@ -82,7 +93,7 @@ def _owned_folder() -> Path:
 @contextmanager
 def primary_with_replica() -> Iterator[tuple[Cluster, Cluster]]:
     """A primary (wal_level replica, fsync off: a test's data) and one streaming replica."""
-    primary = Cluster(_owned_folder(), free_port())
+    primary = Cluster(owned_folder(), free_port())
     replica: Cluster | None = None
     try:
         primary.run("initdb", "-D", str(primary.data), "-U", "postgres", "-A", "trust", "--no-sync")
@@ -94,7 +105,7 @@ def primary_with_replica() -> Iterator[tuple[Cluster, Cluster]]:
             full_page_writes="off",
         )
         primary.start()
-        replica = primary.replica(_owned_folder())
+        replica = primary.replica(owned_folder())
         yield primary, replica
     finally:
         for cluster in (replica, primary):
