@@ -43,7 +43,11 @@ def containers() -> Iterator[list[str]]:
     names: list[str] = []
     yield names
     for name in names:
-        podman("rm", "--force", "--time", "5", name)
+        # A removal can lose a race with podman's own clean-up of an exited container: retried.
+        for _ in range(3):
+            if podman("container", "exists", name).returncode != 0:
+                break
+            podman("rm", "--force", "--time", "5", name)
     for name in names:
         podman("volume", "rm", "--force", name)
 
