@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench serve clean tools
+.PHONY: install demo test lint bench serve clean tools iac-tools image lock
 
 # The Python client (clients/python) is a distribution of its own; the tests use it.
 $(STAMP): pyproject.toml clients/python/pyproject.toml
@@ -34,13 +34,37 @@ test: $(STAMP) lint
 # (Playwright, from the pip dev extra, drives it: its own browser download is not used),
 # pgBackRest for the database's backups and the restore drill (tests/infra),
 # rclone for bench/archive.py's comparison.
-DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium pgbackrest rclone
-tools:
+# For infra/: podman, runc and mmdebstrap build and run the container image (`make image`;
+# crun cannot run on these machines' hybrid cgroups), docker-compose validates the studio's
+# compose file (`docker-compose config`, no daemon needed), psql applies the database roles.
+DEBIAN_TOOLS := blender prometheus haproxy ffmpeg chromium pgbackrest rclone podman runc mmdebstrap docker-compose postgresql-client
+tools: iac-tools
 	@missing=$$(for p in $(DEBIAN_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+	@# A failed build (a registry unreachable for a moment) fails tests/infra/test_container.py,
+	@# with its reason, instead of stopping every other test from running.
+	-$(MAKE) image
+
+# checkov (tests/infra/test_iac.py) in a venv of its own: its pins conflict with Bifrost's
+# (boto3, packaging). Installed from infra/cloud/checkov.lock, every package pinned.
+IAC_VENV := .venv-iac
+$(IAC_VENV)/.installed: infra/cloud/checkov.lock
+	$(PYTHON) -m venv $(IAC_VENV)
+	$(IAC_VENV)/bin/pip install --quiet --no-deps -r infra/cloud/checkov.lock
+	touch $@
+iac-tools: $(IAC_VENV)/.installed
+
+# The image of infra/containers/Dockerfile as localhost/bifrost:latest (its base made from
+# Debian's packages first, when missing). Unchanged layers come from podman's cache.
+image:
+	infra/containers/build.sh localhost/bifrost:latest
+
+# Re-pin the image's dependencies (infra/containers/requirements.lock) from the venv.
+lock: $(STAMP)
+	$(BIN)/python infra/containers/lock.py
 
 serve: $(STAMP)
 	$(BIN)/bifrost serve
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(IAC_VENV) .pytest_cache .ruff_cache

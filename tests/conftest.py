@@ -29,8 +29,9 @@ os.environ.setdefault("BIFROST_PREFECT_SERVER", "ephemeral")
 # `make test` spreads the tests over processes (pytest-xdist, `--dist loadgroup`). The tests
 # of one shared server (a session or module fixture that starts Prefect servers and workers)
 # go to one process, so the server starts once, not once per process; the tests that empty
-# the Redis test database go to one process, so none empties it under another.
-SHARED_FIXTURES = ("prefect_api", "farm", "served", "redis_url")
+# the Redis test database go to one process, so none empties it under another; so do the tests
+# of one checkov run (tests/infra/test_iac.py: half a minute each).
+SHARED_FIXTURES = ("prefect_api", "farm", "served", "redis_url", "checkov_reports")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
