@@ -25,7 +25,10 @@ def open_database(settings: Settings, *, require_schema: bool = True) -> Databas
     database.check()
     invalidate_on_commit(settings.redis_url)
     if require_schema and not migrate.is_up_to_date(database):
-        database.dispose()
+        try:
+            migrate.refuse_unknown_revisions(database)
+        finally:
+            database.dispose()
         raise ConfigError("the database schema is not up to date: run `bifrost init`")
     return database
 

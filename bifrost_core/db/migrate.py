@@ -50,6 +50,7 @@ def _migrating(database: Database) -> Iterator[Connection]:
 
 
 def upgrade(database: Database, revision: str = "heads") -> None:
+    refuse_unknown_revisions(database)
     with _migrating(database) as connection:
         config = alembic_config()
         config.attributes["connection"] = connection
@@ -70,6 +71,20 @@ def current_revisions(database: Database) -> set[str]:
 
 def head_revisions() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def refuse_unknown_revisions(database: Database) -> None:
+    """ConfigError when the database was migrated by a newer Bifrost: no migration of this
+    one can move it, and running on a schema it does not know could lose data."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    known = {script.revision for script in scripts.walk_revisions()}
+    unknown = sorted(current_revisions(database) - known)
+    if unknown:
+        raise ConfigError(
+            f"the database's schema is at revision {', '.join(unknown)}, which this Bifrost does not know "
+            f"(its newest is {', '.join(sorted(head_revisions()))}): a newer Bifrost migrated it; run that "
+            "version, or point BIFROST_DATABASE_URL at another database"
+        )
 
 
 def is_up_to_date(database: Database) -> bool:

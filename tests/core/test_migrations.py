@@ -6,7 +6,10 @@ covered without touching this file.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,6 +104,30 @@ def test_a_database_behind_head_is_refused(empty_database, bifrost_env):
         open_database(settings)
     migrate.upgrade(empty_database)
     open_database(settings).dispose()
+
+
+def test_a_database_migrated_by_a_newer_bifrost_is_refused_in_one_line(empty_database, bifrost_env, tmp_path):
+    migrate.upgrade(empty_database)
+    with empty_database.engine.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    settings = load_settings(database_url=empty_database.url)
+    try:
+        for attempt in (lambda: open_database(settings), lambda: migrate.upgrade(empty_database)):
+            with pytest.raises(ConfigError, match="revision 9999, which this Bifrost does not know"):
+                attempt()
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("bifrost")), "init"],
+            env={**os.environ, "BIFROST_DATABASE_URL": empty_database.url, "BIFROST_HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        with empty_database.engine.begin() as connection:
+            head = max(migrate.head_revisions())
+            connection.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{head}'")
+    assert done.returncode == 7, done.stderr
+    assert done.stderr.count("\n") == 1 and "does not know" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 RECREATE_PROJECTS = """
