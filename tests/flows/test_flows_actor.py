@@ -200,6 +200,12 @@ NOT_RUN = {
     ("server", "stop"): "stops it",
     ("server", "status"): "reads its state file",
     ("worker",): "runs a Prefect worker until stopped",
+    # Copies of the database and its restore (tests/cli/test_cli_backup.py and
+    # tests/infra/test_backup_postgres.py): they write no row, and a restore brings back rows
+    # as their own users wrote them.
+    ("backup", "create"): "copies the database (SQLite's backup API, or pgBackRest)",
+    ("backup", "status"): "reads the backup repository and pg_stat_archiver",
+    ("backup", "restore"): "replaces the database by a copy",
 }
 
 
@@ -288,6 +294,12 @@ def test_a_cli_session_leaves_no_row_or_event_without_its_user(
         (("verify",), lambda: ()),
         (("storage", "gc"), lambda: ()),
         (("storage", "du"), lambda: ()),
+        (("storage", "replicas"), lambda: ()),
+        (("archive", "policy", "set"), lambda: ("DEMO", "--keep-latest", "1")),
+        (("archive", "policy", "show"), lambda: ("DEMO",)),
+        (("archive", "final"), lambda: ("SQ030/SH010", "-p", "DEMO")),
+        (("archive", "run"), lambda: ("--project", "DEMO")),
+        (("archive", "restore"), lambda: ("--version", first_version(database))),
     ]
     # Generated from the command tree: a new command fails here until the session runs it.
     assert {words for words, _ in session} | set(NOT_RUN) == leaf_commands(typer.main.get_command(app))

@@ -58,6 +58,10 @@ OTHERS = {
     "review playlist create", "review playlist add", "review playlist list", "review playlist show",
     "review note add", "review note list", "review reply", "review approve", "review request-changes",
     "user set-password",
+    # Archive: codes, version ids, tier names, byte counts and blob hashes; backups: paths and
+    # times of the backup's own making; replicas: the studio's roots (settings, not deliveries).
+    "archive policy show", "archive policy set", "archive final", "archive run", "archive restore",
+    "backup create", "backup status", "backup restore", "storage replicas",
 }  # fmt: skip
 
 
