@@ -241,7 +241,7 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
     period = heartbeat_seconds()
     log_path = Path(work.output_dir) / "logs" / f"chunk-{work.index}.{attempt}.log"
     # The GPU ids (local flock'ed files) decide what runs on this host; the slots of the
-    # host's limit `gpu:<host>` are taken while the command starts, not before it: a chunk
+    # host's limit `gpu:<host>` are taken once the command has started, not before it: a chunk
     # dispatched ahead (started while its host is busy) waits on the ids, freed the moment
     # the chunk before it has released its slots, so its own acquisition succeeds at once,
     # and a round trip to the server stays off the way from one command to the next.
@@ -275,8 +275,9 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
                     # Stops the command when the chunk was taken away or its slots could not be had.
                     heartbeat=lambda: slots.error is None and _beat(chunk, attempt),
                     period=period,
+                    started=lambda pid: slots.take(),
                 )
-                # Recorded as it ended, before its GPUs are handed on.
+                slots.give_back()  # meanwhile its end is recorded, before its GPUs are handed on
                 error = None if outcome.succeeded else slots.error or outcome.describe()
                 with UnitOfWork(database) as uow:
                     state = lifecycle.finish(
@@ -310,25 +311,28 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
 
 
 class HeldSlots:
-    """`occupy` slots of a global concurrency limit, held from a thread from now until
+    """`occupy` slots of a global concurrency limit, held from a thread between `take()` and
     `release()`: strict (a missing limit is an error) and leased (renewed in the background,
     so a killed holder's slots come back after `lease_seconds`). Waits, as Prefect does, while
     the limit is full; `error` says why they could not be held."""
 
     def __init__(self, name: str, occupy: int, *, lease_seconds: float) -> None:
-        import contextvars
-
         self.error: str | None = None
         self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._slots = (name, occupy, lease_seconds)
+
+    def take(self) -> None:
+        import contextvars
+
         context = contextvars.copy_context()  # the run's Prefect settings and logger
-        self._thread = threading.Thread(
-            target=context.run, args=(self._hold, name, occupy, lease_seconds), name="gpu-slots", daemon=True
-        )
+        self._thread = threading.Thread(target=context.run, args=(self._hold,), name="gpu-slots", daemon=True)
         self._thread.start()
 
-    def _hold(self, name: str, occupy: int, lease_seconds: float) -> None:
+    def _hold(self) -> None:
         from prefect.concurrency.sync import concurrency
 
+        name, occupy, lease_seconds = self._slots
         try:
             with concurrency(name, occupy=occupy, strict=True, lease_duration=lease_seconds):
                 # Woken now and then: a failed lease renewal is raised in this thread.
@@ -337,10 +341,15 @@ class HeldSlots:
         except BaseException as exc:  # reported through `error`: the chunk's command stops
             self.error = f"{name}: {type(exc).__name__}: {exc}"
 
-    def release(self) -> None:
-        """Give the slots back (once acquired) and wait until the server has them."""
+    def give_back(self) -> None:
+        """Start giving the slots back (once acquired)."""
         self._done.set()
-        self._thread.join()
+
+    def release(self) -> None:
+        """Give the slots back and wait until the server has them."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _waiting(chunk: int, attempt: int) -> bool:

@@ -1,5 +1,5 @@
 """A chunk's GPU slots (flows/render.py HeldSlots): held on the farm's Prefect server from a
-thread while the command runs, given back on release; a limit that does not exist is an error
+thread once taken, given back on release; a limit that does not exist is an error
 the chunk sees (strict), not slots silently skipped."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def test_slots_are_held_until_released(farm: Farm) -> None:
             client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=3))
         try:
             slots = HeldSlots(name, 2, lease_seconds=60)
+            slots.take()
             deadline = time.monotonic() + 30
             while slots_in_use(farm.api_url, name) != 2:
                 assert time.monotonic() < deadline and slots.error is None, slots.error
@@ -36,5 +37,6 @@ def test_slots_are_held_until_released(farm: Farm) -> None:
 def test_a_missing_limit_is_an_error(farm: Farm) -> None:
     with temporary_settings(updates={PREFECT_API_URL: farm.api_url}):
         slots = HeldSlots("gpu:no-such-host", 1, lease_seconds=60)
+        slots.take()
         slots.release()
     assert slots.error is not None and "gpu:no-such-host" in slots.error
