@@ -90,9 +90,12 @@ def dispatch_now(project_id: int | None = None) -> int:
     _, database = context()
     free, total, largest = free_gpu_slots()
     with UnitOfWork(database) as uow:
+        gpus = lifecycle.gpus_by_state(uow.session)
+        # A chunk that has just started its command may not hold its slots on the server yet.
+        free = min(free, total - gpus[lifecycle.RUNNING])
         # One chunk dispatched ahead per slot: its run starts (seconds: a new process) while
         # the host is busy and waits for its GPUs, so a freed slot is taken within a poll.
-        free += total * DISPATCH_AHEAD - lifecycle.gpus_dispatched(uow.session)
+        free += total * DISPATCH_AHEAD - gpus[lifecycle.DISPATCHED]
         chosen = [
             chunk
             for chunk in lifecycle.choose(
