@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import statistics
 import tempfile
 import time
@@ -218,6 +219,24 @@ def farm(args: argparse.Namespace) -> None:
     _show("  dispatched -> its flow run running", [began[i] - dispatched[i] for i in rows], None)
     _show("  running -> claimed (GPU wait incl.)", [claimed[i] - began[i] for i in rows], None)
     _show("  claimed -> command started", [ran[i]["start"] - claimed[i] for i in rows], None)
+    _show(
+        "  command ended -> end recorded",
+        [rows[i].finished_at.timestamp() - ran[i]["end"] for i in rows],
+        None,
+    )
+    # A host's handoff: a command's end to the next command's start on the same GPU ids, when
+    # the next chunk's run was already waiting for them (what a chunk dispatched ahead costs).
+    by_gpus: dict[tuple[str, str], list[int]] = {}
+    for index, line in ran.items():
+        by_gpus.setdefault((line["host"], line["gpus"]), []).append(index)
+    handoffs = []
+    for indexes in by_gpus.values():
+        indexes.sort(key=lambda index: ran[index]["start"])
+        for before, after in itertools.pairwise(indexes):
+            if began[after] < ran[before]["end"]:
+                handoffs.append(ran[after]["start"] - ran[before]["end"])
+    if handoffs:
+        _show(f"  handoff, next run waiting ({len(handoffs)})", handoffs, None)
 
 
 def _runs_started(api_url: str, run_ids: list[str | None]) -> dict[str | None, float]:

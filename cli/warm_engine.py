@@ -37,6 +37,8 @@ from prefect.workers.process import ProcessJobConfiguration
 from cli.engine_client import ENGINE_SOCKET_VARIABLE
 from cli.forkserver import ForkServer, Stop, die_with_parent, ping, stop_on_signal
 from cli.runner import WARM_MODULES, become, exit_status_of, prefect_files_in, warm_up
+from deployments.flows import CHECKOUT_VARIABLE, PULL_STEPS
+from flows.registry import FLOWS, ROOT
 
 # What a flow run imports beyond a flow command (measured in the forked children): the
 # engine's entry point and pull steps, the PostgreSQL driver (the dialect imports it only on
@@ -53,6 +55,9 @@ ENGINE_MODULES = (
     "rich._emoji_codes",
 )
 READY_SECONDS = 180  # imports on a loaded 2-core machine take tens of seconds at worst
+# Prefect's: the engine loads the flow at this entrypoint instead of from the run's deployment.
+ENTRYPOINT_VARIABLE = "PREFECT__FLOW_ENTRYPOINT"
+FLOWS_BY_ENTRYPOINT = {flow_entry.entrypoint for flow_entry in FLOWS.values()}
 
 
 def prefect_view(env: Mapping[str, str]) -> dict[str, str]:
@@ -109,11 +114,25 @@ class WarmEngine(ForkServer):
         return run_engine(request)
 
 
+def module_entrypoint(entrypoint: str) -> str:
+    """`flows/render.py:render_chunk` as the module the registry imports it as
+    (`flows.render:render_chunk`)."""
+    path, _, attribute = entrypoint.partition(":")
+    return f"{path.removesuffix('.py').replace('/', '.')}:{attribute}"
+
+
 def run_engine(request: dict[str, Any]) -> int:
     """In the forked child: become `python -m prefect.engine` in the run's environment and
     folder; its exit status."""
     become(request["env"], request["cwd"])
+
     from flows.process import prepare_run_process
+
+    entrypoint = os.environ.get(ENTRYPOINT_VARIABLE)
+    if entrypoint in FLOWS_BY_ENTRYPOINT:
+        # Imported at warm-up under its module name: Prefect takes it from sys.modules
+        # instead of running its file afresh.
+        os.environ[ENTRYPOINT_VARIABLE] = module_entrypoint(entrypoint)
 
     # The flows were imported before this run's environment was: its tracing and JSON logs now.
     prepare_run_process("bifrost-flows")
@@ -140,6 +159,20 @@ class WarmJobConfiguration(ProcessJobConfiguration):
         if not self._command_configured and self.env.get(ENGINE_SOCKET_VARIABLE):
             self.command = command_to_string([get_sys_executable(), "-m", "cli.engine_client"])
             self._command_configured = True
+            checkout = self.env.get(CHECKOUT_VARIABLE)
+            if (
+                deployment is not None
+                and deployment.pull_steps == PULL_STEPS
+                and deployment.entrypoint in FLOWS_BY_ENTRYPOINT
+                and checkout
+                and Path(checkout).resolve() == ROOT
+            ):
+                # What the deployment's one pull step would do (move into the worker's clone,
+                # whose flows the engine imported), done here; the run then loads its flow by
+                # entrypoint (Prefect's runner's way) and skips reading its deployment,
+                # running the step and its event: about a second of a short chunk's start.
+                self.working_dir = Path(checkout)
+                self.env[ENTRYPOINT_VARIABLE] = deployment.entrypoint
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ project at once (deployments/render.py `nudge`), so a job does not wait for the 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -89,9 +90,12 @@ def dispatch_now(project_id: int | None = None) -> int:
     _, database = context()
     free, total, largest = free_gpu_slots()
     with UnitOfWork(database) as uow:
+        gpus = lifecycle.gpus_by_state(uow.session)
+        # A chunk that has just started its command may not hold its slots on the server yet.
+        free = min(free, total - gpus[lifecycle.RUNNING])
         # One chunk dispatched ahead per slot: its run starts (seconds: a new process) while
         # the host is busy and waits for its GPUs, so a freed slot is taken within a poll.
-        free += total * DISPATCH_AHEAD - lifecycle.gpus_dispatched(uow.session)
+        free += total * DISPATCH_AHEAD - gpus[lifecycle.DISPATCHED]
         chosen = [
             chunk
             for chunk in lifecycle.choose(
@@ -228,8 +232,6 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
         chunk: Id of the chunk
         attempt: The attempt it was dispatched as (a chunk never runs twice at once)
     """
-    from prefect.concurrency.sync import concurrency
-
     begin("render-chunk", actor, project)
     logger = get_run_logger()
     host = os.environ.get("BIFROST_WORKER_HOST")
@@ -241,55 +243,61 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
         work = chunk_work(uow.session, chunk)
     period = heartbeat_seconds()
     log_path = Path(work.output_dir) / "logs" / f"chunk-{work.index}.{attempt}.log"
-    # A lease outlives a killed chunk by its duration: short, renewed in the background.
-    lease = max(60.0, 6 * period)  # the server takes no less than 60 s
-    # GPU ids first, then the slots, released in the reverse order: a chunk dispatched ahead
-    # (started while its host is busy) waits on the ids, freed the moment the chunk before it
-    # ends (a local lock, polled every 0.1 s), and then finds that chunk's slots released
-    # already. Waiting on the slots instead would follow the server's Retry-After (up to 30 s).
+    # The GPU ids (local flock'ed files) decide what runs on this host; the slots of the
+    # host's limit `gpu:<host>` are taken once the command has started, not before it: a chunk
+    # dispatched ahead (started while its host is busy) waits on the ids, freed the moment
+    # the chunk before it has released its slots, so its own acquisition succeeds at once,
+    # and a round trip to the server stays off the way from one command to the next.
     try:
-        with (
-            execution.gpu_ids(
-                execution.lock_root(settings.home),
-                host,
-                work.gpus,
-                gpus_here,
-                wait=None,
-                wanted=lambda: _waiting(chunk, attempt),
-                ask_every=period / 2,  # its heartbeat while it waits
-            ) as gpu_ids,
-            concurrency(f"gpu:{host}", occupy=work.gpus, strict=True, lease_duration=lease),
-        ):
-            with UnitOfWork(database) as uow:
-                claimed = lifecycle.claim(
-                    uow.session, chunk, attempt, host=host, gpu_ids=gpu_ids, log_path=str(log_path)
+        with execution.gpu_ids(
+            execution.lock_root(settings.home),
+            host,
+            work.gpus,
+            gpus_here,
+            wait=None,
+            wanted=lambda: _waiting(chunk, attempt),
+            ask_every=period / 2,  # its heartbeat while it waits
+        ) as gpu_ids:
+            # A lease outlives a killed chunk by its duration: short, renewed in the background
+            # (the server takes no less than 60 s).
+            slots = HeldSlots(f"gpu:{host}", work.gpus, lease_seconds=max(60.0, 6 * period))
+            try:
+                with UnitOfWork(database) as uow:
+                    claimed = lifecycle.claim(
+                        uow.session, chunk, attempt, host=host, gpu_ids=gpu_ids, log_path=str(log_path)
+                    )
+                    uow.commit()
+                if not claimed:
+                    logger.info("chunk %d attempt %d is no longer this run's: nothing to do", chunk, attempt)
+                    return "taken"
+                outcome = execution.run(
+                    work.argv,
+                    env=_environment(work, gpu_ids),
+                    log_path=log_path,
+                    timeout=work.timeout_seconds,
+                    # Stops the command when the chunk was taken away or its slots could not be had.
+                    heartbeat=lambda: slots.error is None and _beat(chunk, attempt),
+                    period=period,
+                    started=lambda pid: slots.take(),
                 )
-                uow.commit()
-            if not claimed:
-                logger.info("chunk %d attempt %d is no longer this run's: nothing to do", chunk, attempt)
-                return "taken"
-            outcome = execution.run(
-                work.argv,
-                env=_environment(work, gpu_ids),
-                log_path=log_path,
-                timeout=work.timeout_seconds,
-                heartbeat=lambda: _beat(chunk, attempt),
-                period=period,
-            )
+                slots.give_back()  # meanwhile its end is recorded, before its GPUs are handed on
+                error = None if outcome.succeeded else slots.error or outcome.describe()
+                with UnitOfWork(database) as uow:
+                    state = lifecycle.finish(
+                        uow.session,
+                        chunk,
+                        attempt,
+                        succeeded=outcome.succeeded,
+                        exit_code=outcome.exit_code,
+                        error=error,
+                    )
+                    uow.commit()
+            finally:
+                slots.release()  # before the ids: whoever takes them next finds the slots free
     except execution.ChunkNotWanted:
         # Cancelled, or handed to another run, while it waited for the host's GPUs.
         logger.info("chunk %d attempt %d is no longer wanted: nothing to do", chunk, attempt)
         return "taken"
-    with UnitOfWork(database) as uow:
-        state = lifecycle.finish(
-            uow.session,
-            chunk,
-            attempt,
-            succeeded=outcome.succeeded,
-            exit_code=outcome.exit_code,
-            error=None if outcome.succeeded else outcome.describe(),
-        )
-        uow.commit()
     logger.info(
         "chunk %d attempt %d on %s GPUs %s: %s -> %s",
         chunk,
@@ -300,9 +308,51 @@ def render_chunk(actor: Actor, project: ProjectCode, chunk: RecordId, attempt: R
         state,
     )
     dispatch_now()
-    if not outcome.succeeded and not outcome.stopped:
-        return Failed(message=f"chunk {work.index}: {outcome.describe()}")  # type: ignore[return-value]
+    if not outcome.succeeded and (slots.error or not outcome.stopped):
+        return Failed(message=f"chunk {work.index}: {error}")  # type: ignore[return-value]
     return state or "taken"
+
+
+class HeldSlots:
+    """`occupy` slots of a global concurrency limit, held from a thread between `take()` and
+    `release()`: strict (a missing limit is an error) and leased (renewed in the background,
+    so a killed holder's slots come back after `lease_seconds`). Waits, as Prefect does, while
+    the limit is full; `error` says why they could not be held."""
+
+    def __init__(self, name: str, occupy: int, *, lease_seconds: float) -> None:
+        self.error: str | None = None
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._slots = (name, occupy, lease_seconds)
+
+    def take(self) -> None:
+        import contextvars
+
+        context = contextvars.copy_context()  # the run's Prefect settings and logger
+        self._thread = threading.Thread(target=context.run, args=(self._hold,), name="gpu-slots", daemon=True)
+        self._thread.start()
+
+    def _hold(self) -> None:
+        from prefect.concurrency.sync import concurrency
+
+        name, occupy, lease_seconds = self._slots
+        try:
+            with concurrency(name, occupy=occupy, strict=True, lease_duration=lease_seconds):
+                # Woken now and then: a failed lease renewal is raised in this thread.
+                while not self._done.wait(1.0):
+                    pass
+        except BaseException as exc:  # reported through `error`: the chunk's command stops
+            self.error = f"{name}: {type(exc).__name__}: {exc}"
+
+    def give_back(self) -> None:
+        """Start giving the slots back (once acquired)."""
+        self._done.set()
+
+    def release(self) -> None:
+        """Give the slots back and wait until the server has them."""
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _waiting(chunk: int, attempt: int) -> bool:

@@ -74,15 +74,16 @@ def gpus_in_flight(session: Session) -> Counter[int]:
     return Counter({project_id: int(total or 0) for project_id, total in rows})
 
 
-def gpus_dispatched(session: Session) -> int:
-    """GPUs of chunks dispatched but not yet running: promised, not yet counted by Prefect's
-    limits (a running chunk holds its slots there)."""
-    total = session.scalar(
-        select(func.sum(RenderJob.gpus_per_chunk))
+def gpus_by_state(session: Session) -> Counter[str]:
+    """GPUs of the dispatched chunks (promised, not yet counted by Prefect's limits) and of
+    the running ones (a running chunk takes its slots there just after its command started)."""
+    rows = session.execute(
+        select(RenderChunk.state, func.sum(RenderJob.gpus_per_chunk))
         .join(RenderChunk, RenderChunk.job_id == RenderJob.id)
-        .where(RenderChunk.state == DISPATCHED)
+        .where(RenderChunk.state.in_(ACTIVE_CHUNKS))
+        .group_by(RenderChunk.state)
     )
-    return int(total or 0)
+    return Counter({state: int(total or 0) for state, total in rows})
 
 
 def choose(

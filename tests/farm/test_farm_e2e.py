@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.versions.models import Version
 from bifrost_core.versions.schemas import VersionRead
-from tests.support.farm import HOSTS, Farm, alive, descendants, fake_command, records
+from tests.support.farm import HOSTS, Farm, alive, descendants, fake_command, records, slots_in_use
 
 
 def overlapping(intervals: list[tuple[float, float, object]]) -> int:
@@ -104,10 +104,21 @@ def test_cancel_stops_running_chunks_and_pending_ones_never_start(farm: Farm, tm
         assert time.monotonic() < deadline, farm.chunks(job_id)
         time.sleep(0.3)
     started = {r["tag"]: r["pid"] for r in records(record)}
+    # While their commands run, the chunks hold every slot of their hosts' limits.
+    deadline = time.monotonic() + 30
+    while (held := {host: slots_in_use(farm.api_url, f"gpu:{host}") for host in HOSTS}) != HOSTS:
+        assert time.monotonic() < deadline, held
+        time.sleep(0.3)
     farm.cancel(job_id)
     deadline = time.monotonic() + 30
     while any(alive(pid) for pid in started.values()):
         assert time.monotonic() < deadline, "a cancelled chunk's renderer still runs"
+        time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while (held := {host: slots_in_use(farm.api_url, f"gpu:{host}") for host in HOSTS}) != dict.fromkeys(
+        HOSTS, 0
+    ):
+        assert time.monotonic() < deadline, f"cancelled chunks kept their slots: {held}"
         time.sleep(0.3)
     time.sleep(3)  # what would start next, had a slot been reused for this job
     assert {r["tag"] for r in records(record)} == set(started)

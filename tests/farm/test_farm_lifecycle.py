@@ -127,6 +127,20 @@ def test_project_cap_counts_what_runs_already(database: Database, place) -> None
     assert chosen(database, 100) == [(capped, 1), (other, 0), (other, 1)]
 
 
+def test_gpus_by_state_counts_dispatched_and_running_chunks(database: Database, place) -> None:
+    job(database, place, frames="1-3", gpus=2)
+    with UnitOfWork(database) as uow:
+        assert lifecycle.gpus_by_state(uow.session) == {}
+        ahead, running, _ = lifecycle.choose(uow.session, free_gpus=100, largest_host=4)
+        assert lifecycle.dispatch(uow.session, ahead)
+        uow.commit()
+    run_chunk(database, running)
+    with UnitOfWork(database) as uow:
+        # What dispatch subtracts: the dispatched ones' GPUs, and the running ones' until
+        # the server counts their slots.
+        assert lifecycle.gpus_by_state(uow.session) == {lifecycle.DISPATCHED: 2, lifecycle.RUNNING: 2}
+
+
 def test_a_claim_is_won_once(database: Database, place) -> None:
     job_id = job(database, place, frames="1")
     chunk = first(database, job_id)

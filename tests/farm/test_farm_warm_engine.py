@@ -19,8 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.responses import DeploymentResponse
 
 from cli.forkserver import ping
+from cli.warm_engine import WarmJobConfiguration, module_entrypoint
+from deployments.flows import PULL_STEPS
 from flows.registry import ROOT
 from tests.support.farm import alive
 
@@ -170,3 +174,33 @@ def test_other_prefect_settings_or_no_engine_start_a_fresh_engine(engine: Engine
     _, err = gone.communicate(timeout=120)
     assert "Invalid flow run id" in err and gone.returncode == 1
     assert engine.log.read_text() == before  # nothing was forked for either
+
+
+def _prepared(pull_steps: list[dict], entrypoint: str, **env: str) -> WarmJobConfiguration:
+    """A run's job configuration as a worker with a warm engine prepares it."""
+    configuration = WarmJobConfiguration(env={"BIFROST_WARM_ENGINE": "/engine.sock", **env})
+    flow_id = uuid.uuid4()
+    deployment = DeploymentResponse(
+        name=entrypoint, flow_id=flow_id, pull_steps=pull_steps, entrypoint=entrypoint
+    )
+    configuration.prepare_for_flow_run(FlowRun(flow_id=flow_id), deployment)
+    return configuration
+
+
+def test_a_registered_flow_with_the_checkout_pull_step_skips_the_step() -> None:
+    # What the step would do is done by the worker: the run starts in the checkout, and its
+    # engine loads the flow by entrypoint (the module the warm engine imported it as).
+    prepared = _prepared(PULL_STEPS, "flows/render.py:render_chunk", BIFROST_CHECKOUT=str(ROOT))
+    assert prepared.working_dir == ROOT
+    assert prepared.env["PREFECT__FLOW_ENTRYPOINT"] == "flows/render.py:render_chunk"
+    assert "cli.engine_client" in prepared.command
+    assert module_entrypoint("flows/render.py:render_chunk") == "flows.render:render_chunk"
+    # Anything else keeps Prefect's way: its deployment read and its pull steps run.
+    other_steps = [{"prefect.deployments.steps.git_clone": {"repository": "https://example.com/b.git"}}]
+    for prepared in (
+        _prepared(other_steps, "flows/render.py:render_chunk", BIFROST_CHECKOUT=str(ROOT)),
+        _prepared(PULL_STEPS, "elsewhere/flow.py:other", BIFROST_CHECKOUT=str(ROOT)),
+        _prepared(PULL_STEPS, "flows/render.py:render_chunk", BIFROST_CHECKOUT="/another/clone"),
+    ):
+        assert "PREFECT__FLOW_ENTRYPOINT" not in prepared.env
+        assert prepared.working_dir is None

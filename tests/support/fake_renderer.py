@@ -21,6 +21,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # what it imports below is the command's own run time, as a renderer's is
     parser = argparse.ArgumentParser()
     parser.add_argument("--output", required=True)
     parser.add_argument("--frames", required=True)
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
     import fileseq
     from PIL import Image, ImageDraw
 
-    started = time.time()
     record = {
         "pid": os.getpid(),
         "tag": args.tag,

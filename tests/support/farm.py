@@ -350,3 +350,12 @@ def pause_schedules(api_url: str) -> None:
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         asyncio.run(pause())
+
+
+def slots_in_use(api_url: str, limit: str) -> int:
+    """The active slots of a global concurrency limit on the server at `api_url`."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(limit).active_slots
