@@ -270,9 +270,13 @@ class ForkServer(abc.ABC):
             stream.flush()
         server = os.getpid()
         gc.freeze()  # the child's first collection then does not touch (and copy) every page
+        # Held over the fork: a signal for the child before it has its own handlers would
+        # otherwise run the server's (Stop) in it, and it would not end by that signal.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
         pid = os.fork()
         if pid == 0:
-            self._child(connection, request, fds, server)  # never returns
+            self._child(connection, request, fds, server, mask)  # never returns
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         gc.unfreeze()
         connection.setblocking(True)
         pidfd = os.pidfd_open(pid)
@@ -306,7 +310,9 @@ class ForkServer(abc.ABC):
             send(connection, self.reply_for(code))
         connection.close()
 
-    def _child(self, connection: socket.socket, request: dict[str, Any], fds: list[int], server: int) -> None:
+    def _child(
+        self, connection: socket.socket, request: dict[str, Any], fds: list[int], server: int, mask: set
+    ) -> None:
         code = 1
         try:
             die_with_parent(signal.SIGKILL)
@@ -314,6 +320,7 @@ class ForkServer(abc.ABC):
                 os._exit(1)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             # Only the server answers clients and watches processes: the child keeps none of it.
             for key in list(self.selector.get_map().values()):
                 if isinstance(key.fileobj, int):
