@@ -6,7 +6,7 @@
     bifrost archive restore --version 42             (or --shot SQ010/SH010 -p DEMO, --playlist 7)
     bifrost archive final SQ010/SH010 -p DEMO        mark a shot final (its own rule)
 
-Moves and restores run here, in this process (bifrost_core/lifecycle/moves.py); the
+Moves and restores run here, in this process (bifrost_core/lifecycle/moves.py, restores.py); the
 `archive`, `archive-all` and `archive-restore` flows run the same on workers. A restore from
 a cold tier (BIFROST_TIER_RESTORE_DELAYS) prints when it will be ready and exits 4.
 """
@@ -22,7 +22,8 @@ from cli.errors import EXIT_CONFLICT, EXIT_USAGE, fail
 from cli.output import JsonOption, cell, done, print_json, say
 
 if TYPE_CHECKING:
-    from bifrost_core.lifecycle.moves import ArchiveReport, RestoreReport
+    from bifrost_core.lifecycle.moves import ArchiveReport
+    from bifrost_core.lifecycle.restores import RestoreReport
 
 app = typer.Typer(no_args_is_help=True, help="Storage tiering: archive policies, moves and restores.")
 policy_app = typer.Typer(no_args_is_help=True, help="A project's archive policy.")
@@ -221,7 +222,7 @@ def restore(
     """Bring archived versions back to the hot tier, verified. Exit 4 while a cold tier
     prepares them (the message says when they will be ready), 9 if a blob's only copy is
     damaged (the message names it)."""
-    from bifrost_core.lifecycle import moves
+    from bifrost_core.lifecycle import restores
 
     if sum(given is not None for given in (version or None, shot, playlist)) != 1:
         raise fail(
@@ -235,17 +236,17 @@ def restore(
         actor = operator(database)
         if shot is not None and project is not None:
             sequence, _, code = shot.partition("/")
-            ids = moves.versions_of_shot(database, actor, project, sequence, code)
+            ids = restores.versions_of_shot(database, actor, project, sequence, code)
         elif playlist is not None:
-            ids = moves.versions_of_playlist(database, actor, playlist)
+            ids = restores.versions_of_playlist(database, actor, playlist)
         else:
             ids = list(version or [])
-        report = moves.restore_versions(database, config, actor=actor, version_ids=ids)
+        report = restores.restore_versions(database, config, actor=actor, version_ids=ids)
     finally:
         database.dispose()
     _print_restore(report, as_json)
     if report.pending:
-        say(f"restoring: {moves.pending_message(report)}", err=True)
+        say(f"restoring: {restores.pending_message(report)}", err=True)
         raise typer.Exit(EXIT_CONFLICT)
 
 

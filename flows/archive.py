@@ -18,7 +18,8 @@ from prefect.states import Failed, State
 from pydantic import Field
 
 from bifrost_core.errors import DamagedContent
-from bifrost_core.lifecycle.moves import ArchiveReport, RestoreReport, pending_message
+from bifrost_core.lifecycle.moves import ArchiveReport
+from bifrost_core.lifecycle.restores import RestoreReport, pending_message
 from bifrost_core.text import escape_markdown
 from flows.parameters import Actor, ProjectCode
 from flows.reporting import publish_artifacts

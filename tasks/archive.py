@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from bifrost_core.lifecycle import moves
+from bifrost_core.lifecycle import moves, restores
 from bifrost_core.scope import Actor
 from tasks.common import context
 
@@ -26,6 +26,6 @@ def archive_every_project(actor: Actor, dry_run: bool) -> list[moves.ArchiveRepo
 
 
 @task(name="restore-versions", cache_policy=NO_CACHE)
-def restore_versions(actor: Actor, project: str, versions: list[int]) -> moves.RestoreReport:
+def restore_versions(actor: Actor, project: str, versions: list[int]) -> restores.RestoreReport:
     settings, database = context()
-    return moves.restore_versions(database, settings, actor=actor, version_ids=versions, project=project)
+    return restores.restore_versions(database, settings, actor=actor, version_ids=versions, project=project)

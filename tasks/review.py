@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from bifrost_core.errors import BifrostError
 from bifrost_core.ingest.schemas import CreatedVersion
-from bifrost_core.lifecycle import moves
+from bifrost_core.lifecycle import restores
 from bifrost_core.media import service
 from bifrost_core.scope import Actor
 from tasks.common import context
@@ -38,7 +38,7 @@ def make_review_media(
     settings, database = context()
     try:
         # An archived version's frames come back to hot first (a cold tier: "restoring, ready in N").
-        moves.ensure_hot(database, settings, actor=actor, version_id=version_id)
+        restores.ensure_hot(database, settings, actor=actor, version_id=version_id)
         result = service.make(
             database,
             settings,

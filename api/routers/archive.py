@@ -20,7 +20,7 @@ from pydantic import Field, model_validator
 from api.deps import CtxDep
 from api.params import Id
 from bifrost_core.errors import NotFound
-from bifrost_core.lifecycle import moves, policies
+from bifrost_core.lifecycle import moves, policies, restores
 from bifrost_core.lifecycle.schemas import PolicyRead, PolicyRules
 from bifrost_core.projects.models import Project, Shot
 from bifrost_core.schemas import InputSchema
@@ -87,18 +87,20 @@ def restore(ctx: CtxDep, project_id: Id, data: RestoreCreate) -> Response:
             raise NotFound(f"shot {data.shot_id} not found in project {code}")
     _release_session(ctx, None)
     if data.shot_id is not None:
-        ids = moves.versions_of_shot_id(database, data.shot_id)
+        ids = restores.versions_of_shot_id(database, data.shot_id)
     elif data.playlist_id is not None:
-        ids = moves.versions_of_playlist(database, actor, data.playlist_id, project_id=project_id)
+        ids = restores.versions_of_playlist(database, actor, data.playlist_id, project_id=project_id)
     else:
         ids = list(data.version_ids or [])
-    report = moves.restore_versions(database, ctx.state.settings, actor=actor, version_ids=ids, project=code)
+    report = restores.restore_versions(
+        database, ctx.state.settings, actor=actor, version_ids=ids, project=code
+    )
     body: dict[str, Any] = {"status": "restored", "outcomes": [asdict(o) for o in report.outcomes]}
     if report.pending:
         body.update(
             status="restoring",
             ready_in=max(o.ready_in or 0 for o in report.pending),
-            message=moves.pending_message(report),
+            message=restores.pending_message(report),
         )
         return JSONResponse(body, status_code=202)
     return JSONResponse(body)

@@ -4,7 +4,7 @@ flow restores an archived version before it reads its frames."""
 
 from __future__ import annotations
 
-from bifrost_core.lifecycle import moves
+from bifrost_core.lifecycle import moves, restores
 from bifrost_core.scope import SYSTEM
 from tests.support.archive import blobs_of, set_policy, three_versions, tiers_of
 from tests.support.ingest import OPERATOR
@@ -30,12 +30,12 @@ def test_archive_flow_dry_run_run_and_restore(
     assert text.startswith("# Archive (dry run: nothing moved)")
     assert "| archive | 24,576 | 0 |" in text and "| hot | 0 | 24,576 |" in text
     assert f"| {v1} | superseded | 3 | 12,288 |" in text and f"\n| {v3} | superseded" not in text
-    assert moves.archived_state(database, [v1, v2, v3]) == {}
+    assert restores.archived_state(database, [v1, v2, v3]) == {}
 
     done = archive_all(actor=OPERATOR, return_state=True)
     assert done.is_completed()
     assert "2 version(s) moved" in artifact(prefect_server, done, "archive-all-studio")
-    assert moves.archived_state(database, [v1, v2, v3]) == {v1: "archive", v2: "archive"}
+    assert restores.archived_state(database, [v1, v2, v3]) == {v1: "archive", v2: "archive"}
 
     restored = archive_restore(actor=OPERATOR, project="DEMO", versions=[v1], return_state=True)
     assert restored.is_completed()
@@ -58,4 +58,4 @@ def test_review_media_restores_an_archived_version_first(
     assert state.is_completed(), state.message
     assert state.result().outcomes[0].result.created
     assert all("hot" in tiers_of(database, digest) for digest in blobs_of(database, old))
-    assert moves.archived_state(database, [old]) == {}
+    assert restores.archived_state(database, [old]) == {}

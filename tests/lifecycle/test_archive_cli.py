@@ -8,7 +8,7 @@ import json
 import pytest
 
 from bifrost_core.db.uow import UnitOfWork
-from bifrost_core.lifecycle import moves
+from bifrost_core.lifecycle import restores
 from bifrost_core.reviews import service as reviews
 from bifrost_core.reviews.schemas import PlaylistCreate
 from bifrost_core.scope import SYSTEM
@@ -39,10 +39,10 @@ def test_archive_commands(database, production, settings, cli_env, tmp_path, mon
 
     dry = invoke("archive", "run", "--project", "DEMO", "--dry-run").output
     assert "2 version(s) would move to archive" in dry and "24,576" in dry
-    assert moves.archived_state(database, [v1, v2]) == {}
+    assert restores.archived_state(database, [v1, v2]) == {}
     moved = json.loads(invoke("archive", "run", "--json").output)
     assert [m["version_id"] for m in moved[0]["versions"]] == [v1, v2]
-    assert moves.archived_state(database, [v1, v2, v3]) == {v1: "archive", v2: "archive"}
+    assert restores.archived_state(database, [v1, v2, v3]) == {v1: "archive", v2: "archive"}
 
     assert (
         f"version {v1}: restored from archive (3 blob(s)"
@@ -53,7 +53,7 @@ def test_archive_commands(database, production, settings, cli_env, tmp_path, mon
     assert f"version {v2}: restored" in shot and f"version {v3}: already hot" in shot
 
     invoke("archive", "run", "-p", "DEMO")  # the restored ones are held hot: nothing moves
-    assert moves.archived_state(database, [v1, v2, v3]) == {}
+    assert restores.archived_state(database, [v1, v2, v3]) == {}
 
     # A playlist's versions, from a cold tier: not ready yet, exit 4 and when it will be.
     with UnitOfWork(database) as uow:
@@ -128,4 +128,4 @@ def test_an_unreachable_archive_tier_is_one_line_and_exit_8(
     )
     out = invoke("archive", "run", "-p", "DEMO", code=8).output.strip().splitlines()
     assert len(out) == 1 and out[0].startswith("error: storage tier archive")
-    assert moves.archived_state(database, versions) == {}
+    assert restores.archived_state(database, versions) == {}

@@ -12,7 +12,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import Conflict, DamagedContent, InvalidInput
 from bifrost_core.events.models import Event
 from bifrost_core.ingest import upkeep
-from bifrost_core.lifecycle import moves, policies
+from bifrost_core.lifecycle import moves, policies, restores
 from bifrost_core.lifecycle.models import ArchivedVersion
 from bifrost_core.projects.models import Project, Shot
 from bifrost_core.scope import SYSTEM
@@ -87,14 +87,15 @@ def test_keep_latest_moves_older_versions_and_restore_brings_them_back(
     assert_sound(database, settings)
     assert _archive(database, settings).versions == []  # nothing left to move
 
-    restored = moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1])
+    restored = restores.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1])
     assert [(o.version_id, o.state, o.blobs) for o in restored.outcomes] == [(v1, "restored", 3)]
     for digest in blobs_of(database, v1):
         assert set(tiers_of(database, digest)) == {"hot", "archive"}
         assert hot.rehash(digest) == digest
     assert not path.is_symlink() and path.stat().st_nlink == 2  # a hard link to the hot blob again
     assert (
-        moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1]).outcomes[0].state == "hot"
+        restores.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1]).outcomes[0].state
+        == "hot"
     )
     # The restored version stays hot for the policy's hold, though it selects it.
     assert [move.version_id for move in _archive(database, settings, dry_run=True).versions] == []
@@ -179,10 +180,10 @@ def test_a_copy_corrupted_in_flight_is_caught_and_the_hot_copy_kept(
     assert set(tiers_of(database, victim)) == {"hot"}
     for digest in blobs_of(database, v1):
         assert "hot" in good_copies(settings, database, digest)
-    assert moves.archived_state(database, [v1]) == {}
+    assert restores.archived_state(database, [v1]) == {}
     monkeypatch.setattr(moves, "crash_point", real)
     assert _archive(database, settings).failures == []  # the next run copies it again
-    assert moves.archived_state(database, [v1]) == {v1: "archive"}
+    assert restores.archived_state(database, [v1]) == {v1: "archive"}
     assert_sound(database, settings)
 
 
@@ -197,10 +198,10 @@ def test_restore_of_a_version_whose_only_copy_is_damaged_names_the_blobs(
     path.chmod(0o644)
     path.write_bytes(b"bit rot")
     with pytest.raises(DamagedContent, match=f"version {v1} cannot be restored.*{victim}") as raised:
-        moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1])
+        restores.restore_versions(database, settings, actor=SYSTEM, version_ids=[v1])
     assert raised.value.status_code == 409
     assert "hot" not in tiers_of(database, victim)
-    assert moves.archived_state(database, [v1]) == {v1: "archive"}
+    assert restores.archived_state(database, [v1]) == {v1: "archive"}
 
 
 def test_a_full_archive_tier_keeps_every_hot_copy(database, production, settings, tmp_path):
@@ -212,7 +213,7 @@ def test_a_full_archive_tier_keeps_every_hot_copy(database, production, settings
         set_policy(database, settings, production.project_id, keep_latest=1, tier="cold")
         with pytest.raises(StorageFull, match="storage tier cold is full"):
             _archive(database, settings)
-        assert moves.archived_state(database, [v1]) == {}
+        assert restores.archived_state(database, [v1]) == {}
         for digest in blobs_of(database, v1):
             assert set(tiers_of(database, digest)) == {"hot"}
         assert_sound(database, settings)
@@ -247,8 +248,9 @@ def test_gc_at_every_step_of_a_move_and_a_restore_takes_nothing(
         return real(name)
 
     monkeypatch.setattr(moves, "crash_point", collect)
+    monkeypatch.setattr(restores, "crash_point", collect)
     assert _archive(database, settings).failures == []
-    moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[versions[0]])
+    restores.restore_versions(database, settings, actor=SYSTEM, version_ids=[versions[0]])
     assert {"archive:copied", "archive:verified", "archive:recorded", "archive:unlinked"} <= set(steps)
     assert {"restore:copied", "restore:recorded"} <= set(steps)
     assert_sound(database, settings)
@@ -269,5 +271,5 @@ def test_new_content_equal_to_an_archived_blob_is_stored_hot_again(database, pro
         assert set(tiers_of(database, digest)) == {"hot", "archive"}
         assert store_of(settings, "hot").rehash(digest) == digest
     # The archived version keeps its state; its blobs are hot again for the new version.
-    assert moves.archived_state(database, [v1]) == {v1: "archive"}
+    assert restores.archived_state(database, [v1]) == {v1: "archive"}
     assert_sound(database, settings)

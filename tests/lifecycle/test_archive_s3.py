@@ -14,7 +14,7 @@ from bifrost_core.config import load_settings
 from bifrost_core.db.base import utcnow
 from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.errors import BifrostError
-from bifrost_core.lifecycle import moves
+from bifrost_core.lifecycle import moves, restores
 from bifrost_core.lifecycle.models import RestoreRequest
 from bifrost_core.scope import SYSTEM
 from bifrost_core.storage.errors import StorageError
@@ -85,11 +85,11 @@ def test_archive_to_s3_and_restore_from_it(database, production, s3_archive, tmp
     assert f"ARCHIVED in tier archive: run `bifrost archive restore --version {v1}`" in marks
     assert_sound(database, s3_archive)
 
-    restored = moves.restore_versions(database, s3_archive, actor=SYSTEM, version_ids=[v2])
+    restored = restores.restore_versions(database, s3_archive, actor=SYSTEM, version_ids=[v2])
     assert [o.state for o in restored.outcomes] == ["restored"]
     for digest in blobs_of(database, v2):
         assert set(tiers_of(database, digest)) == {"hot", "archive"}
-    assert moves.archived_state(database, [v1, v2, v3]) == {v1: "archive"}
+    assert restores.archived_state(database, [v1, v2, v3]) == {v1: "archive"}
     assert_sound(database, s3_archive)
 
 
@@ -103,7 +103,7 @@ def test_kill_9_during_a_move_then_a_rerun_completes_it(database, production, s3
 
     report = moves.archive_project(database, s3_archive, actor=SYSTEM, project="DEMO")
     assert report.failures == []
-    assert moves.archived_state(database, versions) == {versions[0]: "archive", versions[1]: "archive"}
+    assert restores.archived_state(database, versions) == {versions[0]: "archive", versions[1]: "archive"}
     for version in versions[:2]:
         for digest in blobs_of(database, version):
             assert set(tiers_of(database, digest)) == {"archive"}
@@ -121,14 +121,14 @@ def test_kill_9_during_a_restore_then_a_rerun_completes_it(database, production,
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     _every_blob_has_a_good_copy(database, s3_archive, versions)
 
-    report = moves.restore_versions(database, s3_archive, actor=SYSTEM, version_ids=[versions[0]])
+    report = restores.restore_versions(database, s3_archive, actor=SYSTEM, version_ids=[versions[0]])
     # Killed once recorded, the version was restored already: the rerun only relinks its paths.
     assert report.outcomes[0].state == ("hot" if step == "restore:recorded" else "restored")
     for path in published_paths(database, s3_archive, versions[0]):
         assert not path.is_symlink() and path.stat().st_nlink == 2
     for digest in blobs_of(database, versions[0]):
         assert good_copies(s3_archive, database, digest) == ["archive", "hot"]
-    assert moves.archived_state(database, versions) == {versions[1]: "archive"}
+    assert restores.archived_state(database, versions) == {versions[1]: "archive"}
     assert_sound(database, s3_archive)
 
 
@@ -137,20 +137,20 @@ def test_a_cold_tier_answers_restoring_until_ready(database, production, s3_arch
     set_policy(database, s3_archive, production.project_id, keep_latest=1)
     moves.archive_project(database, s3_archive, actor=SYSTEM, project="DEMO")
     cold = s3_archive.model_copy(update={"tier_restore_delays": {"archive": 4 * 3600}})
-    first = moves.restore_versions(database, cold, actor=SYSTEM, version_ids=[v1])
+    first = restores.restore_versions(database, cold, actor=SYSTEM, version_ids=[v1])
     (outcome,) = first.outcomes
     assert outcome.state == "restoring" and 4 * 3600 - 60 < outcome.ready_in <= 4 * 3600
-    assert "restoring, ready in 4.0 h" in moves.pending_message(first)
+    assert "restoring, ready in 4.0 h" in restores.pending_message(first)
     with pytest.raises(
-        moves.RestorePending, match=f"version {v1} is archived in tier archive: restoring"
+        restores.RestorePending, match=f"version {v1} is archived in tier archive: restoring"
     ) as raised:
-        moves.ensure_hot(database, cold, actor=SYSTEM, version_id=v1)
+        restores.ensure_hot(database, cold, actor=SYSTEM, version_id=v1)
     assert raised.value.status_code == 202
     assert all("hot" not in tiers_of(database, digest) for digest in blobs_of(database, v1))
     with UnitOfWork(database) as uow:  # the cold store's hours go by
         uow.session.execute(update(RestoreRequest).values(ready_at=utcnow() - timedelta(seconds=1)))
         uow.commit()
-    assert moves.ensure_hot(database, cold, actor=SYSTEM, version_id=v1).state == "restored"
+    assert restores.ensure_hot(database, cold, actor=SYSTEM, version_id=v1).state == "restored"
     assert all("hot" in tiers_of(database, digest) for digest in blobs_of(database, v1))
 
 
@@ -174,7 +174,7 @@ def test_an_unreachable_archive_endpoint_moves_nothing(database, production, set
     with pytest.raises(StorageError, match="storage tier archive") as raised:
         moves.archive_project(database, unreachable, actor=SYSTEM, project="DEMO")
     assert isinstance(raised.value, BifrostError) and raised.value.status_code == 503
-    assert moves.archived_state(database, versions) == {}
+    assert restores.archived_state(database, versions) == {}
     for version in versions:
         for digest in blobs_of(database, version):
             assert set(tiers_of(database, digest)) == {"hot"}

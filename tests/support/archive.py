@@ -5,7 +5,7 @@ and the child process the kill -9 tests run (`python -m tests.support.archive ..
     python -m tests.support.archive restore VERSION_ID...
 
 Settings come from BIFROST_* (see tests/support/ingest.child_env); BIFROST_TEST_KILL_AT
-names the step where the child kills itself (bifrost_core/lifecycle/moves.py).
+names the step where the child kills itself (bifrost_core/lifecycle/moves.py, restores.py).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def store_of(settings: Settings, tier: str) -> BlobStore:
 
 def main(argv: list[str]) -> int:
     from bifrost_core.config import load_settings
-    from bifrost_core.lifecycle import moves
+    from bifrost_core.lifecycle import moves, restores
 
     settings = load_settings()
     database = Database(settings.database)
@@ -131,7 +131,9 @@ def main(argv: list[str]) -> int:
         if argv[0] == "archive":
             moves.archive_project(database, settings, actor=SYSTEM, project=argv[1], force="--force" in argv)
         else:
-            moves.restore_versions(database, settings, actor=SYSTEM, version_ids=[int(v) for v in argv[1:]])
+            restores.restore_versions(
+                database, settings, actor=SYSTEM, version_ids=[int(v) for v in argv[1:]]
+            )
     finally:
         database.dispose()
     return 0
