@@ -219,6 +219,8 @@ def last_version(database) -> str:
         return str(uow.session.scalar(select(func.max(Version.id))))
 
 
+# Who did it is written by the same code on either database; a studio's session runs on PostgreSQL.
+@pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_a_cli_session_leaves_no_row_or_event_without_its_user(
     database, cli_env, prefect_server, tmp_path, monkeypatch
 ) -> None:

@@ -56,6 +56,8 @@ def invoke(*args: str, code: int = 0) -> str:
     return result.output
 
 
+# What a TD adds is the same on either database; the embedded default is where one starts.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_a_new_flow_is_one_module_and_one_entry(
     hello, database, production, flow_env, prefect_server, monkeypatch, tmp_path
 ) -> None:

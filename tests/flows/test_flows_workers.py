@@ -87,6 +87,8 @@ def wait_for_state(run_id, wanted: set[str], log: Path, timeout: float = 300):
     raise AssertionError(f"run {run_id} never reached {wanted}: {run.state}\n{log.read_text()[-3000:]}")
 
 
+# A worker on another host shares a studio's PostgreSQL (the pull step is what is tested here).
+@pytest.mark.parametrize("database", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_a_worker_elsewhere_runs_the_deployment_from_its_checkout(
     database, production, settings, flow_env, prefect_server, tmp_path
 ) -> None:
