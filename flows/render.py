@@ -465,17 +465,30 @@ def ingest_frames(job_id: int, actor: Any) -> dict[str, Any] | State:
             comment=request.comment,
             meta=request.meta,
         )
+        if not summary.created:
+            held = [held.reason for held in summary.held_back] + [p.message for p in summary.problems]
+            why = held[0] if held else "the same frames are already a version of its task"
+            raise InvalidInput(f"render job {job_id}: its frames made no new version: {why}")
         version_id = summary.created[0].version_id
     except InvalidInput as exc:
-        with UnitOfWork(database) as uow:
-            lifecycle.end_job(uow.session, job_id, lifecycle.FAILED, report=str(exc))
-            uow.commit()
-        return Failed(message=str(exc))
+        return _job_failed(job_id, str(exc))
+    except Exception as exc:
+        # Whatever went wrong, the job must not stay running with nothing left to end it.
+        _job_failed(job_id, f"render job {job_id}: publishing its frames failed: {type(exc).__name__}: {exc}")
+        raise
     with UnitOfWork(database) as uow:
         record_version(uow.session, job_id, version_id)
         lifecycle.end_job(uow.session, job_id, lifecycle.COMPLETED, version_id=version_id)
         uow.commit()
     return {"job": job_id, "state": lifecycle.COMPLETED, "version_id": version_id, "frames": job.frame_count}
+
+
+def _job_failed(job_id: int, report: str) -> State:
+    _, database = context()
+    with UnitOfWork(database) as uow:
+        lifecycle.end_job(uow.session, job_id, lifecycle.FAILED, report=report)
+        uow.commit()
+    return Failed(message=report)
 
 
 def failure_report(job_id: int) -> str:

@@ -95,6 +95,19 @@ def test_a_chunk_that_always_fails_fails_the_job_with_a_report(farm: Farm, tmp_p
     assert job.version_id is None
 
 
+def test_frames_that_are_already_a_version_fail_the_job_with_why(farm: Farm, tmp_path: Path) -> None:
+    # The fake renderer draws only the frame number: a second job of the same frames renders
+    # the same bytes, which the publish machinery does not register twice.
+    command = fake_command(tmp_path / "runs.jsonl", "--sleep", "0.1")
+    ended = {"completed", "failed"}
+    first = farm.wait_job(farm.submit(command, frames="7-8", chunk_size=2, retries=0), ended)
+    assert first.state == "completed", first.report
+    again = farm.wait_job(farm.submit(command, frames="7-8", chunk_size=2, retries=0), ended)
+    assert again.state == "failed"
+    assert again.version_id is None
+    assert "its frames made no new version: the same frames are already a version" in again.report
+
+
 def test_cancel_stops_running_chunks_and_pending_ones_never_start(farm: Farm, tmp_path: Path) -> None:
     record = tmp_path / "runs.jsonl"
     # Six hanging chunks, three GPU slots: three run, three wait.
