@@ -232,7 +232,7 @@ def _farm_job(running: Any, workdir: Path, chunks: int, seconds: float, slots: i
     run = {index: states[row.prefect_run_id] for index, row in rows.items()}
     _show("  dispatched -> its run scheduled", [run[i]["Scheduled"] - dispatched[i] for i in rows], None)
     _show(
-        "  scheduled -> pending (worker took it)",
+        "  scheduled -> pending (a worker took it)",
         [run[i]["Pending"] - run[i]["Scheduled"] for i in rows],
         None,
     )
@@ -330,7 +330,7 @@ def _show(name: str, values: list[float], target: float | None) -> None:
     verdict = (
         "" if target is None else (" ok" if median <= target else " OVER TARGET") + f" (<= {target:.1f} s)"
     )
-    print(f"  {name:<34} median {median:6.2f} s  p90 {p90:6.2f} s  max {ordered[-1]:6.2f} s{verdict}")
+    print(f"  {name:<40} median {median:6.2f} s  p90 {p90:6.2f} s  max {ordered[-1]:6.2f} s{verdict}")
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], None]] = {"planning": planning, "farm": farm}
