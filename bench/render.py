@@ -181,8 +181,10 @@ def farm(args: argparse.Namespace) -> None:
     try:
         with running_farm(workdir, make_database, cold=args.cold) as running:
             time.sleep(5)  # the workers' first poll
-            for seconds in args.seconds:
-                _farm_job(running, workdir, args.chunks, seconds, slots)
+            for number, seconds in enumerate(args.seconds):
+                # Frames of their own: the same frames again would publish no new version.
+                first = 1001 + 1000 * number
+                _farm_job(running, workdir, f"{first}-{first + args.chunks - 1}", seconds, slots)
     finally:
         import psycopg
 
@@ -191,16 +193,17 @@ def farm(args: argparse.Namespace) -> None:
                 connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _farm_job(running: Any, workdir: Path, chunks: int, seconds: float, slots: int) -> None:
-    """One job of `chunks` one-frame chunks whose command renders for `seconds`; its figures."""
+def _farm_job(running: Any, workdir: Path, frames: str, seconds: float, slots: int) -> None:
+    """One job of one-frame chunks whose command renders for `seconds`; its figures."""
     from tests.support.farm import fake_command, records
 
     record = workdir / f"runs-{seconds:g}.jsonl"
     cpu_before = _farm_cpu(running)
     submitted = time.time()
     job_id = running.submit(
-        fake_command(record, "--sleep", str(seconds)), frames=f"1-{chunks}", chunk_size=1, timeout=600
+        fake_command(record, "--sleep", str(seconds)), frames=frames, chunk_size=1, timeout=600
     )
+    chunks = len(running.chunks(job_id))
     job = running.wait_job(job_id, {"completed", "failed"}, timeout=900)
     cpu = {name: used - cpu_before[name] for name, used in _farm_cpu(running).items()}
     print(
