@@ -241,6 +241,14 @@ def warm_up(modules: tuple[str, ...] = WARM_MODULES) -> str:
     for flow_entry in FLOWS.values():
         flow_entry.load()
         flow_entry.body_model(remote=False)
+    # What a child would otherwise do at its first query, each time (a fifth of a second):
+    # the ORM's mappers configured, the migrations' heads read.
+    from sqlalchemy.orm import configure_mappers
+
+    from bifrost_core.db.migrate import code_head_revisions
+
+    configure_mappers()
+    code_head_revisions()
     return (
         f"imported {len(sys.modules)} modules in {time.perf_counter() - started:.1f} s; "
         f"threads: {threading.active_count()}"
@@ -342,10 +350,11 @@ class Runner(ForkServer):
         return run_command(request, self.home, self.api_url)
 
 
-def become(env: dict[str, str], cwd: str) -> None:
+def become(env: dict[str, str], cwd: str, *, reread_prefect: bool = True) -> None:
     """In a forked child: take the client's environment and folder, set the streams up as
-    the interpreter does at start (line-buffered on a terminal), and read Prefect's and
-    Bifrost's settings afresh from that environment."""
+    the interpreter does at start (line-buffered on a terminal), and read Bifrost's settings
+    and (unless the server has checked that they are its own) Prefect's afresh from that
+    environment."""
     from prefect.context import refresh_global_settings_context
 
     from bifrost_core.config import get_settings
@@ -355,7 +364,8 @@ def become(env: dict[str, str], cwd: str) -> None:
     os.chdir(cwd)
     sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())  # type: ignore[union-attr]
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    refresh_global_settings_context()
+    if reread_prefect:
+        refresh_global_settings_context()
     get_settings.cache_clear()
 
 

@@ -105,6 +105,8 @@ class WarmEngine(ForkServer):
         differ = set(prefect_view(request["env"]).items()) ^ set(self.expected.items())
         if differ:
             return f"Prefect settings differ ({', '.join(sorted({key for key, _ in differ}))})"
+        if request["env"].get("HOME") != os.environ.get("HOME"):
+            return "another HOME (Prefect's defaults are under it)"
         return prefect_files_in(request["cwd"])
 
     def label(self, request: dict[str, Any]) -> str:
@@ -124,7 +126,9 @@ def module_entrypoint(entrypoint: str) -> str:
 def run_engine(request: dict[str, Any]) -> int:
     """In the forked child: become `python -m prefect.engine` in the run's environment and
     folder; its exit status."""
-    become(request["env"], request["cwd"])
+    # Prefect's settings are the engine's (`declines` checked what they are read from): reading
+    # them again would cost a chunk's start a tenth of a second.
+    become(request["env"], request["cwd"], reread_prefect=False)
 
     from flows.process import prepare_run_process
 

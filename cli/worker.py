@@ -4,13 +4,18 @@ for one of Bifrost's pools, run in this process.
 On a GPU host (`--gpus N`) it declares the host's GPUs before it takes any work: the global
 concurrency limit `gpu:<host>` gets N slots (created, or updated when the host changed), and
 the worker polls the work queues `gpus-1` .. `gpus-N` of the pool (a chunk needing k GPUs is
-created in `gpus-k`, so only hosts with at least k GPUs take it) with at most N runs at once.
-A chunk holds k slots of its host's limit while its command runs (flows/render.py).
+created in `gpus-k`, so only hosts with at least k GPUs take it) with at most 3N runs at once
+(N rendering, N dispatched ahead and waiting for GPUs, N ending). A chunk holds k slots of its
+host's limit while its command runs (flows/render.py).
 
 Its flow runs inherit this process's environment, plus BIFROST_WORKER_HOST and
 BIFROST_WORKER_GPUS (what the chunk reads to find its limit and GPU ids), BIFROST_CHECKOUT
 (this Bifrost's repository root, for the deployments' pull step) and a Prefect run heartbeat
 every 30 s unless the operator chose one (a run whose heartbeat stops is marked crashed).
+
+Besides its polls, it polls the moment the server announces a run scheduled in its pool (the
+`prefect.flow-run.Scheduled` events, over a websocket), so a dispatched chunk does not wait
+for the next poll.
 
 On Linux its runs start from a warm engine beside it (cli/warm_engine.py: one process that has
 imported Prefect and the flows, forking a child per run) instead of a fresh interpreter each;
@@ -19,12 +24,14 @@ imported Prefect and the flows, forking a child per run) instead of a fresh inte
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -34,6 +41,8 @@ from cli.output import say
 
 GPU_POOL = "bifrost-gpu"
 GPU_QUERY_SECONDS = 2  # how often a GPU worker polls for runs, unless PREFECT_WORKER_QUERY_SECONDS says
+WAKE_RETRY_SECONDS = 5  # a lost event stream is opened again after this pause
+WAKE_RECHECK_SECONDS = 0.3  # a poll on an event that found nothing is repeated once after this
 
 
 def gpu_limit_name(host: str) -> str:
@@ -98,8 +107,11 @@ def worker(
         os.environ["BIFROST_WORKER_GPUS"] = str(gpus)
         queues = gpu_queues(gpus)
         # Room for the chunks dispatched ahead (flows/render.py DISPATCH_AHEAD): they start
-        # while the host is busy and wait for its GPUs; the slots still bound what runs.
-        limit = limit or 2 * gpus
+        # while the host is busy and wait for its GPUs; and for runs whose command has ended
+        # but which are still ending (dispatching, reporting their state): a chunk dispatched
+        # by one of those is taken at once, not when that run's process has gone. The GPU ids
+        # and slots still bound what renders.
+        limit = limit or 3 * gpus
     if metrics_port is not None:
         from cli.worker_metrics import serve_metrics
 
@@ -110,8 +122,6 @@ def worker(
             raise typer.Exit(EXIT_CONFIG) from None
     # SIGTERM ends the worker as Ctrl-C does: Prefect's worker stops polling and exits.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    import asyncio
-
     from cli.warm_engine import engine_beside
 
     try:
@@ -146,7 +156,58 @@ async def _run(
 
         count_runs(worker)
     say(f"worker {host} on {pool}" + (f": {gpus} GPU(s), queues {', '.join(queues or [])}" if gpus else ""))
-    await worker.start(printer=say)
+    waking = asyncio.create_task(poll_when_scheduled(worker))
+    try:
+        await worker.start(printer=say)
+    finally:
+        waking.cancel()
+
+
+async def poll_when_scheduled(worker: Any) -> None:
+    """Poll the moment a run of the worker's pool is scheduled, not at its next poll: the
+    server's `prefect.flow-run.Scheduled` events, streamed over a websocket (as Prefect's
+    worker hears of cancellations). Without the stream (it reconnects after a pause) the
+    worker's own polling goes on. A poll finds nothing when the event came before the run's
+    commit: one more a moment later."""
+    import logging
+
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+
+    logger = logging.getLogger("bifrost.worker")
+    while getattr(worker, "_work_pool", None) is None:  # known once the worker has synced
+        await asyncio.sleep(0.5)
+    wanted = asyncio.Event()
+
+    async def listen() -> None:
+        scheduled = EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{worker._work_pool.id}"]),
+        )
+        while True:
+            try:
+                async with get_events_subscriber(filter=scheduled) as subscriber:
+                    async for _ in subscriber:
+                        wanted.set()
+            except Exception as exc:  # the server restarting, a dropped connection
+                logger.debug("scheduled-run events: %s; listening again shortly", exc)
+            await asyncio.sleep(WAKE_RETRY_SECONDS)
+
+    listening = asyncio.create_task(listen())
+    try:
+        while True:
+            await wanted.wait()
+            wanted.clear()
+            for pause in (0.0, WAKE_RECHECK_SECONDS):
+                await asyncio.sleep(pause)
+                try:
+                    if await worker.get_and_submit_flow_runs():
+                        break
+                except Exception as exc:  # the worker's own polling reports its errors
+                    logger.debug("poll on a scheduled-run event: %s", exc)
+                    break
+    finally:
+        listening.cancel()
 
 
 async def declare_gpus(pool: str, pool_type: str, host: str, gpus: int, queues: list[str]) -> None:

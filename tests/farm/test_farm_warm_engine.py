@@ -168,6 +168,10 @@ def test_other_prefect_settings_or_no_engine_start_a_fresh_engine(engine: Engine
     assert "warm engine: Prefect settings differ (PREFECT_LOGGING_LEVEL); starting a fresh engine" in err
     # The client became `python -m prefect.engine` itself (exec: the pid Prefect watches).
     assert "Invalid flow run id" in err and declined.returncode == 1
+    # The engine's children keep its Prefect settings: a HOME they would be read under is one too.
+    elsewhere = engine.client(tmp_path / "h", PREFECT__FLOW_RUN_ID="home-run", HOME=str(tmp_path))
+    _, err = elsewhere.communicate(timeout=120)
+    assert "warm engine: another HOME (Prefect's defaults are under it); starting a fresh engine" in err
     gone = engine.client(
         tmp_path / "b", PREFECT__FLOW_RUN_ID="no-engine-run", BIFROST_WARM_ENGINE=str(tmp_path / "none")
     )
