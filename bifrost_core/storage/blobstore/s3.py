@@ -186,26 +186,7 @@ class S3Tier(ObjectTier):
                 total += len(chunk)
             if src.changed(total):
                 return None
-            digest = blake.hexdigest()
-            key = self.key(digest)
-            url = self.url(digest)
-            reuse, damaged = self._judge(
-                self._head(key),
-                md5.hexdigest(),
-                total,
-                functools.partial(self._multipart_etag, spool, total, src.path),
-            )
-            if reuse:
-                return PutResult(src.path, digest, total, url, False)
-            if total <= self.multipart_threshold:
-                spool.seek(0)
-                response = self._call(
-                    "put_object", Key=key, Body=spool, ContentLength=total, ContentMD5=_b64(md5.digest())
-                )
-                self._verify(response, md5.hexdigest(), key, digest, src.path)
-            elif not self._put_parts(spool, key, total, digest, src.path):
-                return None  # the spool does not read back as written: store it again
-        return PutResult(src.path, digest, total, url, True, damaged)
+            return self._put_from(spool, src.path, blake.hexdigest(), md5.digest(), total)
 
     def _put_stable(self, src: Source) -> PutResult | None:
         """A source nothing writes to (another tier's blob) is read twice instead of spooled:
@@ -219,29 +200,26 @@ class S3Tier(ObjectTier):
             total += len(chunk)
         if src.changed(total):
             return None
-        digest = blake.hexdigest()
+        return self._put_from(_SourceBody(src, total), src.path, blake.hexdigest(), md5.digest(), total)
+
+    def _put_from(self, body: BinaryIO, source: str, digest: str, md5: bytes, total: int) -> PutResult | None:
+        """Store the `total` bytes of `body` (a spool, or a stable source), which hashed to
+        `digest` and `md5` when read, at their content key, unless an object there holds
+        them; None if they do not read again as they did (the caller reads the source again)."""
         key = self.key(digest)
         url = self.url(digest)
         reuse, damaged = self._judge(
-            self._head(key),
-            md5.hexdigest(),
-            total,
-            functools.partial(self._multipart_etag, _SourceBody(src, total), total, src.path),
+            self._head(key), md5.hex(), total, functools.partial(self._multipart_etag, body, total, source)
         )
         if reuse:
-            return PutResult(src.path, digest, total, url, False)
+            return PutResult(source, digest, total, url, False)
         if total <= self.multipart_threshold:
-            response = self._call(
-                "put_object",
-                Key=key,
-                Body=_SourceBody(src, total),
-                ContentLength=total,
-                ContentMD5=_b64(md5.digest()),
-            )
-            self._verify(response, md5.hexdigest(), key, digest, src.path)
-        elif not self._put_parts(_SourceBody(src, total), key, total, digest, src.path):
-            return None  # the source changed between the reads
-        return PutResult(src.path, digest, total, url, True, damaged)
+            body.seek(0)
+            response = self._call("put_object", Key=key, Body=body, ContentLength=total, ContentMD5=_b64(md5))
+            self._verify(response, md5.hex(), key, digest, source)
+        elif not self._put_parts(body, key, total, digest, source):
+            return None
+        return PutResult(source, digest, total, url, True, damaged)
 
     def _spool_file(self, source: str) -> BinaryIO:
         with self._spooling(source):
