@@ -6,8 +6,9 @@ An archive move of a batch of versions, in this order:
 1. copy: each blob with no good copy in the archive tier is stored there from its hot copy
    (a damaged archive copy is replaced; a hot copy whose bytes do not hash to its digest is
    reported and its versions stay hot);
-2. verify: the archive copies are read back and rehashed (BLAKE3); one that does not match
-   is reported, removed, and its versions stay hot;
+2. verify: the archive copies are read back and rehashed (BLAKE3), each once it is stored
+   (on an object store, while the others upload); one that does not match is reported,
+   removed, and its versions stay hot;
 3. record: the archive locations (verified now) and the versions whose every blob has one
    are recorded in one transaction (`archived_versions`), with a `version.archived` event;
 4. release: under `storage gc`'s lock (leases.py), each hot copy whose every version is
