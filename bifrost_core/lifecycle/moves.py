@@ -6,8 +6,9 @@ An archive move of a batch of versions, in this order:
 1. copy: each blob with no good copy in the archive tier is stored there from its hot copy
    (a damaged archive copy is replaced; a hot copy whose bytes do not hash to its digest is
    reported and its versions stay hot);
-2. verify: the archive copies are read back and rehashed (BLAKE3); one that does not match
-   is reported, removed, and its versions stay hot;
+2. verify: the archive copies are read back and rehashed (BLAKE3), each once it is stored
+   (on an object store, while the others upload); one that does not match is reported,
+   removed, and its versions stay hot;
 3. record: the archive locations (verified now) and the versions whose every blob has one
    are recorded in one transaction (`archived_versions`), with a `version.archived` event;
 4. release: under `storage gc`'s lock (leases.py), each hot copy whose every version is
@@ -30,6 +31,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +56,7 @@ from bifrost_core.lifecycle.schemas import PolicyRules
 from bifrost_core.projects.models import Project
 from bifrost_core.scope import Actor
 from bifrost_core.storage import leases
-from bifrost_core.storage.blobstore import BlobStore, root_of
+from bifrost_core.storage.blobstore import BlobStore, PutResult, root_of
 from bifrost_core.storage.blobstore.tier import CHUNK
 from bifrost_core.storage.errors import PutFailed, storage_error
 from bifrost_core.storage.models import Blob, BlobLocation
@@ -348,28 +350,41 @@ def _archive_batch(
     # 1. copy what the archive tier lacks (or holds damaged), from the hot copies.
     lacking = archive.damaged(list(mine), workers=copy_workers(archive))
     bad: dict[str, str] = {}
-    with staged_copies(hot, sorted(lacking)) as (staged, unreadable):
-        bad.update(unreadable)
-        sources = [staged[digest] for digest in sorted(staged)]
-        try:
-            stored = archive.put_files(sources, workers=copy_workers(archive))
-        except PutFailed as exc:
-            stored = exc.stored
-            bad.update({digest_of(staged, failure.path): str(failure) for failure in exc.failures})
-    by_source = {result.source: result for result in stored}
-    for digest, path in staged.items():
-        result = by_source.get(os.fspath(path))
-        if result is not None and result.digest != digest:
-            bad[digest] = f"its {HOT} copy is damaged (its bytes hash to {result.digest})"
-    report.blobs_copied += sum(1 for result in stored if result.new)
-    crash_point("archive:copied")
-    # 2. read back and rehash the copies just made (the others were rehashed and found good
-    # in step 1, which is what lets a rerun skip them).
-    copied = [digest for digest in sorted(lacking) if digest not in bad]
-    for digest in archive.damaged(copied, workers=copy_workers(archive)):
-        bad[digest] = f"its copy in tier {rules.tier} does not hash to its digest after the copy"
-        with contextlib.suppress(BifrostError):
-            archive.delete(digest)  # no record points at it; the next run copies it again
+    readbacks: dict[str, Future[str | None]] = {}
+    with ThreadPoolExecutor(copy_workers(archive), "archive-verify") as verifier:
+        with staged_copies(hot, sorted(lacking)) as (staged, unreadable):
+            bad.update(unreadable)
+            expected = {os.fspath(path): digest for digest, path in staged.items()}
+
+            def read_back(result: PutResult) -> None:
+                # Step 2 of a copy starts once it is stored (on an object tier, while the
+                # others upload), never before.
+                if expected.get(result.source) == result.digest:
+                    readbacks[result.digest] = verifier.submit(archive.rehash, result.digest)
+
+            sources = [staged[digest] for digest in sorted(staged)]
+            try:
+                # Hot blobs (or their downloads) are never rewritten: no spool needed.
+                stored = archive.put_files(
+                    sources, workers=copy_workers(archive), on_stored=read_back, stable=True
+                )
+            except PutFailed as exc:
+                stored = exc.stored
+                bad.update({digest_of(staged, failure.path): str(failure) for failure in exc.failures})
+        by_source = {result.source: result for result in stored}
+        for digest, path in staged.items():
+            result = by_source.get(os.fspath(path))
+            if result is not None and result.digest != digest:
+                bad[digest] = f"its {HOT} copy is damaged (its bytes hash to {result.digest})"
+        report.blobs_copied += sum(1 for result in stored if result.new)
+        crash_point("archive:copied")
+        # 2. read back and rehash the copies just made (the others were rehashed and found
+        # good in step 1, which is what lets a rerun skip them).
+        for digest, readback in sorted(readbacks.items()):
+            if readback.result() != digest:
+                bad[digest] = f"its copy in tier {rules.tier} does not hash to its digest after the copy"
+                with contextlib.suppress(BifrostError):
+                    archive.delete(digest)  # no record points at it; the next run copies it again
     crash_point("archive:verified")
     # 3. record the verified archive locations and the versions all of whose blobs have one.
     good = [digest for digest in mine if digest not in bad]

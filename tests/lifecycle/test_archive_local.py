@@ -20,6 +20,7 @@ from bifrost_core.storage.errors import StorageFull
 from tests.support.archive import (
     age,
     blobs_of,
+    corrupt_on_arrival,
     good_copies,
     published_paths,
     set_policy,
@@ -162,17 +163,13 @@ def test_a_copy_corrupted_in_flight_is_caught_and_the_hot_copy_kept(
     set_policy(database, settings, production.project_id, keep_latest=2)
     victim = sorted(blobs_of(database, v1))[0]
     archive = store_of(settings, "archive")
-    real = moves.crash_point
 
-    def corrupt(name: str) -> None:
-        # Bytes changed between the copy and its read-back: a bad disk, a bad link.
-        if name == "archive:copied":
-            path = archive.local_path(victim)
-            path.chmod(0o644)
-            path.write_bytes(b"not what was copied")
-        real(name)
+    def corrupt() -> None:
+        path = archive.local_path(victim)
+        path.chmod(0o644)
+        path.write_bytes(b"not what was copied")
 
-    monkeypatch.setattr(moves, "crash_point", corrupt)
+    corrupt_on_arrival(monkeypatch, victim, corrupt)
     report = _archive(database, settings)
     assert (
         len(report.failures) == 1 and victim in report.failures[0] and "does not hash" in report.failures[0]
@@ -181,7 +178,6 @@ def test_a_copy_corrupted_in_flight_is_caught_and_the_hot_copy_kept(
     for digest in blobs_of(database, v1):
         assert "hot" in good_copies(settings, database, digest)
     assert restores.archived_state(database, [v1]) == {}
-    monkeypatch.setattr(moves, "crash_point", real)
     assert _archive(database, settings).failures == []  # the next run copies it again
     assert restores.archived_state(database, [v1]) == {v1: "archive"}
     assert_sound(database, settings)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from datetime import timedelta
 
+import boto3
 import pytest
 from sqlalchemy import update
 
@@ -17,10 +18,12 @@ from bifrost_core.errors import BifrostError
 from bifrost_core.lifecycle import moves, restores
 from bifrost_core.lifecycle.models import RestoreRequest
 from bifrost_core.scope import SYSTEM
+from bifrost_core.storage.blobstore import s3 as s3_tier
 from bifrost_core.storage.errors import StorageError
 from tests.support.archive import (
     CHILD,
     blobs_of,
+    corrupt_on_arrival,
     good_copies,
     published_paths,
     set_policy,
@@ -129,6 +132,37 @@ def test_kill_9_during_a_restore_then_a_rerun_completes_it(database, production,
     for digest in blobs_of(database, versions[0]):
         assert good_copies(s3_archive, database, digest) == ["archive", "hot"]
     assert restores.archived_state(database, versions) == {versions[1]: "archive"}
+    assert_sound(database, s3_archive)
+
+
+def test_a_copy_corrupted_in_flight_is_caught_and_the_hot_copy_kept(
+    database, production, s3_archive, s3_endpoint, tmp_path, monkeypatch
+):
+    # Frames above SMALL_FILE: sent from the hot files themselves and each read back as soon
+    # as it is stored, while the others upload.
+    monkeypatch.setattr(s3_tier, "SMALL_FILE", 1024)
+    v1, _v2, _v3 = three_versions(database, s3_archive, tmp_path)
+    set_policy(database, s3_archive, production.project_id, keep_latest=2)
+    victim = sorted(blobs_of(database, v1))[0]
+    archive = store_of(s3_archive, "archive")
+    key = archive.url_for(victim).split("/", 3)[3]
+    client = boto3.client("s3", **s3_endpoint.client_kwargs())
+    corrupt_on_arrival(
+        monkeypatch,
+        victim,
+        lambda: client.put_object(Bucket=s3_endpoint.bucket, Key=key, Body=b"not what was copied"),
+    )
+    report = moves.archive_project(database, s3_archive, actor=SYSTEM, project="DEMO")
+    assert (
+        len(report.failures) == 1 and victim in report.failures[0] and "does not hash" in report.failures[0]
+    )
+    assert set(tiers_of(database, victim)) == {"hot"} and not archive.exists(victim)
+    for digest in blobs_of(database, v1):
+        assert "hot" in good_copies(s3_archive, database, digest)
+    assert restores.archived_state(database, [v1]) == {}
+    report = moves.archive_project(database, s3_archive, actor=SYSTEM, project="DEMO")
+    assert report.failures == [] and restores.archived_state(database, [v1]) == {v1: "archive"}
+    assert archive.rehash(victim) == victim
     assert_sound(database, s3_archive)
 
 

@@ -1,6 +1,6 @@
 """What only the S3 tier does: uploads straight to content keys (large files through a
-local spool), multipart uploads, ETag verification, errors of the store. Against moto's
-server over real HTTP (fixture `s3_endpoint`)."""
+local spool, stable ones from their file), multipart uploads, ETag verification, errors of
+the store. Against moto's server over real HTTP (fixture `s3_endpoint`)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,96 @@ def test_large_files_go_through_a_spool_straight_to_their_key(
     assert body == data
     assert list(spool.iterdir()) == []  # the spool file is gone
     assert calls == ["head_object", "put_object"]  # no temporary key, no server-side copy
+
+
+def test_stable_sources_go_straight_from_their_file_to_their_key(
+    s3_store: BlobStore,
+    make_file: MakeFile,
+    s3: Any,
+    s3_endpoint: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    monkeypatch.setattr(tempfile, "TemporaryFile", None)  # no spool at all
+    data = os.urandom(1 * MiB + 5)
+    calls: list[str] = []
+    real_call = s3_tier.S3Tier._call
+
+    def recording(self: s3_tier.S3Tier, method: str, **kwargs: Any) -> Any:
+        calls.append(method)
+        return real_call(self, method, **kwargs)
+
+    monkeypatch.setattr(s3_tier.S3Tier, "_call", recording)
+    stored: list[str] = []
+    (blob,) = s3_store.put_files(
+        [make_file("big.mov", data)], stable=True, on_stored=lambda result: stored.append(result.digest)
+    )
+    assert blob.digest == blake3.blake3(data).hexdigest() and blob.new and stored == [blob.digest]
+    assert keys(s3, s3_endpoint.bucket, store_prefix(s3_store)) == [blob.url.split("/", 3)[3]]
+    body = s3.get_object(Bucket=s3_endpoint.bucket, Key=blob.url.split("/", 3)[3])["Body"].read()
+    assert body == data
+    assert calls == ["head_object", "put_object"]
+    assert s3_store.rehash(blob.digest) == blob.digest
+    assert not s3_store.put_files([make_file("again.mov", data)], stable=True)[0].new
+
+
+def _rewritten_after_hashing(monkeypatch: pytest.MonkeyPatch, path: Path, data: bytes) -> None:
+    """Give `path` other bytes of the same size and mtime once it was hashed (before the
+    upload's HEAD): a change the size and mtime checks cannot see."""
+    real_head = s3_tier.S3Tier._head
+    done: list[bool] = []
+
+    def head(self: s3_tier.S3Tier, key: str) -> Any:
+        if not done:
+            done.append(True)
+            seen = path.stat()
+            path.write_bytes(data)
+            os.utime(path, ns=(seen.st_atime_ns, seen.st_mtime_ns))
+        return real_head(self, key)
+
+    monkeypatch.setattr(s3_tier.S3Tier, "_head", head)
+
+
+def test_a_stable_source_changed_after_hashing_is_not_stored_under_the_old_digest(
+    s3_store: BlobStore,
+    make_file: MakeFile,
+    s3: Any,
+    s3_endpoint: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
+    path = make_file("plate.mov", 200 * 1024)
+    _rewritten_after_hashing(monkeypatch, path, os.urandom(200 * 1024))
+    # S3 refuses the body by its Content-MD5; moto takes it, and the ETag check removes it.
+    with pytest.raises(StorageError, match=r"storage tier s3: .*plate\.mov"):
+        s3_store.put_files([path], stable=True)
+    assert keys(s3, s3_endpoint.bucket, store_prefix(s3_store)) == []
+
+
+def test_a_stable_source_changed_between_the_reads_of_a_multipart_upload_is_stored_again(
+    s3_endpoint: S3Endpoint, make_file: MakeFile, s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = BlobStore(
+        s3_endpoint.url("multipart-stable"),
+        storage_options=s3_endpoint.storage_options,
+        part_size=5 * MiB,
+        multipart_threshold=6 * MiB,
+    )
+    path = make_file("huge.mxf", 11 * MiB)
+    new = os.urandom(11 * MiB)
+    _rewritten_after_hashing(monkeypatch, path, new)
+    # The parts sent do not hash to the digest read first: the upload is dropped and the
+    # source read again, so only its new content is stored, under its own digest.
+    (blob,) = store.put_files([path], stable=True)
+    assert blob.digest == blake3.blake3(new).hexdigest()
+    assert keys(s3, s3_endpoint.bucket, "multipart-stable/") == [blob.url.split("/", 3)[3]]
+    uploads = s3.list_multipart_uploads(Bucket=s3_endpoint.bucket, Prefix="multipart-stable/")
+    assert uploads.get("Uploads", []) == []
+    assert store.rehash(blob.digest) == blob.digest
 
 
 def test_multipart_upload_above_the_threshold(

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -24,7 +26,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.lifecycle import policies
 from bifrost_core.lifecycle.schemas import PolicyRules
 from bifrost_core.scope import SYSTEM
-from bifrost_core.storage.blobstore import BlobStore
+from bifrost_core.storage.blobstore import BlobStore, PutResult
 from bifrost_core.storage.models import Blob, BlobLocation
 from bifrost_core.versions.models import Representation, RepresentationFile, Version
 from tests.support.ingest import frames, planned, run_planned
@@ -119,6 +121,25 @@ def store_of(settings: Settings, tier: str) -> BlobStore:
     from bifrost_core.ingest.roots import blob_store
 
     return blob_store(settings, settings.tier_roots[tier], tier)
+
+
+def corrupt_on_arrival(monkeypatch: Any, victim: str, corrupt: Callable[[], None]) -> None:
+    """Call `corrupt` the first time a store reports the blob `victim` stored, before anyone
+    can read it back: the copy's bytes changed on the way (a bad link, a bad disk)."""
+    real = BlobStore.put_files
+    done: list[str] = []
+
+    def put_files(self: BlobStore, sources: Any, *, on_stored: Any = None, **options: Any) -> Any:
+        def stored(result: PutResult) -> None:
+            if result.digest == victim and not done:
+                done.append(victim)
+                corrupt()
+            if on_stored is not None:
+                on_stored(result)
+
+        return real(self, sources, on_stored=stored, **options)
+
+    monkeypatch.setattr(BlobStore, "put_files", put_files)
 
 
 def main(argv: list[str]) -> int:

@@ -75,9 +75,9 @@ class LocalTier(Tier):
     def url(self, digest: str) -> str:
         return f"{self.blobs}/{digest[:2]}/{digest}"
 
-    def put(self, path: str) -> PutResult | Pending:
+    def put(self, path: str, *, stable: bool = False) -> PutResult | Pending:
         self._ensure_dir(self.tmp)  # and so the tier root, which each batch's sync opens
-        return super().put(path)
+        return super().put(path, stable=stable)
 
     def put_once(self, src: Source) -> PutResult | Pending | None:
         # (list.pop and append are atomic: the pool needs no lock.)

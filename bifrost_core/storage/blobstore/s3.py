@@ -5,8 +5,10 @@ Small files are hashed in memory. Larger ones are copied once from the source in
 unnamed local spool file (O_TMPFILE: it vanishes with the process), hashed on the way, then uploaded
 from the spool in one PUT, or in parts above `multipart_threshold`. Knowing the digest
 before the upload spares the temporary key and the server-side copy, which cost the store
-a second write. A blob found at its key is reused once its ETag matches the MD5 of the
-bytes read.
+a second write. A stable source (another tier's blob, which nothing rewrites) skips the
+spool: it is hashed, then sent from the file itself with the MD5 of that first read. A blob
+found at its key is reused once its ETag matches the MD5 of the bytes read. Blobs are read
+back in one streamed GET each.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import contextlib
 import errno
 import functools
 import hashlib
+import io
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +27,7 @@ from typing import Any, BinaryIO
 
 import blake3
 import fsspec
+import fsspec.asyn
 
 from bifrost_core.errors import ConfigError
 from bifrost_core.storage.blobstore.objects import ObjectTier
@@ -39,7 +44,13 @@ from bifrost_core.storage.blobstore.tier import (
     blob_key,
     unwritable,
 )
-from bifrost_core.storage.errors import StorageError, StorageFull, VerificationFailed, storage_error
+from bifrost_core.storage.errors import (
+    SourceChanged,
+    StorageError,
+    StorageFull,
+    VerificationFailed,
+    storage_error,
+)
 
 # S3 refuses a single PUT above 5 GiB and more than 10,000 parts.
 _S3_MAX_SINGLE = 5 * GiB
@@ -143,7 +154,9 @@ class S3Tier(ObjectTier):
             self.fs.call_s3("delete_object", Bucket=self.bucket, Key=key)
 
     def put_once(self, src: Source) -> PutResult | None:
-        return self._put_small(src) if src.size <= SMALL_FILE else self._put_spooled(src)
+        if src.size <= SMALL_FILE:
+            return self._put_small(src)
+        return self._put_stable(src) if src.stable else self._put_spooled(src)
 
     def _put_small(self, src: Source) -> PutResult | None:
         data = src.read_all()
@@ -173,26 +186,40 @@ class S3Tier(ObjectTier):
                 total += len(chunk)
             if src.changed(total):
                 return None
-            digest = blake.hexdigest()
-            key = self.key(digest)
-            url = self.url(digest)
-            reuse, damaged = self._judge(
-                self._head(key),
-                md5.hexdigest(),
-                total,
-                functools.partial(self._multipart_etag, spool, total, src.path),
-            )
-            if reuse:
-                return PutResult(src.path, digest, total, url, False)
-            spool.seek(0)
-            if total <= self.multipart_threshold:
-                response = self._call(
-                    "put_object", Key=key, Body=spool, ContentLength=total, ContentMD5=_b64(md5.digest())
-                )
-                self._verify(response, md5.hexdigest(), key, digest, src.path)
-            else:
-                self._put_parts(spool, key, total, digest, src.path)
-        return PutResult(src.path, digest, total, url, True, damaged)
+            return self._put_from(spool, src.path, blake.hexdigest(), md5.digest(), total)
+
+    def _put_stable(self, src: Source) -> PutResult | None:
+        """A source nothing writes to (another tier's blob) is read twice instead of spooled:
+        hashed, then sent from the file itself with the Content-MD5 of the first read, so the
+        store refuses (and the ETag check catches) bytes that differ from those hashed."""
+        blake, md5 = blake3.blake3(), hashlib.md5()
+        total = 0
+        for chunk in src.chunks(self._buffer()):
+            blake.update(chunk)
+            md5.update(chunk)
+            total += len(chunk)
+        if src.changed(total):
+            return None
+        return self._put_from(_SourceBody(src, total), src.path, blake.hexdigest(), md5.digest(), total)
+
+    def _put_from(self, body: BinaryIO, source: str, digest: str, md5: bytes, total: int) -> PutResult | None:
+        """Store the `total` bytes of `body` (a spool, or a stable source), which hashed to
+        `digest` and `md5` when read, at their content key, unless an object there holds
+        them; None if they do not read again as they did (the caller reads the source again)."""
+        key = self.key(digest)
+        url = self.url(digest)
+        reuse, damaged = self._judge(
+            self._head(key), md5.hex(), total, functools.partial(self._multipart_etag, body, total, source)
+        )
+        if reuse:
+            return PutResult(source, digest, total, url, False)
+        if total <= self.multipart_threshold:
+            body.seek(0)
+            response = self._call("put_object", Key=key, Body=body, ContentLength=total, ContentMD5=_b64(md5))
+            self._verify(response, md5.hex(), key, digest, source)
+        elif not self._put_parts(body, key, total, digest, source):
+            return None
+        return PutResult(source, digest, total, url, True, damaged)
 
     def _spool_file(self, source: str) -> BinaryIO:
         with self._spooling(source):
@@ -210,20 +237,24 @@ class S3Tier(ObjectTier):
                 raise StorageFull(message, tier=self.name) from exc
             raise StorageError(f"{message}: {exc.strerror or exc}", tier=self.name) from exc
 
-    def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> None:
-        """A multipart upload from the spool to the content key, each part checked by its
-        Content-MD5, the whole by the ETag; the object appears only once completed."""
+    def _put_parts(self, spool: BinaryIO, key: str, size: int, digest: str, source: str) -> bool:
+        """A multipart upload from the spool (or a stable source) to the content key, each
+        part checked by its Content-MD5, the whole by the ETag; the object appears only once
+        completed, and only if the parts sent hash to `digest` (else False: nothing stored)."""
         part_size = self._part_size(size)
         upload = self._call("create_multipart_upload", Key=key)["UploadId"]
         md5s: list[bytes] = []
         parts: list[dict[str, Any]] = []
+        blake = blake3.blake3()
         try:
+            spool.seek(0)
             for offset in range(0, size, part_size):
                 # A fresh buffer per part, sent as is: botocore takes a bytearray without
                 # copying it, and memory stays at one part per worker.
                 part = bytearray(min(part_size, size - offset))
                 with self._spooling(source):
                     spool.readinto(part)
+                blake.update(part)
                 md5 = hashlib.md5(part).digest()
                 response = self._call(
                     "upload_part",
@@ -235,6 +266,9 @@ class S3Tier(ObjectTier):
                 )
                 md5s.append(md5)
                 parts.append({"PartNumber": len(parts) + 1, "ETag": response["ETag"]})
+            if blake.hexdigest() != digest:
+                self._abort(key, upload)
+                return False
             response = self._call(
                 "complete_multipart_upload", Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
             )
@@ -242,6 +276,7 @@ class S3Tier(ObjectTier):
             self._abort(key, upload)
             raise
         self._verify(response, f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(parts)}", key, digest, source)
+        return True
 
     def _abort(self, key: str, upload: str) -> None:
         with contextlib.suppress(Exception):  # best effort; purge_temp collects leftovers
@@ -266,6 +301,28 @@ class S3Tier(ObjectTier):
 
     def exists(self, digest: str) -> bool:
         return self._head(self.key(digest)) is not None
+
+    def _rehash_path(self, path: str) -> str | None:
+        """Hash an object read in one streamed GET (s3fs's file object would ask for it a
+        block at a time: a request, and on some stores a read of the whole object, per 4 MiB)."""
+        bucket, key, _ = self.fs.split_path(path)
+
+        async def read() -> str | None:
+            try:
+                response = await self.fs._call_s3("get_object", Bucket=bucket, Key=key, **self.fs.req_kw)
+            except FileNotFoundError:
+                return None
+            hasher = blake3.blake3()
+            body = response["Body"]
+            try:
+                while chunk := await body.read(CHUNK):
+                    hasher.update(chunk)
+            finally:
+                body.close()
+            return hasher.hexdigest()
+
+        with self._guard(f"reading {path}"):
+            return fsspec.asyn.sync(self.fs.loop, read)
 
     def delete(self, digest: str, if_older_than: float | None = None) -> bool:
         key = self.key(digest)
@@ -331,3 +388,39 @@ class S3Tier(ObjectTier):
             self.fs.call_s3("delete_object", Bucket=self.bucket, Key=key)
         except Exception as exc:
             raise unwritable(self.name, root, exc) from exc
+
+
+class _SourceBody(io.RawIOBase):
+    """A stable source's first `size` bytes as a file object (an upload's body, the parts of
+    a multipart one): a source found shorter than that raises SourceChanged instead of
+    leaving the store waiting for the rest. Closing it leaves the source open."""
+
+    def __init__(self, src: Source, size: int) -> None:
+        super().__init__()
+        self.src = src
+        self.size = size
+        self.offset = 0
+        self.seek(0)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        # Only what an upload asks: back to the start (a retry), or where it is (tell).
+        if (offset, whence) == (0, os.SEEK_SET):
+            os.lseek(self.src.fd, 0, os.SEEK_SET)
+            self.offset = 0
+        elif (offset, whence) != (0, os.SEEK_CUR):
+            raise io.UnsupportedOperation("a source body seeks only to its start")
+        return self.offset
+
+    def readinto(self, buf: Any) -> int:
+        want = min(len(buf), self.size - self.offset)
+        got = self.src.fill(memoryview(buf).cast("B")[:want])
+        if got < want:
+            raise SourceChanged(self.src.path, "shrank while being stored")
+        self.offset += got
+        return got

@@ -17,10 +17,13 @@ _SOURCE_FLAGS = (
 class Source:
     """One source file, open for a single read, able to tell whether it changed meanwhile."""
 
-    __slots__ = ("fd", "mtime_ns", "path", "size")
+    __slots__ = ("fd", "mtime_ns", "path", "size", "stable")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, stable: bool = False) -> None:
+        """`stable`: nothing writes to the file while it is stored (another tier's blob),
+        so a store may read it twice rather than copy it aside (a change is still caught)."""
         self.path = path
+        self.stable = stable
         try:
             self.fd = os.open(path, _SOURCE_FLAGS)
         except OSError as exc:

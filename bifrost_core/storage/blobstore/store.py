@@ -100,11 +100,20 @@ class BlobStore:
         *,
         workers: int = 4,
         on_done: Callable[[int], None] | None = None,
+        on_stored: Callable[[PutResult], None] | None = None,
+        stable: bool = False,
     ) -> list[PutResult]:
         """Store a batch of files, `workers` at a time; return one PutResult per source, in order.
 
+        `stable`: nothing writes to the sources meanwhile (they are another tier's blobs), so
+        an S3 tier uploads each from the file itself, read twice (hashed, then sent with that
+        MD5), instead of copying it to a local spool first.
+
         `on_done(i)` is called, from the worker threads, as source `i` is copied (or fails):
         for progress reports only, since the batch is durable only when this returns.
+        `on_stored(result)` is called once per blob as soon as it is durable: from the worker
+        threads on an object tier, where each put is final, after the batch's sync on a local
+        one; so a caller may read blobs back while others are still being stored.
 
         Every blob returned is durable when this returns, so the caller may record it.
         A source that cannot be read, or that changes while read (size or mtime moves,
@@ -128,7 +137,9 @@ class BlobStore:
                 if abort.is_set():
                     return
                 try:
-                    results[i] = self._tier.put(paths[i])
+                    results[i] = result = self._tier.put(paths[i], stable=stable)
+                    if on_stored is not None and isinstance(result, PutResult):
+                        on_stored(result)
                 except SourceError as exc:
                     results[i] = exc
                 except BaseException:
@@ -148,10 +159,14 @@ class BlobStore:
                 if first is not None:
                     raise first
             pending = [r for r in results if isinstance(r, Pending)]
-            placed = iter(self._tier.commit(pending))
+            committed = self._tier.commit(pending)
         except BaseException:
             self._tier.discard([r for r in results if isinstance(r, Pending)])
             raise
+        if on_stored is not None:
+            for result in committed:
+                on_stored(result)
+        placed = iter(committed)
         stored = [next(placed) if isinstance(r, Pending) else r for r in results]
         failures = [r for r in stored if isinstance(r, SourceError)]
         blobs = [r for r in stored if isinstance(r, PutResult)]

@@ -104,10 +104,10 @@ class Tier(abc.ABC):
     """A tier backend; see BlobStore for the meaning of each method. `put` returns either
     a stored blob or, on tiers that sync per batch, a pending one for `commit`."""
 
-    def put(self, path: str) -> PutResult | Pending:
+    def put(self, path: str, *, stable: bool = False) -> PutResult | Pending:
         """Store one source; one that changes while read is read again, once, then refused
-        (SourceChanged)."""
-        with Source(path) as src:
+        (SourceChanged). `stable`: see Source."""
+        with Source(path, stable=stable) as src:
             for _attempt in range(2):
                 result = self.put_once(src)
                 if result is not None:
