@@ -5,20 +5,26 @@ headers and timeouts the exporter reads from OTEL_EXPORTER_OTLP_*; `console`: sp
 stdout) or when an OTLP endpoint is set; OTEL_SDK_DISABLED=true turns it off again. The service
 name is OTEL_SERVICE_NAME, else the process's role (bifrost-api, bifrost-flows).
 
-Spans: the API's requests (api/app.py: one span each, named by its route template), every
-database statement (engines made after this is configured: bifrost_core/db/database.py calls
-`sqlalchemy.create_engine`, which it wraps), and each flow and task run (Prefect makes those
-spans itself once a tracer provider is set; a run started from an API request carries the
-request's trace in its `__OTEL_TRACEPARENT` label, so its spans join the request's trace).
+Spans: the API's requests (api/middleware.py `ServerSpan`: one span each, named by its route
+template), every database statement (`trace_statements`: one span each, listening to every
+SQLAlchemy engine of the process), and each flow and task run (Prefect makes those spans itself
+once a tracer provider is set; a run started from an API request carries the request's trace in
+its `__OTEL_TRACEPARENT` label, so its spans join the request's trace).
+
+Both kinds of span are ours rather than OpenTelemetry's instrumentation packages': theirs cost
+about 1 ms of CPU per request here (attributes in two conventions, metrics nobody reads, a span
+per connection checkout), the whole 5% that tracing may add to a 3 ms request.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
+    from sqlalchemy.engine import Connection, Engine
 
 _configured = False
 EXPORTERS = ("otlp", "console", "none")
@@ -62,13 +68,64 @@ def configure_tracing(service: str, exporter: SpanExporter | None = None) -> boo
             if name.strip().lower() != "none":
                 provider.add_span_processor(BatchSpanProcessor(_exporter(name.strip().lower())))
     trace.set_tracer_provider(provider)
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-    # Its declared range stops below SQLAlchemy 2.1; the engine events it listens to are the
-    # same in 2.1, and the tests check that statements are traced.
-    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)
+    trace_statements()
     _configured = True
     return True
+
+
+def trace_statements() -> None:
+    """A client span for each statement any SQLAlchemy engine of this process runs, child of
+    the span current when it runs (the request's, the task's)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, StatusCode
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    tracer = trace.get_tracer("bifrost.db")
+    engine_attributes: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    def before(conn: Connection, _cursor, statement: str, _parameters, context, _executemany) -> None:
+        engine = conn.engine
+        attributes = engine_attributes.get(engine)
+        if attributes is None:
+            attributes = engine_attributes.setdefault(engine, _attributes_of(engine))
+        operation = statement.split(None, 1)[0] if statement else ""
+        context._bifrost_span = tracer.start_span(
+            f"{operation} {attributes['db.namespace']}",
+            kind=SpanKind.CLIENT,
+            attributes={**attributes, "db.operation.name": operation, "db.query.text": statement},
+        )
+
+    def after(_conn, _cursor, _statement, _parameters, context, _executemany) -> None:
+        span = getattr(context, "_bifrost_span", None)
+        if span is not None:
+            span.end()
+
+    def failed(exception_context) -> None:
+        span = getattr(exception_context.execution_context, "_bifrost_span", None)
+        if span is not None:
+            error = exception_context.original_exception
+            span.set_attribute("error.type", type(error).__qualname__)
+            span.set_status(StatusCode.ERROR, str(error)[:200])
+            span.end()
+
+    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(Engine, "after_cursor_execute", after)
+    event.listen(Engine, "handle_error", failed)
+
+
+def _attributes_of(engine: Engine) -> dict[str, Any]:
+    """OpenTelemetry's database conventions (no password, no parameters)."""
+    url = engine.url
+    attributes: dict[str, Any] = {
+        "db.system.name": engine.dialect.name,
+        "db.namespace": url.database or "",
+    }
+    if url.host:
+        attributes["server.address"] = url.host
+    if url.port:
+        attributes["server.port"] = url.port
+    return attributes
 
 
 def _exporter(name: str) -> SpanExporter:
