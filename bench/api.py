@@ -515,19 +515,19 @@ def bench_telemetry(
                 "OTEL_TRACES_SAMPLER_ARG": "0.1",
             },
         }
-        servers, clients = {}, {}
+        servers, ports = {}, {}
         for state, configuration in configurations.items():
-            servers[state], port = stack.enter_context(
+            servers[state], ports[state] = stack.enter_context(
                 served(configuration, home, args.workers, f"telemetry-{state}")
             )
-            check_metrics_route(port, served=state != "off")
-            clients[state] = Client(port, token)
+            check_metrics_route(ports[state], served=state != "off")
         results = {}
         for label, operation in measured.items():
-            for client in clients.values():
-                for index in range(40):
-                    operation(client, index)
+            for port in ports.values():
+                run(lambda port=port: Client(port, token), operation, 40, 2)
             time.sleep(BATCH_SECONDS)  # the warm-up's spans are exported before the CPU is read
+            # Connections opened now: an idle one is closed by the server after 5 s.
+            clients = {state: Client(port, token) for state, port in ports.items()}
             cpu_before = {state: tree_cpu_seconds(server.pid) for state, server in servers.items()}
             latencies = interleaved(clients, operation, args.rounds)
             time.sleep(BATCH_SECONDS)  # and the last batch of these requests' spans
