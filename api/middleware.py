@@ -118,13 +118,21 @@ class ServerSpan:
         self.app = app
         self.excluded = frozenset(excluded_paths)
         self.tracer = trace.get_tracer("bifrost.api", tracer_provider=tracer_provider)
+        # The headers the configured propagators read (OTEL_PROPAGATORS; traceparent by default).
+        self.propagated = frozenset(name.encode("latin-1") for name in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        parent = propagate.extract(scope["headers"], getter=_HEADERS)
+        headers = scope["headers"]
+        # Most requests carry no trace context: then the propagators have nothing to read.
+        parent = (
+            propagate.extract(headers, getter=_HEADERS)
+            if any(name in self.propagated for name, _ in headers)
+            else otel_context.Context()
+        )
         span = self.tracer.start_span(
             method,
             context=parent,

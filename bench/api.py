@@ -1,7 +1,7 @@
 """HTTP API benchmark: `bifrost serve --workers 2` on PostgreSQL, measured from outside.
 
     .venv/bin/python bench/api.py [--pg postgresql://postgres@127.0.0.1:5432] [--redis URL]
-                                  [--requests 200] [--keep]
+                                  [--requests 200] [--rounds 25] [--sections ...] [--keep]
 
 Builds a throwaway PostgreSQL database with 1 project, 20 sequences x 250 shots and
 1,000 assets, starts the server, warms it up, then times each operation at
@@ -12,7 +12,10 @@ create p50 <= 4 ms, get <= 3 ms, one page of 250 <= 8 ms, all 5,000 <= 120 ms, u
 
 Two more sections (`--sections`, all three by default):
 - gateway: `bifrost gateway` (HAProxy, TLS) in front of one API process: p50 of a get and of a
-  list page through it against the same process directly (target: <= 1 ms added); then at
+  list page through it against the same process directly (target: <= 1 ms added), over --rounds
+  rounds of 20 requests on each path in turns, each path on one keep-alive connection (one TLS
+  handshake), as a real client; added: the median of the rounds' differences and its spread
+  (25th-75th percentile), so that the noise of a shared machine is shown, not hidden; then at
   concurrency 16, throughput and CPU per request (every process: APIs and HAProxy) of one
   process directly, one behind the gateway and three behind it. The client shares the machine's
   cores with them, so on 2 cores three processes cannot go near three times as fast.
@@ -21,8 +24,9 @@ Two more sections (`--sections`, all three by default):
   (metrics, and traces exported by OTLP over HTTP in batches to a local receiver that accepts
   them, as a collector next to the API would), and with both on but one trace in ten sampled
   (OTEL_TRACES_SAMPLER=parentbased_traceidratio): p50 of get and create (target: <= 5% added by
-  both), and CPU per request. The servers take turns, twice, so that a change of the machine's
-  load hits them alike.
+  both), and CPU per request. The four servers run side by side and take turns, --rounds rounds
+  of 20 requests each, so that a change of the machine's load hits them alike; added: the median
+  of the rounds' p50 ratios, with its spread.
   No Prefect server runs here: the API's Prefect reader (api/run_metrics.py) sits idle.
 """
 
