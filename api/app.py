@@ -50,7 +50,7 @@ from flows.registry import FLOWS
 # serve one worker's stale entities after another worker's change.
 WORKERS_ENV = "BIFROST_API_WORKERS"
 
-# FastAPI from 0.150 makes spans of its own once a tracer provider is set (a server span, and one
+# Recent FastAPI (0.150 here) makes spans of its own once a tracer provider is set (a server span, and one
 # for the dependencies, the endpoint and the serialization of each request): api.middleware's
 # ServerSpan is the request's one span; theirs would double it and cost as much again.
 _NO_NATIVE_TELEMETRY: dict[str, Any] = (
