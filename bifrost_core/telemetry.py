@@ -134,6 +134,6 @@ def _exporter(name: str) -> SpanExporter:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from bifrost_core.otlp import FastOTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return FastOTLPSpanExporter()
