@@ -6,8 +6,8 @@ stdout) or when an OTLP endpoint is set; OTEL_SDK_DISABLED=true turns it off aga
 name is OTEL_SERVICE_NAME, else the process's role (bifrost-api, bifrost-flows).
 
 Spans: the API's requests (api/middleware.py `ServerSpan`: one span each, named by its route
-template), every database statement (`trace_statements`: one span each, listening to every
-SQLAlchemy engine of the process), and each flow and task run (Prefect makes those spans itself
+template), every database statement (`trace_statements`: one span each, on the engines made
+after this is configured), and each flow and task run (Prefect makes those spans itself
 once a tracer provider is set; a run started from an API request carries the request's trace in
 its `__OTEL_TRACEPARENT` label, so its spans join the request's trace).
 
@@ -20,12 +20,13 @@ connection checkout).
 from __future__ import annotations
 
 import os
-import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
-    from sqlalchemy.engine import Connection, Engine
+    from opentelemetry.trace import Tracer
+    from sqlalchemy.engine import Engine
 
 _configured = False
 EXPORTERS = ("otlp", "console", "none")
@@ -75,44 +76,53 @@ def configure_tracing(service: str, exporter: SpanExporter | None = None) -> boo
 
 
 def trace_statements() -> None:
-    """A client span for each statement any SQLAlchemy engine of this process runs, child of
-    the span current when it runs (the request's, the task's)."""
+    """A client span for each statement run by the SQLAlchemy engines made from now on, child of
+    the span current when it runs (the request's, the task's).
+
+    bifrost_core/db/database.py calls `sqlalchemy.create_engine`, looked up when called, which
+    this wraps; each engine's dialect runs its statements (`do_execute` and its two siblings,
+    the methods a dialect overrides to run them) inside a span. Not engine events: one listener
+    on an engine makes SQLAlchemy join the event dispatch of every connection to the engine's,
+    which cost about as much as the span itself."""
+    import sqlalchemy
     from opentelemetry import trace
-    from opentelemetry.trace import SpanKind, StatusCode
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
     tracer = trace.get_tracer("bifrost.db")
-    engine_attributes: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+    create_engine = sqlalchemy.create_engine
 
-    def before(conn: Connection, _cursor, statement: str, _parameters, context, _executemany) -> None:
-        engine = conn.engine
-        attributes = engine_attributes.get(engine)
-        if attributes is None:
-            attributes = engine_attributes.setdefault(engine, _attributes_of(engine))
+    def create_traced_engine(*args: Any, **kwargs: Any) -> Engine:
+        engine = create_engine(*args, **kwargs)
+        dialect = engine.dialect
+        attributes = _attributes_of(engine)
+        for name in ("do_execute", "do_executemany", "do_execute_no_params"):
+            setattr(dialect, name, _traced(getattr(dialect, name), tracer, attributes))
+        return engine
+
+    sqlalchemy.create_engine = create_traced_engine
+
+
+def _traced(execute: Callable[..., None], tracer: Tracer, attributes: dict[str, Any]) -> Callable[..., None]:
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    namespace = attributes["db.namespace"]
+
+    def traced_execute(cursor: Any, statement: str, *rest: Any) -> None:
         operation = statement.split(None, 1)[0] if statement else ""
-        context._bifrost_span = tracer.start_span(
-            f"{operation} {attributes['db.namespace']}",
+        span = tracer.start_span(
+            f"{operation} {namespace}",
             kind=SpanKind.CLIENT,
             attributes={**attributes, "db.operation.name": operation, "db.query.text": statement},
         )
-
-    def after(_conn, _cursor, _statement, _parameters, context, _executemany) -> None:
-        span = getattr(context, "_bifrost_span", None)
-        if span is not None:
-            span.end()
-
-    def failed(exception_context) -> None:
-        span = getattr(exception_context.execution_context, "_bifrost_span", None)
-        if span is not None:
-            error = exception_context.original_exception
+        try:
+            execute(cursor, statement, *rest)
+        except BaseException as error:
             span.set_attribute("error.type", type(error).__qualname__)
             span.set_status(StatusCode.ERROR, str(error)[:200])
+            raise
+        finally:
             span.end()
 
-    event.listen(Engine, "before_cursor_execute", before)
-    event.listen(Engine, "after_cursor_execute", after)
-    event.listen(Engine, "handle_error", failed)
+    return traced_execute
 
 
 def _attributes_of(engine: Engine) -> dict[str, Any]:
