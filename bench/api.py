@@ -147,8 +147,15 @@ class Client:
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self.connection.request(method, path, body=payload, headers=headers)
-        answer = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=payload, headers=headers)
+            answer = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the kept-alive connection while it was idle (uvicorn: after 5 s),
+            # before reading this request: a browser sends it again on a new one, and so does this.
+            self.connection.close()
+            self.connection.request(method, path, body=payload, headers=headers)
+            answer = self.connection.getresponse()
         data = answer.read()
         if answer.getheader("Content-Encoding") == "gzip":
             data = gzip.decompress(data)
