@@ -7,6 +7,7 @@ use the synchronous SQLAlchemy session, and FastAPI runs them in its thread pool
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from api import docs, errors, metrics, run_metrics, ui
 from api.auth import Authenticator
 from api.deps import ApiState
-from api.middleware import JsonLogFormatter, RequestMiddleware, RouteNamedSpan
+from api.middleware import JsonLogFormatter, RequestMiddleware, ServerSpan
 from api.params import refuse_unknown_query
 from api.routers import (
     archive,
@@ -48,6 +49,15 @@ from flows.registry import FLOWS
 # Set by `bifrost serve` when it runs several workers: an in-process cache would then
 # serve one worker's stale entities after another worker's change.
 WORKERS_ENV = "BIFROST_API_WORKERS"
+
+# Recent FastAPI (0.150 here) makes spans of its own once a tracer provider is set (a server span, and one
+# for the dependencies, the endpoint and the serialization of each request): api.middleware's
+# ServerSpan is the request's one span; theirs would double it and cost as much again.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
 
 
 def create_app(
@@ -108,6 +118,7 @@ def create_app(
         dependencies=[Depends(refuse_unknown_query)],
         docs_url=None,  # api.docs serves them, without a CDN
         redoc_url=None,
+        **_NO_NATIVE_TELEMETRY,
     )
     app.state.bifrost = state
     errors.install(app)
@@ -149,21 +160,7 @@ def create_app(
         ),
     )
     if tracing:
-        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
-        from opentelemetry.util.http import parse_excluded_urls
-
-        # OpenTelemetry's FastAPI instrumentation names each span by matching the path against
-        # every route, before routing (0.3-1 ms a request here, with about a hundred routes):
-        # the span starts with the method alone and takes its route template once the router
-        # has matched it (RouteNamedSpan). One span per request, none per ASGI message sent or
-        # received: they carry nothing the request's span lacks, and cost an export each.
-        app.add_middleware(RouteNamedSpan)
-        app.add_middleware(
-            OpenTelemetryMiddleware,
-            excluded_urls=parse_excluded_urls("healthz,readyz,metrics"),
-            default_span_details=lambda scope: (scope.get("method", "HTTP"), {}),
-            exclude_spans=["receive", "send"],
-        )
+        app.add_middleware(ServerSpan, excluded_paths=("/healthz", "/readyz", "/metrics"))
     generated = app.openapi
 
     def openapi() -> dict[str, Any]:

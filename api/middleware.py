@@ -11,9 +11,12 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from opentelemetry import trace
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, StatusCode
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -96,30 +99,89 @@ class RequestMiddleware:
         )
 
 
-class RouteNamedSpan:
-    """Names the request's trace span by its route template (`GET /shots/{shot_id}`), as
-    OpenTelemetry names server spans, once the router has matched the route: when the response
-    starts (the span ends with the response's last byte). A path no route matched keeps the
-    method alone."""
+class ServerSpan:
+    """One server span per request (OpenTelemetry's HTTP conventions), named by its route template
+    (`GET /shots/{shot_id}`) once the router has matched it; a path no route matched keeps the
+    method alone. The caller's trace context (`traceparent`, through the configured propagators)
+    is its parent. It ends with the response's last byte.
 
-    def __init__(self, app: ASGIApp) -> None:
+    Ours, not opentelemetry-instrumentation-asgi's: that one set some twenty attributes in two
+    conventions and recorded metrics no one reads (bifrost_core/telemetry.py has the figures)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        excluded_paths: Collection[str] = (),
+        tracer_provider: trace.TracerProvider | None = None,
+    ) -> None:
         self.app = app
+        self.excluded = frozenset(excluded_paths)
+        self.tracer = trace.get_tracer("bifrost.api", tracer_provider=tracer_provider)
+        # The headers the configured propagators read (OTEL_PROPAGATORS; traceparent by default).
+        self.propagated = frozenset(name.encode("latin-1") for name in propagate.get_global_textmap().fields)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.excluded:
             await self.app(scope, receive, send)
             return
+        method = scope["method"]
+        headers = scope["headers"]
+        # Most requests carry no trace context: then the propagators have nothing to read.
+        parent = (
+            propagate.extract(headers, getter=_HEADERS)
+            if any(name in self.propagated for name, _ in headers)
+            else otel_context.Context()
+        )
+        span = self.tracer.start_span(
+            method,
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes={
+                "http.request.method": method,
+                "url.scheme": scope["scheme"],
+                "url.path": scope["path"],
+            },
+        )
+        token = otel_context.attach(trace.set_span_in_context(span, parent))
+        status = 500  # what the client gets when the application raises
 
-        async def send_naming(message: Message) -> None:
+        async def send_status(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                path = getattr(scope.get("route"), "path", None)
-                if path is not None:
-                    span = trace.get_current_span()
-                    span.update_name(f"{scope['method']} {path}")
-                    span.set_attribute("http.route", path)
+                status = message["status"]
             await send(message)
 
-        await self.app(scope, receive, send_naming)
+        try:
+            await self.app(scope, receive, send_status)
+        except BaseException as error:
+            span.set_attribute("error.type", type(error).__qualname__)
+            raise
+        finally:
+            otel_context.detach(token)
+            route = getattr(scope.get("route"), "path", None)
+            if route is not None:
+                span.update_name(f"{method} {route}")
+                span.set_attribute("http.route", route)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(StatusCode.ERROR)
+            span.end()
+
+
+class _HeadersGetter(Getter[list[tuple[bytes, bytes]]]):
+    """Reads the propagators' headers (traceparent, tracestate, baggage) from the ASGI list."""
+
+    def get(self, carrier: list[tuple[bytes, bytes]], key: str) -> list[str] | None:
+        name = key.lower().encode("latin-1")
+        values = [value.decode("latin-1") for header, value in carrier if header == name]
+        return values or None
+
+    def keys(self, carrier: list[tuple[bytes, bytes]]) -> list[str]:
+        return [header.decode("latin-1") for header, _ in carrier]
+
+
+_HEADERS = _HeadersGetter()
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,7 +1,7 @@
 """HTTP API benchmark: `bifrost serve --workers 2` on PostgreSQL, measured from outside.
 
     .venv/bin/python bench/api.py [--pg postgresql://postgres@127.0.0.1:5432] [--redis URL]
-                                  [--requests 200] [--keep]
+                                  [--requests 200] [--rounds 25] [--sections ...] [--keep]
 
 Builds a throwaway PostgreSQL database with 1 project, 20 sequences x 250 shots and
 1,000 assets, starts the server, warms it up, then times each operation at
@@ -12,7 +12,10 @@ create p50 <= 4 ms, get <= 3 ms, one page of 250 <= 8 ms, all 5,000 <= 120 ms, u
 
 Two more sections (`--sections`, all three by default):
 - gateway: `bifrost gateway` (HAProxy, TLS) in front of one API process: p50 of a get and of a
-  list page through it against the same process directly (target: <= 1 ms added); then at
+  list page through it against the same process directly (target: <= 1 ms added), over --rounds
+  rounds of 20 requests on each path in turns, each path on one keep-alive connection (one TLS
+  handshake), as a real client; added: the median of the rounds' differences and its spread
+  (25th-75th percentile), so that the noise of a shared machine is shown, not hidden; then at
   concurrency 16, throughput and CPU per request (every process: APIs and HAProxy) of one
   process directly, one behind the gateway and three behind it. The client shares the machine's
   cores with them, so on 2 cores three processes cannot go near three times as fast.
@@ -21,8 +24,9 @@ Two more sections (`--sections`, all three by default):
   (metrics, and traces exported by OTLP over HTTP in batches to a local receiver that accepts
   them, as a collector next to the API would), and with both on but one trace in ten sampled
   (OTEL_TRACES_SAMPLER=parentbased_traceidratio): p50 of get and create (target: <= 5% added by
-  both), and CPU per request. The servers take turns, twice, so that a change of the machine's
-  load hits them alike.
+  both), and CPU per request. The four servers run side by side and take turns, --rounds rounds
+  of 20 requests each, so that a change of the machine's load hits them alike; added: the median
+  of the rounds' p50 ratios, with its spread.
   No Prefect server runs here: the API's Prefect reader (api/run_metrics.py) sits idle.
 """
 
@@ -45,7 +49,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -56,7 +60,8 @@ SECTIONS = ("operations", "gateway", "telemetry")
 BIFROST = str(Path(sys.executable).parent / "bifrost")
 GATEWAY_ADDED_MS = 1
 TELEMETRY_ADDED_PERCENT = 5
-TELEMETRY_TURNS = 2  # each configuration twice, in turns
+ROUNDS = 25  # the gateway and telemetry sections: rounds of BLOCK requests on each path, in turns
+BLOCK = 20
 BATCH_SECONDS = 5.5  # the span processor's export interval (OTEL_BSP_SCHEDULE_DELAY: 5 s)
 TARGETS = {
     "create shot": 4,
@@ -142,8 +147,15 @@ class Client:
         if body is not None:
             payload = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        self.connection.request(method, path, body=payload, headers=headers)
-        answer = self.connection.getresponse()
+        try:
+            self.connection.request(method, path, body=payload, headers=headers)
+            answer = self.connection.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server closed the kept-alive connection while it was idle (uvicorn: after 5 s),
+            # before reading this request: a browser sends it again on a new one, and so does this.
+            self.connection.close()
+            self.connection.request(method, path, body=payload, headers=headers)
+            answer = self.connection.getresponse()
         data = answer.read()
         if answer.getheader("Content-Encoding") == "gzip":
             data = gzip.decompress(data)
@@ -345,16 +357,43 @@ def otlp_receiver() -> Iterator[tuple[int, dict[str, int]]]:
         server.server_close()
 
 
-def pooled_p50(
-    paths: dict[str, Connect], operation: Operation, requests: int, rounds: int = 4
-) -> dict[str, float]:
-    """p50 of each path's latencies, the paths taking turns in `rounds` so that a change of the
-    machine's load hits them alike."""
-    latencies: dict[str, list[float]] = {label: [] for label in paths}
-    for _ in range(rounds):
-        for label, connect in paths.items():
-            latencies[label].extend(run(connect, operation, max(1, requests // rounds), 1)[0])
-    return {label: percentile(values, 50) for label, values in latencies.items()}
+def interleaved(
+    clients: dict[str, Client], operation: Operation, rounds: int, block: int = BLOCK
+) -> dict[str, list[list[float]]]:
+    """Latencies in ms, per client and round: in each round every client makes `block` calls in
+    turn (who goes first rotating), so that a change of the machine's load hits them alike. Each
+    client keeps its one connection throughout, as a real client would."""
+    latencies: dict[str, list[list[float]]] = {label: [] for label in clients}
+    labels = list(clients)
+    for number in range(rounds):
+        shift = number % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            values = []
+            for index in range(block):
+                started = time.perf_counter()
+                operation(clients[label], index)
+                values.append((time.perf_counter() - started) * 1000)
+            latencies[label].append(values)
+    return latencies
+
+
+def pooled(rounds: list[list[float]]) -> float:
+    return percentile([value for values in rounds for value in values], 50)
+
+
+def paired(
+    latencies: dict[str, list[list[float]]],
+    label: str,
+    reference: str,
+    difference: Callable[[float, float], float],
+) -> tuple[float, float, float]:
+    """The median, 25th and 75th percentiles over the rounds of `difference`(this round's p50 of
+    `label`, of `reference`): what one path adds, and how much that moved from round to round."""
+    values = [
+        difference(statistics.median(mine), statistics.median(theirs))
+        for mine, theirs in zip(latencies[label], latencies[reference], strict=True)
+    ]
+    return percentile(values, 50), percentile(values, 25), percentile(values, 75)
 
 
 def bench_operations(
@@ -402,17 +441,27 @@ def bench_gateway(
     with gateway(env, home, 1) as (process, port, (api_port,), tls):
         direct = lambda: Client(api_port, token)  # noqa: E731
         through = lambda: Client(port, token, tls)  # noqa: E731
+        # One connection each for the whole section (keep-alive; one TLS handshake), as a client would.
+        clients = {"direct": direct(), "gateway": through()}
         for operation in reads.values():
-            run(direct, operation, 40, 2)
-            run(through, operation, 40, 2)
-        print(f"{'operation (conc 1)':<24} {'direct p50':>10} {'gateway p50':>11} {'added ms':>9}  target")
+            for client in clients.values():
+                for index in range(40):
+                    operation(client, index)
+        print(
+            f"{args.rounds} rounds of {BLOCK} requests on each path, in turns; added: the median over the "
+            "rounds of (gateway p50 - direct p50), [25th-75th percentile]"
+        )
+        print(
+            f"{'operation (conc 1)':<24} {'direct p50':>10} {'gateway p50':>11} {'added ms':>9} "
+            f"{'spread':>14}  target"
+        )
         for label, operation in reads.items():
-            p50 = pooled_p50({"direct": direct, "gateway": through}, operation, args.requests * 2)
-            added = p50["gateway"] - p50["direct"]
+            latencies = interleaved(clients, operation, args.rounds)
+            added, low, high = paired(latencies, "gateway", "direct", lambda mine, theirs: mine - theirs)
             verdict = "ok" if added <= GATEWAY_ADDED_MS else "MISSED"
             print(
-                f"{label:<24} {p50['direct']:>10.2f} {p50['gateway']:>11.2f} {added:>9.2f}  "
-                f"<= {GATEWAY_ADDED_MS} ms {verdict}",
+                f"{label:<24} {pooled(latencies['direct']):>10.2f} {pooled(latencies['gateway']):>11.2f} "
+                f"{added:>9.2f} {f'[{low:.2f}, {high:.2f}]':>14}  <= {GATEWAY_ADDED_MS} ms {verdict}",
                 flush=True,
             )
         columns = f"{'n':>5} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'cpu ms':>7}"
@@ -451,14 +500,12 @@ def bench_telemetry(
     print(
         f"\n== telemetry: `bifrost serve --workers {args.workers}` with metrics and tracing off, metrics "
         "alone, both on, both on with 1 trace in 10 sampled (traces: OTLP over HTTP, batched, to a local "
-        "receiver)",
+        "receiver); the four servers run side by side and take turns",
         flush=True,
     )
     quiet = {key: value for key, value in env.items() if not key.startswith("OTEL_")}
     measured = {"get shot": operations["get shot"], "create shot": operations["create shot"]}
-    latencies: dict[tuple[str, str], list[float]] = {}
-    cpu: dict[tuple[str, str], list[float]] = {}
-    with otlp_receiver() as (receiver_port, received):
+    with otlp_receiver() as (receiver_port, received), ExitStack() as stack:
         untraced = {**quiet, "OTEL_SDK_DISABLED": "true"}
         traced = {
             **quiet,
@@ -479,42 +526,57 @@ def bench_telemetry(
                 "OTEL_TRACES_SAMPLER_ARG": "0.1",
             },
         }
-        for turn in range(TELEMETRY_TURNS):
-            for state, configuration in configurations.items():
-                with served(configuration, home, args.workers, f"telemetry-{state}-{turn}") as (server, port):
-                    check_metrics_route(port, served=state != "off")
-                    connect = lambda: Client(port, token)  # noqa: E731
-                    for operation in measured.values():
-                        run(connect, operation, 40, 2)
-                    for label, operation in measured.items():
-                        cpu_before = tree_cpu_seconds(server.pid)
-                        values, _ = run(connect, operation, args.requests, 1)
-                        used = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / len(values)
-                        latencies.setdefault((label, state), []).extend(values)
-                        cpu.setdefault((label, state), []).append(used)
-                    if state in ("both", "sampled"):
-                        time.sleep(BATCH_SECONDS)  # the last batch of spans is exported before it stops
+        servers, ports = {}, {}
+        for state, configuration in configurations.items():
+            servers[state], ports[state] = stack.enter_context(
+                served(configuration, home, args.workers, f"telemetry-{state}")
+            )
+            check_metrics_route(ports[state], served=state != "off")
+        results = {}
+        for label, operation in measured.items():
+            for port in ports.values():
+                run(lambda port=port: Client(port, token), operation, 40, 2)
+            time.sleep(BATCH_SECONDS)  # the warm-up's spans are exported before the CPU is read
+            # Connections opened now: an idle one is closed by the server after 5 s.
+            clients = {state: Client(port, token) for state, port in ports.items()}
+            cpu_before = {state: tree_cpu_seconds(server.pid) for state, server in servers.items()}
+            latencies = interleaved(clients, operation, args.rounds)
+            time.sleep(BATCH_SECONDS)  # and the last batch of these requests' spans
+            cpu = {
+                state: (tree_cpu_seconds(server.pid) - cpu_before[state]) * 1000 / (args.rounds * BLOCK)
+                for state, server in servers.items()
+            }
+            results[label] = (latencies, cpu)
         exports, exported = received["exports"], received["bytes"]
     print(
-        "p50 ms and server CPU ms per request; added: p50 against both off (target <= "
-        f"{TELEMETRY_ADDED_PERCENT}% with both on)"
+        f"{args.rounds} rounds of {BLOCK} requests on each server, in turns. p50: over all rounds; "
+        "added: the median over the rounds of (p50 / off's p50 - 1), [25th-75th percentile]; cpu: ms of "
+        "server CPU per request (all its processes, span export included). Target: <= "
+        f"{TELEMETRY_ADDED_PERCENT}% added with both on"
     )
-    print(f"{'operation (conc 1)':<20} {'':>6}" + "".join(f" {state:>9}" for state in configurations))
-    for label in measured:
-        p50 = {state: percentile(latencies[label, state], 50) for state in configurations}
-        print(f"{label:<20} {'p50':>6}" + "".join(f" {p50[state]:>9.2f}" for state in configurations))
+    print(f"{'operation (conc 1)':<20} {'':>6}" + "".join(f" {state:>15}" for state in configurations))
+    for label, (latencies, cpu) in results.items():
+        added = {
+            state: paired(latencies, state, "off", lambda mine, theirs: (mine / theirs - 1) * 100)
+            for state in configurations
+        }
         print(
-            f"{'':<20} {'added':>6}"
-            + "".join(f" {(p50[state] - p50['off']) / p50['off'] * 100:>8.1f}%" for state in configurations)
+            f"{label:<20} {'p50':>6}"
+            + "".join(f" {pooled(latencies[state]):>15.2f}" for state in configurations)
+        )
+        print(f"{'':<20} {'added':>6}" + "".join(f" {added[state][0]:>14.1f}%" for state in configurations))
+        print(
+            f"{'':<20} {'spread':>6}"
+            + "".join(f" {f'[{added[state][1]:.1f}, {added[state][2]:.1f}]':>15}" for state in configurations)
         )
         print(
-            f"{'':<20} {'cpu':>6}"
-            + "".join(f" {statistics.mean(cpu[label, state]):>9.2f}" for state in configurations),
-            flush=True,
+            f"{'':<20} {'cpu':>6}" + "".join(f" {cpu[state]:>15.2f}" for state in configurations), flush=True
         )
-        added = (p50["both"] - p50["off"]) / p50["off"] * 100
-        verdict = "ok" if added <= TELEMETRY_ADDED_PERCENT else "MISSED"
-        print(f"{'':<20} both on: {added:.1f}% added, target <= {TELEMETRY_ADDED_PERCENT}%: {verdict}")
+        verdict = "ok" if added["both"][0] <= TELEMETRY_ADDED_PERCENT else "MISSED"
+        print(
+            f"{'':<20} both on: {added['both'][0]:.1f}% added (p50 {pooled(latencies['both']):.2f} ms "
+            f"against {pooled(latencies['off']):.2f}), target <= {TELEMETRY_ADDED_PERCENT}%: {verdict}"
+        )
     print(
         f"spans exported while traced: {exports} OTLP requests, {exported / 1024:.0f} KiB; /metrics checked: "
         "200 with metrics on, 404 off. off: metrics and tracing off; metrics: metrics alone; both: "
@@ -541,6 +603,12 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/13", help="'' for the in-process cache")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=ROUNDS,
+        help=f"gateway and telemetry: rounds of {BLOCK} requests per path",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--async-commit",
