@@ -87,7 +87,7 @@ def gateway(
         for api_port in ports:
             apis[api_port] = _serve(api_port, api_environment)
         proxy = subprocess.Popen([haproxy, "-db", "-f", str(folder / "haproxy.cfg")], env=environment)
-        if not _answers(host, port, certificate):
+        if not _answers(host, port, certificate, rate_limit):
             raise fail(f"the gateway did not answer on https://{host}:{port} within {START_TIMEOUT:.0f} s",
                        EXIT_UNAVAILABLE)  # fmt: skip
         listed = ", ".join(map(str, ports))
@@ -149,8 +149,11 @@ def _certificate(path: Path, host: str) -> Path:
     return path
 
 
-def _answers(host: str, port: int, certificate: Path) -> bool:
-    """The gateway serves /readyz with a healthy process behind it, over verified TLS."""
+def _answers(host: str, port: int, certificate: Path, rate_limit: int) -> bool:
+    """The gateway serves /readyz with a healthy process behind it, over verified TLS.
+
+    The checks count against this address's rate limit (requests per 10 s) like any other
+    request: polled faster, a slow start-up would use it up and be answered 429 until the end."""
     import ssl
 
     import httpx
@@ -164,5 +167,5 @@ def _answers(host: str, port: int, certificate: Path) -> bool:
                 return True
         except httpx.HTTPError:
             pass
-        time.sleep(0.3)
+        time.sleep(max(0.3, 20.0 / rate_limit))  # at most half the limit
     return False
