@@ -32,48 +32,18 @@ os.environ.setdefault("BIFROST_PREFECT_SERVER", "ephemeral")
 # the Redis test database go to one process, so none empties it under another; so do the tests
 # of one checkov run (tests/infra/test_iac.py: half a minute each).
 SHARED_FIXTURES = ("prefect_api", "farm", "served", "redis_url", "checkov_reports")
-# A shared server's tests in one process took longer than all the rest of the suite beside
-# them: these modules are a group of their own, so xdist may run them in another process (on
-# a server that process starts) or, when it has none free, in the same process and server.
-OWN_GROUP_MODULES = {
-    "tests/api/test_api_schemathesis.py": "fuzz",
-    "tests/flows/test_flows_actor.py": "cli",
-    "tests/flows/test_flows_cli.py": "cli",
-    "tests/flows/test_flows_workers.py": "cli",
-}
-
-
-# Minutes each group took alone (on a loaded machine): xdist hands out the longest first, then
-# every other test one by one, so no long group starts last and runs on after the rest.
-GROUP_MINUTES = {
-    "prefect_api:tests/flows:cli": 13,
-    "prefect_api:tests/flows": 12,
-    "prefect_api:tests/api": 10,
-    "prefect_api:tests/api:fuzz": 9,
-}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # xdist would order the groups by their number of tests instead (it runs this in the
-    # process that schedules, which collects nothing itself).
-    if hasattr(config.option, "loadscopereorder"):
-        config.option.loadscopereorder = False
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     loadgroup = getattr(config.option, "loadgroup", False)
-    groups: dict[pytest.Item, str] = {}
     for item in items:
         definitions = getattr(item, "_fixtureinfo", None)
         for name in SHARED_FIXTURES:
             if definitions is not None and name in definitions.name2fixturedefs:
                 # Fixtures of one name are defined per folder or module: group by definition.
                 group = f"{name}:{definitions.name2fixturedefs[name][-1].baseid}"
-                if part := OWN_GROUP_MODULES.get(item.nodeid.split("::", 1)[0]):
-                    group = f"{group}:{part}"
                 item.add_marker(pytest.mark.xdist_group(group))
-                groups[item] = group
                 if loadgroup and hasattr(item, "_id"):
                     # xdist schedules by a `@group` suffix of the node id, which it writes to
                     # `_nodeid`; pytest 9.2 keeps the id in `_id`, so the suffix is put there.
@@ -81,8 +51,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
                     item._id = NodeId.parse(f"{item.nodeid}@{group}")
                 break
-    # Stable: each group's and each module's tests keep their order.
-    items.sort(key=lambda item: (item not in groups, -GROUP_MINUTES.get(groups.get(item, ""), 0)))
 
 
 @pytest.fixture(autouse=True)
