@@ -49,19 +49,14 @@ def test_small_files_go_straight_to_their_key(
     assert not s3_store.is_local
 
 
-def test_large_files_go_through_a_spool_straight_to_their_key(
-    s3_store: BlobStore,
-    make_file: MakeFile,
-    s3: Any,
-    s3_endpoint: S3Endpoint,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> None:
+@pytest.fixture
+def large_puts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Files above 64 KiB count as large, spooled (if at all) under the returned folder; the
+    S3 calls the tier makes are recorded in the returned list."""
     monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
     spool = tmp_path / "spool"
     spool.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spool))
-    data = os.urandom(1 * MiB + 5)
     calls: list[str] = []
     real_call = s3_tier.S3Tier._call
 
@@ -70,6 +65,19 @@ def test_large_files_go_through_a_spool_straight_to_their_key(
         return real_call(self, method, **kwargs)
 
     monkeypatch.setattr(s3_tier.S3Tier, "_call", recording)
+    return spool, calls
+
+
+def test_large_files_go_through_a_spool_straight_to_their_key(
+    s3_store: BlobStore,
+    make_file: MakeFile,
+    s3: Any,
+    s3_endpoint: S3Endpoint,
+    monkeypatch: pytest.MonkeyPatch,
+    large_puts: tuple[Path, list[str]],
+) -> None:
+    spool, calls = large_puts
+    data = os.urandom(1 * MiB + 5)
     blob = s3_store.put_file(make_file("big.mov", data))
     assert blob.digest == blake3.blake3(data).hexdigest() and blob.new
     # One object, at its content key: no temporary key was written and copied.
@@ -86,22 +94,11 @@ def test_stable_sources_go_straight_from_their_file_to_their_key(
     s3: Any,
     s3_endpoint: S3Endpoint,
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
+    large_puts: tuple[Path, list[str]],
 ) -> None:
-    monkeypatch.setattr(s3_tier, "SMALL_FILE", 64 * 1024)
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    _spool, calls = large_puts
     monkeypatch.setattr(tempfile, "TemporaryFile", None)  # no spool at all
     data = os.urandom(1 * MiB + 5)
-    calls: list[str] = []
-    real_call = s3_tier.S3Tier._call
-
-    def recording(self: s3_tier.S3Tier, method: str, **kwargs: Any) -> Any:
-        calls.append(method)
-        return real_call(self, method, **kwargs)
-
-    monkeypatch.setattr(s3_tier.S3Tier, "_call", recording)
     stored: list[str] = []
     (blob,) = s3_store.put_files(
         [make_file("big.mov", data)], stable=True, on_stored=lambda result: stored.append(result.digest)
