@@ -175,14 +175,18 @@ async def poll_when_scheduled(worker: Any) -> None:
     from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
 
     logger = logging.getLogger("bifrost.worker")
-    while getattr(worker, "_work_pool", None) is None:  # known once the worker has synced
-        await asyncio.sleep(0.5)
+    while True:
+        try:
+            pool_id = worker.work_pool.id
+            break
+        except RuntimeError:  # the pool is known once the worker has synced with the server
+            await asyncio.sleep(0.5)
     wanted = asyncio.Event()
 
     async def listen() -> None:
         scheduled = EventFilter(
             event=EventNameFilter(name=["prefect.flow-run.Scheduled"]),
-            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{worker._work_pool.id}"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.work-pool.{pool_id}"]),
         )
         while True:
             try:

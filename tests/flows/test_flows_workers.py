@@ -240,3 +240,51 @@ def test_a_bifrost_worker_serves_metrics_of_the_runs_it_ran(
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=60)
+
+
+def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server, tmp_path) -> None:
+    """`bifrost worker` polls the moment a run of its pool is scheduled (the server's events),
+    not only every PREFECT_WORKER_QUERY_SECONDS: with polls ten minutes apart, a run scheduled
+    after the first poll is taken all the same. A run is scheduled again every 15 s until one
+    is taken, so the worker's subscription opening late cannot fail the test."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    ensure_pools({WORK_POOL})
+    register([SLEEPER])
+    only_these_runs_due([])
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bifrost"), "worker", "--pool", WORK_POOL, "--host", "woken-host"],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": prefect_server,
+            "PREFECT_WORKER_QUERY_SECONDS": "600",
+            "BIFROST_CHECKOUT": str(ROOT),
+        },
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 120
+            while not client.read_workers_for_work_pool(WORK_POOL):
+                assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
+                time.sleep(1)
+            time.sleep(5)  # past its first poll, which found nothing to run
+            runs, taken = [], None
+            deadline = time.monotonic() + 240
+            while taken is None:
+                assert time.monotonic() < deadline, f"no run taken in 240 s\n{log.read_text()[-3000:]}"
+                runs.append(run_deployment("sleeper/sleeper", parameters={"seconds": 0}, timeout=0).id)
+                for _ in range(15):
+                    states = [client.read_flow_run(run_id).state for run_id in runs]
+                    if taken := next((s for s in states if s and s.type.value != "SCHEDULED"), None):
+                        break
+                    time.sleep(1)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+        only_these_runs_due([])
+    assert taken.type.value in {"PENDING", "RUNNING", "COMPLETED"}
