@@ -279,12 +279,20 @@ def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server
                 assert time.monotonic() < deadline, f"no run taken in 240 s\n{log.read_text()[-3000:]}"
                 runs.append(run_deployment("sleeper/sleeper", parameters={"seconds": 0}, timeout=0).id)
                 for _ in range(15):
-                    states = [client.read_flow_run(run_id).state for run_id in runs]
-                    if taken := next((s for s in states if s and s.type.value != "SCHEDULED"), None):
+                    states = {run_id: client.read_flow_run(run_id).state for run_id in runs}
+                    if taken := next(
+                        (run_id for run_id, s in states.items() if s and s.type.value != "SCHEDULED"), None
+                    ):
                         break
                     time.sleep(1)
+        only_these_runs_due([str(taken)])  # the worker stops with nothing left to take
+        ended = wait_for_state(taken, {"COMPLETED", "FAILED", "CRASHED"}, log, timeout=180)
+        assert ended.state.type.value == "COMPLETED", log.read_text()[-3000:]
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=60)
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
         only_these_runs_due([])
-    assert taken.type.value in {"PENDING", "RUNNING", "COMPLETED"}
