@@ -3,9 +3,7 @@ and started by itself on a real Prefect server with a worker when an ingest crea
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from deployments.flows import ensure_pools, register
 from flows.registry import FLOWS, ROOT, WORK_POOL
 from tests.support.ingest import OPERATOR
 from tests.support.media import ffprobe, png_frames, publish
+from tests.support.runs import stop_worker
 
 pytestmark = pytest.mark.usefixtures("ffmpeg_installed")
 BIFROST = str(Path(sys.executable).parent / "bifrost")
@@ -93,7 +92,7 @@ def test_an_ingest_on_a_server_with_a_worker_gets_review_media_unasked(
             assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
             time.sleep(0.5)
     finally:
-        stop(worker)
+        stop_worker(worker)
         remove_trigger()
     assert review_representations(database, version_id) == sorted(REVIEW_NAMES)
     with UnitOfWork(database) as uow:
@@ -155,16 +154,6 @@ def _worker(api: str, flow_env: dict[str, str], tmp_path: Path) -> subprocess.Po
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def stop(worker: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(worker.pid, signal.SIGTERM)
-    try:
-        worker.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
 
 
 def remove_trigger() -> None:

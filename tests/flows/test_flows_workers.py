@@ -19,7 +19,7 @@ from deployments.automations import ZOMBIE_AUTOMATION, ZOMBIE_MESSAGE, ensure_zo
 from deployments.flows import ensure_pools, register
 from flows.registry import FLOWS, ROOT, WORK_POOL, FlowEntry
 from tests.support.ingest import OPERATOR, frames, planned, run_planned
-from tests.support.runs import read_run
+from tests.support.runs import read_run, stop_worker
 
 pytestmark = pytest.mark.slow
 
@@ -289,10 +289,5 @@ def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server
         ended = wait_for_state(taken, {"COMPLETED", "FAILED", "CRASHED"}, log, timeout=180)
         assert ended.state.type.value == "COMPLETED", log.read_text()[-3000:]
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop_worker(worker, timeout=60)
         only_these_runs_due([])

@@ -73,7 +73,6 @@ def test_large_files_go_through_a_spool_straight_to_their_key(
     make_file: MakeFile,
     s3: Any,
     s3_endpoint: S3Endpoint,
-    monkeypatch: pytest.MonkeyPatch,
     large_puts: tuple[Path, list[str]],
 ) -> None:
     spool, calls = large_puts

@@ -1,9 +1,13 @@
 """Helpers of the flow tests: a flow run and its artifacts read back from Prefect, and the
-CLI invoked in-process."""
+CLI invoked in-process, and a worker process stopped."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
 
 from typer.testing import CliRunner
 
@@ -30,3 +34,14 @@ def invoke(*args: object, code: int = 0, input: str | None = None):
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
     return result
+
+
+def stop_worker(worker: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM to the worker's session (it was started in one of its own), SIGKILL after `timeout`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(worker.pid, signal.SIGTERM)
+    try:
+        worker.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
