@@ -23,7 +23,7 @@ import typer
 from cli.common import flow_actor, open_database, operator, unit_of_work
 from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from cli.output import JsonOption, keyed, print_json, render_list, say, say_lines
-from cli.runner import through_runner
+from cli.runner import HEALTH_SECONDS, through_runner
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -128,7 +128,7 @@ def _answers(url: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(url, timeout=0.3) as response:
+        with urllib.request.urlopen(url, timeout=HEALTH_SECONDS) as response:
             return response.status == 200
     except OSError:
         return False

@@ -220,6 +220,9 @@ class ForkServer(abc.ABC):
 
     def stop_children(self) -> None:
         """SIGTERM every child and reap them (the server is stopping)."""
+        # A second signal (the worker's SIGTERM after its process group's) must not stop the reaping.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for pid, (connection, _) in list(self.children.items()):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

@@ -47,6 +47,9 @@ IN_RUNNER = False
 # The child's exit status when the client's settings turn out to name another home.
 DECLINED_STATUS = 222
 SERVER_MODE_VARIABLE = "BIFROST_PREFECT_SERVER"
+# How long a server that accepted the connection has to answer its health check: nothing
+# listening fails at once, while a busy server (a 2-core host running flows) can take seconds.
+HEALTH_SECONDS = 5.0
 # Imported by the runner before it serves: the CLI, Prefect's engines and what a flow run
 # imports only when it starts (measured: fastapi ~1.4 s, graphviz by the flow engine).
 WARM_MODULES = (
@@ -200,7 +203,9 @@ def _someone_answers(port: str) -> bool:
     import urllib.request
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{int(port)}/api/health", timeout=0.5) as response:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{int(port)}/api/health", timeout=HEALTH_SECONDS
+        ) as response:
             return response.status == 200
     except (OSError, ValueError):
         return False

@@ -17,6 +17,9 @@ Besides its polls, it polls the moment the server announces a run scheduled in i
 `prefect.flow-run.Scheduled` events, over a websocket), so a dispatched chunk does not wait
 for the next poll.
 
+SIGTERM (or Ctrl-C) stops it: it polls no more, the processes of its runs end with it, and
+the runs it had not finished are marked Crashed (a render job then retries their chunks).
+
 On Linux its runs start from a warm engine beside it (cli/warm_engine.py: one process that has
 imported Prefect and the flows, forking a child per run) instead of a fresh interpreter each;
 `--cold` keeps Prefect's way.
@@ -32,6 +35,7 @@ import socket
 import tempfile
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import typer
 
@@ -120,37 +124,75 @@ def worker(
         except OSError as exc:
             say(f"error: --metrics-port {metrics_port}: {exc.strerror}", err=True)
             raise typer.Exit(EXIT_CONFIG) from None
-    # SIGTERM ends the worker as Ctrl-C does: Prefect's worker stops polling and exits.
+    # Until its event loop runs, SIGTERM ends the worker as Ctrl-C does.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     from cli.warm_engine import engine_beside
 
+    name = f"{pool} {host} {os.getpid()}"
+    unfinished: set[UUID] = set()
     try:
         with (
             tempfile.TemporaryDirectory(prefix="bifrost-engine-") as folder,
             engine_beside(Path(folder), say) if warm else contextlib.nullcontext(),
         ):
-            asyncio.run(_run(pool, host, gpus, queues, limit, counted=metrics_port is not None))
-    except KeyboardInterrupt:
+            asyncio.run(
+                _run(pool, host, gpus, queues, limit, name, unfinished, counted=metrics_port is not None)
+            )
+    except (KeyboardInterrupt, asyncio.CancelledError):
         say(f"worker {host} on {pool}: stopped")
+    # Their processes have ended with the worker (and its engine): said now, not when the
+    # server misses their heartbeats, and not left Pending for ever.
+    crash_unfinished(unfinished, name)
+
+
+def crash_unfinished(flow_run_ids: set[UUID], worker_name: str) -> None:
+    """Mark Crashed the runs this worker started that had not ended when it stopped, so a
+    render job retries their chunks and a coordinator sees why."""
+    if not flow_run_ids:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.states import Crashed
+
+    with get_client(sync_client=True) as client:
+        for flow_run_id in flow_run_ids:
+            try:
+                flow_run = client.read_flow_run(flow_run_id)
+                if flow_run.state is None or not flow_run.state.is_final():
+                    client.set_flow_run_state(
+                        flow_run_id,
+                        Crashed(message=f"Its worker {worker_name!r} stopped before the run ended"),
+                    )
+                    say(f"flow run {flow_run.name}: crashed (its worker stopped)")
+            except Exception as exc:  # the server gone too: its zombie-run automation marks them
+                say(f"flow run {flow_run_id}: not marked crashed ({exc})", err=True)
 
 
 async def _run(
-    pool: str, host: str, gpus: int | None, queues: list[str] | None, limit: int | None, *, counted: bool
+    pool: str,
+    host: str,
+    gpus: int | None,
+    queues: list[str] | None,
+    limit: int | None,
+    name: str,
+    unfinished: set[UUID],
+    *,
+    counted: bool,
 ) -> None:
     from prefect.workers.process import ProcessWorker
 
     from cli.warm_engine import WarmJobConfiguration
     from deployments.flows import POOL_TYPES
 
+    # SIGTERM cancels the worker's task, as asyncio's own handler does on Ctrl-C, so its
+    # shutdown runs in order. (Raised by a signal handler, KeyboardInterrupt could land inside
+    # any callback of the loop: it then left the worker's tasks or threads unfinished and
+    # the process alive, polling no more.)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
     if gpus is not None and queues is not None:
         await declare_gpus(pool, POOL_TYPES.get(pool, "process"), host, gpus, queues)
-    worker = ProcessWorker(
-        work_pool_name=pool,
-        work_queues=queues,
-        name=f"{pool} {host} {os.getpid()}",
-        limit=limit,
-    )
+    worker = ProcessWorker(work_pool_name=pool, work_queues=queues, name=name, limit=limit)
     worker.job_configuration = WarmJobConfiguration
+    note_unfinished(worker, unfinished)
     if counted:
         from cli.worker_metrics import count_runs
 
@@ -161,6 +203,36 @@ async def _run(
         await worker.start(printer=say)
     finally:
         waking.cancel()
+
+
+def note_unfinished(worker: Any, unfinished: set[UUID]) -> None:
+    """Keep in `unfinished` the runs the worker has taken (set Pending) and not seen end: its
+    `run` returns when a run's process has ended."""
+    # Prefect's worker has no public hook between taking a run and starting its process, the
+    # moments a stop is most likely to fall in (Prefect is pinned to a minor version).
+    propose_pending = worker._propose_pending_state
+    run = worker.run
+
+    async def taking(flow_run: Any) -> bool:
+        unfinished.add(flow_run.id)  # before the answer: a stop may fall while it is on its way
+        taken = await propose_pending(flow_run)
+        if not taken:
+            unfinished.discard(flow_run.id)
+        return taken
+
+    async def running(flow_run: Any, configuration: Any, task_status: Any = None) -> Any:
+        stopped = False
+        try:
+            return await run(flow_run=flow_run, configuration=configuration, task_status=task_status)
+        except asyncio.CancelledError:
+            stopped = True
+            raise
+        finally:
+            if not stopped:
+                unfinished.discard(flow_run.id)
+
+    worker._propose_pending_state = taking
+    worker.run = running
 
 
 async def poll_when_scheduled(worker: Any) -> None:

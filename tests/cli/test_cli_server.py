@@ -416,3 +416,36 @@ def test_what_the_runner_declines(tmp_path: Path) -> None:
     (tmp_path / ".env").unlink()
     runner.children = dict.fromkeys(range(MAX_CHILDREN))  # type: ignore[arg-type]
     assert runner._refuses({"env": env, "cwd": str(tmp_path)}) == f"{MAX_CHILDREN} commands already run"
+
+
+def test_a_busy_prefect_server_counts_as_up() -> None:
+    """A server that accepts but takes a second and a half to answer its health check (a
+    2-core host running flows) is up for the CLI and `bifrost worker`, not "does not answer"
+    (which exited 7, or started another server beside it); a port nobody listens on is not."""
+    import http.server
+    import threading
+
+    from cli.flows import _answers
+    from cli.runner import _someone_answers
+
+    class SlowHealth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(1.5)
+            self.send_response(200 if self.path == "/api/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHealth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        assert _answers(f"http://127.0.0.1:{port}/api/health")
+        assert _someone_answers(str(port))
+    finally:
+        server.shutdown()
+        server.server_close()
+    nobody = free_port()
+    assert not _answers(f"http://127.0.0.1:{nobody}/api/health")
+    assert not _someone_answers(str(nobody))

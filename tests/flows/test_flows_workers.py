@@ -291,3 +291,48 @@ def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server
     finally:
         stop_worker(worker, timeout=60)
         only_these_runs_due([])
+
+
+def test_a_bifrost_worker_stopped_while_starting_runs_exits_and_marks_them_crashed(
+    prefect_server, tmp_path
+) -> None:
+    """SIGTERM to `bifrost worker` (its process alone, as `kill` or a service manager sends it)
+    the moment it has taken runs: it exits, their processes with it, and the runs it had not
+    finished are Crashed, not left Pending or Running. (A KeyboardInterrupt raised by the
+    signal inside the worker's event loop once left it alive and polling no more.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    ensure_pools({WORK_POOL})
+    register([SLEEPER])
+    only_these_runs_due([])
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bifrost"), "worker", "--pool", WORK_POOL, "--host", "gone-host"],
+        env={**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        runs = [run_deployment("sleeper/sleeper", parameters={"seconds": 600}, timeout=0).id for _ in "abc"]
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 180
+            while all(client.read_flow_run(run_id).state.type.value == "SCHEDULED" for run_id in runs):
+                assert time.monotonic() < deadline and worker.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.05)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=60) == 0, log.read_text()[-3000:]
+            left = subprocess.run(
+                ["ps", "-o", "pid=,args=", "-g", str(worker.pid)], capture_output=True, text=True
+            ).stdout
+            assert left.strip() == "", left
+            states = {run_id: client.read_flow_run(run_id).state for run_id in runs}
+        taken = {run_id: state for run_id, state in states.items() if state.type.value != "SCHEDULED"}
+        assert taken, states
+        for state in taken.values():
+            assert state.type.value == "CRASHED", (states, log.read_text()[-3000:])
+            assert "gone-host" in state.message and "stopped before the run ended" in state.message
+    finally:
+        stop_worker(worker, timeout=10)
+        only_these_runs_due([])
