@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import update
@@ -190,7 +191,10 @@ def test_ctrl_c_stops_following_not_the_job(farm, monkeypatch, peek):
     def interrupted(_seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.render.time.sleep", interrupted)
+    # The follow loop's sleep alone (cli/render.py's `time`): patching time.sleep itself made
+    # any sleep in the process (a Prefect client's retry of a busy server) raise Ctrl-C where
+    # nothing catches it, which took the test's whole pytest worker down.
+    monkeypatch.setattr("cli.render.time", SimpleNamespace(sleep=interrupted))
     result = farm(*SUBMIT, "--wait", *COMMAND, code=130)
     assert "stopped following render job 1, which goes on (bifrost render show 1)" in result.output
     with peek() as session:
