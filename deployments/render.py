@@ -9,7 +9,7 @@ holds one slot per GPU it needs. Submitting a job checks its GPUs per chunk agai
 
 from __future__ import annotations
 
-from deployments.runs import PrefectUnavailable, prefect_api
+from deployments.runs import PrefectUnavailable, prefect_api, prefect_client
 
 GPU_LIMIT_PREFIX = "gpu:"
 _PAGE = 200
@@ -17,12 +17,10 @@ _PAGE = 200
 
 def gpu_hosts() -> dict[str, int]:
     """Host name -> GPUs, from the active `gpu:<host>` limits of the server PREFECT_API_URL names."""
-    from prefect.client.orchestration import get_client
-
     hosts: dict[str, int] = {}
     with prefect_api():
         try:
-            with get_client(sync_client=True) as client:
+            with prefect_client() as client:
                 offset = 0
                 while True:
                     limits = client.read_global_concurrency_limits(limit=_PAGE, offset=offset)

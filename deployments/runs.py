@@ -9,10 +9,11 @@ record's idempotency key, so asking twice never makes two runs.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ from bifrost_core.scope import SYSTEM, Actor
 from bifrost_core.users.models import User
 from bifrost_core.users.service import actor_for_user
 from flows.registry import FLOWS, FlowEntry, project_tag
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 # A record younger than this may still be on its way to Prefect: reconcile leaves it alone.
 RECONCILE_AFTER = timedelta(minutes=1)
@@ -41,7 +45,8 @@ def prefect_api() -> Iterator[None]:
     """Prefect calls aimed at the server PREFECT_API_URL names now.
 
     Prefect reads its settings once, at import; the variable is read per call so a long-lived
-    process (the API) follows it whoever imported Prefect first.
+    process (the API) follows it whoever imported Prefect first. Settings are made anew only
+    when it changed: that costs some 80 ms of CPU (Prefect validates all of its settings).
     """
     url = os.environ.get("PREFECT_API_URL")
     if not url:
@@ -49,8 +54,32 @@ def prefect_api() -> Iterator[None]:
         raise PrefectUnavailable("flows need a Prefect server: set PREFECT_API_URL")
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    if PREFECT_API_URL.value() == url:
+        yield
+        return
     with temporary_settings(updates={PREFECT_API_URL: url}):
         yield
+
+
+_clients = threading.local()
+
+
+@contextmanager
+def prefect_client() -> Iterator[SyncPrefectClient]:
+    """A client of the server the current settings name (inside `prefect_api()`), kept open
+    for this thread: a new one costs some 35 ms of CPU (its TLS context, even for http) and a
+    new connection. Per thread, as the API's requests run on a pool of them."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    opened: dict[str, SyncPrefectClient] = _clients.__dict__.setdefault("by_url", {})
+    client = opened.get(url)
+    if client is None:
+        client = opened[url] = get_client(sync_client=True)
+        client.__enter__()  # entered for good: the `with` below only nests (Prefect counts)
+    with client:
+        yield client
 
 
 def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any], request_id: str | None = None) -> Any:
@@ -60,7 +89,6 @@ def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any], request_id
     request that asked for it (as `run_deployment` does) and `request_id`, that request's id
     as `bifrost.request_id` (its logs carry it: flows/process.py)."""
     from opentelemetry import trace
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Scheduled
     from prefect.telemetry.run_telemetry import LABELS_TRACEPARENT_KEY, RunTelemetry
@@ -73,7 +101,7 @@ def start(entry: FlowEntry, run: FlowRun, parameters: dict[str, Any], request_id
     if request_id is not None:
         labels[REQUEST_LABEL] = request_id
     try:
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             deployment = client.read_deployment_by_name(entry.deployment)
             return client.create_flow_run_from_deployment(
                 deployment.id,
@@ -147,12 +175,11 @@ def start_run(
 
 def read(run_id: UUID) -> tuple[Any, str | None]:
     """The Prefect run and its latest markdown artifact (the run's summary), if any."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType
     from prefect.exceptions import ObjectNotFound
 
     try:
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             flow_run = client.read_flow_run(run_id)
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(

@@ -4,7 +4,6 @@ run whose start was lost is started again by the same key: never a second run.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 
@@ -17,6 +16,7 @@ from bifrost_core.runs import service
 from bifrost_core.runs.models import FlowRun
 from bifrost_core.scope import SYSTEM
 from deployments.runs import reconcile
+from tests.support.runs import every_flow_run
 from tests.support.world import World
 
 pytestmark = pytest.mark.slow
@@ -33,12 +33,8 @@ def prefect_runs(prefect_api: str) -> dict[str, str | None]:
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    async def read():
-        async with get_client() as client:
-            return await client.read_flow_runs()
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
-        return {str(run.id): run.idempotency_key for run in asyncio.run(read())}
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as client:
+        return {str(run.id): run.idempotency_key for run in every_flow_run(client)}
 
 
 def records(database) -> list[tuple[str | None, str | None]]:

@@ -18,6 +18,7 @@ from bifrost_core.db.uow import UnitOfWork
 from bifrost_core.events.models import Event
 from bifrost_core.projects.models import Project
 from bifrost_core.versions.models import Version
+from tests.support.runs import only_these_runs_due
 from tests.support.world import World, build_world
 
 pytestmark = pytest.mark.slow
@@ -33,18 +34,10 @@ def start_worker(prefect_api: str, database_url: str, tmp_path: Path, run_ids: l
     """A `--run-once` worker of the deployments' pool in its own process, logging to worker.log,
     for the runs `run_ids`: the session's Prefect server also holds runs other tests scheduled
     and never ran, which it would otherwise run against this test's database."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-    from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    scheduled = FlowRunFilter(
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING]))
-    )
-    with temporary_settings(updates={PREFECT_API_URL: prefect_api}), get_client(sync_client=True) as client:
-        for other in client.read_flow_runs(flow_run_filter=scheduled):
-            if str(other.id) not in run_ids:
-                client.delete_flow_run(other.id)
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        only_these_runs_due(run_ids)
     env = {
         **os.environ,
         "PREFECT_API_URL": prefect_api,

@@ -144,15 +144,12 @@ def test_a_new_flow_is_one_module_and_one_entry(
         assert all(run.run_id for run in uow.session.query(FlowRun))
 
     # The run named from its parameters, tagged with its project for the Prefect UI's filter.
-    async def ran():
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
-
-        async with get_client() as client:
-            done = FlowRunFilter(state=FlowRunFilterState(type={"any_": ["COMPLETED"]}))
-            return await client.read_flow_runs(flow_run_filter=done)
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     ours = {item["run_id"] for item in listed}
-    local = [run for run in asyncio.run(ran()) if str(run.id) in ours]
+    with get_client(sync_client=True) as client:
+        local = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=sorted(ours))))
+    local = [run for run in local if run.state_type.value == "COMPLETED"]
     assert [(run.name, "project:DEMO" in run.tags) for run in local] == [("hello DEMO hi", True)]
 
     # A flow taken out of the registry: its runs still read (whoever may start some flow).

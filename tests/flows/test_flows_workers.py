@@ -19,7 +19,7 @@ from deployments.automations import ZOMBIE_AUTOMATION, ZOMBIE_MESSAGE, ensure_zo
 from deployments.flows import ensure_pools, register
 from flows.registry import FLOWS, ROOT, WORK_POOL, FlowEntry
 from tests.support.ingest import OPERATOR, frames, planned, run_planned
-from tests.support.runs import read_run, stop_worker
+from tests.support.runs import only_these_runs_due, read_run, stop_worker
 
 pytestmark = pytest.mark.slow
 
@@ -30,20 +30,6 @@ SLEEPER = FlowEntry(
     action="flows.publish",
     description="Waits",
 )
-
-
-def only_these_runs_due(run_ids: list[str]) -> None:
-    """Delete every other run waiting on the session's server: a worker would take it."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
-
-    waiting = FlowRunFilter(
-        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["SCHEDULED", "PENDING"]))
-    )
-    with get_client(sync_client=True) as client:
-        for other in client.read_flow_runs(flow_run_filter=waiting):
-            if str(other.id) not in run_ids:
-                client.delete_flow_run(other.id)
 
 
 def start_worker(api: str, tmp_path: Path, env: dict[str, str], *, once: bool) -> subprocess.Popen:

@@ -1,5 +1,6 @@
-"""Helpers of the flow tests: a flow run and its artifacts read back from Prefect, and the
-CLI invoked in-process, and a worker process stopped."""
+"""Helpers of the flow tests: a flow run and its artifacts read back from Prefect, every run
+a filter matches, the runs left waiting on a server deleted, the CLI invoked in-process, and
+a worker process stopped."""
 
 from __future__ import annotations
 
@@ -27,6 +28,33 @@ def read_run(api: str, flow_run_id):
             return run, artifacts
 
     return asyncio.run(fetch())
+
+
+PAGE = 200  # Prefect's most runs per answer (PREFECT_API_DEFAULT_LIMIT)
+
+
+def every_flow_run(client, **filters) -> list:
+    """Every run the filters match, page after page: one answer holds at most PAGE, and a
+    session's server holds more (schemathesis alone starts hundreds)."""
+    runs: list = []
+    while page := client.read_flow_runs(**filters, offset=len(runs), limit=PAGE):
+        runs.extend(page)
+    return runs
+
+
+def only_these_runs_due(run_ids: list[str]) -> None:
+    """Delete every other run waiting on the current server (PREFECT_API_URL): a worker would
+    take it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+
+    waiting = FlowRunFilter(
+        state=FlowRunFilterState(type=FlowRunFilterStateType(any_=["SCHEDULED", "PENDING"]))
+    )
+    with get_client(sync_client=True) as client:
+        for other in every_flow_run(client, flow_run_filter=waiting):
+            if str(other.id) not in run_ids:
+                client.delete_flow_run(other.id)
 
 
 def invoke(*args: object, code: int = 0, input: str | None = None):
