@@ -10,7 +10,7 @@ The client is http.client over keep-alive connections (one per thread), so the
 figures are the server's, not an HTTP library's. Targets (concurrency 1, 2 cores):
 create p50 <= 4 ms, get <= 3 ms, one page of 250 <= 8 ms, all 5,000 <= 120 ms, update <= 4 ms.
 
-Two more sections (`--sections`, all three by default):
+Three more sections (`--sections`, all four by default):
 - gateway: `bifrost gateway` (HAProxy, TLS) in front of one API process: p50 of a get and of a
   list page through it against the same process directly (target: <= 1 ms added), over --rounds
   rounds of 20 requests on each path in turns, each path on one keep-alive connection (one TLS
@@ -28,6 +28,11 @@ Two more sections (`--sections`, all three by default):
   of 20 requests each, so that a change of the machine's load hits them alike; added: the median
   of the rounds' p50 ratios, with its spread.
   No Prefect server runs here: the API's Prefect reader (api/run_metrics.py) sits idle.
+- runs: the flow-run routes, which call the Prefect server: a Prefect server of its own with
+  Bifrost's deployments registered (no worker: the runs stay scheduled), then p50 of starting
+  a render-queue run (POST /projects/{id}/flows/render-queue/runs) and of reading one
+  (GET /flow-runs/{id}: the run and its summary artifact, two Prefect calls), with the API
+  server's CPU per request; the Prefect server's own time is in the latency, not in the CPU.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from pathlib import Path
 import psycopg
 
 SEQUENCES, SHOTS_PER_SEQUENCE, ASSETS = 20, 250, 1000
-SECTIONS = ("operations", "gateway", "telemetry")
+SECTIONS = ("operations", "gateway", "telemetry", "runs")
 BIFROST = str(Path(sys.executable).parent / "bifrost")
 GATEWAY_ADDED_MS = 1
 TELEMETRY_ADDED_PERCENT = 5
@@ -584,6 +589,55 @@ def bench_telemetry(
     )
 
 
+def bench_runs(
+    args: argparse.Namespace, env: dict[str, str], home: Path, token: str, operations: dict[str, Operation]
+) -> None:
+    from deployments.local_server import local_prefect_server
+
+    print(f"\n== runs: `bifrost serve --workers {args.workers}` and a Prefect server of its own", flush=True)
+    with local_prefect_server(home / "prefect") as prefect_url:
+        registered = subprocess.run(
+            [sys.executable, "-m", "deployments.flows"],
+            env={**env, "PREFECT_HOME": str(home / "prefect"), "PREFECT_API_URL": prefect_url},
+            cwd=Path(__file__).resolve().parents[1],
+            capture_output=True,
+            text=True,
+        )
+        if registered.returncode != 0:
+            raise SystemExit(f"deployments not registered:\n{registered.stderr[-2000:]}")
+        with served({**env, "PREFECT_API_URL": prefect_url}, home, args.workers, "runs") as (server, port):
+            connect = lambda: Client(port, token)  # noqa: E731
+            project_id = Client(port, token).call("GET", "/projects")["items"][0]["id"]
+            started: list[str] = []
+
+            def start(client: Client, _i: int) -> None:
+                answer = client.call("POST", f"/projects/{project_id}/flows/render-queue/runs", {})
+                started.append(answer["run_id"])
+
+            def read(client: Client, i: int) -> None:
+                client.call("GET", f"/flow-runs/{started[i % len(started)]}")
+
+            run(connect, start, 20, 2)  # warm-up: imports, connections
+            run(connect, read, 20, 2)
+            print(f"{'operation':<24} {'conc':>4} {'n':>5} {'p50 ms':>8} {'p95 ms':>8}", end="")
+            print(f" {'req/s':>8} {'cpu ms':>7}")
+            count = max(args.requests // 2, 20)
+            for label, operation, concurrency in (
+                ("start run", start, 1),
+                ("read run", read, 1),
+                ("read run", read, 8),
+            ):
+                cpu_before = tree_cpu_seconds(server.pid)
+                latencies, wall = run(connect, operation, count, concurrency)
+                cpu_ms = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / len(latencies)
+                print(
+                    f"{label:<24} {concurrency:>4} {len(latencies):>5} {percentile(latencies, 50):>8.2f} "
+                    f"{percentile(latencies, 95):>8.2f} {len(latencies) / wall:>8.0f} {cpu_ms:>7.2f}",
+                    flush=True,
+                )
+    print("cpu ms: the API server's CPU (all its processes) per request")
+
+
 def check_metrics_route(port: int, *, served: bool) -> None:
     """The switch did what it says: the figures are of what they claim to be."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -648,7 +702,12 @@ def main() -> None:
         operations = operations_of(project_id, sequence_ids, shot_ids)
         commit = "synchronous_commit=off" if args.async_commit else "durable commits"
         print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; {commit}", flush=True)
-        benches = {"operations": bench_operations, "gateway": bench_gateway, "telemetry": bench_telemetry}
+        benches = {
+            "operations": bench_operations,
+            "gateway": bench_gateway,
+            "telemetry": bench_telemetry,
+            "runs": bench_runs,
+        }
         for section in sections:
             benches[section](args, env, home, token, operations)
         print(f"\nload average after: {os.getloadavg()[0]:.2f}")
