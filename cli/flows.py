@@ -23,7 +23,7 @@ import typer
 from cli.common import flow_actor, open_database, operator, unit_of_work
 from cli.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from cli.output import JsonOption, keyed, print_json, render_list, say, say_lines
-from cli.runner import HEALTH_SECONDS, through_runner
+from cli.runner import prefect_answers, through_runner
 
 if TYPE_CHECKING:
     from bifrost_core.db.database import Database
@@ -103,7 +103,7 @@ def _use_local_server() -> bool:
     config = settings()
     state = read_state(ServerFiles.of(config.home))
     api_url = state["api_url"] if state is not None else f"http://127.0.0.1:{config.prefect_port}/api"
-    if state is None and not _answers(f"{api_url}/health"):
+    if state is None and not prefect_answers(api_url):
         return False
     # As the runner sets itself up: a command served by it and one run here see the same settings.
     for key, value in client_defaults(os.environ, api_url, config.home).items():
@@ -122,16 +122,6 @@ def server_ready(server: ServerProcess | None) -> None:
     except ServerDidNotStart as exc:
         say(f"error: cannot start the embedded Prefect server: {exc}", err=True)
         raise typer.Exit(EXIT_UNAVAILABLE) from None
-
-
-def _answers(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTH_SECONDS) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def persistent_server() -> None:

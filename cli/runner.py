@@ -200,12 +200,15 @@ def early_handover() -> None:
 
 def _someone_answers(port: str) -> bool:
     """A Prefect server not started by Bifrost (`prefect server start`) on the port."""
+    return port.isdigit() and prefect_answers(f"http://127.0.0.1:{port}/api")
+
+
+def prefect_answers(api_url: str) -> bool:
+    """The Prefect API at `api_url` answers its health check within HEALTH_SECONDS."""
     import urllib.request
 
     try:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{int(port)}/api/health", timeout=HEALTH_SECONDS
-        ) as response:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=HEALTH_SECONDS) as response:
             return response.status == 200
     except (OSError, ValueError):
         return False

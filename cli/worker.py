@@ -40,8 +40,9 @@ from uuid import UUID
 import typer
 
 from cli.errors import EXIT_CONFIG, EXIT_INVALID
-from cli.flows import _answers, persistent_server
+from cli.flows import persistent_server
 from cli.output import say
+from cli.runner import prefect_answers
 
 GPU_POOL = "bifrost-gpu"
 GPU_QUERY_SECONDS = 2  # how often a GPU worker polls for runs, unless PREFECT_WORKER_QUERY_SECONDS says
@@ -96,7 +97,7 @@ def worker(
         os.environ.setdefault("PREFECT_WORKER_QUERY_SECONDS", str(GPU_QUERY_SECONDS))
     persistent_server()
     url = os.environ["PREFECT_API_URL"].rstrip("/")
-    if not _answers(f"{url}/health"):
+    if not prefect_answers(url):
         say(f"error: the Prefect server at {url} does not answer", err=True)
         raise typer.Exit(EXIT_CONFIG)
     os.environ["BIFROST_WORKER_HOST"] = host

@@ -425,8 +425,7 @@ def test_a_busy_prefect_server_counts_as_up() -> None:
     import http.server
     import threading
 
-    from cli.flows import _answers
-    from cli.runner import _someone_answers
+    from cli.runner import _someone_answers, prefect_answers
 
     class SlowHealth(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -441,11 +440,11 @@ def test_a_busy_prefect_server_counts_as_up() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = server.server_address[1]
-        assert _answers(f"http://127.0.0.1:{port}/api/health")
+        assert prefect_answers(f"http://127.0.0.1:{port}/api")
         assert _someone_answers(str(port))
     finally:
         server.shutdown()
         server.server_close()
     nobody = free_port()
-    assert not _answers(f"http://127.0.0.1:{nobody}/api/health")
+    assert not prefect_answers(f"http://127.0.0.1:{nobody}/api")
     assert not _someone_answers(str(nobody))

@@ -228,6 +228,27 @@ def test_a_bifrost_worker_serves_metrics_of_the_runs_it_ran(
         worker.wait(timeout=60)
 
 
+def start_bifrost_worker(
+    api: str, tmp_path: Path, host: str, *, query_seconds: int
+) -> tuple[subprocess.Popen, Path]:
+    """`bifrost worker` of the CPU pool polling every `query_seconds`, in a session of its own
+    (stop_worker ends it with its engine and runs); the process and its log."""
+    log = tmp_path / "worker.log"
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "bifrost"), "worker", "--pool", WORK_POOL, "--host", host],
+        env={
+            **os.environ,
+            "PREFECT_API_URL": api,
+            "PREFECT_WORKER_QUERY_SECONDS": str(query_seconds),
+            "BIFROST_CHECKOUT": str(ROOT),
+        },
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return worker, log
+
+
 def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server, tmp_path) -> None:
     """`bifrost worker` polls the moment a run of its pool is scheduled (the server's events),
     not only every PREFECT_WORKER_QUERY_SECONDS: with polls ten minutes apart, a run scheduled
@@ -239,19 +260,7 @@ def test_a_bifrost_worker_takes_a_run_scheduled_between_its_polls(prefect_server
     ensure_pools({WORK_POOL})
     register([SLEEPER])
     only_these_runs_due([])
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bifrost"), "worker", "--pool", WORK_POOL, "--host", "woken-host"],
-        env={
-            **os.environ,
-            "PREFECT_API_URL": prefect_server,
-            "PREFECT_WORKER_QUERY_SECONDS": "600",
-            "BIFROST_CHECKOUT": str(ROOT),
-        },
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker, log = start_bifrost_worker(prefect_server, tmp_path, "woken-host", query_seconds=600)
     try:
         with get_client(sync_client=True) as client:
             deadline = time.monotonic() + 120
@@ -292,14 +301,7 @@ def test_a_bifrost_worker_stopped_while_starting_runs_exits_and_marks_them_crash
     ensure_pools({WORK_POOL})
     register([SLEEPER])
     only_these_runs_due([])
-    log = tmp_path / "worker.log"
-    worker = subprocess.Popen(
-        [str(Path(sys.executable).parent / "bifrost"), "worker", "--pool", WORK_POOL, "--host", "gone-host"],
-        env={**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "1"},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    worker, log = start_bifrost_worker(prefect_server, tmp_path, "gone-host", query_seconds=1)
     try:
         runs = [run_deployment("sleeper/sleeper", parameters={"seconds": 600}, timeout=0).id for _ in "abc"]
         with get_client(sync_client=True) as client:
